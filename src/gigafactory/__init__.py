@@ -1,0 +1,7 @@
+"""gigafactory: the open operating layer for AI gigafactories.
+
+One pure, deterministic scheduling engine (``gigafactory.engine.Engine``) driven by two clocks: the digital
+twin (``gigafactory.twin``) on a virtual clock and the live control plane on the wall clock.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from gigafactory.cli.app import main
+
+main()

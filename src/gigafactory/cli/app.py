@@ -1,0 +1,249 @@
+"""The ``gigafactory`` command line. Thin: it parses, calls the layers below and prints.
+
+User errors (:class:`~gigafactory.core.errors.UserError`) become one red line on stderr and exit code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gigafactory import __version__
+from gigafactory.core.errors import UserError
+from gigafactory.core.presets import SITE_PRESETS
+from gigafactory.policy.profile import NAMED_PROFILES, POINTS
+from gigafactory.twin.experiment import Experiment, load_experiment, run_one
+from gigafactory.twin.report import write_outputs
+from gigafactory.twin.sim import SimResult
+from gigafactory.twin.workloads import WORKLOADS
+
+app = typer.Typer(
+    name="gigafactory",
+    help="The open operating layer for AI gigafactories: one scheduling engine, a digital twin, a control plane.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+twin_app = typer.Typer(help="The digital twin: simulate a site under a workload and a policy.", no_args_is_help=True)
+app.add_typer(twin_app, name="twin")
+
+console = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEMO = Experiment(
+    site="gb200-nvl72:racks=1389",
+    workload="llm:load=0.85,tenants=10",
+    policy="default",
+    days=30.0,
+    seeds=(1,),
+    name="demo",
+)
+
+
+def user_errors(func: F) -> F:
+    """Turn user errors into one clear line and exit code 2, with no traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            err.print(f"[bold red]error:[/] {exc.filename or ''}: {exc.strerror}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fmt_s(x: float | None) -> str:
+    if x is None:
+        return "–"
+    if x < 120:
+        return f"{x:,.0f} s"
+    if x < 7200:
+        return f"{x / 60:,.1f} min"
+    return f"{x / 3600:,.1f} h"
+
+
+def summary_table(s: dict[str, Any]) -> Table:
+    table = Table(title=f"{s['site']} · {s['policy']} · seed {s['seed']}", show_header=False, title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    rows = [
+        ("jobs", f"{s['jobs']:,}"),
+        ("completed / failed / cancelled", f"{s['completed']:,} / {s['failed']:,} / {s['cancelled']:,}"),
+        ("rejected / unfinished", f"{s['rejected']:,} / {s['unfinished']:,}"),
+        ("offered load", "–" if s.get("offered_load") is None else f"{s['offered_load']:.2f}"),
+        ("utilisation", f"{s['utilisation']:.1%}"),
+        (
+            "JCT mean / p50 / p99",
+            f"{_fmt_s(s['avg_jct_s'])} / {_fmt_s(s['p50_jct_s'])} / {_fmt_s(s['p99_jct_s'])}",
+        ),
+        ("queueing mean / p99", f"{_fmt_s(s['avg_queue_s'])} / {_fmt_s(s['p99_queue_s'])}"),
+        ("makespan", _fmt_s(s["makespan_s"])),
+        ("events simulated", f"{s['events']:,} in {s['wall_s']:.1f} s ({s['events_per_s'] or 0:,.0f}/s)"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+def _run_with_progress(exp: Experiment, seed: int, quiet: bool) -> SimResult:
+    if quiet or not console.is_terminal:
+        return run_one(exp, seed)
+    with Progress(
+        TextColumn("[bold]simulating[/] seed {task.fields[seed]}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}% of submissions · day {task.fields[day]:.1f}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("sim", total=1.0, seed=seed, day=0.0)
+
+        def progress(frac: float, t: float) -> None:
+            bar.update(task, completed=frac, day=t / 86_400.0)
+
+        return run_one(exp, seed, progress=progress)
+
+
+def run_experiment(exp: Experiment, out: Path, *, quiet: bool = False) -> list[SimResult]:
+    exp.check()
+    results = []
+    for seed in exp.seeds:
+        result = _run_with_progress(exp, seed, quiet)
+        target = out if len(exp.seeds) == 1 else out / f"seed-{seed}"
+        summary_path, report_path = write_outputs(result, target)
+        results.append(result)
+        if not quiet:
+            console.print(summary_table(result.summary))
+            console.print(f"summary: [cyan]{summary_path}[/]  report: [cyan]{report_path}[/]")
+    if len(results) > 1:
+        combined = _combine([r.summary for r in results])
+        (out / "summary.json").write_text(json.dumps(combined, indent=2) + "\n")
+        if not quiet:
+            console.print(f"all seeds: [cyan]{out / 'summary.json'}[/]")
+    return results
+
+
+def _combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    numeric = [k for k, v in summaries[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    mean = {}
+    for k in numeric:
+        values = [s[k] for s in summaries if isinstance(s.get(k), (int, float))]
+        if values:
+            mean[k] = round(statistics.fmean(values), 6)
+    return {"runs": summaries, "mean": mean}
+
+
+@twin_app.command("run")
+@user_errors
+def twin_run(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="experiment TOML file")] = None,
+    site: Annotated[str | None, typer.Option(help="site preset, e.g. gb200-nvl72:racks=1389")] = None,
+    workload: Annotated[str | None, typer.Option(help="workload, e.g. llm:load=0.85")] = None,
+    policy: Annotated[str | None, typer.Option(help="profile order+backfill+place, e.g. fifo+easy+best-fit")] = None,
+    seed: Annotated[list[int] | None, typer.Option(help="seed; repeat for several")] = None,
+    days: Annotated[float | None, typer.Option(help="days of workload to simulate")] = None,
+    out: Annotated[Path | None, typer.Option(help="output directory")] = None,
+    validate: Annotated[bool, typer.Option(help="check engine invariants after every event (slow)")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")] = False,
+) -> None:
+    """Simulate a site: write OUT/summary.json and OUT/report.html."""
+    exp = load_experiment(config) if config is not None else Experiment()
+    exp = exp.with_overrides(
+        site=site,
+        workload=workload,
+        policy=policy,
+        days=days,
+        seeds=tuple(seed) if seed else None,
+        validate=validate or None,
+    )
+    target = out or (Path(exp.out) if exp.out else Path("out") / "twin")
+    run_experiment(exp, target, quiet=quiet)
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("out") / "demo",
+    days: Annotated[float, typer.Option(help="days to simulate")] = 30.0,
+) -> None:
+    """The main job: 30 days of a 100k-GPU GB200 NVL72 site shared by 10 tenants, simulated."""
+    exp = DEMO.with_overrides(days=days)
+    console.print(
+        f"[bold]gigafactory demo[/]: {days:g} days of a {exp.site} site (100,008 GPUs), "
+        f"workload {exp.workload}, policy {exp.profile()}"
+    )
+    run_experiment(exp, out)
+
+
+@app.command()
+def policies() -> None:
+    """List the scheduling policies by extension point, and the named profiles."""
+    for point, registry in POINTS.items():
+        table = Table(title=f"{point} policies", title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("what it does")
+        table.add_column("parameters")
+        for name in registry:
+            f = registry.get(name)
+            params = ", ".join(f"{k}={p.default}" for k, p in f.params.items()) or "–"
+            table.add_row(name, f.summary, params)
+        console.print(table)
+    for name, text in NAMED_PROFILES.items():
+        console.print(f"profile [bold]{name}[/] = {text}")
+
+
+@app.command()
+def sites() -> None:
+    """List the site presets and their parameters."""
+    table = Table(title="site presets", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("what it is")
+    table.add_column("parameters (default)")
+    for name in SITE_PRESETS:
+        p = SITE_PRESETS.get(name)
+        table.add_row(name, p.summary, ", ".join(f"{k}={v.default}" for k, v in p.params.items()))
+    console.print(table)
+
+
+@app.command()
+def workloads() -> None:
+    """List the workload sources and their parameters."""
+    table = Table(title="workloads", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("what it is")
+    table.add_column("parameters (default)")
+    for name in WORKLOADS:
+        w = WORKLOADS.get(name)
+        table.add_row(name, w.summary, ", ".join(f"{k}={v.default}" for k, v in w.params.items() if k))
+    console.print(table)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

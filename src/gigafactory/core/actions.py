@@ -1,0 +1,55 @@
+"""Actions: what the engine tells its driver to do. Frozen and slotted.
+
+The twin applies them to its simulated site; the control plane persists them in one transaction and then lets
+its executors carry them out, idempotently, keyed by ``(job_id, attempt)``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from gigafactory.core.jobs import JobId
+from gigafactory.core.placement import Placement
+from gigafactory.core.status import Status
+
+__all__ = ["Action", "RejectJob", "StartJob", "StopJob", "StopReason", "Wake"]
+
+
+class StopReason(enum.Enum):
+    CANCELLED = "cancelled"
+    PREEMPTED = "preempted"
+    NODE_FAILED = "node-failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StartJob(Action):
+    job_id: JobId
+    attempt: int
+    placement: Placement
+
+
+@dataclass(frozen=True, slots=True)
+class StopJob(Action):
+    """Stop a running attempt. With ``requeue`` the job goes back to the queue for its next attempt."""
+
+    job_id: JobId
+    attempt: int
+    reason: StopReason
+    requeue: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RejectJob(Action):
+    job_id: JobId
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class Wake(Action):
+    """Ask the driver for a :class:`~gigafactory.core.events.Tick` at ``time`` (time-driven policies)."""

@@ -1,0 +1,403 @@
+"""Free resources of one site, kept incrementally in columns.
+
+``Capacity`` is the mutable half of the cluster model (the :class:`Topology` is the immutable half). The
+engine owns one and is its only writer; policies read it, and backfill works on cheap copies of it.
+
+Per GPU it keeps the free milli-GPU. Per node it keeps free CPU and memory, the count of fully free GPUs
+(``whole``), the largest free share on any one GPU (``maxfree``) and the number of allocations. A node is
+*schedulable* while it is up and not drained. The aggregates below count schedulable nodes only, so a
+policy's filter is one comparison:
+
+* ``avail_whole[n]`` / ``avail_maxfree[n]``: ``whole`` / ``maxfree`` of a schedulable node, 0 otherwise;
+* ``domain_whole`` / ``pod_whole``: free whole GPUs per NVLink domain / pod;
+* ``hist[m, k]``: schedulable nodes of model ``m`` with exactly ``k`` whole free GPUs;
+* ``full[m, g]``: schedulable, completely free nodes of model ``m`` that have ``g`` GPUs.
+
+Invariant: ``0 <= gpu_free <= 1000`` and free CPU and memory never go negative; :meth:`allocate` raises
+:class:`InvariantError` rather than over-allocate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from gigafactory.core.errors import InvariantError
+from gigafactory.core.jobs import JobRequest
+from gigafactory.core.placement import Placement
+from gigafactory.core.topology import Topology
+
+__all__ = ["Capacity"]
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+_VECTOR_MIN = 12  # placements on more nodes than this update the aggregates with vector operations
+
+
+class Capacity:
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self.gpu_free: IntArray = np.full(topo.num_gpus, 1000, np.int64)
+        self.node_cpu: IntArray = topo.node_cpu.copy()
+        self.node_mem: IntArray = topo.node_mem.copy()
+        self.node_whole: IntArray = topo.node_gpus.copy()
+        self.node_maxfree: IntArray = np.where(topo.node_gpus > 0, 1000, 0).astype(np.int64)
+        self.node_milli: IntArray = topo.node_gpus * 1000
+        self.node_jobs: IntArray = np.zeros(topo.num_nodes, np.int64)
+        self.node_up: BoolArray = np.ones(topo.num_nodes, np.bool_)
+        self.node_open: BoolArray = np.ones(topo.num_nodes, np.bool_)
+        self.schedulable: BoolArray = np.ones(topo.num_nodes, np.bool_)
+        self.avail_whole: IntArray = self.node_whole.copy()
+        self.avail_maxfree: IntArray = self.node_maxfree.copy()
+        self.domain_whole: IntArray = np.bincount(
+            topo.node_domain, weights=topo.node_gpus, minlength=topo.num_domains
+        ).astype(np.int64)
+        self.pod_whole: IntArray = np.bincount(topo.node_pod, weights=topo.node_gpus, minlength=topo.num_pods).astype(
+            np.int64
+        )
+        nm = len(topo.models)
+        kmax = topo.max_gpus_per_node + 1
+        self.hist: IntArray = np.zeros((nm, kmax), np.int64)
+        np.add.at(self.hist, (topo.node_model, topo.node_gpus), 1)
+        self.full: IntArray = self.hist.copy()
+        self.model_gpus: IntArray = np.zeros(nm, np.int64)  # largest node, in GPUs, of each model
+        np.maximum.at(self.model_gpus, topo.node_model, topo.node_gpus)
+        self.model_gpus.setflags(write=False)
+        self.used_milli = 0
+        self.used_nodes = 0  # nodes with at least one allocation
+        self.grow_epoch = 0  # bumped whenever free capacity grows; a failed fit stays failed until it moves
+        self._model_masks: dict[tuple[str, ...], BoolArray | None] = {}
+        self._model_ids: dict[tuple[str, ...] | None, list[int]] = {}
+        self._gpu_start = topo.gpu_start
+        self._node_gpus = topo.node_gpus
+        self._node_model = topo.node_model
+        self._node_domain = topo.node_domain
+        self._node_pod = topo.node_pod
+
+    # ---- copies -------------------------------------------------------------------------------------------
+    def copy(self) -> Capacity:
+        other = Capacity.__new__(Capacity)
+        for key, value in self.__dict__.items():
+            if isinstance(value, np.ndarray) and value.flags.writeable:
+                setattr(other, key, value.copy())
+            elif key in ("_model_masks", "_model_ids"):
+                setattr(other, key, value)  # caches that depend only on the topology; shared
+            else:
+                setattr(other, key, value)
+        return other
+
+    # ---- queries ------------------------------------------------------------------------------------------
+    def model_mask(self, models: tuple[str, ...] | None) -> BoolArray | None:
+        """Nodes whose GPU model is allowed, or ``None`` when every node's is."""
+        if models is None:
+            return None
+        try:
+            return self._model_masks[models]
+        except KeyError:
+            ids = [i for i, m in enumerate(self.topo.models) if m in models]
+            mask: BoolArray | None
+            if len(ids) == len(self.topo.models):
+                mask = None
+            else:
+                mask = np.isin(self._node_model, ids)
+                mask.setflags(write=False)
+            self._model_masks[models] = mask
+            return mask
+
+    def model_ids(self, models: tuple[str, ...] | None) -> list[int]:
+        try:
+            return self._model_ids[models]
+        except KeyError:
+            ids = [i for i, m in enumerate(self.topo.models) if models is None or m in models]
+            self._model_ids[models] = ids
+            return ids
+
+    def aggregates_without(self, nodes: IntArray) -> tuple[IntArray, IntArray]:
+        """``hist`` and ``full`` as if ``nodes`` (indices) were not there: what a reservation leaves free."""
+        ns = nodes[self.schedulable[nodes]]
+        hist = np.zeros_like(self.hist)
+        w = self.node_whole[ns]
+        m = self._node_model[ns]
+        np.add.at(hist, (m, w), 1)
+        g = self._node_gpus[ns]
+        f = w == g
+        full = np.zeros_like(self.full)
+        np.add.at(full, (m[f], g[f]), 1)
+        return self.hist - hist, self.full - full
+
+    def free_whole(self, models: tuple[str, ...] | None = None) -> int:
+        """Whole free GPUs on schedulable nodes of the allowed models."""
+        ks = np.arange(self.hist.shape[1])
+        rows = self.hist if models is None else self.hist[self.model_ids(models)]
+        return int((rows * ks).sum())
+
+    def could_fit(self, req: JobRequest, hist: IntArray | None = None, full: IntArray | None = None) -> bool:
+        """A necessary condition for ``req`` to fit now, from the aggregates alone (O(models × GPUs per node)).
+
+        False means it surely does not fit; True means a placement policy must look. ``hist`` and ``full``
+        replace the site's aggregates, e.g. with those of the nodes a reservation leaves free.
+        """
+        if req.gpus == 0:
+            return True
+        ids = self.model_ids(req.models)
+        if hist is None:
+            hist = self.hist
+        if full is None:
+            full = self.full
+        if req.fractional:
+            return any(hist[m, 1:].any() for m in ids) or bool((self.avail_maxfree >= req.gpu_milli).any())
+        need = req.gpus
+        if self.single_node(req):
+            return any(hist[m, need:].any() for m in ids)
+        if not req.gang:
+            ks = np.arange(hist.shape[1])
+            return sum(int((hist[m] * ks).sum()) for m in ids) >= need
+        # A multi-node gang takes whole free nodes of one model (its largest node size) plus a remainder.
+        for m in ids:
+            g = int(self.model_gpus[m])
+            if g == 0:
+                continue
+            whole_nodes, rem = divmod(need, g)
+            free_nodes = int(full[m, g])
+            if free_nodes >= whole_nodes + (1 if rem else 0):
+                return True
+            if rem and free_nodes >= whole_nodes and hist[m, rem:g].any():
+                return True
+        return False
+
+    def single_node(self, req: JobRequest) -> bool:
+        """Does ``req`` go on one node? Yes when some allowed model has nodes with that many GPUs."""
+        if req.gpus <= 1:
+            return True
+        return req.gpus <= max((int(self.model_gpus[m]) for m in self.model_ids(req.models)), default=0)
+
+    # ---- updates ------------------------------------------------------------------------------------------
+    def _detach(self, n: int) -> None:
+        if self.schedulable[n]:
+            w = int(self.node_whole[n])
+            m = self._node_model[n]
+            self.domain_whole[self._node_domain[n]] -= w
+            self.pod_whole[self._node_pod[n]] -= w
+            self.hist[m, w] -= 1
+            g = self._node_gpus[n]
+            if w == g:
+                self.full[m, g] -= 1
+
+    def _attach(self, n: int) -> None:
+        if self.schedulable[n]:
+            w = int(self.node_whole[n])
+            m = self._node_model[n]
+            self.domain_whole[self._node_domain[n]] += w
+            self.pod_whole[self._node_pod[n]] += w
+            self.hist[m, w] += 1
+            g = self._node_gpus[n]
+            if w == g:
+                self.full[m, g] += 1
+            self.avail_whole[n] = w
+            self.avail_maxfree[n] = self.node_maxfree[n]
+        else:
+            self.avail_whole[n] = 0
+            self.avail_maxfree[n] = 0
+
+    def _refresh_node(self, n: int) -> None:
+        a, b = self._gpu_start[n], self._gpu_start[n + 1]
+        if a == b:
+            return
+        free = self.gpu_free[a:b]
+        self.node_whole[n] = int((free == 1000).sum())
+        self.node_maxfree[n] = int(free.max())
+        self.node_milli[n] = int(free.sum())
+
+    def allocate(self, pl: Placement) -> None:
+        self._apply(pl, -1)
+
+    def release(self, pl: Placement) -> None:
+        self._apply(pl, +1)
+        self.grow_epoch += 1
+
+    def _apply(self, pl: Placement, sign: int) -> None:
+        milli = pl.gpu_milli * sign
+        if len(pl.nodes) > _VECTOR_MIN:
+            self._apply_many(pl, sign)
+        else:
+            gpu_free = self.gpu_free
+            whole = pl.gpu_milli == 1000
+            for n, gpus, cpu, mem in zip(pl.nodes, pl.node_gpus, pl.cpu, pl.mem, strict=True):
+                self._detach(n)
+                for g in gpus:
+                    v = gpu_free[g] + milli
+                    if v < 0 or v > 1000:
+                        raise InvariantError(f"GPU {g} on node {n} would hold {1000 - v} milli")
+                    gpu_free[g] = v
+                c = self.node_cpu[n] + cpu * sign
+                mm = self.node_mem[n] + mem * sign
+                if c < 0 or mm < 0:
+                    raise InvariantError(f"node {n} would have negative free CPU or memory")
+                self.node_cpu[n] = c
+                self.node_mem[n] = mm
+                before = self.node_jobs[n]
+                self.node_jobs[n] = before - sign
+                if sign < 0 and before == 0:
+                    self.used_nodes += 1
+                elif sign > 0 and before == 1:
+                    self.used_nodes -= 1
+                if gpus:
+                    if whole:
+                        # Whole GPUs go from fully free to fully taken and back: no need to rescan the node.
+                        k = len(gpus) * sign
+                        w = self.node_whole[n] + k
+                        self.node_whole[n] = w
+                        self.node_milli[n] += 1000 * k
+                        if w > 0:
+                            self.node_maxfree[n] = 1000
+                        else:
+                            a, b = self._gpu_start[n], self._gpu_start[n + 1]
+                            self.node_maxfree[n] = int(gpu_free[a:b].max())
+                    else:
+                        self._refresh_node(n)
+                self._attach(n)
+        self.used_milli -= milli * pl.num_gpus
+
+    def _apply_many(self, pl: Placement, sign: int) -> None:
+        nodes = pl.node_array
+        self._detach_many(nodes)
+        gpus = pl.gpu_array
+        if gpus.size:
+            new = self.gpu_free[gpus] + pl.gpu_milli * sign
+            if (new < 0).any() or (new > 1000).any():
+                raise InvariantError("a placement would over-allocate a GPU")
+            self.gpu_free[gpus] = new
+        cpu = self.node_cpu[nodes] + np.asarray(pl.cpu, np.int64) * sign
+        mem = self.node_mem[nodes] + np.asarray(pl.mem, np.int64) * sign
+        if (cpu < 0).any() or (mem < 0).any():
+            raise InvariantError("a placement would make free CPU or memory negative")
+        self.node_cpu[nodes] = cpu
+        self.node_mem[nodes] = mem
+        before = self.node_jobs[nodes]
+        self.node_jobs[nodes] = before - sign
+        if sign < 0:
+            self.used_nodes += int((before == 0).sum())
+        else:
+            self.used_nodes -= int((before == 1).sum())
+        self._refresh_nodes(nodes)
+        self._attach_many(nodes)
+
+    def _refresh_nodes(self, nodes: IntArray) -> None:
+        """Recompute whole, maxfree and milli of ``nodes`` from their GPUs, vectorised."""
+        starts = self._gpu_start[nodes]
+        counts = self._node_gpus[nodes]
+        has = counts > 0
+        if has.any():
+            idx = np.repeat(starts[has], counts[has]) + _ragged_arange(counts[has])
+            free = self.gpu_free[idx]
+            offsets = np.zeros(int(has.sum()), np.int64)
+            np.cumsum(counts[has][:-1], out=offsets[1:])
+            self.node_whole[nodes[has]] = np.add.reduceat((free == 1000).astype(np.int64), offsets)
+            self.node_maxfree[nodes[has]] = np.maximum.reduceat(free, offsets)
+            self.node_milli[nodes[has]] = np.add.reduceat(free, offsets)
+
+    def _detach_many(self, nodes: IntArray) -> None:
+        ns = nodes[self.schedulable[nodes]]
+        w = self.node_whole[ns]
+        m = self._node_model[ns]
+        np.subtract.at(self.domain_whole, self._node_domain[ns], w)
+        np.subtract.at(self.pod_whole, self._node_pod[ns], w)
+        np.subtract.at(self.hist, (m, w), 1)
+        g = self._node_gpus[ns]
+        f = w == g
+        np.subtract.at(self.full, (m[f], g[f]), 1)
+
+    def _attach_many(self, nodes: IntArray) -> None:
+        ok = self.schedulable[nodes]
+        ns = nodes[ok]
+        w = self.node_whole[ns]
+        m = self._node_model[ns]
+        np.add.at(self.domain_whole, self._node_domain[ns], w)
+        np.add.at(self.pod_whole, self._node_pod[ns], w)
+        np.add.at(self.hist, (m, w), 1)
+        g = self._node_gpus[ns]
+        f = w == g
+        np.add.at(self.full, (m[f], g[f]), 1)
+        self.avail_whole[ns] = w
+        self.avail_maxfree[ns] = self.node_maxfree[ns]
+        off = nodes[~ok]
+        self.avail_whole[off] = 0
+        self.avail_maxfree[off] = 0
+
+    def set_node(self, n: int, *, up: bool | None = None, open: bool | None = None) -> None:
+        """Mark a node up/down (failures) or open/drained (operators). Its capacity leaves or rejoins the pool."""
+        self._detach(n)
+        if up is not None:
+            self.node_up[n] = up
+        if open is not None:
+            self.node_open[n] = open
+        was = bool(self.schedulable[n])
+        self.schedulable[n] = self.node_up[n] and self.node_open[n]
+        self._attach(n)
+        if self.schedulable[n] and not was:
+            self.grow_epoch += 1
+
+    # ---- checks -------------------------------------------------------------------------------------------
+    def check(self, placements: Sequence[Placement]) -> None:
+        """Recompute every column from ``placements`` (the running jobs) and compare. For ``validate=True``."""
+        topo = self.topo
+        gpu_free = np.full(topo.num_gpus, 1000, np.int64)
+        cpu = topo.node_cpu.copy()
+        mem = topo.node_mem.copy()
+        jobs = np.zeros(topo.num_nodes, np.int64)
+        for pl in placements:
+            for n, gpus, c, mm in zip(pl.nodes, pl.node_gpus, pl.cpu, pl.mem, strict=True):
+                for g in gpus:
+                    if topo.gpu_node[g] != n:
+                        raise InvariantError(f"placement lists GPU {g} under node {n}, but it is on another node")
+                    gpu_free[g] -= pl.gpu_milli
+                cpu[n] -= c
+                mem[n] -= mm
+                jobs[n] += 1
+        if (gpu_free < 0).any():
+            g = int(np.flatnonzero(gpu_free < 0)[0])
+            raise InvariantError(f"GPU {g} is allocated beyond its capacity")
+        if (cpu < 0).any() or (mem < 0).any():
+            raise InvariantError("a node's CPU or memory is allocated beyond its capacity")
+        if not np.array_equal(gpu_free, self.gpu_free):
+            g = int(np.flatnonzero(gpu_free != self.gpu_free)[0])
+            raise InvariantError(f"GPU {g}: free {self.gpu_free[g]} but running jobs leave {gpu_free[g]}")
+        if not (np.array_equal(cpu, self.node_cpu) and np.array_equal(mem, self.node_mem)):
+            raise InvariantError("free CPU or memory disagrees with the running jobs")
+        if not np.array_equal(jobs, self.node_jobs):
+            raise InvariantError("per-node allocation counts disagree with the running jobs")
+        fresh = Capacity(topo)
+        fresh.gpu_free[:] = gpu_free
+        for n in range(topo.num_nodes):
+            fresh._refresh_node(n)
+        for name in ("node_whole", "node_maxfree", "node_milli"):
+            if not np.array_equal(getattr(fresh, name), getattr(self, name)):
+                raise InvariantError(f"{name} disagrees with the free GPUs")
+        sched = self.node_up & self.node_open
+        if not np.array_equal(sched, self.schedulable):
+            raise InvariantError("schedulable mask disagrees with up/open")
+        whole = np.where(sched, fresh.node_whole, 0)
+        if not np.array_equal(whole, self.avail_whole):
+            raise InvariantError("avail_whole disagrees with the free GPUs")
+        if not np.array_equal(np.bincount(topo.node_domain, whole, topo.num_domains), self.domain_whole):
+            raise InvariantError("domain_whole disagrees with the free GPUs")
+        if not np.array_equal(np.bincount(topo.node_pod, whole, topo.num_pods), self.pod_whole):
+            raise InvariantError("pod_whole disagrees with the free GPUs")
+        hist = np.zeros_like(self.hist)
+        np.add.at(hist, (topo.node_model[sched], fresh.node_whole[sched]), 1)
+        if not np.array_equal(hist, self.hist):
+            raise InvariantError("the free-GPU histogram disagrees with the free GPUs")
+        if self.used_milli != int((1000 - self.gpu_free).sum()):
+            raise InvariantError("used_milli disagrees with the free GPUs")
+
+
+def _ragged_arange(counts: IntArray) -> IntArray:
+    """Concatenated ``arange(c)`` for each ``c`` in ``counts``."""
+    total = int(counts.sum())
+    ends = np.cumsum(counts)
+    out = np.arange(total, dtype=np.int64)
+    out -= np.repeat(ends - counts, counts)
+    return out

@@ -1,0 +1,105 @@
+"""Events: what the engine is told. Frozen, slotted, and each carries the time it happened at (seconds).
+
+The twin creates them on its virtual clock; the control plane creates them from its store and executors on the
+wall clock. The engine never creates time itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gigafactory.core.jobs import Job, JobId
+
+__all__ = [
+    "CheckpointWritten",
+    "Event",
+    "JobCancelled",
+    "JobFailed",
+    "JobFinished",
+    "JobInterrupted",
+    "JobSubmitted",
+    "NodeDrained",
+    "NodeFailed",
+    "NodeRepaired",
+    "NodeResumed",
+    "Tick",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobSubmitted(Event):
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class JobCancelled(Event):
+    job_id: JobId
+    reason: str = "cancelled by user"
+
+
+@dataclass(frozen=True, slots=True)
+class JobFinished(Event):
+    """An attempt ended by itself with exit code 0."""
+
+    job_id: JobId
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobFailed(Event):
+    """An attempt ended by itself with a non-zero exit code: the job's own failure, not the hardware's."""
+
+    job_id: JobId
+    attempt: int
+    exit_code: int = 1
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobInterrupted(Event):
+    """An attempt was killed by the infrastructure (a lost node, a dead executor); the job goes back to the queue."""
+
+    job_id: JobId
+    attempt: int
+    reason: str = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointWritten(Event):
+    job_id: JobId
+    attempt: int
+    work_s: float  # work done, in seconds of uninterrupted run time, that the checkpoint holds
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailed(Event):
+    node: int
+    reason: str = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRepaired(Event):
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDrained(Event):
+    """No new job may start on the node; jobs already there run on."""
+
+    node: int
+    reason: str = "drained"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResumed(Event):
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tick(Event):
+    """A wake-up the engine asked for with a :class:`~gigafactory.core.actions.Wake` action."""

@@ -1,0 +1,112 @@
+"""Jobs and what they ask for.
+
+A :class:`JobRequest` says what one job needs:
+
+* ``gpus`` whole GPUs, each of ``gpu_milli`` = 1000; or one GPU shared (``gpus == 1`` and ``gpu_milli < 1000``:
+  a fractional, milli-GPU request that takes ``gpu_milli`` from a single GPU); or no GPU (a CPU-only task);
+* ``cpu_milli`` and ``mem_mib`` for the whole job (a multi-node job spreads them over its nodes in
+  proportion to the GPUs on each);
+* ``models``: the GPU models it may run on (``None`` = any);
+* ``locality``: all its GPUs in one NVLink domain, in one pod, or anywhere;
+* ``gang``: all or nothing. A gang job of more GPUs than a node has takes whole free nodes (plus one node with
+  enough free GPUs for the remainder) and starts on all of them at once. A non-gang job may scatter its GPUs
+  over any free GPUs; it still starts whole.
+
+A :class:`Job` is a request with an identity, an owner and times. Its lifecycle::
+
+    PENDING ──► RUNNING ──► COMPLETED | FAILED | CANCELLED
+       ▲  │        │
+       │  ▼        └──► (preempted or interrupted) back to PENDING, next attempt
+       │ REJECTED / CANCELLED
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import NewType
+
+from gigafactory.core.errors import RequestError
+
+__all__ = ["TERMINAL_STATES", "Job", "JobId", "JobRequest", "JobState", "Locality"]
+
+JobId = NewType("JobId", int)
+
+
+class Locality(enum.Enum):
+    ANY = "any"
+    POD = "pod"
+    DOMAIN = "domain"
+
+
+class JobState(enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.REJECTED})
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    gpus: int = 1
+    gpu_milli: int = 1000
+    cpu_milli: int = 0
+    mem_mib: int = 0
+    models: tuple[str, ...] | None = None
+    locality: Locality = Locality.ANY
+    gang: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("gpus", "gpu_milli", "cpu_milli", "mem_mib"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise RequestError(f"{name}={value!r} must be a whole number")
+        if self.gpus < 0:
+            raise RequestError(f"gpus={self.gpus} must not be negative")
+        if self.cpu_milli < 0 or self.mem_mib < 0:
+            raise RequestError("cpu_milli and mem_mib must not be negative")
+        if self.gpus == 0 and self.cpu_milli == 0:
+            raise RequestError("a job must ask for at least one GPU or some CPU")
+        if self.gpus > 0 and not 1 <= self.gpu_milli <= 1000:
+            raise RequestError(f"gpu_milli={self.gpu_milli} must be between 1 and 1000")
+        if self.gpus > 1 and self.gpu_milli != 1000:
+            raise RequestError(
+                f"a fractional request (gpu_milli={self.gpu_milli}) takes part of one GPU, not of {self.gpus}"
+            )
+        if self.models is not None:
+            if not self.models:
+                raise RequestError("models=() allows no GPU model; use None for any model")
+            object.__setattr__(self, "models", tuple(sorted(set(self.models))))
+
+    @property
+    def fractional(self) -> bool:
+        return self.gpus == 1 and self.gpu_milli < 1000
+
+    @property
+    def total_milli(self) -> int:
+        return self.gpus * self.gpu_milli if self.gpus else 0
+
+    @property
+    def gpu_equivalent(self) -> float:
+        """GPUs held, counting a fractional request as its fraction."""
+        return self.total_milli / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: JobId
+    request: JobRequest
+    submit_s: float
+    tenant: str = "default"
+    estimate_s: float | None = None  # the user's run-time limit, used by backfill; None = unknown
+    priority: int = 0
+    name: str = ""

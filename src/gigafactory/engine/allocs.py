@@ -1,0 +1,83 @@
+"""Running allocations as columns: one row per (running job, node it holds), with the job's expected end.
+
+It answers two questions cheaply at any scale: *which jobs sit on node n* (to interrupt them when it fails) and
+*when does each node empty* (``free_at``: the latest expected end of the jobs on it; backfill plans with it).
+A job's rows are contiguous, so removing a job marks one slice dead; dead rows are compacted away once they
+are the majority. Written only by the engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["AllocTable"]
+
+
+class AllocTable:
+    def __init__(self, num_nodes: int, capacity: int = 1024) -> None:
+        self.num_nodes = num_nodes
+        self._node = np.zeros(capacity, np.int64)
+        self._job = np.zeros(capacity, np.int64)
+        self._end = np.zeros(capacity, np.float64)
+        self._alive = np.zeros(capacity, np.bool_)
+        self._size = 0
+        self._dead = 0
+        self._rows: dict[int, tuple[int, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, job: int, nodes: npt.NDArray[np.int64] | tuple[int, ...], end: float) -> None:
+        count = len(nodes)
+        if self._size + count > self._node.size:
+            self._grow(self._size + count)
+        s = self._size
+        self._node[s : s + count] = nodes
+        self._job[s : s + count] = job
+        self._end[s : s + count] = end
+        self._alive[s : s + count] = True
+        self._size += count
+        self._rows[job] = (s, count)
+
+    def remove(self, job: int) -> None:
+        s, count = self._rows.pop(job)
+        self._alive[s : s + count] = False
+        self._dead += count
+        if self._dead > 4096 and self._dead * 2 > self._size:
+            self._compact()
+
+    def jobs_on(self, node: int) -> list[int]:
+        n = self._size
+        hit = self._alive[:n] & (self._node[:n] == node)
+        return sorted(set(self._job[:n][hit].tolist()))
+
+    def free_at(self) -> npt.NDArray[np.float64]:
+        """Per node, the latest expected end of the jobs on it; ``-inf`` for a node with no job."""
+        out = np.full(self.num_nodes, -np.inf)
+        n = self._size
+        alive = self._alive[:n]
+        np.maximum.at(out, self._node[:n][alive], self._end[:n][alive])
+        return out
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, 2 * self._node.size)
+        for name in ("_node", "_job", "_end", "_alive"):
+            old = getattr(self, name)
+            new = np.zeros(cap, old.dtype)
+            new[: self._size] = old[: self._size]
+            setattr(self, name, new)
+
+    def _compact(self) -> None:
+        n = self._size
+        alive = self._alive[:n]
+        new_pos = np.cumsum(alive) - 1
+        keep = np.flatnonzero(alive)
+        for name in ("_node", "_job", "_end"):
+            arr = getattr(self, name)
+            arr[: keep.size] = arr[keep]
+        self._alive[: keep.size] = True
+        self._alive[keep.size : n] = False
+        self._size = keep.size
+        self._dead = 0
+        self._rows = {job: (int(new_pos[s]), c) for job, (s, c) in self._rows.items()}

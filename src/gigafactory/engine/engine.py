@@ -1,0 +1,468 @@
+"""The scheduling engine: a pure, deterministic state machine, ``handle(events) -> actions``.
+
+It keeps the state of one site (its :class:`~gigafactory.core.capacity.Capacity`, the queue, the running jobs)
+and never reads a clock, does no I/O and draws randomness only from its seeded generator. The twin and the
+control plane both drive it; given the same events and seed it returns the same actions.
+
+Who may change what (everything else only reads):
+
+* :meth:`Engine.handle` is the only entry point. It applies each event in turn, then runs one scheduling pass.
+* ``_start`` / ``_end`` / ``_requeue`` are the only functions that move a job between states, and each writes
+  one transition-log entry. ``self.cap`` is changed only by ``_start`` and ``_end`` (allocate, release) and by
+  the node events (up, down, drain).
+
+A scheduling pass is incremental. It walks the queue in policy order: jobs start while they fit; the first job
+that does not fit becomes the *head*; the backfill policy may give it a reservation and then test at most
+``depth`` later jobs. A job that did not fit is not tried again until free capacity has grown (the capacity's
+``grow_epoch``), so passes triggered by new submissions to a full site cost a few dictionary lookups.
+
+Invariants (checked after every event when ``validate=True``):
+
+* no GPU, CPU or memory is allocated beyond its capacity, and the capacity columns agree with the running jobs;
+* no job starts before it was submitted;
+* every submitted job is in exactly one state, and the queue holds exactly the pending jobs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from sortedcontainers import SortedList
+
+from gigafactory.core.actions import Action, RejectJob, StartJob, StopJob, StopReason
+from gigafactory.core.capacity import Capacity
+from gigafactory.core.errors import InvariantError
+from gigafactory.core.events import (
+    CheckpointWritten,
+    Event,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobInterrupted,
+    JobSubmitted,
+    NodeDrained,
+    NodeFailed,
+    NodeRepaired,
+    NodeResumed,
+    Tick,
+)
+from gigafactory.core.jobs import Job, JobRequest, JobState, Locality
+from gigafactory.core.placement import Placement
+from gigafactory.core.status import Status
+from gigafactory.core.tenants import TenantTree
+from gigafactory.core.topology import Topology
+from gigafactory.engine.allocs import AllocTable
+from gigafactory.engine.log import Transition, TransitionLog
+from gigafactory.engine.planner import EndPlanner
+from gigafactory.policy.base import PlaceContext, Reservation
+from gigafactory.policy.profile import Profile, parse_profile
+
+__all__ = ["Engine", "JobRecord"]
+
+# A reservation is recomputed when the head changes, a reserved node fails, or it expires. Early job ends only
+# make it pessimistic, never wrong; it is refreshed for them at most this often (Slurm's default bf_interval).
+RESERVATION_REFRESH_S = 30.0
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """The engine's mutable record of one job. Read it; never write it from outside the engine."""
+
+    job: Job
+    state: JobState
+    submitted_s: float
+    key: tuple[object, ...] = ()
+    attempt: int = 0
+    placement: Placement | None = None
+    started_s: float | None = None  # start of the current (or last) attempt
+    first_start_s: float | None = None
+    end_s: float | None = None
+    est_end: float = math.inf
+    fail_epoch: int = -1  # capacity grow_epoch at which it last failed to fit
+    fail_res: int = -1  # reservation version that excluded it then (-1: it fitted nowhere)
+    reason: str = ""
+    exit_code: int | None = None
+
+
+@dataclass
+class _Stats:
+    events: int = 0
+    passes: int = 0
+    place_calls: int = 0
+    quick_rejects: int = 0
+    memo_skips: int = 0
+    reservations: int = 0
+    starts: int = 0
+    backfilled: int = 0
+
+
+class Engine:
+    """One site's scheduler. ``Engine(topology, "fifo+easy+best-fit", seed=1).handle([...]) -> [actions]``."""
+
+    def __init__(
+        self,
+        topo: Topology,
+        profile: Profile | str = "default",
+        *,
+        tenants: TenantTree | None = None,
+        seed: int = 0,
+        validate: bool = False,
+        keep_log: bool = True,
+    ) -> None:
+        self.topo = topo
+        self.profile = parse_profile(profile) if isinstance(profile, str) else profile
+        self.tenants = tenants
+        self.seed = seed
+        self.validate = validate
+        self.keep_log = keep_log
+        self.cap = Capacity(topo)
+        self.log = TransitionLog()
+        self.stats = _Stats()
+        self.now = -math.inf
+        self._rng = np.random.default_rng(seed)
+        self._plan_rng = np.random.default_rng([seed, 1])
+        self._jobs: dict[int, JobRecord] = {}
+        self._queue: SortedList = SortedList()  # of (key, job_id)
+        self._ends: SortedList = SortedList()  # of (expected end, job_id) for running jobs
+        self._allocs = AllocTable(topo.num_nodes)
+        self._counts: dict[JobState, int] = dict.fromkeys(JobState, 0)
+        self._tenant_milli: dict[str, int] = {}
+        self._seq = 0
+        self._stimulus = ("init", 0)
+        self._planner = EndPlanner(self)
+        self._res: Reservation | None = None
+        self._res_version = 0
+        self._res_at = -math.inf  # when computed
+        self._res_epoch = -1  # capacity grow_epoch when computed
+        self._never_cache: dict[JobRequest, str | None] = {}
+        self._empty = Capacity(topo)
+
+    # ---- public queries -----------------------------------------------------------------------------------
+    def job(self, job_id: int) -> JobRecord:
+        return self._jobs[job_id]
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._jobs
+
+    def state_of(self, job_id: int) -> JobState:
+        return self._jobs[job_id].state
+
+    def pending(self) -> list[int]:
+        """Pending job ids in the order the policy would consider them."""
+        return [jid for _, jid in self._queue]
+
+    def running(self) -> list[int]:
+        return sorted(jid for _, jid in self._ends)
+
+    def counts(self) -> dict[JobState, int]:
+        return dict(self._counts)
+
+    def tenant_gpus(self) -> dict[str, float]:
+        """GPUs held right now, per tenant (fractional requests count as their fraction)."""
+        return {t: m / 1000.0 for t, m in sorted(self._tenant_milli.items()) if m}
+
+    @property
+    def reservation(self) -> Reservation | None:
+        return self._res
+
+    def story(self, job_id: int) -> list[Transition]:
+        return self.log.story(job_id)
+
+    # ---- the one entry point ------------------------------------------------------------------------------
+    def handle(self, events: Iterable[Event]) -> list[Action]:
+        out: list[Action] = []
+        for ev in events:
+            self._seq += 1
+            self.stats.events += 1
+            if ev.time > self.now:
+                self.now = ev.time
+            self._stimulus = (type(ev).__name__, self._seq)
+            self._dispatch(ev, out)
+            if self.validate:
+                self.check()
+        self._stimulus = ("schedule@" + self._stimulus[0], self._stimulus[1])
+        self._schedule(out)
+        if self.validate:
+            self.check()
+        return out
+
+    def _dispatch(self, ev: Event, out: list[Action]) -> None:
+        if isinstance(ev, JobSubmitted):
+            self._submit(ev.job, out)
+        elif isinstance(ev, JobFinished):
+            rec = self._current(ev.job_id, ev.attempt)
+            if rec is not None:
+                self._end(rec, JobState.COMPLETED, "finished", exit_code=0)
+        elif isinstance(ev, JobFailed):
+            rec = self._current(ev.job_id, ev.attempt)
+            if rec is not None:
+                self._end(rec, JobState.FAILED, ev.reason or f"exit code {ev.exit_code}", exit_code=ev.exit_code)
+        elif isinstance(ev, JobCancelled):
+            self._cancel(ev, out)
+        elif isinstance(ev, JobInterrupted):
+            rec = self._current(ev.job_id, ev.attempt)
+            if rec is not None:
+                self._requeue(rec, ev.reason)
+        elif isinstance(ev, NodeFailed):
+            self._node_down(ev, out)
+        elif isinstance(ev, NodeRepaired):
+            self.cap.set_node(ev.node, up=True)
+        elif isinstance(ev, NodeDrained):
+            self.cap.set_node(ev.node, open=False)
+        elif isinstance(ev, NodeResumed):
+            self.cap.set_node(ev.node, open=True)
+        elif isinstance(ev, (Tick, CheckpointWritten)):
+            pass
+        else:
+            raise InvariantError(f"the engine does not handle {type(ev).__name__}")
+
+    # ---- transitions --------------------------------------------------------------------------------------
+    def _transition(self, rec: JobRecord, new: JobState, reason: str = "") -> None:
+        old = rec.state if rec.job.id in self._jobs else None
+        if old is not None:
+            self._counts[old] -= 1
+        self._counts[new] += 1
+        rec.state = new
+        if self.keep_log:
+            kind, seq = self._stimulus
+            self.log.add(self.now, rec.job.id, rec.attempt, old, new, kind, seq, reason)
+
+    def _submit(self, job: Job, out: list[Action]) -> None:
+        if job.id in self._jobs:
+            raise InvariantError(f"job {job.id} was submitted twice")
+        rec = JobRecord(job=job, state=JobState.PENDING, submitted_s=self.now)
+        why = self._never_fits(job)
+        if why is not None:
+            self._transition(rec, JobState.REJECTED, why)
+            self._jobs[job.id] = rec
+            rec.reason = why
+            rec.end_s = self.now
+            out.append(RejectJob(self.now, job.id, Status.unresolvable(why)))
+            return
+        self._transition(rec, JobState.PENDING)
+        self._jobs[job.id] = rec
+        rec.key = (*self.profile.order.key(job), job.id)
+        self._queue.add((rec.key, job.id))
+
+    def _current(self, job_id: int, attempt: int) -> JobRecord | None:
+        """The record if ``attempt`` is the job's running attempt; stale reports are ignored."""
+        rec = self._jobs.get(job_id)
+        if rec is None or rec.state is not JobState.RUNNING or rec.attempt != attempt:
+            return None
+        return rec
+
+    def _start(self, rec: JobRecord, pl: Placement, out: list[Action]) -> None:
+        job = rec.job
+        if self.now < rec.submitted_s:
+            raise InvariantError(f"job {job.id} would start at {self.now} before its submission")
+        self.cap.allocate(pl)
+        self._queue.remove((rec.key, job.id))
+        rec.attempt += 1
+        rec.placement = pl
+        rec.started_s = self.now
+        if rec.first_start_s is None:
+            rec.first_start_s = self.now
+        rec.est_end = math.inf if job.estimate_s is None else self.now + job.estimate_s
+        self._ends.add((rec.est_end, job.id))
+        self._allocs.add(job.id, pl.node_array if len(pl.nodes) > 8 else pl.nodes, rec.est_end)
+        self._tenant_milli[job.tenant] = self._tenant_milli.get(job.tenant, 0) + pl.gpu_milli * pl.num_gpus
+        self._transition(rec, JobState.RUNNING)
+        self.stats.starts += 1
+        out.append(StartJob(self.now, job.id, rec.attempt, pl))
+
+    def _release(self, rec: JobRecord) -> None:
+        pl = rec.placement
+        assert pl is not None
+        self.cap.release(pl)
+        self._ends.remove((rec.est_end, rec.job.id))
+        self._allocs.remove(rec.job.id)
+        self._tenant_milli[rec.job.tenant] -= pl.gpu_milli * pl.num_gpus
+
+    def _end(self, rec: JobRecord, state: JobState, reason: str, exit_code: int | None = None) -> None:
+        if rec.state is JobState.RUNNING:
+            self._release(rec)
+        else:
+            self._queue.remove((rec.key, rec.job.id))
+        rec.end_s = self.now
+        rec.reason = reason
+        rec.exit_code = exit_code
+        self._transition(rec, state, reason if state is not JobState.COMPLETED else "")
+
+    def _requeue(self, rec: JobRecord, reason: str) -> None:
+        self._release(rec)
+        rec.placement = None
+        rec.fail_epoch = -1
+        self._transition(rec, JobState.PENDING, reason)
+        self._queue.add((rec.key, rec.job.id))
+
+    def _cancel(self, ev: JobCancelled, out: list[Action]) -> None:
+        rec = self._jobs.get(ev.job_id)
+        if rec is None or rec.state.terminal:
+            return
+        if rec.state is JobState.RUNNING:
+            out.append(StopJob(self.now, rec.job.id, rec.attempt, StopReason.CANCELLED, requeue=False))
+        self._end(rec, JobState.CANCELLED, ev.reason)
+
+    def _node_down(self, ev: NodeFailed, out: list[Action]) -> None:
+        for jid in self._allocs.jobs_on(ev.node):
+            rec = self._jobs[jid]
+            out.append(StopJob(self.now, rec.job.id, rec.attempt, StopReason.NODE_FAILED, requeue=True))
+            self._requeue(rec, f"node {self.topo.node_names[ev.node]} {ev.reason}")
+        self.cap.set_node(ev.node, up=False)
+        if self._res is not None and self._res.nodes.size and self._res.nodes[ev.node]:
+            self._res = None
+
+    # ---- admission: can this request ever run here? -------------------------------------------------------
+    def _never_fits(self, job: Job) -> str | None:
+        if self.tenants is not None and job.tenant not in self.tenants:
+            return f"unknown tenant {job.tenant!r}"
+        req = job.request
+        if req in self._never_cache:
+            return self._never_cache[req]
+        why = self._explain_never(req)
+        if why is None:
+            placed = self.profile.place.place(job, self._empty, PlaceContext(np.random.default_rng(0)))
+            if not isinstance(placed, Placement):
+                why = f"it does not fit even on the empty site ({placed})"
+        self._never_cache[req] = why
+        return why
+
+    def _explain_never(self, req: JobRequest) -> str | None:
+        topo = self.topo
+        by_model = topo.gpus_by_model()
+        if req.gpus and req.models is not None and not set(req.models) & set(by_model):
+            return f"GPU model {'|'.join(req.models)} is not on this site; it has {', '.join(by_model)}"
+        allowed = sum(c for m, c in by_model.items() if req.models is None or m in req.models)
+        if req.gpus > allowed:
+            return f"asks for {req.gpus:,} GPUs; the site has {allowed:,} of the allowed models"
+        if req.locality is not Locality.ANY and req.gpus > 1:
+            group = topo.node_domain if req.locality is Locality.DOMAIN else topo.node_pod
+            biggest = int(np.bincount(group, weights=topo.node_gpus).max())
+            if req.gpus > biggest:
+                unit = "NVLink domain" if req.locality is Locality.DOMAIN else "pod"
+                return f"asks for {req.gpus:,} GPUs in one {unit}; the largest {unit} has {biggest:,}"
+        if req.cpu_milli > int(topo.node_cpu.max()) and (req.gpus <= 1 or self._empty.single_node(req)):
+            return f"asks for {req.cpu_milli / 1000:g} CPU cores on one node; the largest node has fewer"
+        return None
+
+    # ---- the scheduling pass ------------------------------------------------------------------------------
+    def _schedule(self, out: list[Action]) -> None:
+        if not self._queue:
+            return
+        self.stats.passes += 1
+        cap = self.cap
+        backfill = self.profile.backfill
+        ctx = PlaceContext(self._rng)
+        queue = self._queue
+        res: Reservation | None = None
+        outside: tuple[np.ndarray, np.ndarray] | None = None  # aggregates of the unreserved nodes
+        tested = 0
+        started_at_head = False
+        i = 0
+        while i < len(queue):
+            jid = queue[i][1]
+            rec = self._jobs[jid]
+            job = rec.job
+            if res is None:
+                placed = self._try(rec, ctx, None)
+                if placed is not None:
+                    self._start(rec, placed, out)
+                    started_at_head = True
+                    continue
+                if started_at_head and self._res is not None:
+                    self._res = None  # the jobs that just started may sit on the old head's nodes
+                res = self._reservation(rec)
+                if res is None:
+                    return
+                i += 1
+                continue
+            tested += 1
+            if tested > backfill.depth:
+                return
+            i += 1
+            excl = backfill.exclusion(job, self.now, res)
+            if excl is not None and outside is None:
+                outside = cap.aggregates_without(res.node_ids)
+            placed = self._try(rec, ctx, excl, outside if excl is not None else None)
+            if placed is not None:
+                self._start(rec, placed, out)
+                self.stats.backfilled += 1
+                outside = None
+                i -= 1
+
+    def _try(
+        self,
+        rec: JobRecord,
+        ctx: PlaceContext,
+        exclude: np.ndarray | None,
+        outside: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> Placement | None:
+        """Place ``rec`` now if it fits, remembering a failure until free capacity grows."""
+        cap = self.cap
+        if rec.fail_epoch == cap.grow_epoch and (rec.fail_res < 0 or rec.fail_res == self._res_version):
+            self.stats.memo_skips += 1
+            return None
+        if not cap.could_fit(rec.job.request):
+            self.stats.quick_rejects += 1
+            rec.fail_epoch, rec.fail_res = cap.grow_epoch, -1
+            return None
+        if outside is not None and not cap.could_fit(rec.job.request, *outside):
+            self.stats.quick_rejects += 1
+            rec.fail_epoch, rec.fail_res = cap.grow_epoch, self._res_version
+            return None
+        self.stats.place_calls += 1
+        placed = self.profile.place.place(rec.job, cap, PlaceContext(ctx.rng, exclude))
+        if isinstance(placed, Placement):
+            return placed
+        rec.fail_epoch = cap.grow_epoch
+        rec.fail_res = -1 if exclude is None else self._res_version
+        return None
+
+    def _reservation(self, head: JobRecord) -> Reservation | None:
+        res = self._res
+        if (
+            res is not None
+            and res.job_id == head.job.id
+            and self.now < res.start_s
+            and (self._res_epoch == self.cap.grow_epoch or self.now - self._res_at < RESERVATION_REFRESH_S)
+        ):
+            return res
+        res = self.profile.backfill.reserve(head.job, self._planner, self.now)
+        if res is not None:
+            self.stats.reservations += 1
+            self._res_version += 1
+            self._res_at = self.now
+            self._res_epoch = self.cap.grow_epoch
+        self._res = res
+        return res
+
+    # ---- invariants ---------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Check every invariant; raise :class:`InvariantError` on the first broken one."""
+        running = [r for r in self._jobs.values() if r.state is JobState.RUNNING]
+        self.cap.check([r.placement for r in running if r.placement is not None])
+        if any(r.placement is None for r in running):
+            raise InvariantError("a running job has no placement")
+        counts = dict.fromkeys(JobState, 0)
+        for r in self._jobs.values():
+            counts[r.state] += 1
+            if r.started_s is not None and r.started_s < r.submitted_s:
+                raise InvariantError(f"job {r.job.id} started before it was submitted")
+        if counts != self._counts:
+            raise InvariantError(f"state counts {self._counts} disagree with the records {counts}")
+        queued = {jid for _, jid in self._queue}
+        pending = {jid for jid, r in self._jobs.items() if r.state is JobState.PENDING}
+        if queued != pending or len(queued) != len(self._queue):
+            raise InvariantError("the queue does not hold exactly the pending jobs")
+        ends = {jid for _, jid in self._ends}
+        if ends != {r.job.id for r in running} or len(ends) != len(self._ends):
+            raise InvariantError("the end index does not hold exactly the running jobs")
+        milli: dict[str, int] = {}
+        for r in running:
+            assert r.placement is not None
+            milli[r.job.tenant] = milli.get(r.job.tenant, 0) + r.placement.gpu_milli * r.placement.num_gpus
+        if {t: m for t, m in milli.items() if m} != {t: m for t, m in self._tenant_milli.items() if m}:
+            raise InvariantError("per-tenant GPU counts disagree with the running jobs")

@@ -1,0 +1,122 @@
+"""When and where could a job start, if running jobs end at their estimates? The backfill policy's oracle.
+
+Two methods, the fast one first:
+
+* **By node emptying times.** A job that needs whole free nodes (a multi-node gang, or a single-node job that
+  takes a whole node) can start once enough nodes are empty. Each node empties at ``free_at`` (the latest
+  expected end of the jobs on it, from :class:`~.allocs.AllocTable`), so the earliest start is the k-th smallest
+  ``free_at`` over the allowed nodes (per domain or pod when the gang must stay in one): one vector operation.
+  The nodes held back are, among those empty by then, the k that empty *last*: nodes idle now stay free for
+  backfill, which is what makes backfill worth doing.
+* **By replay.** Otherwise, release running jobs in order of expected end on a copy of the capacity until the
+  job fits.
+
+Both are conservative where they approximate (a node counts only once it is wholly empty), never optimistic, so
+a reservation they make can be kept.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from gigafactory.core.jobs import Job, Locality
+from gigafactory.core.placement import Placement
+from gigafactory.policy.base import PlaceContext
+
+if TYPE_CHECKING:
+    from gigafactory.engine.engine import Engine
+
+__all__ = ["EndPlanner"]
+
+IntArray = npt.NDArray[np.int64]
+
+
+class EndPlanner:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.num_nodes = engine.topo.num_nodes
+
+    def earliest(self, job: Job, now: float) -> tuple[float, IntArray] | None:
+        found = self._by_free_at(job, now)
+        if found is not None:
+            return found
+        return self._by_replay(job, now)
+
+    def _whole_node_shape(self, job: Job) -> tuple[int, int, int] | None:
+        """(model, GPUs per node, nodes needed) if the job takes whole nodes of one model, else None."""
+        cap = self._engine.cap
+        req = job.request
+        if req.gpus == 0 or req.fractional or not req.gang:
+            return None
+        ids = cap.model_ids(req.models)
+        if len(ids) != 1:
+            return None
+        m = ids[0]
+        g = int(cap.model_gpus[m])
+        if cap.single_node(req):
+            return (m, g, 1) if req.gpus == g else None
+        return m, g, -(-req.gpus // g)
+
+    def _by_free_at(self, job: Job, now: float) -> tuple[float, IntArray] | None:
+        shape = self._whole_node_shape(job)
+        if shape is None:
+            return None
+        m, g, need = shape
+        eng = self._engine
+        cap = eng.cap
+        topo = eng.topo
+        times = eng._allocs.free_at()
+        times[~cap.schedulable | (topo.node_model != m) | (topo.node_gpus != g)] = math.inf
+        locality = job.request.locality if need > 1 else Locality.ANY
+        rank = topo.node_rank
+        if locality is Locality.ANY:
+            if need > times.size:
+                return None
+            t = float(np.partition(times, need - 1)[need - 1])
+            nodes = _latest(np.flatnonzero(times <= t), times, rank, need)
+        else:
+            group = topo.node_domain if locality is Locality.DOMAIN else topo.node_pod
+            order = np.lexsort((rank, times, group))
+            starts = np.searchsorted(group[order], np.arange(int(group[-1]) + 1))
+            sizes = np.diff(np.append(starts, group.size))
+            ok = np.flatnonzero(sizes >= need)
+            if ok.size == 0:
+                return None
+            kth = times[order[starts[ok] + need - 1]]
+            best = int(ok[np.argmin(kth)])
+            t = float(kth.min())
+            nodes = _latest(np.flatnonzero((group == best) & (times <= t)), times, rank, need)
+        if math.isinf(t):
+            return None
+        return max(t, now), np.sort(nodes)
+
+    def _by_replay(self, job: Job, now: float) -> tuple[float, IntArray] | None:
+        eng = self._engine
+        cap = eng.cap.copy()
+        ctx = PlaceContext(eng._plan_rng)
+        ends = eng._ends
+        i = 0
+        while i < len(ends):
+            end = ends[i][0]
+            if math.isinf(end):
+                break
+            while i < len(ends) and ends[i][0] == end:
+                pl = eng._jobs[ends[i][1]].placement
+                assert pl is not None
+                cap.release(pl)
+                i += 1
+            if cap.could_fit(job.request):
+                placed = eng.profile.place.place(job, cap, ctx)
+                if isinstance(placed, Placement):
+                    return max(end, now), np.array(placed.nodes, dtype=np.int64)
+        return None
+
+
+def _latest(cand: IntArray, times: npt.NDArray[np.float64], rank: IntArray, need: int) -> IntArray:
+    """The ``need`` candidates that empty last, ties to the lower rank."""
+    order = np.lexsort((rank[cand], -times[cand]))
+    return cand[order[:need]]

@@ -1,0 +1,20 @@
+"""``fifo``: first submitted, first considered; ties by job id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gigafactory.core.jobs import Job
+from gigafactory.policy.base import ORDER, PolicyFactory
+
+
+@dataclass(frozen=True, slots=True)
+class Fifo:
+    name: str = "fifo"
+
+    def key(self, job: Job) -> tuple[Any, ...]:
+        return (job.submit_s, job.id)
+
+
+ORDER.add("fifo", PolicyFactory(Fifo, "first submitted, first considered", {}))

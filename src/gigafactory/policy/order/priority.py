@@ -1,0 +1,20 @@
+"""``priority``: higher ``Job.priority`` first, then first submitted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gigafactory.core.jobs import Job
+from gigafactory.policy.base import ORDER, PolicyFactory
+
+
+@dataclass(frozen=True, slots=True)
+class Priority:
+    name: str = "priority"
+
+    def key(self, job: Job) -> tuple[Any, ...]:
+        return (-job.priority, job.submit_s, job.id)
+
+
+ORDER.add("priority", PolicyFactory(Priority, "higher priority first, then first submitted", {}))

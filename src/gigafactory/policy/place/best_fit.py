@@ -1,0 +1,52 @@
+"""``best-fit``: the node left with the fewest free GPUs after placement (fewest free milli-GPU for a shared
+GPU, least free CPU for a CPU-only task); ties to the lowest tie-break rank.
+
+Gangs that must stay in one domain or pod go to the one with the fewest free GPUs that holds them; unconstrained
+gangs take whole nodes from the fullest domains first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gigafactory.core.capacity import Capacity
+from gigafactory.core.jobs import JobRequest, Locality
+from gigafactory.policy.base import PLACE, PolicyFactory
+from gigafactory.policy.place.common import IntArray, Placer, lexmin
+
+
+def leftover_key(req: JobRequest, cap: Capacity) -> IntArray:
+    """What a node keeps free after ``req``: the quantity best-fit minimises."""
+    if req.gpus == 0:
+        return cap.node_cpu
+    if req.fractional:
+        return cap.node_milli
+    return cap.avail_whole
+
+
+def group_free(level: Locality, cap: Capacity) -> IntArray:
+    return cap.domain_whole if level is Locality.DOMAIN else cap.pod_whole
+
+
+class BestFit(Placer):
+    name = "best-fit"
+
+    def choose_node(self, req: JobRequest, cap: Capacity, cand: IntArray, rng: np.random.Generator) -> int:
+        return lexmin(cand, [leftover_key(req, cap)], cap.topo.node_rank)
+
+    def choose_group(self, level: Locality, feasible: IntArray, cap: Capacity, rng: np.random.Generator) -> int:
+        return lexmin(feasible, [group_free(level, cap)], feasible_rank(cap, level))
+
+    def pick_nodes(self, full: IntArray, count: int, cap: Capacity, rng: np.random.Generator) -> IntArray:
+        topo = cap.topo
+        order = np.lexsort((topo.node_rank[full], cap.domain_whole[topo.node_domain[full]]))
+        return full[order[:count]]
+
+
+def feasible_rank(cap: Capacity, level: Locality) -> IntArray:
+    """Groups break ties by their number."""
+    n = cap.topo.num_domains if level is Locality.DOMAIN else cap.topo.num_pods
+    return np.arange(n, dtype=np.int64)
+
+
+PLACE.add("best-fit", PolicyFactory(BestFit, "the node left with the fewest free GPUs", {}))

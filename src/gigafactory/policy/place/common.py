@@ -1,0 +1,282 @@
+"""The shared machinery of the generic placement policies.
+
+A placement policy answers two questions: *which node* for a job that fits on one node, and *which group of
+nodes* for a gang that needs several. :class:`Placer` does the filtering, the GPU choice and the gang
+assembly once; a policy only supplies its preferences through a few small hooks:
+
+* :meth:`Placer.choose_node` picks one node among single-node candidates;
+* :meth:`Placer.choose_group` picks one domain or pod among those that can hold a whole gang;
+* :meth:`Placer.pick_nodes` picks ``count`` whole free nodes for a gang with no locality constraint;
+* :meth:`Placer.choose_gpu` picks the GPU a fractional request shares.
+
+Rules every policy keeps (so they compare fairly):
+
+* A whole-GPU request of at most the largest node size of an allowed model goes on one node and takes that
+  node's lowest-index fully free GPUs.
+* A larger gang takes whole free nodes of one GPU model (its largest node size) plus, for a remainder, one node
+  with enough free GPUs. Its CPU and memory are spread over the nodes in proportion to GPUs.
+* A fractional request takes ``gpu_milli`` from one GPU; a CPU-only request takes CPU and memory on one node.
+* Nodes in ``ctx.exclude`` are never used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from gigafactory.core.capacity import Capacity
+from gigafactory.core.jobs import Job, JobRequest, Locality
+from gigafactory.core.placement import Placement, split_by_weight
+from gigafactory.core.status import Status
+from gigafactory.policy.base import PlaceContext
+
+__all__ = ["Placer", "cover", "lexmin", "single_node_candidates"]
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def single_node_candidates(req: JobRequest, cap: Capacity, exclude: BoolArray | None) -> IntArray:
+    """Nodes on which ``req`` fits whole, now."""
+    if req.gpus == 0:
+        ok = cap.schedulable.copy()
+    elif req.fractional:
+        ok = cap.avail_maxfree >= req.gpu_milli
+    else:
+        ok = cap.avail_whole >= req.gpus
+    if req.gpus:
+        mask = cap.model_mask(req.models)
+        if mask is not None:
+            ok &= mask
+    if req.cpu_milli:
+        ok &= cap.node_cpu >= req.cpu_milli
+    if req.mem_mib:
+        ok &= cap.node_mem >= req.mem_mib
+    if exclude is not None:
+        ok &= ~exclude
+    return np.flatnonzero(ok)
+
+
+def lexmin(cand: IntArray, keys: list[IntArray], rank: IntArray) -> int:
+    """The candidate with the smallest ``keys`` (compared in order), ties to the smallest ``rank``."""
+    idx = cand
+    for key in keys:
+        if idx.size == 1:
+            break
+        values = key[idx]
+        idx = idx[values == values.min()]
+    if idx.size == 1:
+        return int(idx[0])
+    return int(idx[np.argmin(rank[idx])])
+
+
+def cover(nodes: IntArray, groups: IntArray, need: int, rank: IntArray) -> IntArray:
+    """Take ``need`` of ``nodes`` from as few groups as possible, the last group chosen by best fit.
+
+    ``groups[i]`` is the group (domain or pod) of ``nodes[i]``. Whole groups are taken largest first while the
+    remainder exceeds every group; the remainder then goes to the smallest group that holds it, so big gangs
+    neither straddle more domains than they must nor break into a domain that a smaller gang needs whole.
+    """
+    order = np.lexsort((rank[nodes], groups))
+    nodes, groups = nodes[order], groups[order]
+    per_group = np.bincount(groups)
+    ids = np.flatnonzero(per_group)
+    counts = per_group[ids]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    taken: list[IntArray] = []
+    remaining = need
+    used = np.zeros(ids.size, np.bool_)
+    while remaining > 0:
+        fits = (counts >= remaining) & ~used
+        if fits.any():
+            choice = np.flatnonzero(fits)
+            i = int(choice[np.argmin(counts[choice])])
+            taken.append(nodes[starts[i] : starts[i] + remaining])
+            break
+        open_ = np.flatnonzero(~used)
+        if open_.size == 0:
+            break
+        i = int(open_[np.argmax(counts[open_])])
+        used[i] = True
+        taken.append(nodes[starts[i] : starts[i] + counts[i]])
+        remaining -= int(counts[i])
+    return np.concatenate(taken) if taken else np.zeros(0, np.int64)
+
+
+def _spread(total: int, gpus: int, g: int, k: int, rem: int) -> tuple[int, ...]:
+    """``total`` spread over ``k`` nodes of ``g`` GPUs and a remainder node of ``rem``, rounding up."""
+    return (-(-total * g // gpus),) * k + ((-(-total * rem // gpus),) if rem else ())
+
+
+class Placer:
+    """Base class of the generic placement policies; subclasses override the hooks."""
+
+    name = "placer"
+
+    # ---- hooks --------------------------------------------------------------------------------------------
+    def choose_node(self, req: JobRequest, cap: Capacity, cand: IntArray, rng: np.random.Generator) -> int:
+        return int(cand[0])
+
+    def choose_group(self, level: Locality, feasible: IntArray, cap: Capacity, rng: np.random.Generator) -> int:
+        return int(feasible[0])
+
+    def pick_nodes(self, full: IntArray, count: int, cap: Capacity, rng: np.random.Generator) -> IntArray:
+        return full[:count]
+
+    def choose_gpu(self, free: list[int], milli: int, rng: np.random.Generator) -> int:
+        """Index (within the node) of the GPU a fractional request shares: best fit, lowest index on ties."""
+        best = -1
+        for i, f in enumerate(free):
+            if f >= milli and (best < 0 or f < free[best]):
+                best = i
+        return best
+
+    # ---- the placement ------------------------------------------------------------------------------------
+    def place(self, job: Job, cap: Capacity, ctx: PlaceContext) -> Placement | Status:
+        req = job.request
+        if cap.single_node(req) or req.gpus == 0:
+            cand = single_node_candidates(req, cap, ctx.exclude)
+            if cand.size == 0:
+                return Status.unschedulable("no node has room for it now")
+            n = self.choose_node(req, cap, cand, ctx.rng)
+            return self.on_node(req, cap, n, ctx.rng)
+        if not req.gang:
+            return self._scatter(req, cap, ctx)
+        return self._gang(req, cap, ctx)
+
+    def on_node(self, req: JobRequest, cap: Capacity, n: int, rng: np.random.Generator) -> Placement:
+        """The placement of a single-node request on node ``n``, choosing its GPUs."""
+        start = int(cap.topo.gpu_start[n])
+        if req.gpus == 0:
+            gpus: tuple[int, ...] = ()
+        else:
+            free = cap.gpu_free[start : int(cap.topo.gpu_start[n + 1])].tolist()
+            if req.fractional:
+                gpus = (start + self.choose_gpu(free, req.gpu_milli, rng),)
+            else:
+                gpus = tuple(start + i for i, f in enumerate(free) if f == 1000)[: req.gpus]
+        return Placement((n,), (gpus,), req.gpu_milli if gpus else 1000, (req.cpu_milli,), (req.mem_mib,))
+
+    def _gang(self, req: JobRequest, cap: Capacity, ctx: PlaceContext) -> Placement | Status:
+        topo = cap.topo
+        reasons = []
+        for m in cap.model_ids(req.models):
+            g = int(cap.model_gpus[m])
+            if g == 0:
+                continue
+            k, rem = divmod(req.gpus, g)
+            cpus = _spread(req.cpu_milli, req.gpus, g, k, rem)
+            mems = _spread(req.mem_mib, req.gpus, g, k, rem)
+            ok = (cap.avail_whole == g) & (topo.node_model == m)
+            if cpus and cpus[0]:
+                ok &= cap.node_cpu >= cpus[0]
+            if mems and mems[0]:
+                ok &= cap.node_mem >= mems[0]
+            if ctx.exclude is not None:
+                ok &= ~ctx.exclude
+            full = np.flatnonzero(ok)
+            partial = np.zeros(0, np.int64)
+            if rem:
+                okr = (cap.avail_whole >= rem) & (topo.node_model == m)
+                if cpus[-1]:
+                    okr &= cap.node_cpu >= cpus[-1]
+                if mems[-1]:
+                    okr &= cap.node_mem >= mems[-1]
+                if ctx.exclude is not None:
+                    okr &= ~ctx.exclude
+                partial = np.flatnonzero(okr)
+            chosen = self._choose_gang_nodes(req.locality, full, partial, k, rem, cap, ctx.rng)
+            if chosen is None:
+                reasons.append(f"not enough free {topo.models[m]} nodes")
+                continue
+            ids = topo.node_gpu_ids
+            node_gpus = [ids[n] for n in chosen[:k]]
+            if rem:
+                n = chosen[k]
+                start = int(topo.gpu_start[n])
+                free = cap.gpu_free[start : start + int(topo.node_gpus[n])].tolist()
+                node_gpus.append(tuple(start + i for i, f in enumerate(free) if f == 1000)[:rem])
+            return Placement(tuple(chosen), tuple(node_gpus), 1000, cpus, mems)
+        return Status.unschedulable(*(reasons or ["no allowed GPU model on this site"]))
+
+    def _choose_gang_nodes(
+        self,
+        locality: Locality,
+        full: IntArray,
+        partial: IntArray,
+        k: int,
+        rem: int,
+        cap: Capacity,
+        rng: np.random.Generator,
+    ) -> list[int] | None:
+        """``k`` whole free nodes from ``full`` and, if ``rem``, one more from ``partial``; or ``None``."""
+        if full.size < k or (rem and partial.size < k + 1):
+            return None
+        topo = cap.topo
+        if locality is Locality.ANY:
+            chosen = self.pick_nodes(full, k, cap, rng)
+            if chosen.size < k:
+                return None
+            region = None
+        else:
+            group_of = topo.node_domain if locality is Locality.DOMAIN else topo.node_pod
+            ngroups = topo.num_domains if locality is Locality.DOMAIN else topo.num_pods
+            full_per = np.bincount(group_of[full], minlength=ngroups)
+            feasible = full_per >= k
+            if rem:
+                feasible &= np.bincount(group_of[partial], minlength=ngroups) >= k + 1
+            groups = np.flatnonzero(feasible)
+            if groups.size == 0:
+                return None
+            gid = self.choose_group(locality, groups, cap, rng)
+            in_group = full[group_of[full] == gid]
+            chosen = self.pick_nodes(in_group, k, cap, rng)
+            region = group_of == gid
+        out: list[int] = chosen.tolist()
+        if rem:
+            pool = partial[~np.isin(partial, chosen)]
+            if region is not None:
+                pool = pool[region[pool]]
+            if pool.size == 0:
+                return None
+            out.append(self._remainder_node(pool, chosen, cap))
+        return out
+
+    def _remainder_node(self, pool: IntArray, chosen: IntArray, cap: Capacity) -> int:
+        """The node for a gang's remainder: near its other nodes, then the tightest fit."""
+        topo = cap.topo
+        near_domain = np.isin(topo.node_domain[pool], topo.node_domain[chosen]).astype(np.int64)
+        near_pod = np.isin(topo.node_pod[pool], topo.node_pod[chosen]).astype(np.int64)
+        keys = [-near_domain, -near_pod, cap.avail_whole[pool]]
+        return int(pool[lexmin(np.arange(pool.size), keys, topo.node_rank[pool])])
+
+    def _scatter(self, req: JobRequest, cap: Capacity, ctx: PlaceContext) -> Placement | Status:
+        """A non-gang request: any free whole GPUs, taken from nodes in the policy's preference order."""
+        ok = cap.avail_whole > 0
+        mask = cap.model_mask(req.models)
+        if mask is not None:
+            ok &= mask
+        if ctx.exclude is not None:
+            ok &= ~ctx.exclude
+        cand = np.flatnonzero(ok)
+        if int(cap.avail_whole[cand].sum()) < req.gpus:
+            return Status.unschedulable("not enough free GPUs")
+        nodes: list[int] = []
+        node_gpus: list[tuple[int, ...]] = []
+        remaining = req.gpus
+        while remaining > 0 and cand.size:
+            n = self.choose_node(req, cap, cand, ctx.rng)
+            cand = cand[cand != n]
+            start = int(cap.topo.gpu_start[n])
+            free = cap.gpu_free[start : int(cap.topo.gpu_start[n + 1])].tolist()
+            take = tuple(start + i for i, f in enumerate(free) if f == 1000)[:remaining]
+            nodes.append(n)
+            node_gpus.append(take)
+            remaining -= len(take)
+        weights = [len(t) for t in node_gpus]
+        cpus = split_by_weight(req.cpu_milli, weights)
+        mems = split_by_weight(req.mem_mib, weights)
+        for n, c, mm in zip(nodes, cpus, mems, strict=True):
+            if cap.node_cpu[n] < c or cap.node_mem[n] < mm:
+                return Status.unschedulable("not enough CPU or memory beside the free GPUs")
+        return Placement(tuple(nodes), tuple(node_gpus), 1000, cpus, mems)

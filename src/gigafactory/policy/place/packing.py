@@ -1,0 +1,37 @@
+"""``packing``: consolidate by NVLink domain. A job goes to the fullest domain that can take it, and within it
+to the fullest node, so that free capacity stays together in whole, empty domains for the gangs that need them.
+On an HGX site, where a domain is one node, this is best-fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gigafactory.core.capacity import Capacity
+from gigafactory.core.jobs import JobRequest
+from gigafactory.policy.base import PLACE, PolicyFactory
+from gigafactory.policy.place.best_fit import BestFit, leftover_key
+from gigafactory.policy.place.common import IntArray, lexmin
+
+
+class Packing(BestFit):
+    name = "packing"
+
+    def choose_node(self, req: JobRequest, cap: Capacity, cand: IntArray, rng: np.random.Generator) -> int:
+        topo = cap.topo
+        keys = [cap.domain_whole[topo.node_domain], leftover_key(req, cap)]
+        return lexmin(cand, keys, topo.node_rank)
+
+    def pick_nodes(self, full: IntArray, count: int, cap: Capacity, rng: np.random.Generator) -> IntArray:
+        topo = cap.topo
+        order = np.lexsort(
+            (
+                topo.node_rank[full],
+                cap.domain_whole[topo.node_domain[full]],
+                cap.pod_whole[topo.node_pod[full]],
+            )
+        )
+        return full[order[:count]]
+
+
+PLACE.add("packing", PolicyFactory(Packing, "the fullest NVLink domain, then the fullest node in it", {}))

@@ -1,0 +1,185 @@
+"""What a simulation measures, recorded as it runs and summarised at the end.
+
+During the run only cheap appends happen: per job its first start, end and final state, and two change logs
+(GPUs allocated, jobs queued) as ``(time, delta)`` pairs. Everything else (utilisation over time, JCT and
+queueing-delay distributions, per-tenant GPU-hours) is computed once, vectorised, by :meth:`Metrics.summarise`.
+
+Definitions:
+
+* **utilisation**: GPU-time allocated / (GPUs × the span from the first submission to the last job end);
+  a fractional GPU counts as its fraction.
+* **JCT** (job completion time): end − submission, over jobs that ran and ended (completed, failed by
+  themselves, or cancelled while running).
+* **queueing delay**: first start − submission, over jobs that started.
+* **share received**: a tenant's GPU-hours / all GPU-hours; **share owed**: its normalised share of the tree.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Metrics", "Series", "binned_mean"]
+
+FloatArray = npt.NDArray[np.float64]
+
+# Final-state codes in ``Metrics.state``.
+UNFINISHED, COMPLETED, FAILED, CANCELLED, REJECTED = 0, 1, 2, 3, 4
+STATE_NAMES = ("unfinished", "completed", "failed", "cancelled", "rejected")
+
+
+@dataclass(frozen=True)
+class Series:
+    """Time series on regular bins, for reports."""
+
+    t_s: FloatArray  # bin starts
+    utilisation: FloatArray  # mean fraction of GPUs allocated in the bin
+    queue: FloatArray  # mean number of pending jobs in the bin
+
+
+def binned_mean(times: FloatArray, deltas: FloatArray, edges: FloatArray) -> FloatArray:
+    """Time-average of a step function over each ``[edges[k], edges[k+1])``.
+
+    The function starts at 0 and jumps by ``deltas[i]`` at ``times[i]`` (times non-decreasing).
+    """
+    if times.size == 0:
+        return np.zeros(edges.size - 1)
+    level = np.cumsum(deltas)
+    # Integral up to each change point.
+    area = np.concatenate([[0.0], np.cumsum(level[:-1] * np.diff(times))])
+
+    def integral(t: FloatArray) -> FloatArray:
+        k = np.searchsorted(times, t, side="right") - 1
+        before = k < 0
+        k = np.maximum(k, 0)
+        out = area[k] + level[k] * (t - times[k])
+        out[before] = 0.0
+        return out
+
+    f = integral(edges)
+    width = np.diff(edges)
+    return np.divide(np.diff(f), width, out=np.zeros_like(width), where=width > 0)
+
+
+class Metrics:
+    def __init__(self, num_jobs: int, num_gpus: int, num_tenants: int) -> None:
+        self.num_gpus = num_gpus
+        self.first_start = np.full(num_jobs, np.nan)
+        self.end = np.full(num_jobs, np.nan)
+        self.state = np.zeros(num_jobs, np.int8)
+        self.attempts = np.zeros(num_jobs, np.int32)
+        self._run_start = np.full(num_jobs, np.nan)
+        self.tenant_gpu_s = np.zeros(num_tenants)
+        self._t_alloc = array("d")
+        self._d_alloc = array("d")
+        self._t_queue = array("d")
+        self._d_queue = array("d")
+
+    # ---- recording (hot path) -----------------------------------------------------------------------------
+    def submitted(self, t: float, count: int) -> None:
+        self._t_queue.append(t)
+        self._d_queue.append(count)
+
+    def rejected(self, job: int, t: float) -> None:
+        self.state[job] = REJECTED
+        self.end[job] = t
+        self._t_queue.append(t)
+        self._d_queue.append(-1)
+
+    def started(self, job: int, t: float, gpus: float) -> None:
+        if self.attempts[job] == 0:
+            self.first_start[job] = t
+        self.attempts[job] += 1
+        self._run_start[job] = t
+        self._t_alloc.append(t)
+        self._d_alloc.append(gpus)
+        self._t_queue.append(t)
+        self._d_queue.append(-1)
+
+    def stopped(self, job: int, t: float, gpus: float, tenant: int, *, requeued: bool) -> None:
+        self.tenant_gpu_s[tenant] += gpus * (t - self._run_start[job])
+        self._t_alloc.append(t)
+        self._d_alloc.append(-gpus)
+        if requeued:
+            self._t_queue.append(t)
+            self._d_queue.append(1)
+
+    def ended(self, job: int, t: float, state: int) -> None:
+        self.end[job] = t
+        self.state[job] = state
+
+    def cancelled_pending(self, job: int, t: float) -> None:
+        self.end[job] = t
+        self.state[job] = CANCELLED
+        self._t_queue.append(t)
+        self._d_queue.append(-1)
+
+    # ---- summary ------------------------------------------------------------------------------------------
+    def series(self, start: float, stop: float, max_bins: int = 1000) -> Series:
+        span = max(stop - start, 1.0)
+        width = _nice_width(span / max_bins)
+        edges = start + np.arange(0, span + width, width)
+        t_alloc = np.frombuffer(self._t_alloc, dtype=np.float64)
+        d_alloc = np.frombuffer(self._d_alloc, dtype=np.float64)
+        t_queue = np.frombuffer(self._t_queue, dtype=np.float64)
+        d_queue = np.frombuffer(self._d_queue, dtype=np.float64)
+        return Series(
+            t_s=edges[:-1],
+            utilisation=binned_mean(t_alloc, d_alloc, edges) / self.num_gpus,
+            queue=binned_mean(t_queue, d_queue, edges),
+        )
+
+    def summarise(self, submit_s: FloatArray) -> dict[str, Any]:
+        start = float(submit_s[0]) if submit_s.size else 0.0
+        ran = ~np.isnan(self.first_start)
+        ended = ran & (self.state != UNFINISHED) & (self.state != REJECTED)
+        stop = float(np.nanmax(self.end)) if np.isfinite(self.end).any() else start
+        t_alloc = np.frombuffer(self._t_alloc, dtype=np.float64)
+        d_alloc = np.frombuffer(self._d_alloc, dtype=np.float64)
+        busy = float(binned_mean(t_alloc, d_alloc, np.array([start, stop]))[0]) if stop > start else 0.0
+        jct = self.end[ended] - submit_s[ended]
+        wait = self.first_start[ran] - submit_s[ran]
+        counts = np.bincount(self.state, minlength=len(STATE_NAMES))
+        return {
+            "jobs": int(submit_s.size),
+            **{name: int(counts[i]) for i, name in enumerate(STATE_NAMES) if name != "unfinished"},
+            "unfinished": int(counts[UNFINISHED]),
+            "started": int(ran.sum()),
+            "restarts": int(np.maximum(self.attempts - 1, 0).sum()),
+            "utilisation": round(busy / self.num_gpus, 6),
+            "gpu_hours": round(float(self.tenant_gpu_s.sum()) / 3600.0, 3),
+            "avg_jct_s": _stat(jct, "mean"),
+            "p50_jct_s": _stat(jct, 50),
+            "p99_jct_s": _stat(jct, 99),
+            "avg_queue_s": _stat(wait, "mean"),
+            "p50_queue_s": _stat(wait, 50),
+            "p99_queue_s": _stat(wait, 99),
+            "makespan_s": round(stop - start, 3),
+        }
+
+    def jct(self, submit_s: FloatArray) -> FloatArray:
+        ended = ~np.isnan(self.first_start) & (self.state != UNFINISHED) & (self.state != REJECTED)
+        return np.sort(self.end[ended] - submit_s[ended])
+
+    def waits(self, submit_s: FloatArray) -> FloatArray:
+        ran = ~np.isnan(self.first_start)
+        return np.sort(self.first_start[ran] - submit_s[ran])
+
+
+def _stat(values: FloatArray, what: str | float) -> float | None:
+    if values.size == 0:
+        return None
+    v = float(values.mean()) if isinstance(what, str) else float(np.percentile(values, what))
+    return round(v, 3)
+
+
+def _nice_width(raw: float) -> float:
+    """A bin width of at least ``raw`` seconds that reads well: 1 min, 5 min, 15 min, 1 h, 6 h, 1 d, 1 w."""
+    for w in (60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86_400.0, 7 * 86_400.0):
+        if w >= raw:
+            return w
+    return float(np.ceil(raw / 86_400.0) * 86_400.0)

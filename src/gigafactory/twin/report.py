@@ -1,0 +1,116 @@
+"""The twin's outputs: ``summary.json`` and ``report.html`` for one simulation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gigafactory.report.html import Report, cdf_figure, line_figure, share_figure
+from gigafactory.twin.sim import SimResult
+
+__all__ = ["build_report", "write_outputs"]
+
+
+def _hours(x: float | None) -> str:
+    if x is None:
+        return "–"
+    if x < 120:
+        return f"{x:.0f} s"
+    if x < 7200:
+        return f"{x / 60:.1f} min"
+    return f"{x / 3600:.1f} h"
+
+
+def build_report(result: SimResult) -> Report:
+    s = result.summary
+    rep = Report(
+        f"gigafactory twin: {s['site']}",
+        f"workload {s['workload']} · policy {s['policy']} · seed {s['seed']} · "
+        f"{s['jobs']:,} jobs · {s['events']:,} events simulated in {s['wall_s']:.1f} s",
+    )
+    rep.kpis(
+        [
+            ("utilisation", f"{s['utilisation']:.1%}"),
+            ("offered load", "–" if s.get("offered_load") is None else f"{s['offered_load']:.2f}"),
+            ("jobs completed", f"{s['completed']:,}"),
+            ("failed / cancelled", f"{s['failed']:,} / {s['cancelled']:,}"),
+            ("mean JCT", _hours(s["avg_jct_s"])),
+            ("p99 JCT", _hours(s["p99_jct_s"])),
+            ("mean queueing delay", _hours(s["avg_queue_s"])),
+            ("p99 queueing delay", _hours(s["p99_queue_s"])),
+            ("makespan", _hours(s["makespan_s"])),
+            ("GPU-hours", f"{s['gpu_hours']:,.0f}"),
+        ]
+    )
+    series = result.series
+    days = series.t_s / 86_400.0
+    rep.heading("Utilisation and queue over time")
+    rep.figure(
+        line_figure(
+            days,
+            {"GPUs allocated": series.utilisation},
+            title="Share of GPUs allocated",
+            x_title="day",
+            y_title="allocated",
+            percent=True,
+        )
+    )
+    rep.figure(line_figure(days, {"pending jobs": series.queue}, title="Queue length", x_title="day", y_title="jobs"))
+    rep.heading("Job completion time and queueing delay")
+    submit = result.workload.submit_s
+    rep.figure(
+        cdf_figure(
+            {"JCT": result.metrics.jct(submit), "queueing delay": result.metrics.waits(submit)},
+            title="CDF over jobs",
+            x_title="seconds (log)",
+        )
+    )
+    rep.heading("Tenants: share owed and share received")
+    tenants = s.get("tenants", {})
+    names = list(tenants)
+    rep.figure(
+        share_figure(
+            names,
+            [tenants[n]["share_owed"] for n in names],
+            [tenants[n]["share_received"] for n in names],
+            title="GPU-hours by tenant",
+        )
+    )
+    rep.table(
+        ["tenant", "jobs", "GPU-hours", "share owed", "share received"],
+        [
+            [
+                n,
+                f"{t['jobs']:,}",
+                f"{t['gpu_hours']:,.0f}",
+                f"{t['share_owed']:.1%}",
+                f"{t['share_received']:.1%}",
+            ]
+            for n, t in tenants.items()
+        ],
+    )
+    return rep
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def write_outputs(result: SimResult, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / "summary.json"
+    summary_path.write_text(json.dumps(_jsonable(result.summary), indent=2) + "\n")
+    report_path = out / "report.html"
+    report_path.write_text(build_report(result).html())
+    return summary_path, report_path

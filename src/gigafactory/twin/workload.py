@@ -1,0 +1,218 @@
+"""``Workload``: a columnar table of jobs, the one thing every trace reader and generator produces.
+
+One row per job, sorted by submission time (stably, so equal times keep their input order). Columns:
+
+========== ======== ==========================================================================
+column     dtype    meaning
+========== ======== ==========================================================================
+submit_s   float64  submission time, seconds from the start of the workload
+gpus       int64    GPUs (1 for a fractional request, 0 for a CPU-only task)
+gpu_milli  int64    milli-GPU per GPU (1000 = whole GPUs)
+cpu_milli  int64    CPU for the whole job, milli-cores
+mem_mib    int64    memory for the whole job, MiB
+runtime_s  float64  run time until the job ends by itself (with ``outcome``), if never interrupted
+estimate_s float64  the user's run-time estimate (limit) used by backfill; NaN = none given
+outcome    int8     how it ends by itself: 0 completed, 1 failed, 2 cancelled by its user
+tenant     int32    index into ``tenants``
+priority   int32    larger is more urgent (used by the ``priority`` order)
+locality   int8     0 anywhere, 1 one pod, 2 one NVLink domain
+model_set  int16    index into ``model_sets``; -1 = any GPU model
+========== ======== ==========================================================================
+
+The row index is the job id in a simulation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gigafactory.core.errors import ConfigError
+from gigafactory.core.jobs import Job, JobId, JobRequest, Locality
+from gigafactory.core.topology import Topology
+
+__all__ = ["CANCELLED", "COMPLETED", "FAILED", "LOCALITIES", "Workload"]
+
+COMPLETED, FAILED, CANCELLED = 0, 1, 2
+LOCALITIES = (Locality.ANY, Locality.POD, Locality.DOMAIN)
+
+_COLUMNS: dict[str, type] = {
+    "submit_s": np.float64,
+    "gpus": np.int64,
+    "gpu_milli": np.int64,
+    "cpu_milli": np.int64,
+    "mem_mib": np.int64,
+    "runtime_s": np.float64,
+    "estimate_s": np.float64,
+    "outcome": np.int8,
+    "tenant": np.int32,
+    "priority": np.int32,
+    "locality": np.int8,
+    "model_set": np.int16,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    name: str
+    submit_s: npt.NDArray[np.float64]
+    gpus: npt.NDArray[np.int64]
+    gpu_milli: npt.NDArray[np.int64]
+    cpu_milli: npt.NDArray[np.int64]
+    mem_mib: npt.NDArray[np.int64]
+    runtime_s: npt.NDArray[np.float64]
+    estimate_s: npt.NDArray[np.float64]
+    outcome: npt.NDArray[np.int8]
+    tenant: npt.NDArray[np.int32]
+    priority: npt.NDArray[np.int32]
+    locality: npt.NDArray[np.int8]
+    model_set: npt.NDArray[np.int16]
+    tenants: tuple[str, ...] = ("default",)
+    model_sets: tuple[tuple[str, ...], ...] = ()
+    _requests: dict[tuple[int, ...], JobRequest] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        columns: Mapping[str, Sequence[float] | np.ndarray],
+        *,
+        tenants: Sequence[str] = ("default",),
+        model_sets: Sequence[Sequence[str]] = (),
+    ) -> Workload:
+        """Build from columns; missing optional columns take defaults. Rows are sorted by ``submit_s``."""
+        for required in ("submit_s", "gpus", "runtime_s"):
+            if required not in columns:
+                raise ConfigError(f"workload {name!r} lacks column {required!r}")
+        unknown = set(columns) - set(_COLUMNS)
+        if unknown:
+            raise ConfigError(f"workload {name!r}: unknown columns {sorted(unknown)}")
+        n = len(columns["submit_s"])
+        defaults: dict[str, float] = {
+            "gpu_milli": 1000,
+            "cpu_milli": 0,
+            "mem_mib": 0,
+            "estimate_s": np.nan,
+            "outcome": COMPLETED,
+            "tenant": 0,
+            "priority": 0,
+            "locality": 0,
+            "model_set": -1,
+        }
+        cols: dict[str, Any] = {}
+        for key, dtype in _COLUMNS.items():
+            arr: np.ndarray
+            if key in columns:
+                arr = np.asarray(columns[key], dtype=dtype)
+                if arr.shape != (n,):
+                    raise ConfigError(f"workload {name!r}: column {key!r} has {arr.shape[0]} rows, expected {n}")
+            else:
+                arr = np.full(n, defaults[key], dtype=dtype)
+            cols[key] = arr
+        order = np.argsort(cols["submit_s"], kind="stable")
+        if not np.array_equal(order, np.arange(n)):
+            cols = {k: v[order] for k, v in cols.items()}
+        for arr in cols.values():
+            arr.setflags(write=False)
+        wl = cls(
+            name=name,
+            tenants=tuple(tenants),
+            model_sets=tuple(tuple(sorted(set(m))) for m in model_sets),
+            **cols,
+        )
+        wl._check()
+        return wl
+
+    def _check(self) -> None:
+        def bad(mask: np.ndarray, what: str) -> None:
+            if mask.any():
+                i = int(np.flatnonzero(mask)[0])
+                raise ConfigError(f"workload {self.name!r}: job {i} {what}")
+
+        bad(~np.isfinite(self.submit_s), "has a submission time that is not a number")
+        bad(self.gpus < 0, "asks for a negative number of GPUs")
+        bad((self.gpus == 0) & (self.cpu_milli <= 0), "asks for no GPU and no CPU")
+        bad(
+            (self.gpus > 0) & ((self.gpu_milli < 1) | (self.gpu_milli > 1000)),
+            "has gpu_milli outside 1..1000",
+        )
+        bad((self.gpus > 1) & (self.gpu_milli != 1000), "shares a GPU but asks for more than one")
+        bad(~(self.runtime_s > 0) | ~np.isfinite(self.runtime_s), "has a run time that is not positive")
+        bad(self.estimate_s <= 0, "has an estimate that is not positive")
+        bad((self.outcome < 0) | (self.outcome > 2), "has an unknown outcome code")
+        bad((self.tenant < 0) | (self.tenant >= len(self.tenants)), "names a tenant outside the tenant list")
+        bad((self.locality < 0) | (self.locality > 2), "has an unknown locality code")
+        bad((self.model_set < -1) | (self.model_set >= len(self.model_sets)), "names an unknown GPU model set")
+
+    # ---- access -------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.submit_s.shape[0])
+
+    def request(self, i: int) -> JobRequest:
+        """The request of job ``i``; identical requests share one object (and one engine cache entry)."""
+        ms = int(self.model_set[i])
+        key = (
+            int(self.gpus[i]),
+            int(self.gpu_milli[i]),
+            int(self.cpu_milli[i]),
+            int(self.mem_mib[i]),
+            ms,
+            int(self.locality[i]),
+        )
+        req = self._requests.get(key)
+        if req is None:
+            gpus, milli, cpu, mem = key[:4]
+            req = JobRequest(
+                gpus=gpus,
+                gpu_milli=milli if gpus else 1000,
+                cpu_milli=cpu,
+                mem_mib=mem,
+                models=None if ms < 0 else self.model_sets[ms],
+                locality=LOCALITIES[key[5]],
+            )
+            self._requests[key] = req
+        return req
+
+    def job(self, i: int) -> Job:
+        est = float(self.estimate_s[i])
+        return Job(
+            id=JobId(i),
+            request=self.request(i),
+            submit_s=float(self.submit_s[i]),
+            tenant=self.tenants[int(self.tenant[i])],
+            estimate_s=None if np.isnan(est) else est,
+            priority=int(self.priority[i]),
+        )
+
+    # ---- summaries ----------------------------------------------------------------------------------------
+    @property
+    def gpu_equivalent(self) -> npt.NDArray[np.float64]:
+        return self.gpus * self.gpu_milli / 1000.0
+
+    def gpu_seconds(self) -> float:
+        return float((self.gpu_equivalent * self.runtime_s).sum())
+
+    def span_s(self) -> float:
+        return float(self.submit_s[-1] - self.submit_s[0]) if len(self) else 0.0
+
+    def check_fits(self, topo: Topology) -> None:
+        """Refuse, with a clear message, a workload whose jobs can never run on ``topo``."""
+        by_model = topo.gpus_by_model()
+        total = topo.num_gpus
+        too_big = self.gpus > total
+        if too_big.any():
+            i = int(np.flatnonzero(too_big)[0])
+            raise ConfigError(
+                f"workload {self.name!r}: job {i} asks for {int(self.gpus[i]):,} GPUs; "
+                f"the site {topo.name} has {total:,}"
+            )
+        for ms, models in enumerate(self.model_sets):
+            if (self.model_set == ms).any() and not set(models) & set(by_model):
+                raise ConfigError(
+                    f"workload {self.name!r}: jobs ask for GPU model {'|'.join(models)}; "
+                    f"the site {topo.name} has {', '.join(by_model)}"
+                )

@@ -1,0 +1,45 @@
+"""Shared helpers for the test suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gigafactory.core import Job, JobId, JobRequest, Locality
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("GIGAFACTORY_DATA", REPO.parent / "shared" / "data"))
+
+
+def make_job(
+    i: int,
+    gpus: int = 1,
+    submit: float = 0.0,
+    est: float | None = None,
+    *,
+    milli: int = 1000,
+    cpu: int = 0,
+    mem: int = 0,
+    models: tuple[str, ...] | None = None,
+    locality: Locality = Locality.ANY,
+    tenant: str = "default",
+    priority: int = 0,
+    gang: bool = True,
+) -> Job:
+    return Job(
+        JobId(i),
+        JobRequest(gpus=gpus, gpu_milli=milli, cpu_milli=cpu, mem_mib=mem, models=models, locality=locality, gang=gang),
+        submit_s=submit,
+        tenant=tenant,
+        estimate_s=est,
+        priority=priority,
+    )
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.skip(f"shared data not found at {DATA}; set GIGAFACTORY_DATA")
+    return DATA

@@ -1,0 +1,138 @@
+"""The command line, end to end: outputs, determinism, and one clear line for every bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gigafactory.cli.app import app
+
+runner = CliRunner()
+SMALL = ["--site", "hgx-h100:nodes=8", "--workload", "llm:load=0.8,tenants=4", "--days", "2"]
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_twin_run_writes_summary_and_report(tmp_path: Path) -> None:
+    code, out = invoke("twin", "run", *SMALL, "--policy", "sjf+easy+best-fit", "--seed", "3", "--out", str(tmp_path))
+    assert code == 0, out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["policy"] == "sjf+easy+best-fit"
+    assert summary["seed"] == 3
+    assert summary["site"] == "hgx-h100:nodes=8"
+    assert summary["jobs"] > 100
+    assert (tmp_path / "report.html").stat().st_size > 100_000
+    assert "utilisation" in out
+
+
+def test_same_seed_gives_the_same_summary_apart_from_wall_time(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        code, out = invoke("twin", "run", *SMALL, "--seed", "9", "--out", str(tmp_path / name), "-q")
+        assert code == 0, out
+    a, b = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("a", "b"))
+    for volatile in ("wall_s", "events_per_s"):
+        a.pop(volatile), b.pop(volatile)
+    assert a == b
+    code, _ = invoke("twin", "run", *SMALL, "--seed", "10", "--out", str(tmp_path / "c"), "-q")
+    c = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert c["avg_jct_s"] != a["avg_jct_s"]
+
+
+def test_experiment_toml_with_several_seeds(tmp_path: Path) -> None:
+    config = tmp_path / "exp.toml"
+    config.write_text(
+        'site = "uniform:nodes=4,gpus=8"\nworkload = "llm:load=0.6,tenants=2"\ndays = 1\nseeds = [1, 2]\n'
+        '[policy]\norder = "fifo"\nbackfill = { name = "easy", depth = 20 }\nplace = "packing"\n'
+    )
+    code, out = invoke("twin", "run", "--config", str(config), "--out", str(tmp_path / "o"), "-q")
+    assert code == 0, out
+    combined = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert [r["seed"] for r in combined["runs"]] == [1, 2]
+    assert combined["runs"][0]["policy"] == "fifo+easy:depth=20+packing"
+    assert "utilisation" in combined["mean"]
+    assert (tmp_path / "o" / "seed-2" / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--policy", "fifo+bogus"], "unknown policy 'bogus'; known: best-fit"),
+        (["--site", "nope"], "unknown site preset 'nope'; known: gb200-nvl72, hgx-h100, uniform"),
+        (["--site", "uniform:nodez=3"], "unknown parameter 'nodez'; allowed: cpu, gpus"),
+        (["--site", "uniform:nodes=0"], "nodes='0' must be at least 1"),
+        (["--site", "uniform:gpus=-8"], "gpus='-8' must be at least 1"),
+        (["--site", "uniform:model=X100"], "unknown GPU model 'X100'; known: A100, B200, GB200, H100, H200"),
+        (["--workload", "llm:model=X100"], "model='X100' is not on this site; it has GB200"),
+        (
+            ["--workload", "single:gpus=200000"],
+            "job 0 asks for 200,000 GPUs; the site gb200-nvl72:racks=1389 has 100,008",
+        ),
+        (["--workload", "single:gpus=0"], "gpus='0' must be at least 1"),
+        (["--workload", "nope"], "unknown workload 'nope'; known: llm, single"),
+        (["--workload", "llm:load=-1"], "load='-1' must be greater than 0"),
+        (["--days", "0"], "days=0.0 must be greater than 0"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    code, out = invoke("twin", "run", *args, "--out", str(tmp_path), "-q")
+    assert code == 2
+    assert message in out
+    assert "Traceback" not in out
+    assert not (tmp_path / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('site = "uniform:nodes=2"\nworkload =\n', "not valid TOML"),
+        ('sight = "x"\n', "unknown key 'sight'; allowed: days, name, out, policy"),
+        ('days = "ten"\n', "days = 'ten' must be a int or float"),
+        ('seeds = [1, "a"]\n', "seeds must be a list of whole numbers"),
+        ('policy = "fifo+fifo"\n', "names two order policies"),
+    ],
+)
+def test_bad_experiment_files_name_the_file(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "exp.toml"
+    config.write_text(text)
+    code, out = invoke("twin", "run", "--config", str(config), "-q")
+    assert code == 2
+    assert str(config) in out.replace("\n", "")
+    assert message in out
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    code, out = invoke("twin", "run", "--config", str(tmp_path / "missing.toml"))
+    assert code == 2
+    assert "cannot read the experiment file" in out
+
+
+def test_listing_commands() -> None:
+    code, out = invoke("policies")
+    assert code == 0 and "topology" in out and "easy" in out and "fifo+easy+topology" in out
+    code, out = invoke("sites")
+    assert code == 0 and "gb200-nvl72" in out
+    code, out = invoke("workloads")
+    assert code == 0 and "llm" in out
+
+
+def test_console_script_runs_and_fails_cleanly(tmp_path: Path) -> None:
+    exe = shutil.which("gigafactory") or str(Path(sys.executable).parent / "gigafactory")
+    ok = subprocess.run(
+        [exe, "twin", "run", *SMALL, "--out", str(tmp_path), "-q"], capture_output=True, text=True, timeout=300
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["jobs"] > 0
+    bad = subprocess.run([exe, "twin", "run", "--site", "nope"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "error: unknown site preset 'nope'; known: gb200-nvl72, hgx-h100, uniform"
+    ]

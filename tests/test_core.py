@@ -1,0 +1,225 @@
+"""The vocabulary: topology, presets, specs, requests, tenants, registries, capacity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gigafactory.core import (
+    Capacity,
+    ConfigError,
+    InvariantError,
+    JobRequest,
+    Placement,
+    RequestError,
+    Tenant,
+    TenantTree,
+    Topology,
+    UnknownNameError,
+    build_site,
+)
+from gigafactory.core.registry import Registry
+from gigafactory.core.spec import parse_spec
+
+
+def test_gb200_preset_is_a_100k_gpu_site() -> None:
+    topo = build_site("gb200-nvl72:racks=1389")
+    assert topo.num_gpus == 100_008
+    assert topo.num_nodes == 1389 * 18
+    assert topo.num_domains == 1389
+    assert topo.num_pods == 174  # 8 racks per pod, rounded up
+    assert set(topo.node_gpus.tolist()) == {4}
+    # Every rack is one contiguous NVLink domain of 18 nodes.
+    assert np.array_equal(np.diff(topo.domain_start), np.full(1389, 18))
+    assert topo.node_names[18] == "r0001-n00"
+
+
+def test_hgx_and_uniform_presets() -> None:
+    hgx = build_site("hgx-h100:nodes=64,pod_nodes=32")
+    assert (hgx.num_gpus, hgx.num_domains, hgx.num_pods) == (512, 64, 2)
+    uni = build_site("uniform:nodes=3,gpus=2,model=A100")
+    assert uni.num_gpus == 6
+    assert uni.models == ("A100",)
+    assert uni.gpus_by_model() == {"A100": 6}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nope", "unknown site preset 'nope'; known: gb200-nvl72, hgx-h100, uniform"),
+        ("uniform:nodes=0", "nodes='0' must be at least 1"),
+        ("uniform:nodes=-3", "nodes='-3' must be at least 1"),
+        ("uniform:nodes=two", "nodes='two' is not a valid int"),
+        ("uniform:gpus=4,foo=1", "unknown parameter 'foo'; allowed: cpu, gpus, mem_gib, model, nodes, pod_nodes"),
+        ("uniform:model=X100", "unknown GPU model 'X100'"),
+        ("gb200-nvl72:racks=1,racks=2", "given twice"),
+    ],
+)
+def test_bad_site_specs_name_the_bad_value(spec: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_site(spec)
+
+
+def test_spec_parsing_keeps_paths_with_colons() -> None:
+    spec = parse_spec("philly:/data/a:b.csv,from=2017-10-01")
+    assert spec.name == "philly"
+    assert spec.params == {"": "/data/a:b.csv", "from": "2017-10-01"}
+    assert str(parse_spec("llm:load=0.5")) == "llm:load=0.5"
+
+
+def test_topology_rejects_unordered_domains() -> None:
+    with pytest.raises(ConfigError, match="ordered by domain"):
+        Topology.from_columns(
+            "bad", models=("H100",), node_model=[0, 0], node_gpus=[8, 8], node_cpu=[1, 1], node_mem=[1, 1],
+            node_domain=[1, 0],
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"gpus": -1}, "must not be negative"),
+        ({"gpus": 0}, "at least one GPU or some CPU"),
+        ({"gpus": 2, "gpu_milli": 500}, "takes part of one GPU"),
+        ({"gpus": 1, "gpu_milli": 0}, "between 1 and 1000"),
+        ({"gpus": 1, "gpu_milli": 1500}, "between 1 and 1000"),
+        ({"gpus": 1, "models": ()}, "allows no GPU model"),
+    ],
+)
+def test_impossible_requests_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(RequestError, match=message):
+        JobRequest(**kwargs)  # type: ignore[arg-type]
+
+
+def test_request_normalises_models_and_measures_itself() -> None:
+    req = JobRequest(gpus=1, gpu_milli=250, models=("T4", "A10", "T4"))
+    assert req.models == ("A10", "T4")
+    assert req.fractional
+    assert req.gpu_equivalent == 0.25
+
+
+def test_tenant_tree_normalises_shares_through_the_hierarchy() -> None:
+    tree = TenantTree(
+        [
+            Tenant("eu", 3),
+            Tenant("industry", 1),
+            Tenant("de", 1, parent="eu"),
+            Tenant("fr", 2, parent="eu"),
+        ]
+    )
+    assert tree.normalised_share("eu") == pytest.approx(0.75)
+    assert tree.normalised_share("fr") == pytest.approx(0.5)
+    assert tree.normalised_share("de") == pytest.approx(0.25)
+    assert tree.leaves() == ["de", "fr", "industry"]
+    assert tree.path("fr") == ["eu", "fr"]
+
+
+@pytest.mark.parametrize(
+    ("tenants", "message"),
+    [
+        ([Tenant("a", 0)], "share=0 must be greater than 0"),
+        ([Tenant("a"), Tenant("a")], "defined twice"),
+        ([Tenant("a", parent="b")], "parent 'b' is not a tenant"),
+        ([Tenant("a", parent="b"), Tenant("b", parent="a")], "cycle"),
+        ([Tenant("a", guarantee=10, limit=5)], "above its limit"),
+    ],
+)
+def test_inconsistent_tenant_trees_are_refused(tenants: list[Tenant], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TenantTree(tenants)
+
+
+def test_guarantees_above_capacity_are_refused() -> None:
+    tree = TenantTree([Tenant("a", guarantee=60), Tenant("b", guarantee=50)])
+    with pytest.raises(ConfigError, match="add up to 110 GPUs, above its 100"):
+        tree.check_capacity(100)
+
+
+def test_registry_refuses_duplicates_and_lists_known_names() -> None:
+    reg: Registry[int] = Registry("thing")
+    reg.add("b", 1)
+    reg.add("a", 2)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add("a", 3)
+    with pytest.raises(UnknownNameError, match="unknown thing 'c'; known: a, b"):
+        reg.get("c")
+    assert list(reg) == ["a", "b"]
+
+
+def _pl(nodes: tuple[int, ...], gpus: tuple[tuple[int, ...], ...], milli: int = 1000) -> Placement:
+    return Placement(nodes, gpus, milli, (0,) * len(nodes), (0,) * len(nodes))
+
+
+def test_capacity_tracks_allocation_and_release() -> None:
+    topo = build_site("gb200-nvl72:racks=2,pod_racks=1")
+    cap = Capacity(topo)
+    assert cap.domain_whole.tolist() == [72, 72]
+    pl = _pl((0, 1), ((0, 1, 2, 3), (4, 5)))
+    cap.allocate(pl)
+    assert cap.node_whole[:2].tolist() == [0, 2]
+    assert cap.domain_whole.tolist() == [66, 72]
+    assert cap.pod_whole.tolist() == [66, 72]
+    assert cap.hist[0].tolist() == [1, 0, 1, 0, 34]
+    assert cap.full[0, 4] == 34
+    assert cap.used_milli == 6000
+    cap.check([pl])
+    epoch = cap.grow_epoch
+    cap.release(pl)
+    assert cap.grow_epoch == epoch + 1
+    assert cap.domain_whole.tolist() == [72, 72]
+    cap.check([])
+
+
+def test_capacity_shares_gpus_by_milli_and_refuses_over_allocation() -> None:
+    topo = build_site("uniform:nodes=1,gpus=2")
+    cap = Capacity(topo)
+    a = _pl((0,), ((0,),), milli=600)
+    cap.allocate(a)
+    assert cap.node_maxfree[0] == 1000
+    assert cap.node_whole[0] == 1
+    cap.allocate(_pl((0,), ((1,),), milli=900))
+    assert cap.node_maxfree[0] == 400
+    with pytest.raises(InvariantError, match="would hold"):
+        cap.allocate(_pl((0,), ((0,),), milli=500))
+
+
+def test_vectorised_path_agrees_with_a_fresh_recount() -> None:
+    topo = build_site("gb200-nvl72:racks=3,pod_racks=2")
+    cap = Capacity(topo)
+    nodes = tuple(range(40))
+    big = Placement(nodes, tuple(topo.node_gpu_ids[n] for n in nodes), 1000, (1000,) * 40, (10,) * 40)
+    small = _pl((45,), ((180, 181),))
+    cap.allocate(big)
+    cap.allocate(small)
+    cap.check([big, small])
+    cap.release(big)
+    cap.check([small])
+
+
+def test_drained_and_failed_nodes_leave_the_pool() -> None:
+    topo = build_site("uniform:nodes=2,gpus=8")
+    cap = Capacity(topo)
+    cap.set_node(0, up=False)
+    assert cap.free_whole() == 8
+    assert cap.avail_whole.tolist() == [0, 8]
+    cap.set_node(1, open=False)
+    assert cap.free_whole() == 0
+    assert not cap.could_fit(JobRequest(gpus=1))
+    epoch = cap.grow_epoch
+    cap.set_node(0, up=True)
+    assert cap.grow_epoch == epoch + 1
+    assert cap.could_fit(JobRequest(gpus=8))
+    cap.check([])
+
+
+@pytest.mark.parametrize(
+    ("gpus", "fits"),
+    [(1, True), (4, True), (6, True), (8, False), (16, False)],
+)
+def test_could_fit_is_a_necessary_condition(gpus: int, fits: bool) -> None:
+    topo = build_site("gb200-nvl72:racks=1")  # 18 nodes × 4
+    cap = Capacity(topo)
+    for n in range(16):  # leave one whole node and one node with two free GPUs
+        cap.allocate(_pl((n,), (topo.node_gpu_ids[n],)))
+    cap.allocate(_pl((16,), ((64, 65),)))
+    assert cap.could_fit(JobRequest(gpus=gpus)) is fits

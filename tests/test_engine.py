@@ -1,0 +1,242 @@
+"""The engine, fed events, with its actions asserted (validate=True everywhere)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import make_job
+from gigafactory.core import (
+    Code,
+    InvariantError,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobId,
+    JobInterrupted,
+    JobState,
+    JobSubmitted,
+    Locality,
+    NodeDrained,
+    NodeFailed,
+    NodeRepaired,
+    NodeResumed,
+    RejectJob,
+    StartJob,
+    StopJob,
+    StopReason,
+    Tenant,
+    TenantTree,
+    build_site,
+)
+from gigafactory.engine import Engine
+
+
+def engine(site: str = "uniform:nodes=2,gpus=4", profile: str = "fifo+easy+first-fit", **kw: object) -> Engine:
+    return Engine(build_site(site), profile, validate=True, **kw)  # type: ignore[arg-type]
+
+
+def started(actions: list[object]) -> list[int]:
+    return [a.job_id for a in actions if isinstance(a, StartJob)]
+
+
+def test_jobs_start_in_fifo_order_while_they_fit() -> None:
+    e = engine()
+    acts = e.handle([JobSubmitted(0, make_job(i, 2, est=10)) for i in range(1, 6)])
+    assert started(acts) == [1, 2, 3, 4]
+    assert e.pending() == [5]
+    start = acts[0]
+    assert isinstance(start, StartJob) and start.attempt == 1 and start.placement.nodes == (0,)
+    assert e.handle([JobFinished(10, JobId(1), 1)]) == [
+        StartJob(10, JobId(5), 1, e.job(5).placement)  # type: ignore[arg-type]
+    ]
+    assert e.state_of(1) is JobState.COMPLETED
+
+
+def test_without_backfill_the_blocked_head_blocks_everyone() -> None:
+    e = engine(profile="fifo+none+first-fit")
+    acts = e.handle(
+        [
+            JobSubmitted(0, make_job(1, 6, est=100)),
+            JobSubmitted(0, make_job(2, 8, est=100)),
+            JobSubmitted(0, make_job(3, 1, est=1)),
+        ]
+    )
+    assert started(acts) == [1]
+    assert e.pending() == [2, 3]
+    assert e.reservation is None
+
+
+def test_easy_backfills_a_job_that_ends_before_the_reservation() -> None:
+    e = engine()
+    acts = e.handle(
+        [
+            JobSubmitted(0, make_job(1, 4, est=100)),  # node 0
+            JobSubmitted(0, make_job(2, 8, est=100)),  # needs both nodes: waits until t=100
+            JobSubmitted(0, make_job(3, 2, est=50)),  # ends by t=50 < 100: may use reserved node 1
+            JobSubmitted(0, make_job(4, 2, est=200)),  # would run past t=100 on a reserved node: waits
+        ]
+    )
+    assert started(acts) == [1, 3]
+    res = e.reservation
+    assert res is not None and res.job_id == 2 and res.start_s == 100
+    assert res.node_ids.tolist() == [0, 1]
+    assert e.handle([JobFinished(50, JobId(3), 1)]) == []  # job 4 still may not start
+    assert started(e.handle([JobFinished(100, JobId(1), 1)])) == [2]
+    assert e.stats.backfilled == 1
+
+
+def test_easy_lets_long_jobs_use_nodes_the_head_does_not_need() -> None:
+    e = engine(site="uniform:nodes=3,gpus=4")
+    acts = e.handle(
+        [
+            JobSubmitted(0, make_job(1, 4, est=100)),
+            JobSubmitted(0, make_job(2, 4, est=100)),
+            JobSubmitted(0, make_job(3, 12, est=10)),  # needs all three nodes
+            JobSubmitted(0, make_job(4, 4, est=1000)),  # node 2 is reserved too: waits
+        ]
+    )
+    assert started(acts) == [1, 2]
+    e2 = engine(site="uniform:nodes=3,gpus=4")
+    acts = e2.handle(
+        [
+            JobSubmitted(0, make_job(1, 4, est=100)),  # node 0, empties at 100
+            JobSubmitted(0, make_job(2, 4, est=100)),  # node 1, empties at 100
+            JobSubmitted(0, make_job(3, 8, est=10)),  # two nodes at t=100: it holds back nodes 0 and 1
+            JobSubmitted(0, make_job(4, 4, est=1000)),  # node 2, idle now, stays outside the reservation
+        ]
+    )
+    assert started(acts) == [1, 2, 4]
+    res = e2.reservation
+    assert res is not None and res.start_s == 100 and res.node_ids.tolist() == [0, 1]
+    assert started(e2.handle([JobFinished(100, JobId(1), 1), JobFinished(100, JobId(2), 1)])) == [3]
+
+
+def test_a_job_without_an_estimate_never_backfills_onto_reserved_nodes() -> None:
+    e = engine()
+    acts = e.handle(
+        [
+            JobSubmitted(0, make_job(1, 4, est=100)),
+            JobSubmitted(0, make_job(2, 8, est=100)),
+            JobSubmitted(0, make_job(3, 1)),
+        ]
+    )
+    assert started(acts) == [1]
+
+
+def test_cancel_pending_and_running() -> None:
+    e = engine()
+    e.handle([JobSubmitted(0, make_job(1, 8, est=10)), JobSubmitted(0, make_job(2, 8, est=10))])
+    assert e.handle([JobCancelled(1, JobId(2))]) == []
+    assert e.state_of(2) is JobState.CANCELLED
+    acts = e.handle([JobCancelled(2, JobId(1))])
+    assert acts == [StopJob(2, JobId(1), 1, StopReason.CANCELLED, requeue=False)]
+    assert e.state_of(1) is JobState.CANCELLED
+    assert e.handle([JobCancelled(3, JobId(1))]) == []  # already ended: ignored
+
+
+def test_failed_job_ends_failed_and_frees_its_gpus() -> None:
+    e = engine()
+    e.handle([JobSubmitted(0, make_job(1, 8)), JobSubmitted(0, make_job(2, 8))])
+    acts = e.handle([JobFailed(5, JobId(1), 1, exit_code=3)])
+    assert started(acts) == [2]
+    assert e.state_of(1) is JobState.FAILED
+    assert e.job(1).exit_code == 3
+
+
+def test_stale_reports_of_an_old_attempt_are_ignored() -> None:
+    e = engine()
+    e.handle([JobSubmitted(0, make_job(1, 4))])
+    e.handle([JobInterrupted(1, JobId(1), 1, reason="executor lost it")])  # requeued and restarted at once
+    assert e.job(1).attempt == 2
+    assert e.handle([JobFinished(2, JobId(1), 1)]) == []  # attempt 1 is gone
+    assert e.state_of(1) is JobState.RUNNING
+    e.handle([JobFinished(3, JobId(1), 2)])
+    assert e.state_of(1) is JobState.COMPLETED
+
+
+def test_node_failure_requeues_its_jobs_and_repair_brings_it_back() -> None:
+    e = engine()
+    e.handle([JobSubmitted(0, make_job(1, 4)), JobSubmitted(0, make_job(2, 4)), JobSubmitted(0, make_job(3, 4))])
+    acts = e.handle([NodeFailed(5, 0, reason="GPU fell off the bus")])
+    assert acts[0] == StopJob(5, JobId(1), 1, StopReason.NODE_FAILED, requeue=True)
+    assert e.pending() == [1, 3]  # node 0 is down: nothing restarts
+    assert e.cap.free_whole() == 0
+    acts = e.handle([NodeRepaired(9, 0)])
+    assert started(acts) == [1]
+    assert e.job(1).attempt == 2
+    story = [(t.old, t.new, t.stimulus.split("#")[0]) for t in e.story(1)]
+    assert story == [
+        (None, JobState.PENDING, "JobSubmitted"),
+        (JobState.PENDING, JobState.RUNNING, "schedule@JobSubmitted"),
+        (JobState.RUNNING, JobState.PENDING, "NodeFailed"),
+        (JobState.PENDING, JobState.RUNNING, "schedule@NodeRepaired"),
+    ]
+    assert "GPU fell off the bus" in e.story(1)[2].reason
+
+
+def test_drained_node_keeps_its_jobs_but_takes_no_new_ones() -> None:
+    e = engine()
+    e.handle([JobSubmitted(0, make_job(1, 2))])
+    e.handle([NodeDrained(1, 0), NodeDrained(1, 1)])
+    assert e.state_of(1) is JobState.RUNNING
+    assert started(e.handle([JobSubmitted(2, make_job(2, 1))])) == []
+    assert started(e.handle([NodeResumed(3, 1)])) == [2]
+
+
+@pytest.mark.parametrize(
+    ("job", "reason"),
+    [
+        (make_job(1, 9), "asks for 9 GPUs; the site has 8"),
+        (make_job(1, 1, models=("B200",)), "GPU model B200 is not on this site; it has H100"),
+        (make_job(1, 8, locality=Locality.DOMAIN), "in one NVLink domain; the largest NVLink domain has 4"),
+        (make_job(1, 1, cpu=10**9), "CPU cores on one node"),
+        (make_job(1, 1, tenant="nobody"), "unknown tenant 'nobody'"),
+    ],
+)
+def test_jobs_that_can_never_run_are_rejected_at_once(job: object, reason: str) -> None:
+    e = engine(tenants=TenantTree([Tenant("default")]))
+    acts = e.handle([JobSubmitted(0, job)])  # type: ignore[arg-type]
+    assert len(acts) == 1 and isinstance(acts[0], RejectJob)
+    assert acts[0].status.code is Code.UNRESOLVABLE
+    assert reason in str(acts[0].status)
+    assert e.state_of(1) is JobState.REJECTED
+
+
+def test_submitting_an_id_twice_is_a_bug() -> None:
+    e = engine()
+    e.handle([JobSubmitted(0, make_job(1))])
+    with pytest.raises(InvariantError, match="submitted twice"):
+        e.handle([JobSubmitted(1, make_job(1))])
+
+
+def test_validate_catches_corrupted_capacity() -> None:
+    e = engine()
+    e.handle([JobSubmitted(0, make_job(1, 2))])
+    e.cap.gpu_free[7] = 0  # a GPU taken behind the engine's back
+    with pytest.raises(InvariantError, match="GPU 7"):
+        e.check()
+
+
+def test_tenant_usage_is_tracked() -> None:
+    e = engine()
+    e.handle([JobSubmitted(0, make_job(1, 4, tenant="a")), JobSubmitted(0, make_job(2, 1, milli=500, tenant="b"))])
+    assert e.tenant_gpus() == {"a": 4.0, "b": 0.5}
+
+
+def test_same_seed_same_actions_for_random_placement() -> None:
+    def run(seed: int) -> list[object]:
+        e = Engine(build_site("uniform:nodes=40,gpus=8"), "fifo+easy+random", seed=seed)
+        return e.handle([JobSubmitted(0, make_job(i, 1 + i % 8, est=10)) for i in range(30)])
+
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+
+
+def test_memoised_failures_are_retried_once_capacity_grows() -> None:
+    e = engine(profile="fifo+easy+first-fit")
+    e.handle([JobSubmitted(0, make_job(1, 8, est=100)), JobSubmitted(0, make_job(2, 8, est=100))])
+    calls = e.stats.place_calls
+    for t in range(1, 20):  # submissions to a full site do not re-place the blocked jobs
+        e.handle([JobSubmitted(t, make_job(100 + t, 8, est=100))])
+    assert e.stats.place_calls == calls
+    assert started(e.handle([JobFinished(100, JobId(1), 1)])) == [2]

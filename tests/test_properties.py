@@ -1,0 +1,122 @@
+"""Hypothesis property tests: invariants hold for random workloads under every policy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from gigafactory.core import build_site
+from gigafactory.policy import BACKFILL, ORDER, PLACE
+from gigafactory.twin import Simulation, Workload
+
+SITES = [
+    "uniform:nodes=3,gpus=4",
+    "uniform:nodes=5,gpus=8",
+    "uniform:nodes=2,gpus=1",
+    "gb200-nvl72:racks=2,pod_racks=1",
+]
+
+
+@st.composite
+def workloads(draw: st.DrawFn, exact: bool = False) -> tuple[str, Workload]:
+    site = draw(st.sampled_from(SITES))
+    topo = build_site(site)
+    n = draw(st.integers(1, 40))
+    total = topo.num_gpus
+    rows = []
+    t = 0.0
+    for _ in range(n):
+        t += draw(st.sampled_from([0.0, 0.0, 1.0, 5.0, 30.0]))
+        kind = draw(st.sampled_from(["small", "small", "big", "frac", "cpu"]))
+        if kind == "frac":
+            gpus, milli = 1, draw(st.integers(1, 999))
+        elif kind == "cpu":
+            gpus, milli = 0, 1000
+        elif kind == "big":
+            gpus, milli = draw(st.integers(1, total)), 1000
+        else:
+            gpus, milli = draw(st.integers(1, min(8, total))), 1000
+        runtime = float(draw(st.integers(1, 200)))
+        est = runtime if exact else draw(st.sampled_from([math.nan, runtime, runtime * 2, runtime * 10]))
+        outcome = 0 if exact else draw(st.sampled_from([0, 0, 0, 1, 2]))
+        locality = 0 if exact else draw(st.sampled_from([0, 0, 0, 1, 2]))
+        rows.append((t, gpus, milli, 1000 if kind == "cpu" else 0, runtime, est, outcome, locality))
+    cols = list(zip(*rows, strict=True))
+    wl = Workload.build(
+        "prop",
+        {
+            "submit_s": cols[0],
+            "gpus": cols[1],
+            "gpu_milli": cols[2],
+            "cpu_milli": cols[3],
+            "runtime_s": cols[4],
+            "estimate_s": cols[5],
+            "outcome": cols[6],
+            "locality": cols[7],
+        },
+    )
+    return site, wl
+
+
+profiles = st.builds(
+    lambda o, b, p: f"{o}+{b}+{p}",
+    st.sampled_from(ORDER.names()),
+    st.sampled_from(BACKFILL.names()),
+    st.sampled_from(PLACE.names()),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=workloads(), profile=profiles, seed=st.integers(0, 3))
+def test_invariants_hold_and_every_job_ends(case: tuple[str, Workload], profile: str, seed: int) -> None:
+    site, wl = case
+    sim = Simulation(build_site(site), wl, profile, seed=seed, validate=True)
+    result = sim.run()
+    s = result.summary
+    assert s["unfinished"] == 0
+    assert s["completed"] + s["failed"] + s["cancelled"] + s["rejected"] == len(wl)
+    assert 0.0 <= s["utilisation"] <= 1.0 + 1e-9
+    counts = result.engine.counts()
+    assert sum(counts.values()) == len(wl)
+    starts = result.metrics.first_start
+    ran = ~np.isnan(starts)
+    assert (starts[ran] >= wl.submit_s[ran]).all()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=workloads(exact=True), place=st.sampled_from(PLACE.names()), seed=st.integers(0, 3))
+def test_easy_backfill_never_delays_the_head_past_its_reservation(
+    case: tuple[str, Workload], place: str, seed: int
+) -> None:
+    """With exact estimates, a job reserved for at time T starts at T or earlier, whatever was backfilled."""
+    site, wl = case
+    sim = Simulation(build_site(site), wl, f"fifo+easy+{place}", seed=seed, validate=True)
+    engine = sim.engine
+    promised: dict[int, float] = {}
+    handle = engine.handle
+
+    def watching(events):  # type: ignore[no-untyped-def]
+        actions = handle(events)
+        res = engine.reservation
+        if res is not None and math.isfinite(res.start_s):
+            promised.setdefault(res.job_id, res.start_s)
+        return actions
+
+    engine.handle = watching  # type: ignore[method-assign]
+    result = sim.run()
+    event("made a reservation" if promised else "no reservation needed")
+    for job, t in promised.items():
+        assert result.metrics.first_start[job] <= t + 1e-6, (job, t)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=workloads(), profile=profiles, seed=st.integers(0, 2))
+def test_same_seed_same_outcome(case: tuple[str, Workload], profile: str, seed: int) -> None:
+    site, wl = case
+    a = Simulation(build_site(site), wl, profile, seed=seed).run()
+    b = Simulation(build_site(site), wl, profile, seed=seed).run()
+    assert np.array_equal(a.metrics.first_start, b.metrics.first_start, equal_nan=True)
+    assert np.array_equal(a.metrics.end, b.metrics.end, equal_nan=True)

@@ -1,0 +1,114 @@
+"""The twin: workloads, the generator's calibration, metrics, the driver and the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gigafactory.core import ConfigError, build_site
+from gigafactory.twin import Simulation, Workload, load_workload
+from gigafactory.twin.metrics import binned_mean
+from gigafactory.twin.report import build_report
+
+
+def test_workload_sorts_by_submission_and_validates() -> None:
+    wl = Workload.build("w", {"submit_s": [5, 1, 3], "gpus": [1, 2, 3], "runtime_s": [10, 20, 30]})
+    assert wl.submit_s.tolist() == [1, 3, 5]
+    assert wl.gpus.tolist() == [2, 3, 1]
+    assert wl.job(0).request.gpus == 2
+    with pytest.raises(ConfigError, match="job 1 has a run time that is not positive"):
+        Workload.build("w", {"submit_s": [0, 1], "gpus": [1, 1], "runtime_s": [5, 0]})
+    with pytest.raises(ConfigError, match="job 0 asks for a negative number of GPUs"):
+        Workload.build("w", {"submit_s": [0], "gpus": [-1], "runtime_s": [5]})
+    with pytest.raises(ConfigError, match="lacks column 'runtime_s'"):
+        Workload.build("w", {"submit_s": [0], "gpus": [1]})
+
+
+def test_identical_requests_share_one_object() -> None:
+    wl = Workload.build("w", {"submit_s": [0, 1], "gpus": [4, 4], "runtime_s": [1, 2]})
+    assert wl.request(0) is wl.request(1)
+
+
+def test_binned_mean_integrates_a_step_function() -> None:
+    # 0 until t=1, 2 until t=3, then 0.
+    times = np.array([1.0, 3.0])
+    deltas = np.array([2.0, -2.0])
+    got = binned_mean(times, deltas, np.array([0.0, 2.0, 4.0]))
+    assert got.tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_llm_generator_is_calibrated_to_acme() -> None:
+    """Median 1 GPU; jobs of 256+ GPUs are a few % of jobs but most GPU time; ~40% fail or are cancelled;
+    the offered load is near the target. (AcmeTrace: Kalos 4.3% of jobs / 96.3% of GPU time; 46% not
+    completed.)"""
+    topo = build_site("gb200-nvl72:racks=1389")
+    loads = []
+    for seed in range(4):
+        wl, tree = load_workload("llm:load=0.8", topo, days=30, seed=seed)
+        gpu_time = wl.gpu_equivalent * wl.runtime_s
+        big = wl.gpus >= 256
+        assert np.median(wl.gpus) == 1
+        assert 0.03 < big.mean() < 0.05
+        assert gpu_time[big].sum() / gpu_time.sum() > 0.9
+        assert 0.38 < (wl.outcome != 0).mean() < 0.50
+        assert wl.gpus.max() <= topo.num_gpus // 6
+        assert (wl.estimate_s >= wl.runtime_s).all()
+        assert tree is not None and len(tree.names()) == 10
+        loads.append(wl.gpu_seconds() / (topo.num_gpus * 30 * 86_400))
+    assert np.mean(loads) == pytest.approx(0.8, rel=0.15)
+
+
+def test_llm_scales_to_small_sites() -> None:
+    topo = build_site("uniform:nodes=8,gpus=8")
+    wl, _ = load_workload("llm:load=0.5,tenants=3", topo, days=5, seed=1)
+    assert wl.gpus.max() <= 64 // 6
+    assert set(wl.tenants) == {"eurollm", "openscience", "medai"}
+
+
+def test_simulation_end_to_end_small() -> None:
+    topo = build_site("hgx-h100:nodes=16")
+    wl, tree = load_workload("llm:load=0.9", topo, days=3, seed=2)
+    result = Simulation(topo, wl, "fifo+easy+best-fit", seed=2, tenants=tree, validate=True).run()
+    s = result.summary
+    for key in (
+        "jobs", "completed", "utilisation", "avg_jct_s", "p50_jct_s", "p99_jct_s", "avg_queue_s", "p99_queue_s",
+        "makespan_s", "events", "wall_s", "policy", "seed",
+    ):  # fmt: skip
+        assert key in s
+    assert s["jobs"] == len(wl)
+    assert s["unfinished"] == 0
+    assert s["events"] == 2 * len(wl)  # a submission and an end per job
+    assert 0.3 < s["utilisation"] <= 1.0
+    assert s["p50_jct_s"] <= s["p99_jct_s"]
+    shares = s["tenants"]
+    assert sum(t["share_received"] for t in shares.values()) == pytest.approx(1.0, abs=1e-4)
+    assert sum(t["share_owed"] for t in shares.values()) == pytest.approx(1.0, abs=1e-4)
+    # GPU-hours add up: the sum over tenants equals the workload's work.
+    assert s["gpu_hours"] == pytest.approx(wl.gpu_seconds() / 3600, abs=1e-3)
+
+
+def test_backfill_beats_strict_fifo_on_queueing() -> None:
+    topo = build_site("hgx-h100:nodes=16")
+    wl, _ = load_workload("llm:load=0.95", topo, days=4, seed=5)
+    strict = Simulation(topo, wl, "fifo+none+best-fit", seed=5).run().summary
+    easy = Simulation(topo, wl, "fifo+easy+best-fit", seed=5).run().summary
+    assert easy["avg_queue_s"] < strict["avg_queue_s"]
+    assert easy["backfilled"] > 0
+
+
+def test_horizon_leaves_jobs_unfinished() -> None:
+    topo = build_site("uniform:nodes=2,gpus=8")
+    wl, _ = load_workload("single:gpus=8,hours=10", topo, days=1, seed=0)
+    s = Simulation(topo, wl, "fifo", horizon_s=3600).run().summary
+    assert s["unfinished"] == 1 and s["completed"] == 0
+
+
+def test_report_is_self_contained_html() -> None:
+    topo = build_site("uniform:nodes=4,gpus=8")
+    wl, tree = load_workload("llm:load=0.7,tenants=3", topo, days=1, seed=0)
+    html = build_report(Simulation(topo, wl, "default", tenants=tree).run()).html()
+    assert html.startswith("<!doctype html>")
+    for title in ("Share of GPUs allocated", "Queue length", "CDF over jobs", "GPU-hours by tenant"):
+        assert title in html
+    assert "<script src=" not in html  # plotly.js is inlined: works offline
+    assert "Plotly.newPlot" in html
