@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from conftest import make_job
 from gigafactory.core import (
     Code,
     InvariantError,
+    Job,
     JobCancelled,
     JobFailed,
     JobFinished,
@@ -240,3 +243,40 @@ def test_memoised_failures_are_retried_once_capacity_grows() -> None:
         e.handle([JobSubmitted(t, make_job(100 + t, 8, est=100))])
     assert e.stats.place_calls == calls
     assert started(e.handle([JobFinished(100, JobId(1), 1)])) == [2]
+
+
+def test_a_pass_looks_at_no_more_than_the_backfill_depth() -> None:
+    e = Engine(build_site("uniform:nodes=2,gpus=8"), "fifo+easy:depth=10+first-fit", validate=False)
+    e.handle([JobSubmitted(0, make_job(1, 16, est=100))])
+    e.handle([JobSubmitted(0, make_job(i, 16, est=100)) for i in range(2, 2000)])
+    assert len(e.pending()) == 1998
+
+    def looked() -> int:
+        s = e.stats
+        return s.memo_skips + s.quick_rejects + s.place_calls
+
+    before = looked()
+    e.handle([JobFinished(100, JobId(1), 1)])  # capacity grows: the head starts, then at most 10 more are tried
+    assert started_ids(e) == [1, 2]
+    assert looked() - before <= 1 + 1 + 10
+
+
+def started_ids(e: Engine) -> list[int]:
+    return sorted(j for j in (1, 2, 3) if e.job(j).started_s is not None)
+
+
+def test_immediate_jobs_start_at_once_or_are_rejected() -> None:
+    e = engine()
+    a = immediate_job(1, 8)
+    b = immediate_job(2, 1)
+    acts = e.handle([JobSubmitted(0, a), JobSubmitted(0, b)])
+    assert started(acts) == [1]
+    reject = [x for x in acts if isinstance(x, RejectJob)]
+    assert [r.job_id for r in reject] == [2]
+    assert reject[0].status.code is Code.UNSCHEDULABLE
+    assert e.state_of(2) is JobState.REJECTED
+    assert e.pending() == []
+
+
+def immediate_job(i: int, gpus: int) -> Job:
+    return replace(make_job(i, gpus), immediate=True)

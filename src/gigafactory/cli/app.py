@@ -177,6 +177,95 @@ def twin_run(
     run_experiment(exp, target, quiet=quiet)
 
 
+@twin_app.command("fgd")
+@user_errors
+def twin_fgd(
+    data: Annotated[Path, typer.Option(help="directory with the openb node and pod lists")],
+    workload: Annotated[str, typer.Option(help="workload(s), e.g. default,gpushare40 (or openb_pod_list_...)")],
+    policy: Annotated[str, typer.Option(help="placement policies, comma-separated, or 'all'")] = "all",
+    seeds: Annotated[str, typer.Option(help="seeds: 42-51, or 42,43")] = "42-51",
+    orders: Annotated[Path | None, typer.Option(help="directory with recorded arrival orders and node ranks")] = None,
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("out") / "fgd",
+    compare_with: Annotated[
+        Path | None, typer.Option("--compare", help="published CSV to compare with (same format)")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="parallel processes (default: one per core)")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help="run the grid on the Ray cluster at this address")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Replay the FGD experiment (ATC'23) on the Alibaba openb cluster: allocation.csv, fragmentation.csv, report."""
+    from gigafactory.twin.fgd import fgd_policies, workload_file
+    from gigafactory.twin.fgd_grid import GridTask, compare, parse_seeds, read_published, run_grid, write_csv
+    from gigafactory.twin.fgd_grid import write_report as write_fgd_report
+    from gigafactory.twin.fgd_grid import write_summary as write_fgd_summary
+
+    if not data.is_dir():
+        raise UserError(f"--data {data}: not a directory")
+    if orders is not None and not orders.is_dir():
+        raise UserError(f"--orders {orders}: not a directory")
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs {jobs}: must be at least 1")
+    workloads = [w.strip() for w in workload.split(",") if w.strip()]
+    if not workloads:
+        raise UserError("--workload: give at least one workload")
+    for w in workloads:
+        workload_file(data, w)
+    policies = fgd_policies(policy)
+    seed_list = parse_seeds(seeds)
+    published = read_published(compare_with) if compare_with is not None else None
+    tasks = [
+        GridTask(str(data), w, p, s, str(orders) if orders else None)
+        for w in workloads
+        for p in policies
+        for s in seed_list
+    ]
+    if not quiet:
+        console.print(
+            f"[bold]FGD experiment[/]: {len(workloads)} workloads × {len(policies)} policies × {len(seed_list)} seeds "
+            f"= {len(tasks)} runs, orders {'recorded' if orders else 'derived from the seed'}"
+        )
+    with Progress(
+        TextColumn("[bold]running[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console, transient=True, disable=quiet or not console.is_terminal,
+    ) as bar:  # fmt: skip
+        task_id = bar.add_task("grid", total=len(tasks))
+        results = run_grid(tasks, processes=jobs, ray_address=ray, progress=lambda _r: bar.advance(task_id))
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "allocation.csv", results, "alloc")
+    write_csv(out / "fragmentation.csv", results, "frag")
+    write_csv(out / "fragmentation_ratio.csv", results, "frag_ratio")
+    comparisons = compare(results, published) if published is not None else []
+    write_fgd_report(out / "report.html", results, comparisons)
+    write_fgd_summary(out / "summary.json", results, comparisons)
+    if quiet:
+        return
+    table = Table(title="GPU allocation, mean over seeds", title_justify="left")
+    for col in ("workload", "policy", "@100%", "@130%", "s/run"):
+        table.add_column(col, justify="left" if col in ("workload", "policy") else "right")
+    from gigafactory.twin.fgd import PUBLISHED_NAMES
+    from gigafactory.twin.fgd_grid import means
+
+    for (w, p), m in means(results).items():
+        table.add_row(
+            w.removeprefix("openb_pod_list_"), PUBLISHED_NAMES.get(p, p), f"{m['alloc_100']:.2f}",
+            f"{m['alloc_130']:.2f}", f"{m['wall_s']:.2f}",
+        )  # fmt: skip
+    console.print(table)
+    if comparisons:
+        ct = Table(title=f"against {compare_with}", title_justify="left")
+        for col in ("workload", "policy", "seeds", "ours@100", "pub@100", "Δ", "ours@130", "pub@130", "Δ", "max|Δ|"):
+            ct.add_column(col, justify="left" if col in ("workload", "policy") else "right")
+        for c in comparisons:
+            o1, p1, d1 = c.at(100)
+            o2, p2, d2 = c.at(130)
+            ct.add_row(
+                c.workload.removeprefix("openb_pod_list_"), PUBLISHED_NAMES.get(c.policy, c.policy), str(c.seeds),
+                f"{o1:.2f}", f"{p1:.2f}", f"{d1:+.2f}", f"{o2:.2f}", f"{p2:.2f}", f"{d2:+.2f}", f"{c.max_abs_diff:.2f}",
+            )  # fmt: skip
+        console.print(ct)
+    console.print(f"wrote [cyan]{out}/allocation.csv[/], fragmentation.csv and report.html")
+
+
 @app.command()
 @user_errors
 def demo(

@@ -11,7 +11,13 @@ policy's filter is one comparison:
 * ``avail_whole[n]`` / ``avail_maxfree[n]``: ``whole`` / ``maxfree`` of a schedulable node, 0 otherwise;
 * ``domain_whole`` / ``pod_whole``: free whole GPUs per NVLink domain / pod;
 * ``hist[m, k]``: schedulable nodes of model ``m`` with exactly ``k`` whole free GPUs;
-* ``full[m, g]``: schedulable, completely free nodes of model ``m`` that have ``g`` GPUs.
+* ``full[m, g]``: schedulable, completely free nodes of model ``m`` that have ``g`` GPUs;
+* ``node_kinds[n, j]``: GPU allocations on node ``n`` by kind: ``j = 0`` for a shared (fractional) GPU, ``j = k``
+  for ``k`` whole GPUs (placement policies that cluster alike jobs read it);
+* ``marked_hist`` / ``marked_full``: the same two over a *marked* subset of nodes (the nodes a reservation holds
+  back), so what the rest of the site offers is ``hist - marked_hist`` at no cost.
+
+``version`` counts every change; a cached answer about this capacity is good while it stands still.
 
 Invariant: ``0 <= gpu_free <= 1000`` and free CPU and memory never go negative; :meth:`allocate` raises
 :class:`InvariantError` rather than over-allocate.
@@ -66,11 +72,21 @@ class Capacity:
         self.model_gpus: IntArray = np.zeros(nm, np.int64)  # largest node, in GPUs, of each model
         np.maximum.at(self.model_gpus, topo.node_model, topo.node_gpus)
         self.model_gpus.setflags(write=False)
+        self.node_kinds: IntArray = np.zeros((topo.num_nodes, kmax), np.int64)
+        self.marked: BoolArray = np.zeros(topo.num_nodes, np.bool_)
+        self.marked_hist: IntArray = np.zeros_like(self.hist)
+        self.marked_full: IntArray = np.zeros_like(self.full)
+        self.version = 0
         self.used_milli = 0
         self.used_nodes = 0  # nodes with at least one allocation
         self.grow_epoch = 0  # bumped whenever free capacity grows; a failed fit stays failed until it moves
         self._model_masks: dict[tuple[str, ...], BoolArray | None] = {}
         self._model_ids: dict[tuple[str, ...] | None, list[int]] = {}
+        self._matrix: tuple[int, IntArray] | None = None
+        gmax = max(topo.max_gpus_per_node, 1)
+        offsets = topo.gpu_start[:-1, None] + np.arange(gmax)[None, :]
+        self._pad_index = np.where(np.arange(gmax)[None, :] < topo.node_gpus[:, None], offsets, topo.num_gpus)
+        self._pad_index.setflags(write=False)
         self._gpu_start = topo.gpu_start
         self._node_gpus = topo.node_gpus
         self._node_model = topo.node_model
@@ -115,18 +131,31 @@ class Capacity:
             self._model_ids[models] = ids
             return ids
 
-    def aggregates_without(self, nodes: IntArray) -> tuple[IntArray, IntArray]:
-        """``hist`` and ``full`` as if ``nodes`` (indices) were not there: what a reservation leaves free."""
-        ns = nodes[self.schedulable[nodes]]
-        hist = np.zeros_like(self.hist)
+    def gpu_matrix(self) -> IntArray:
+        """Free milli-GPU as a ``[node, GPU index]`` matrix, ``-1`` where a node has fewer GPUs. Cached per version."""
+        cached = self._matrix
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        padded = np.append(self.gpu_free, -1)[self._pad_index]
+        self._matrix = (self.version, padded)
+        return padded
+
+    def mark(self, nodes: BoolArray) -> None:
+        """Make ``nodes`` the marked subset (a reservation's nodes); ``unmarked_aggregates`` leaves them out."""
+        self.marked = nodes.copy()
+        self.marked_hist[:] = 0
+        self.marked_full[:] = 0
+        ns = np.flatnonzero(nodes & self.schedulable)
         w = self.node_whole[ns]
         m = self._node_model[ns]
-        np.add.at(hist, (m, w), 1)
+        np.add.at(self.marked_hist, (m, w), 1)
         g = self._node_gpus[ns]
         f = w == g
-        full = np.zeros_like(self.full)
-        np.add.at(full, (m[f], g[f]), 1)
-        return self.hist - hist, self.full - full
+        np.add.at(self.marked_full, (m[f], g[f]), 1)
+
+    def unmarked_aggregates(self) -> tuple[IntArray, IntArray]:
+        """``hist`` and ``full`` of the nodes that are not marked: what a reservation leaves for others."""
+        return self.hist - self.marked_hist, self.full - self.marked_full
 
     def free_whole(self, models: tuple[str, ...] | None = None) -> int:
         """Whole free GPUs on schedulable nodes of the allowed models."""
@@ -185,6 +214,10 @@ class Capacity:
             g = self._node_gpus[n]
             if w == g:
                 self.full[m, g] -= 1
+            if self.marked[n]:
+                self.marked_hist[m, w] -= 1
+                if w == g:
+                    self.marked_full[m, g] -= 1
 
     def _attach(self, n: int) -> None:
         if self.schedulable[n]:
@@ -196,6 +229,10 @@ class Capacity:
             g = self._node_gpus[n]
             if w == g:
                 self.full[m, g] += 1
+            if self.marked[n]:
+                self.marked_hist[m, w] += 1
+                if w == g:
+                    self.marked_full[m, g] += 1
             self.avail_whole[n] = w
             self.avail_maxfree[n] = self.node_maxfree[n]
         else:
@@ -219,6 +256,7 @@ class Capacity:
         self.grow_epoch += 1
 
     def _apply(self, pl: Placement, sign: int) -> None:
+        self.version += 1
         milli = pl.gpu_milli * sign
         if len(pl.nodes) > _VECTOR_MIN:
             self._apply_many(pl, sign)
@@ -245,6 +283,7 @@ class Capacity:
                 elif sign > 0 and before == 1:
                     self.used_nodes -= 1
                 if gpus:
+                    self.node_kinds[n, len(gpus) if whole else 0] -= sign
                     if whole:
                         # Whole GPUs go from fully free to fully taken and back: no need to rescan the node.
                         k = len(gpus) * sign
@@ -282,6 +321,10 @@ class Capacity:
             self.used_nodes += int((before == 0).sum())
         else:
             self.used_nodes -= int((before == 1).sum())
+        per_node = np.fromiter(map(len, pl.node_gpus), np.int64, len(pl.nodes))
+        has = per_node > 0
+        kind = per_node if pl.gpu_milli == 1000 else np.zeros_like(per_node)
+        np.add.at(self.node_kinds, (nodes[has], kind[has]), -sign)
         self._refresh_nodes(nodes)
         self._attach_many(nodes)
 
@@ -300,28 +343,30 @@ class Capacity:
             self.node_milli[nodes[has]] = np.add.reduceat(free, offsets)
 
     def _detach_many(self, nodes: IntArray) -> None:
+        self._count_many(nodes, -1)
+
+    def _count_many(self, nodes: IntArray, sign: int) -> None:
+        """Add (``sign`` = 1) or remove (-1) the contribution of ``nodes`` to the aggregates."""
         ns = nodes[self.schedulable[nodes]]
         w = self.node_whole[ns]
         m = self._node_model[ns]
-        np.subtract.at(self.domain_whole, self._node_domain[ns], w)
-        np.subtract.at(self.pod_whole, self._node_pod[ns], w)
-        np.subtract.at(self.hist, (m, w), 1)
+        np.add.at(self.domain_whole, self._node_domain[ns], sign * w)
+        np.add.at(self.pod_whole, self._node_pod[ns], sign * w)
+        np.add.at(self.hist, (m, w), sign)
         g = self._node_gpus[ns]
         f = w == g
-        np.subtract.at(self.full, (m[f], g[f]), 1)
+        np.add.at(self.full, (m[f], g[f]), sign)
+        mk = self.marked[ns]
+        if mk.any():
+            np.add.at(self.marked_hist, (m[mk], w[mk]), sign)
+            fm = f & mk
+            np.add.at(self.marked_full, (m[fm], g[fm]), sign)
 
     def _attach_many(self, nodes: IntArray) -> None:
+        self._count_many(nodes, +1)
         ok = self.schedulable[nodes]
         ns = nodes[ok]
-        w = self.node_whole[ns]
-        m = self._node_model[ns]
-        np.add.at(self.domain_whole, self._node_domain[ns], w)
-        np.add.at(self.pod_whole, self._node_pod[ns], w)
-        np.add.at(self.hist, (m, w), 1)
-        g = self._node_gpus[ns]
-        f = w == g
-        np.add.at(self.full, (m[f], g[f]), 1)
-        self.avail_whole[ns] = w
+        self.avail_whole[ns] = self.node_whole[ns]
         self.avail_maxfree[ns] = self.node_maxfree[ns]
         off = nodes[~ok]
         self.avail_whole[off] = 0
@@ -329,6 +374,7 @@ class Capacity:
 
     def set_node(self, n: int, *, up: bool | None = None, open: bool | None = None) -> None:
         """Mark a node up/down (failures) or open/drained (operators). Its capacity leaves or rejoins the pool."""
+        self.version += 1
         self._detach(n)
         if up is not None:
             self.node_up[n] = up
@@ -369,6 +415,13 @@ class Capacity:
             raise InvariantError("free CPU or memory disagrees with the running jobs")
         if not np.array_equal(jobs, self.node_jobs):
             raise InvariantError("per-node allocation counts disagree with the running jobs")
+        kinds = np.zeros_like(self.node_kinds)
+        for pl in placements:
+            for n, gpus in zip(pl.nodes, pl.node_gpus, strict=True):
+                if gpus:
+                    kinds[n, len(gpus) if pl.gpu_milli == 1000 else 0] += 1
+        if not np.array_equal(kinds, self.node_kinds):
+            raise InvariantError("per-node allocation kinds disagree with the running jobs")
         fresh = Capacity(topo)
         fresh.gpu_free[:] = gpu_free
         for n in range(topo.num_nodes):
@@ -390,6 +443,11 @@ class Capacity:
         np.add.at(hist, (topo.node_model[sched], fresh.node_whole[sched]), 1)
         if not np.array_equal(hist, self.hist):
             raise InvariantError("the free-GPU histogram disagrees with the free GPUs")
+        mh = np.zeros_like(self.hist)
+        mk = sched & self.marked
+        np.add.at(mh, (topo.node_model[mk], fresh.node_whole[mk]), 1)
+        if not np.array_equal(mh, self.marked_hist):
+            raise InvariantError("the marked-node histogram disagrees with the free GPUs")
         if self.used_milli != int((1000 - self.gpu_free).sum()):
             raise InvariantError("used_milli disagrees with the free GPUs")
 

@@ -63,12 +63,12 @@ class TraceError(UserError):
         self.path = path
         self.line = line
         self.column = column
-        where = path
+        where = [path]
         if line is not None:
-            where += f":{line}"
+            where.append(f"line {line}")
         if column is not None:
-            where += f" column {column!r}"
-        super().__init__(f"{where}: {message}")
+            where.append(f"column {column!r}")
+        super().__init__(f"{', '.join(where)}: {message}")
 
 
 class InvariantError(GigafactoryError):

@@ -110,3 +110,4 @@ class Job:
     estimate_s: float | None = None  # the user's run-time limit, used by backfill; None = unknown
     priority: int = 0
     name: str = ""
+    immediate: bool = False  # start in the pass that follows submission, or be rejected (Slurm's --immediate)

@@ -58,12 +58,15 @@ from gigafactory.engine.allocs import AllocTable
 from gigafactory.engine.log import Transition, TransitionLog
 from gigafactory.engine.planner import EndPlanner
 from gigafactory.policy.base import PlaceContext, Reservation
+from gigafactory.policy.place.first_fit import FirstFit
 from gigafactory.policy.profile import Profile, parse_profile
 
 __all__ = ["Engine", "JobRecord"]
 
 # A reservation is recomputed when the head changes, a reserved node fails, or it expires. Early job ends only
-# make it pessimistic, never wrong; it is refreshed for them at most this often (Slurm's default bf_interval).
+# make it pessimistic, never wrong; it is refreshed for them at most every RESERVATION_REFRESH_S (Slurm's default
+# bf_interval) or a tenth of the time left until it starts, whichever is longer: a start days away need not be
+# recomputed every half minute.
 RESERVATION_REFRESH_S = 30.0
 
 
@@ -138,6 +141,9 @@ class Engine:
         self._res_at = -math.inf  # when computed
         self._res_epoch = -1  # capacity grow_epoch when computed
         self._never_cache: dict[JobRequest, str | None] = {}
+        self._fit_any: dict[JobRequest, tuple[int, bool]] = {}
+        self._immediate: list[JobRecord] = []
+        self._fit_out: dict[JobRequest, tuple[tuple[int, int], bool]] = {}
         self._empty = Capacity(topo)
 
     # ---- public queries -----------------------------------------------------------------------------------
@@ -185,6 +191,8 @@ class Engine:
                 self.check()
         self._stimulus = ("schedule@" + self._stimulus[0], self._stimulus[1])
         self._schedule(out)
+        if self._immediate:
+            self._reject_unstarted(out)
         if self.validate:
             self.check()
         return out
@@ -246,6 +254,17 @@ class Engine:
         self._jobs[job.id] = rec
         rec.key = (*self.profile.order.key(job), job.id)
         self._queue.add((rec.key, job.id))
+        if job.immediate:
+            self._immediate.append(rec)
+
+    def _reject_unstarted(self, out: list[Action]) -> None:
+        """Jobs submitted with ``immediate`` that did not start in this pass are rejected, not queued."""
+        for rec in self._immediate:
+            if rec.state is JobState.PENDING:
+                status = Status.unschedulable("no room now, and it asked to start at once or not at all")
+                self._end(rec, JobState.REJECTED, str(status))
+                out.append(RejectJob(self.now, rec.job.id, status))
+        self._immediate.clear()
 
     def _current(self, job_id: int, attempt: int) -> JobRecord | None:
         """The record if ``attempt`` is the job's running attempt; stale reports are ignored."""
@@ -258,8 +277,7 @@ class Engine:
         job = rec.job
         if self.now < rec.submitted_s:
             raise InvariantError(f"job {job.id} would start at {self.now} before its submission")
-        self.cap.allocate(pl)
-        self._queue.remove((rec.key, job.id))
+        self.cap.allocate(pl)  # the caller takes it out of the queue
         rec.attempt += 1
         rec.placement = pl
         rec.started_s = self.now
@@ -284,6 +302,7 @@ class Engine:
     def _end(self, rec: JobRecord, state: JobState, reason: str, exit_code: int | None = None) -> None:
         if rec.state is JobState.RUNNING:
             self._release(rec)
+            rec.placement = None  # a finished job's placement lives on in the log and the store, not here
         else:
             self._queue.remove((rec.key, rec.job.id))
         rec.end_s = self.now
@@ -324,7 +343,8 @@ class Engine:
             return self._never_cache[req]
         why = self._explain_never(req)
         if why is None:
-            placed = self.profile.place.place(job, self._empty, PlaceContext(np.random.default_rng(0)))
+            # Whether a request fits an empty site does not depend on the policy; first-fit has no state to disturb.
+            placed = FirstFit().place(job, self._empty, PlaceContext(np.random.default_rng(0)))
             if not isinstance(placed, Placement):
                 why = f"it does not fit even on the empty site ({placed})"
         self._never_cache[req] = why
@@ -350,69 +370,78 @@ class Engine:
 
     # ---- the scheduling pass ------------------------------------------------------------------------------
     def _schedule(self, out: list[Action]) -> None:
+        """One pass: start jobs in order while they fit, then backfill behind the first that does not.
+
+        Started jobs leave the queue after the walk, so the walk can use the sorted list's own iterator.
+        """
         if not self._queue:
             return
         self.stats.passes += 1
-        cap = self.cap
         backfill = self.profile.backfill
         ctx = PlaceContext(self._rng)
-        queue = self._queue
         res: Reservation | None = None
-        outside: tuple[np.ndarray, np.ndarray] | None = None  # aggregates of the unreserved nodes
         tested = 0
-        started_at_head = False
-        i = 0
-        while i < len(queue):
-            jid = queue[i][1]
+        started: list[JobRecord] = []
+        for _, jid in self._queue:
             rec = self._jobs[jid]
-            job = rec.job
             if res is None:
                 placed = self._try(rec, ctx, None)
                 if placed is not None:
                     self._start(rec, placed, out)
-                    started_at_head = True
+                    started.append(rec)
                     continue
-                if started_at_head and self._res is not None:
+                if started and self._res is not None:
                     self._res = None  # the jobs that just started may sit on the old head's nodes
                 res = self._reservation(rec)
                 if res is None:
-                    return
-                i += 1
+                    break
                 continue
             tested += 1
             if tested > backfill.depth:
-                return
-            i += 1
-            excl = backfill.exclusion(job, self.now, res)
-            if excl is not None and outside is None:
-                outside = cap.aggregates_without(res.node_ids)
-            placed = self._try(rec, ctx, excl, outside if excl is not None else None)
+                break
+            placed = self._try(rec, ctx, backfill.exclusion(rec.job, self.now, res))
             if placed is not None:
                 self._start(rec, placed, out)
+                started.append(rec)
                 self.stats.backfilled += 1
-                outside = None
-                i -= 1
+        for rec in started:
+            self._queue.remove((rec.key, rec.job.id))
 
-    def _try(
-        self,
-        rec: JobRecord,
-        ctx: PlaceContext,
-        exclude: np.ndarray | None,
-        outside: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> Placement | None:
-        """Place ``rec`` now if it fits, remembering a failure until free capacity grows."""
+    def _try(self, rec: JobRecord, ctx: PlaceContext, exclude: np.ndarray | None) -> Placement | None:
+        """Place ``rec`` now if it fits, remembering a failure until free capacity grows.
+
+        Before calling the placement policy it asks the capacity's aggregates whether the request could fit at
+        all (and, under a reservation, outside the reserved nodes). Answers are cached per request shape while
+        the capacity stands still, so a pass over many jobs of a few shapes costs a few dictionary lookups.
+        """
         cap = self.cap
         if rec.fail_epoch == cap.grow_epoch and (rec.fail_res < 0 or rec.fail_res == self._res_version):
             self.stats.memo_skips += 1
             return None
-        if not cap.could_fit(rec.job.request):
+        req = rec.job.request
+        version = cap.version
+        hit = self._fit_any.get(req)
+        if hit is not None and hit[0] == version:
+            fits = hit[1]
+        else:
+            fits = cap.could_fit(req)
+            self._fit_any[req] = (version, fits)
+        if not fits:
             self.stats.quick_rejects += 1
             rec.fail_epoch, rec.fail_res = cap.grow_epoch, -1
             return None
-        if outside is not None and not cap.could_fit(rec.job.request, *outside):
-            self.stats.quick_rejects += 1
-            rec.fail_epoch, rec.fail_res = cap.grow_epoch, self._res_version
-            return None
+        if exclude is not None:
+            key = (version, self._res_version)
+            hit2 = self._fit_out.get(req)
+            if hit2 is not None and hit2[0] == key:
+                fits = hit2[1]
+            else:
+                fits = cap.could_fit(req, *cap.unmarked_aggregates())
+                self._fit_out[req] = (key, fits)
+            if not fits:
+                self.stats.quick_rejects += 1
+                rec.fail_epoch, rec.fail_res = cap.grow_epoch, self._res_version
+                return None
         self.stats.place_calls += 1
         placed = self.profile.place.place(rec.job, cap, PlaceContext(ctx.rng, exclude))
         if isinstance(placed, Placement):
@@ -436,6 +465,7 @@ class Engine:
             self._res_version += 1
             self._res_at = self.now
             self._res_epoch = self.cap.grow_epoch
+            self.cap.mark(res.nodes if res.nodes.size else np.zeros(self.topo.num_nodes, np.bool_))
         self._res = res
         return res
 

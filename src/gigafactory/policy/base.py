@@ -49,7 +49,8 @@ IntArray = npt.NDArray[np.int64]
 class OrderPolicy(Protocol):
     """Sorts the queue. ``key`` must be a total order: end it with the job id."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def key(self, job: Job) -> tuple[Any, ...]: ...
 
@@ -63,7 +64,8 @@ class PlaceContext:
 class PlacePolicy(Protocol):
     """Chooses nodes and GPUs for one job on the current capacity, or says why it cannot."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def place(self, job: Job, cap: Capacity, ctx: PlaceContext) -> Placement | Status: ...
 
@@ -86,7 +88,8 @@ class Planner(Protocol):
     """What the engine offers backfill: when could ``job`` start if running jobs end on time, and on which
     nodes? ``None`` when it cannot start on the nodes that are up."""
 
-    num_nodes: int
+    @property
+    def num_nodes(self) -> int: ...
 
     def earliest(self, job: Job, now: float) -> tuple[float, IntArray] | None: ...
 
@@ -99,8 +102,11 @@ class BackfillPolicy(Protocol):
     At most ``depth`` jobs after the head are tested per pass, as Slurm's ``bf_max_job_test``.
     """
 
-    name: str
-    depth: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def depth(self) -> int: ...
 
     def reserve(self, head: Job, planner: Planner, now: float) -> Reservation | None: ...
 
@@ -109,11 +115,20 @@ class BackfillPolicy(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PolicyFactory:
-    """A registered policy: how to build it, what parameters it takes, and one line about it."""
+    """A registered policy: how to build it, what parameters it takes, and one line about it.
+
+    ``params`` are set from profile strings. ``context`` names the richer objects an experiment may hand the
+    factory, such as ``target`` (the target workload of a fragmentation-aware placement policy).
+    """
 
     build: Callable[..., Any]
     summary: str
     params: dict[str, Param]
+    context: tuple[str, ...] = ()
+
+    def make(self, **context: Any) -> Any:
+        """Build with defaults, passing only the context this policy takes."""
+        return self.build(**{k: v for k, v in context.items() if k in self.context})
 
 
 ORDER: Registry[PolicyFactory] = Registry("order policy")

@@ -1,0 +1,112 @@
+"""Rewrite the benchmark tables in README.md from bench/results/*.json, so quoted figures match the results.
+
+Each table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def _machine(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    return (
+        f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}; "
+        f"{doc['when']}, commit {doc['commit']}"
+    )
+
+
+def twin_scale(doc: dict[str, Any]) -> str:
+    rows = [
+        "| simulated | jobs | events | wall | events/s | peak memory |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["runs"]:
+        rows.append(
+            f"| {r['days']:g} days | {r['jobs']:,} | {r['events']:,} | {r['wall_s']:.1f} s | "
+            f"{r['events_per_s']:,.0f} | {r['peak_rss_mb']:,.0f} MB |"
+        )
+    return "\n".join(rows) + f"\n\nMeasured on {_machine(doc)}."
+
+
+PUBLISHED = ("01-Random", "02-DotProd", "03-GpuClustering", "04-GpuPacking", "05-BestFit", "06-FGD")
+
+
+def fgd_published(doc: dict[str, Any]) -> str:
+    comp = {(c["workload"], c["policy"]): c for c in doc["comparison"]}
+    means = {(m["workload"], m["sc_policy"]): m for m in doc["means"]}
+    workloads = sorted({w for w, _ in means})
+    names = {m["sc_policy"]: m["policy"] for m in doc["means"]}
+    cols = [p for p in PUBLISHED if p in names] + sorted(p for p in names if p not in PUBLISHED)
+    head = "| workload | " + " | ".join(cols) + " |"
+    rows = [head, "|---|" + "---:|" * len(cols)]
+    for w in workloads:
+        cells = []
+        for p in cols:
+            m = means.get((w, p))
+            c = comp.get((w, names[p]))
+            if m is None:
+                cells.append("–")
+            elif c is not None:
+                cells.append(
+                    f"{m['alloc_100']:.2f} / {m['alloc_130']:.2f}<br>({c['published_100']:.2f} / "
+                    f"{c['published_130']:.2f})"
+                )
+            else:
+                cells.append(f"**{m['alloc_100']:.2f} / {m['alloc_130']:.2f}**")
+        rows.append(f"| {w.removeprefix('openb_pod_list_')} | " + " | ".join(cells) + " |")
+    worst = max((abs(c["diff_100"]), abs(c["diff_130"])) for c in doc["comparison"] if c["policy"] != "random")
+    gain = ", ".join(
+        f"{w.removeprefix('openb_pod_list_')} {d:+.2f}" for w, d in doc["fgd_joint_minus_fgd_at_130"].items()
+    )
+    return (
+        "\n".join(rows)
+        + f"\n\nEach cell: ours at 100% / 130% arrived (published in brackets), mean of seeds 42–51 with the recorded "
+        f"orders. Largest gap to the published mean for a deterministic policy: {max(worst):.2f} pp. "
+        f"`fgd-joint` minus the published FGD at 130%: {gain} pp.\n\nMeasured on {_machine(doc)}."
+    )
+
+
+def fgd_speed(doc: dict[str, Any]) -> str:
+    rows = ["| policy | wall per run | CPU per run | Go simulator (CPU) |", "|---|---:|---:|---:|"]
+    for r in doc["runs"]:
+        anchor = f"{r['anchor_cpu_s']:,.0f} s (ours {r['speedup_cpu']:,.0f}× faster)" if "anchor_cpu_s" in r else "–"
+        rows.append(f"| {r['sc_policy']} | {r['wall_s']:.2f} s | {r['cpu_s']:.2f} s | {anchor} |")
+    return (
+        "\n".join(rows)
+        + f"\n\nOne run: workload {doc['workload']}, seed {doc['seed']}, recorded order ({doc['runs'][0]['pods']:,} "
+        f"pods on 1,213 nodes), median of {doc['repeat']}. Measured on {_machine(doc)}."
+    )
+
+
+TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "twin_scale": twin_scale,
+    "fgd_published": fgd_published,
+    "fgd_speed": fgd_speed,
+}
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    for name, render in TABLES.items():
+        path = RESULTS / f"{name}.json"
+        if not path.exists():
+            continue
+        table = render(json.loads(path.read_text()))
+        pattern = re.compile(rf"(<!-- bench:{name} -->).*?(<!-- /bench:{name} -->)", re.S)
+        text, n = pattern.subn(lambda m, table=table: m.group(1) + "\n" + table + "\n" + m.group(2), text)
+        if n == 0:
+            print(f"README has no <!-- bench:{name} --> block")
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
