@@ -10,7 +10,19 @@ import pytest
 from gigafactory.core import Job, JobId, JobRequest, Locality
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("GIGAFACTORY_DATA", REPO.parent / "shared" / "data"))
+
+
+def _data_dir() -> Path:
+    """The shared data sets: $GIGAFACTORY_DATA, else ../shared/data beside the checkout, else /work/shared/data."""
+    if "GIGAFACTORY_DATA" in os.environ:
+        return Path(os.environ["GIGAFACTORY_DATA"])
+    for candidate in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
+        if candidate.is_dir():
+            return candidate
+    return REPO.parent / "shared" / "data"
+
+
+DATA = _data_dir()
 
 
 def make_job(

@@ -65,7 +65,7 @@ def test_experiment_toml_with_several_seeds(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--policy", "fifo+bogus"], "unknown policy 'bogus'; known: best-fit"),
+        (["--policy", "fifo+bogus"], "unknown policy 'bogus'; known: admit-all, best-fit"),
         (["--site", "nope"], "unknown site preset 'nope'; known: gb200-nvl72, hgx-h100, uniform"),
         (["--site", "uniform:nodez=3"], "unknown parameter 'nodez'; allowed: cpu, gpus"),
         (["--site", "uniform:nodes=0"], "nodes='0' must be at least 1"),
@@ -94,7 +94,7 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: s
     ("text", "message"),
     [
         ('site = "uniform:nodes=2"\nworkload =\n', "not valid TOML"),
-        ('sight = "x"\n', "unknown key 'sight'; allowed: days, name, out, policy"),
+        ('sight = "x"\n', "unknown key 'sight'; allowed: days, failures, horizon_days, name, out, policy"),
         ('days = "ten"\n', "days = 'ten' must be a int or float"),
         ('seeds = [1, "a"]\n', "seeds must be a list of whole numbers"),
         ('policy = "fifo+fifo"\n', "names two order policies"),

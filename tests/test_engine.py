@@ -223,7 +223,8 @@ def test_validate_catches_corrupted_capacity() -> None:
 def test_tenant_usage_is_tracked() -> None:
     e = engine()
     e.handle([JobSubmitted(0, make_job(1, 4, tenant="a")), JobSubmitted(0, make_job(2, 1, milli=500, tenant="b"))])
-    assert e.tenant_gpus() == {"a": 4.0, "b": 0.5}
+    assert e.tenant_gpus_all() == {"a": 4.0, "b": 0.5}
+    assert e.tenant_gpus("b") == 0.5
 
 
 def test_same_seed_same_actions_for_random_placement() -> None:

@@ -169,7 +169,7 @@ def test_profiles_parse_to_a_canonical_name(text: str, canonical: str) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("fifo+bogus", "unknown policy 'bogus'; known: best-fit, default, dot-product, easy"),
+        ("fifo+bogus", "unknown policy 'bogus'; known: admit-all, best-fit, default, dot-product, easy"),
         ("fifo+sjf", "names two order policies"),
         ("easy:depth=0", "depth='0' must be at least 1"),
         ("easy:width=3", "unknown parameter 'width'; allowed: depth"),
@@ -187,5 +187,8 @@ def test_profile_from_a_toml_table() -> None:
     assert p.backfill.depth == 7
     with pytest.raises(ConfigError, match="unknown place policy 'nope'"):
         profile_from_table({"place": "nope"})
-    with pytest.raises(ConfigError, match="unknown key 'admit'"):
-        profile_from_table({"admit": "quota"})
+    with pytest.raises(ConfigError, match="unknown key 'admission'"):
+        profile_from_table({"admission": "quota"})
+    assert str(profile_from_table({"order": "fair-share", "admit": "quota", "preempt": "reclaim"})) == (
+        "fair-share+none+best-fit+quota+reclaim"
+    )

@@ -160,6 +160,12 @@ def twin_run(
     seed: Annotated[list[int] | None, typer.Option(help="seed; repeat for several")] = None,
     days: Annotated[float | None, typer.Option(help="days of workload to simulate")] = None,
     out: Annotated[Path | None, typer.Option(help="output directory")] = None,
+    failures: Annotated[
+        str | None, typer.Option(help="none, llama3, rsc1 (:rack_per_day=R,spares=K) or FILE.toml")
+    ] = None,
+    horizon: Annotated[
+        float | None, typer.Option(help="stop after this many days (default: when all jobs end)")
+    ] = None,
     validate: Annotated[bool, typer.Option(help="check engine invariants after every event (slow)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")] = False,
 ) -> None:
@@ -171,6 +177,8 @@ def twin_run(
         policy=policy,
         days=days,
         seeds=tuple(seed) if seed else None,
+        failures=failures,
+        horizon_days=horizon,
         validate=validate or None,
     )
     target = out or (Path(exp.out) if exp.out else Path("out") / "twin")

@@ -36,12 +36,17 @@ class StartJob(Action):
 
 @dataclass(frozen=True, slots=True)
 class StopJob(Action):
-    """Stop a running attempt. With ``requeue`` the job goes back to the queue for its next attempt."""
+    """Stop a running attempt. With ``requeue`` the job goes back to the queue for its next attempt.
+
+    ``graceful``: the job is asked to checkpoint on its way out and keeps all its progress (a suspend, as
+    Tiresias preempts); otherwise it is killed and keeps only what its last checkpoint saved.
+    """
 
     job_id: JobId
     attempt: int
     reason: StopReason
     requeue: bool
+    graceful: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import NewType
 
 from gigafactory.core.errors import RequestError
+from gigafactory.core.progress import NO_CHECKPOINTS, Checkpointing
 
 __all__ = ["TERMINAL_STATES", "Job", "JobId", "JobRequest", "JobState", "Locality"]
 
@@ -111,3 +112,4 @@ class Job:
     priority: int = 0
     name: str = ""
     immediate: bool = False  # start in the pass that follows submission, or be rejected (Slurm's --immediate)
+    checkpoint: Checkpointing = NO_CHECKPOINTS  # how it saves its work (see core.progress)

@@ -1,26 +1,30 @@
 """The scheduling engine: a pure, deterministic state machine, ``handle(events) -> actions``.
 
-It keeps the state of one site (its :class:`~gigafactory.core.capacity.Capacity`, the queue, the running jobs)
-and never reads a clock, does no I/O and draws randomness only from its seeded generator. The twin and the
-control plane both drive it; given the same events and seed it returns the same actions.
+It keeps the state of one site (its :class:`~gigafactory.core.capacity.Capacity`, the queue, the running jobs,
+per-tenant usage) and never reads a clock, does no I/O and draws randomness only from its seeded generator. The
+twin and the control plane both drive it; given the same events and seed it returns the same actions.
 
 Who may change what (everything else only reads):
 
-* :meth:`Engine.handle` is the only entry point. It applies each event in turn, then runs one scheduling pass.
+* :meth:`Engine.handle` is the only entry point. It applies each event in turn, then runs one scheduling pass
+  (with the ``rounds`` cycle policy, only on the ticks it asked for with :class:`~gigafactory.core.actions.Wake`).
 * ``_start`` / ``_end`` / ``_requeue`` are the only functions that move a job between states, and each writes
-  one transition-log entry. ``self.cap`` is changed only by ``_start`` and ``_end`` (allocate, release) and by
-  the node events (up, down, drain).
+  one transition-log entry. ``self.cap`` is changed only by ``_start`` and ``_release`` (allocate, release) and
+  by the node events (up, down, drain); ``self._usage`` only by ``_start`` and ``_release``.
 
-A scheduling pass is incremental. It walks the queue in policy order: jobs start while they fit; the first job
-that does not fit becomes the *head*; the backfill policy may give it a reservation and then test at most
-``depth`` later jobs. A job that did not fit is not tried again until free capacity has grown (the capacity's
-``grow_epoch``), so passes triggered by new submissions to a full site cost a few dictionary lookups.
+A scheduling pass is incremental. It walks the queue in policy order (for a grouped order such as fair-share,
+tenant by tenant, re-ranking a tenant each time one of its jobs starts). A job its tenant's quota does not admit
+is passed over. Jobs start while they fit; for the first that does not, the preemption policy may name running
+jobs to stop; if it still does not fit it becomes the *head*, the backfill policy may give it a reservation, and
+at most ``depth`` later jobs are tried. A job that did not fit is not tried again until free capacity has grown
+(the capacity's ``grow_epoch``), so passes triggered by new submissions to a full site cost a few lookups.
 
 Invariants (checked after every event when ``validate=True``):
 
 * no GPU, CPU or memory is allocated beyond its capacity, and the capacity columns agree with the running jobs;
 * no job starts before it was submitted;
-* every submitted job is in exactly one state, and the queue holds exactly the pending jobs.
+* every submitted job is in exactly one state, and the queue holds exactly the pending jobs;
+* per-tenant GPUs held agree with the running jobs.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from sortedcontainers import SortedList
 
-from gigafactory.core.actions import Action, RejectJob, StartJob, StopJob, StopReason
+from gigafactory.core.actions import Action, RejectJob, StartJob, StopJob, StopReason, Wake
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.errors import InvariantError
 from gigafactory.core.events import (
@@ -57,17 +61,19 @@ from gigafactory.core.topology import Topology
 from gigafactory.engine.allocs import AllocTable
 from gigafactory.engine.log import Transition, TransitionLog
 from gigafactory.engine.planner import EndPlanner
-from gigafactory.policy.base import PlaceContext, Reservation
+from gigafactory.engine.queue import PendingQueue
+from gigafactory.engine.usage import UsageLedger
+from gigafactory.policy.base import GroupedOrder, JobView, PlaceContext, Reservation
 from gigafactory.policy.place.first_fit import FirstFit
 from gigafactory.policy.profile import Profile, parse_profile
 
 __all__ = ["Engine", "JobRecord"]
 
 # A reservation is recomputed when the head changes, a reserved node fails, or it expires. Early job ends only
-# make it pessimistic, never wrong; it is refreshed for them at most every RESERVATION_REFRESH_S (Slurm's default
-# bf_interval) or a tenth of the time left until it starts, whichever is longer: a start days away need not be
-# recomputed every half minute.
+# make it pessimistic, never wrong; it is refreshed for them at most this often (Slurm's default bf_interval).
 RESERVATION_REFRESH_S = 30.0
+# Preemption is tried for at most this many blocked jobs per pass.
+PREEMPTIONS_PER_PASS = 16
 
 
 @dataclass(slots=True)
@@ -78,16 +84,25 @@ class JobRecord:
     state: JobState
     submitted_s: float
     key: tuple[object, ...] = ()
+    group: str = ""
     attempt: int = 0
     placement: Placement | None = None
     started_s: float | None = None  # start of the current (or last) attempt
     first_start_s: float | None = None
     end_s: float | None = None
     est_end: float = math.inf
+    attained_s: float = 0.0  # GPU-seconds of finished attempts
+    shape: int = -1  # small id of its request, for caches keyed by request shape
     fail_epoch: int = -1  # capacity grow_epoch at which it last failed to fit
     fail_res: int = -1  # reservation version that excluded it then (-1: it fitted nowhere)
     reason: str = ""
     exit_code: int | None = None
+
+    def attained_gpu_s(self, now: float) -> float:
+        """GPU-seconds received so far, the running attempt included."""
+        if self.state is JobState.RUNNING and self.started_s is not None:
+            return self.attained_s + self.job.request.gpu_equivalent * (now - self.started_s)
+        return self.attained_s
 
 
 @dataclass
@@ -100,10 +115,15 @@ class _Stats:
     reservations: int = 0
     starts: int = 0
     backfilled: int = 0
+    preempted: int = 0
+    over_quota: int = 0
 
 
 class Engine:
-    """One site's scheduler. ``Engine(topology, "fifo+easy+best-fit", seed=1).handle([...]) -> [actions]``."""
+    """One site's scheduler. ``Engine(topology, "fifo+easy+best-fit", seed=1).handle([...]) -> [actions]``.
+
+    It is also the :class:`~gigafactory.policy.base.SchedulerView` its policies read.
+    """
 
     def __init__(
         self,
@@ -118,6 +138,8 @@ class Engine:
         self.topo = topo
         self.profile = parse_profile(profile) if isinstance(profile, str) else profile
         self.tenants = tenants
+        if tenants is not None:
+            tenants.check_capacity(topo.num_gpus)
         self.seed = seed
         self.validate = validate
         self.keep_log = keep_log
@@ -128,11 +150,13 @@ class Engine:
         self._rng = np.random.default_rng(seed)
         self._plan_rng = np.random.default_rng([seed, 1])
         self._jobs: dict[int, JobRecord] = {}
-        self._queue: SortedList = SortedList()  # of (key, job_id)
-        self._ends: SortedList = SortedList()  # of (expected end, job_id) for running jobs
+        order = self.profile.order
+        self._grouped: GroupedOrder | None = order if order.grouped else None  # type: ignore[assignment]
+        self._queue = PendingQueue(grouped=self._grouped is not None)
+        self._ends: SortedList = SortedList()  # of (expected end, job id) of running jobs, for the planner
         self._allocs = AllocTable(topo.num_nodes)
+        self._usage = UsageLedger(self._grouped.half_life_s if self._grouped is not None else math.inf)
         self._counts: dict[JobState, int] = dict.fromkeys(JobState, 0)
-        self._tenant_milli: dict[str, int] = {}
         self._seq = 0
         self._stimulus = ("init", 0)
         self._planner = EndPlanner(self)
@@ -141,9 +165,12 @@ class Engine:
         self._res_at = -math.inf  # when computed
         self._res_epoch = -1  # capacity grow_epoch when computed
         self._never_cache: dict[JobRequest, str | None] = {}
-        self._fit_any: dict[JobRequest, tuple[int, bool]] = {}
+        self._shapes: dict[JobRequest, int] = {}
+        self._fit_any: dict[int, tuple[int, bool]] = {}
+        self._fit_out: dict[int, tuple[tuple[int, int], bool]] = {}
         self._immediate: list[JobRecord] = []
-        self._fit_out: dict[JobRequest, tuple[tuple[int, int], bool]] = {}
+        self._round_s = self.profile.cycle.round_s
+        self._woken_for = -math.inf  # the round boundary a Wake was last asked for
         self._empty = Capacity(topo)
 
     # ---- public queries -----------------------------------------------------------------------------------
@@ -157,8 +184,8 @@ class Engine:
         return self._jobs[job_id].state
 
     def pending(self) -> list[int]:
-        """Pending job ids in the order the policy would consider them."""
-        return [jid for _, jid in self._queue]
+        """Pending job ids in queue order (for a grouped order: tenants by name, each in its own order)."""
+        return self._queue.ids()
 
     def running(self) -> list[int]:
         return sorted(jid for _, jid in self._ends)
@@ -166,9 +193,9 @@ class Engine:
     def counts(self) -> dict[JobState, int]:
         return dict(self._counts)
 
-    def tenant_gpus(self) -> dict[str, float]:
+    def tenant_gpus_all(self) -> dict[str, float]:
         """GPUs held right now, per tenant (fractional requests count as their fraction)."""
-        return {t: m / 1000.0 for t, m in sorted(self._tenant_milli.items()) if m}
+        return {t: self._usage.held(t) for t in self._usage.tenants()}
 
     @property
     def reservation(self) -> Reservation | None:
@@ -177,25 +204,56 @@ class Engine:
     def story(self, job_id: int) -> list[Transition]:
         return self.log.story(job_id)
 
+    # ---- the SchedulerView policies read ------------------------------------------------------------------
+    def running_views(self) -> list[JobView]:
+        return [self._jobs[jid] for _, jid in self._ends]
+
+    def tenant_gpus(self, tenant: str) -> float:
+        return self._usage.held(tenant)
+
+    def usage_gpu_s(self, tenant: str) -> float:
+        return self._usage.usage(tenant, self.now)
+
+    def usage_all(self) -> dict[str, float]:
+        return self._usage.usage_all(self.now)
+
     # ---- the one entry point ------------------------------------------------------------------------------
     def handle(self, events: Iterable[Event]) -> list[Action]:
         out: list[Action] = []
+        ticked = False
         for ev in events:
             self._seq += 1
             self.stats.events += 1
             if ev.time > self.now:
                 self.now = ev.time
             self._stimulus = (type(ev).__name__, self._seq)
+            ticked = ticked or isinstance(ev, Tick)
             self._dispatch(ev, out)
             if self.validate:
                 self.check()
         self._stimulus = ("schedule@" + self._stimulus[0], self._stimulus[1])
-        self._schedule(out)
+        if self._round_s <= 0 or (ticked and self._on_round()):
+            self._schedule(out)
         if self._immediate:
             self._reject_unstarted(out)
+        if self._round_s > 0:
+            self._ask_for_round(out)
         if self.validate:
             self.check()
         return out
+
+    def _on_round(self) -> bool:
+        r = self._round_s
+        return abs(self.now / r - round(self.now / r)) < 1e-9
+
+    def _ask_for_round(self, out: list[Action]) -> None:
+        """With rounds, keep one wake-up asked for while any job waits."""
+        if not len(self._queue):
+            return
+        boundary = (math.floor(self.now / self._round_s + 1e-9) + 1) * self._round_s
+        if boundary > self._woken_for:
+            self._woken_for = boundary
+            out.append(Wake(boundary))
 
     def _dispatch(self, ev: Event, out: list[Action]) -> None:
         if isinstance(ev, JobSubmitted):
@@ -238,10 +296,17 @@ class Engine:
             kind, seq = self._stimulus
             self.log.add(self.now, rec.job.id, rec.attempt, old, new, kind, seq, reason)
 
+    def _enqueue(self, rec: JobRecord) -> None:
+        job = rec.job
+        rec.key = (*self.profile.order.key(job, rec.attained_s), job.id)
+        rec.group = self._grouped.group(job) if self._grouped is not None else ""
+        self._queue.add(rec)
+
     def _submit(self, job: Job, out: list[Action]) -> None:
         if job.id in self._jobs:
             raise InvariantError(f"job {job.id} was submitted twice")
         rec = JobRecord(job=job, state=JobState.PENDING, submitted_s=self.now)
+        rec.shape = self._shapes.setdefault(job.request, len(self._shapes))
         why = self._never_fits(job)
         if why is not None:
             self._transition(rec, JobState.REJECTED, why)
@@ -252,8 +317,7 @@ class Engine:
             return
         self._transition(rec, JobState.PENDING)
         self._jobs[job.id] = rec
-        rec.key = (*self.profile.order.key(job), job.id)
-        self._queue.add((rec.key, job.id))
+        self._enqueue(rec)
         if job.immediate:
             self._immediate.append(rec)
 
@@ -286,25 +350,26 @@ class Engine:
         rec.est_end = math.inf if job.estimate_s is None else self.now + job.estimate_s
         self._ends.add((rec.est_end, job.id))
         self._allocs.add(job.id, pl.node_array if len(pl.nodes) > 8 else pl.nodes, rec.est_end)
-        self._tenant_milli[job.tenant] = self._tenant_milli.get(job.tenant, 0) + pl.gpu_milli * pl.num_gpus
+        self._usage.change(job.tenant, pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
         self._transition(rec, JobState.RUNNING)
         self.stats.starts += 1
         out.append(StartJob(self.now, job.id, rec.attempt, pl))
 
     def _release(self, rec: JobRecord) -> None:
         pl = rec.placement
-        assert pl is not None
+        assert pl is not None and rec.started_s is not None
         self.cap.release(pl)
         self._ends.remove((rec.est_end, rec.job.id))
         self._allocs.remove(rec.job.id)
-        self._tenant_milli[rec.job.tenant] -= pl.gpu_milli * pl.num_gpus
+        self._usage.change(rec.job.tenant, -pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
+        rec.attained_s += rec.job.request.gpu_equivalent * (self.now - rec.started_s)
 
     def _end(self, rec: JobRecord, state: JobState, reason: str, exit_code: int | None = None) -> None:
         if rec.state is JobState.RUNNING:
             self._release(rec)
             rec.placement = None  # a finished job's placement lives on in the log and the store, not here
         else:
-            self._queue.remove((rec.key, rec.job.id))
+            self._queue.remove(rec)
         rec.end_s = self.now
         rec.reason = reason
         rec.exit_code = exit_code
@@ -315,7 +380,7 @@ class Engine:
         rec.placement = None
         rec.fail_epoch = -1
         self._transition(rec, JobState.PENDING, reason)
-        self._queue.add((rec.key, rec.job.id))
+        self._enqueue(rec)
 
     def _cancel(self, ev: JobCancelled, out: list[Action]) -> None:
         rec = self._jobs.get(ev.job_id)
@@ -370,25 +435,56 @@ class Engine:
 
     # ---- the scheduling pass ------------------------------------------------------------------------------
     def _schedule(self, out: list[Action]) -> None:
-        """One pass: start jobs in order while they fit, then backfill behind the first that does not.
-
-        Started jobs leave the queue after the walk, so the walk can use the sorted list's own iterator.
-        """
-        if not self._queue:
+        """One pass: start jobs in order while they fit (preempting where the policy allows), then backfill behind
+        the first that does not. Started jobs leave the queue after the walk."""
+        if not len(self._queue):
             return
         self.stats.passes += 1
-        backfill = self.profile.backfill
+        profile = self.profile
+        backfill = profile.backfill
+        admit = profile.admit
+        admit_all = admit.name == "admit-all"
+        preemptive = profile.preempt.name != "no-preempt"
+        cap = self.cap
         ctx = PlaceContext(self._rng)
         res: Reservation | None = None
         tested = 0
+        preemptions = 0
         started: list[JobRecord] = []
-        for _, jid in self._queue:
-            rec = self._jobs[jid]
+        grouped = self._grouped
+        walk = self._queue.walk(self._rank if grouped is not None else None)
+        jobs = self._jobs
+        pending = JobState.PENDING
+        fit_any = self._fit_any
+        for jid in walk:
+            rec = jobs[jid]
+            if rec.state is not pending:
+                continue  # stopped and requeued earlier in this pass: it waits for the next one
+            if not admit_all and not admit.admit(rec.job, self).ok:
+                self.stats.over_quota += 1
+                continue
+            if res is not None and not preemptive:
+                # Behind the head, the cheap checks come inline: a job that fitted nowhere while free capacity
+                # has not grown, or whose request shape already failed against this very capacity.
+                hit = fit_any.get(rec.shape)
+                if (rec.fail_epoch == cap.grow_epoch and rec.fail_res < 0) or (
+                    hit is not None and hit[0] == cap.version and not hit[1]
+                ):
+                    rec.fail_epoch, rec.fail_res = cap.grow_epoch, -1
+                    tested += 1
+                    if tested > backfill.depth:
+                        break
+                    continue
             if res is None:
                 placed = self._try(rec, ctx, None)
+                if placed is None and preemptive and preemptions < PREEMPTIONS_PER_PASS:
+                    preemptions += 1
+                    placed = self._preempt_for(rec, ctx, None, out)
                 if placed is not None:
                     self._start(rec, placed, out)
                     started.append(rec)
+                    if grouped is not None:
+                        walk.charge(rec.group, grouped.charge(rec.job))
                     continue
                 if started and self._res is not None:
                     self._res = None  # the jobs that just started may sit on the old head's nodes
@@ -399,13 +495,23 @@ class Engine:
             tested += 1
             if tested > backfill.depth:
                 break
-            placed = self._try(rec, ctx, backfill.exclusion(rec.job, self.now, res))
+            exclude = backfill.exclusion(rec.job, self.now, res)
+            placed = self._try(rec, ctx, exclude)
+            if placed is None and preemptive and preemptions < PREEMPTIONS_PER_PASS:
+                preemptions += 1
+                placed = self._preempt_for(rec, ctx, exclude, out)
             if placed is not None:
                 self._start(rec, placed, out)
                 started.append(rec)
                 self.stats.backfilled += 1
+                if grouped is not None:
+                    walk.charge(rec.group, grouped.charge(rec.job))
         for rec in started:
-            self._queue.remove((rec.key, rec.job.id))
+            self._queue.remove(rec)
+
+    def _rank(self, groups: list[str], charged: dict[str, float]) -> dict[str, object]:
+        assert self._grouped is not None
+        return self._grouped.rank_groups(groups, self, charged)
 
     def _try(self, rec: JobRecord, ctx: PlaceContext, exclude: np.ndarray | None) -> Placement | None:
         """Place ``rec`` now if it fits, remembering a failure until free capacity grows.
@@ -420,24 +526,25 @@ class Engine:
             return None
         req = rec.job.request
         version = cap.version
-        hit = self._fit_any.get(req)
+        shape = rec.shape
+        hit = self._fit_any.get(shape)
         if hit is not None and hit[0] == version:
             fits = hit[1]
         else:
             fits = cap.could_fit(req)
-            self._fit_any[req] = (version, fits)
+            self._fit_any[shape] = (version, fits)
         if not fits:
             self.stats.quick_rejects += 1
             rec.fail_epoch, rec.fail_res = cap.grow_epoch, -1
             return None
         if exclude is not None:
             key = (version, self._res_version)
-            hit2 = self._fit_out.get(req)
+            hit2 = self._fit_out.get(shape)
             if hit2 is not None and hit2[0] == key:
                 fits = hit2[1]
             else:
                 fits = cap.could_fit(req, *cap.unmarked_aggregates())
-                self._fit_out[req] = (key, fits)
+                self._fit_out[shape] = (key, fits)
             if not fits:
                 self.stats.quick_rejects += 1
                 rec.fail_epoch, rec.fail_res = cap.grow_epoch, self._res_version
@@ -449,6 +556,48 @@ class Engine:
         rec.fail_epoch = cap.grow_epoch
         rec.fail_res = -1 if exclude is None else self._res_version
         return None
+
+    def _preempt_for(
+        self, rec: JobRecord, ctx: PlaceContext, exclude: np.ndarray | None, out: list[Action]
+    ) -> Placement | None:
+        """Stop as few of the preemption policy's candidates as ``rec`` needs, in its order, then place ``rec``.
+
+        The candidates are released one by one on a copy of the capacity until ``rec`` fits there; only those on
+        the nodes it would take are then stopped for real. Nothing is stopped if ``rec`` would not fit anyway.
+        """
+        candidates = self.profile.preempt.candidates(rec, self)
+        if not candidates:
+            return None
+        trial = self.cap.copy()
+        released: list[JobRecord] = []
+        placed: Placement | None = None
+        for cand in candidates:
+            victim = self._jobs[cand.job.id]
+            assert victim.placement is not None
+            trial.release(victim.placement)
+            released.append(victim)
+            if trial.could_fit(rec.job.request):
+                attempt = self.profile.place.place(rec.job, trial, PlaceContext(self._plan_rng, exclude))
+                if isinstance(attempt, Placement):
+                    placed = attempt
+                    break
+        if placed is None:
+            return None
+        needed = set(placed.nodes)
+        for victim in released:
+            assert victim.placement is not None
+            if needed.isdisjoint(victim.placement.nodes):
+                continue
+            out.append(
+                StopJob(
+                    self.now, victim.job.id, victim.attempt, StopReason.PREEMPTED, requeue=True,
+                    graceful=self.profile.preempt.graceful,
+                )
+            )  # fmt: skip
+            self._requeue(victim, f"preempted for job {rec.job.id} ({self.profile.preempt.name})")
+            self.stats.preempted += 1
+        rec.fail_epoch = -1
+        return self._try(rec, ctx, exclude)
 
     def _reservation(self, head: JobRecord) -> Reservation | None:
         res = self._res
@@ -473,9 +622,9 @@ class Engine:
     def check(self) -> None:
         """Check every invariant; raise :class:`InvariantError` on the first broken one."""
         running = [r for r in self._jobs.values() if r.state is JobState.RUNNING]
-        self.cap.check([r.placement for r in running if r.placement is not None])
         if any(r.placement is None for r in running):
             raise InvariantError("a running job has no placement")
+        self.cap.check([r.placement for r in running if r.placement is not None])
         counts = dict.fromkeys(JobState, 0)
         for r in self._jobs.values():
             counts[r.state] += 1
@@ -483,16 +632,17 @@ class Engine:
                 raise InvariantError(f"job {r.job.id} started before it was submitted")
         if counts != self._counts:
             raise InvariantError(f"state counts {self._counts} disagree with the records {counts}")
-        queued = {jid for _, jid in self._queue}
+        queued = self._queue.ids()
         pending = {jid for jid, r in self._jobs.items() if r.state is JobState.PENDING}
-        if queued != pending or len(queued) != len(self._queue):
+        if set(queued) != pending or len(queued) != len(pending):
             raise InvariantError("the queue does not hold exactly the pending jobs")
         ends = {jid for _, jid in self._ends}
-        if ends != {r.job.id for r in running} or len(ends) != len(self._ends):
+        if ends != {r.job.id for r in running} or len(ends) != len(running):
             raise InvariantError("the end index does not hold exactly the running jobs")
-        milli: dict[str, int] = {}
+        held: dict[str, float] = {}
         for r in running:
             assert r.placement is not None
-            milli[r.job.tenant] = milli.get(r.job.tenant, 0) + r.placement.gpu_milli * r.placement.num_gpus
-        if {t: m for t, m in milli.items() if m} != {t: m for t, m in self._tenant_milli.items() if m}:
-            raise InvariantError("per-tenant GPU counts disagree with the running jobs")
+            held[r.job.tenant] = held.get(r.job.tenant, 0.0) + r.placement.gpu_milli * r.placement.num_gpus / 1000
+        for tenant in set(held) | set(self._usage.tenants()):
+            if abs(held.get(tenant, 0.0) - self._usage.held(tenant)) > 1e-6:
+                raise InvariantError(f"tenant {tenant!r}: GPUs held disagree with the running jobs")

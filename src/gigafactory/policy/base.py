@@ -1,16 +1,19 @@
 """The extension points of the scheduler, each a small Protocol, and their registries.
 
-============  ==========================================  =====================================
-point         decides                                     protocol
-============  ==========================================  =====================================
-``order``     which pending job goes first                :class:`OrderPolicy`
-``place``     which nodes and GPUs                        :class:`PlacePolicy`
-``backfill``  may a later job jump ahead of a blocked one :class:`BackfillPolicy`
-============  ==========================================  =====================================
+============  ===========================================  =====================================
+point         decides                                      protocol
+============  ===========================================  =====================================
+``order``     which pending job goes first                 :class:`OrderPolicy`
+``admit``     may this tenant start this job now           :class:`AdmitPolicy`
+``backfill``  may a later job jump ahead of a blocked one  :class:`BackfillPolicy`
+``preempt``   whom to stop for a blocked job               :class:`PreemptPolicy`
+``place``     which nodes and GPUs                         :class:`PlacePolicy`
+``cycle``     when a scheduling pass runs                  :class:`CyclePolicy`
+============  ===========================================  =====================================
 
-Policies are pure: they read the job, the :class:`~gigafactory.core.capacity.Capacity` and the context they
-are handed, and return values. They never mutate capacity and never read a clock; time comes in as ``now``.
-Randomness comes only from the seeded generator in the context.
+Policies are pure: they read the job, the :class:`~gigafactory.core.capacity.Capacity`, the engine's read-only
+:class:`SchedulerView` and the context they are handed, and return values. They never mutate state and never
+read a clock; time comes in as ``now``. Randomness comes only from the seeded generator in the context.
 """
 
 from __future__ import annotations
@@ -28,31 +31,136 @@ from gigafactory.core.placement import Placement
 from gigafactory.core.registry import Registry
 from gigafactory.core.spec import Param
 from gigafactory.core.status import Status
+from gigafactory.core.tenants import TenantTree
 
 __all__ = [
+    "ADMIT",
     "BACKFILL",
+    "CYCLE",
     "ORDER",
     "PLACE",
+    "PREEMPT",
+    "AdmitPolicy",
     "BackfillPolicy",
+    "CyclePolicy",
+    "GroupedOrder",
+    "JobView",
     "OrderPolicy",
     "PlaceContext",
     "PlacePolicy",
     "Planner",
     "PolicyFactory",
+    "PreemptPolicy",
     "Reservation",
+    "SchedulerView",
 ]
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 
+class JobView(Protocol):
+    """What policies may read of a job the engine holds (the engine's ``JobRecord``)."""
+
+    @property
+    def job(self) -> Job: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def started_s(self) -> float | None: ...
+
+    @property
+    def placement(self) -> Placement | None: ...
+
+    @property
+    def key(self) -> tuple[Any, ...]: ...
+
+    def attained_gpu_s(self, now: float) -> float: ...
+
+
+class SchedulerView(Protocol):
+    """The engine's state, read-only, for policies that decide from more than one job."""
+
+    @property
+    def now(self) -> float: ...
+
+    @property
+    def tenants(self) -> TenantTree | None: ...
+
+    def running_views(self) -> list[JobView]: ...
+
+    def tenant_gpus(self, tenant: str) -> float: ...
+
+    def usage_gpu_s(self, tenant: str) -> float: ...
+
+    def usage_all(self) -> dict[str, float]: ...
+
+
 class OrderPolicy(Protocol):
-    """Sorts the queue. ``key`` must be a total order: end it with the job id."""
+    """Sorts the queue.
+
+    ``key`` is computed when a job enters the queue (at submission and at every requeue) from the job and the
+    GPU-time it has attained so far; it must be a total order, so end it with the job id. A *grouped* policy
+    (``grouped = True``) also puts each job in a group (a tenant) and ranks the groups afresh at every pass
+    with ``rank_groups``; the pass then takes the head of the best-ranked group, charges that group for what it
+    started (``charge``), and ranks again.
+    """
 
     @property
     def name(self) -> str: ...
 
-    def key(self, job: Job) -> tuple[Any, ...]: ...
+    @property
+    def grouped(self) -> bool: ...
+
+    def key(self, job: Job, attained_gpu_s: float) -> tuple[Any, ...]: ...
+
+
+class GroupedOrder(OrderPolicy, Protocol):
+    @property
+    def half_life_s(self) -> float: ...
+
+    def group(self, job: Job) -> str: ...
+
+    def rank_groups(self, groups: list[str], view: SchedulerView, charged: dict[str, float]) -> dict[str, Any]: ...
+
+    def charge(self, job: Job) -> float: ...
+
+
+class AdmitPolicy(Protocol):
+    """May ``job`` start now, as far as its tenant's quota goes? ``Status.over_quota(...)`` if not."""
+
+    @property
+    def name(self) -> str: ...
+
+    def admit(self, job: Job, view: SchedulerView) -> Status: ...
+
+
+class PreemptPolicy(Protocol):
+    """Which running jobs may be stopped so that the blocked ``job`` can start, in the order to try them.
+
+    The engine stops only as many of them, in this order, as the job needs to fit, and requeues them. With
+    ``graceful`` they are suspended (they checkpoint and keep their progress); otherwise they are killed.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def graceful(self) -> bool: ...
+
+    def candidates(self, job: JobView, view: SchedulerView) -> list[JobView]: ...
+
+
+class CyclePolicy(Protocol):
+    """When passes run: on every change (``round_s`` = 0) or only on a fixed round (every ``round_s`` seconds)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def round_s(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,5 +240,8 @@ class PolicyFactory:
 
 
 ORDER: Registry[PolicyFactory] = Registry("order policy")
+ADMIT: Registry[PolicyFactory] = Registry("admission policy")
 PLACE: Registry[PolicyFactory] = Registry("placement policy")
 BACKFILL: Registry[PolicyFactory] = Registry("backfill policy")
+PREEMPT: Registry[PolicyFactory] = Registry("preemption policy")
+CYCLE: Registry[PolicyFactory] = Registry("cycle policy")

@@ -1,40 +1,70 @@
 """Profiles: one policy per extension point, chosen by name.
 
 A profile is written ``order+backfill+place``, each part a name with optional parameters, e.g.
-``fifo+easy+best-fit`` or ``sjf+easy:depth=50+topology``. Parts may come in any order, since every name
-belongs to exactly one extension point; a missing part takes its default (``fifo``, ``none``, ``best-fit``).
-Named profiles (``default``) stand for a whole profile. In an experiment TOML the same can be written as a
-table: ``[policy] order = "fifo"  backfill = { name = "easy", depth = 50 }  place = "topology"``.
+``fifo+easy+best-fit`` or ``sjf+easy:depth=50+topology``; the rarer points (``admit``, ``preempt``, ``cycle``)
+join the same way: ``fair-share+quota+reclaim+easy+best-fit``, ``las:queues=2+preempt+rounds:interval=60``.
+Parts may come in any order, since every name belongs to exactly one extension point; a missing part takes its
+default (``fifo``, ``admit-all``, ``none``, ``no-preempt``, ``best-fit``, ``on-events``). Named profiles stand for
+a whole profile: ``default`` and ``tiresias``. In an experiment TOML the same can be written as a table:
+``[policy] order = "fifo"  backfill = { name = "easy", depth = 50 }  place = "topology"``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.registry import Registry
 from gigafactory.core.spec import bind_params, parse_spec
-from gigafactory.policy import backfill as _backfill  # noqa: F401  (registers the built-ins)
+from gigafactory.policy import admit as _admit  # noqa: F401  (registers the built-ins)
+from gigafactory.policy import backfill as _backfill  # noqa: F401
+from gigafactory.policy import cycle as _cycle  # noqa: F401
 from gigafactory.policy import order as _order  # noqa: F401
 from gigafactory.policy import place as _place  # noqa: F401
+from gigafactory.policy import preempt as _preempt  # noqa: F401
 from gigafactory.policy.base import (
+    ADMIT,
     BACKFILL,
+    CYCLE,
     ORDER,
     PLACE,
+    PREEMPT,
+    AdmitPolicy,
     BackfillPolicy,
+    CyclePolicy,
     OrderPolicy,
     PlacePolicy,
     PolicyFactory,
+    PreemptPolicy,
 )
 
 __all__ = ["DEFAULT_PROFILE", "NAMED_PROFILES", "POINTS", "Profile", "parse_profile", "profile_from_table"]
 
-POINTS: dict[str, Registry[PolicyFactory]] = {"order": ORDER, "backfill": BACKFILL, "place": PLACE}
-DEFAULTS = {"order": "fifo", "backfill": "none", "place": "best-fit"}
+POINTS: dict[str, Registry[PolicyFactory]] = {
+    "order": ORDER,
+    "admit": ADMIT,
+    "backfill": BACKFILL,
+    "preempt": PREEMPT,
+    "place": PLACE,
+    "cycle": CYCLE,
+}
+DEFAULTS = {
+    "order": "fifo",
+    "admit": "admit-all",
+    "backfill": "none",
+    "preempt": "no-preempt",
+    "place": "best-fit",
+    "cycle": "on-events",
+}
+ALWAYS_SHOWN = ("order", "backfill", "place")
 DEFAULT_PROFILE = "fifo+easy+topology"
-NAMED_PROFILES: dict[str, str] = {"default": DEFAULT_PROFILE}
+NAMED_PROFILES: dict[str, str] = {
+    "default": DEFAULT_PROFILE,
+    # Tiresias (NSDI'19) as the Pollux artifact runs it: 2D-LAS, two queues, 16 GPU-hours, 60 s rounds, preemption.
+    "tiresias": "las:queues=2,threshold_gpu_h=16+greedy+preempt+rounds:interval=60+packing",
+}
 
 
 @dataclass(frozen=True)
@@ -42,7 +72,10 @@ class Profile:
     order: OrderPolicy
     backfill: BackfillPolicy
     place: PlacePolicy
-    text: str  # canonical: order+backfill+place with non-default parameters
+    text: str  # canonical: order+backfill+place, then any non-default admit, preempt, cycle
+    admit: AdmitPolicy = field(default_factory=lambda: ADMIT.get("admit-all").make())
+    preempt: PreemptPolicy = field(default_factory=lambda: PREEMPT.get("no-preempt").make())
+    cycle: CyclePolicy = field(default_factory=lambda: CYCLE.get("on-events").make())
 
     def __str__(self) -> str:
         return self.text
@@ -56,14 +89,15 @@ def _point_of(name: str) -> str:
     return owners[0]
 
 
-def _build(point: str, name: str, given: Mapping[str, object]) -> tuple[Any, str]:
+def _build(point: str, name: str, given: Mapping[str, object], context: Mapping[str, Any]) -> tuple[Any, str]:
     factory = POINTS[point].get(name)
     params = bind_params(f"{point} policy {name}", factory.params, given)
     text = name
     shown = {k: v for k, v in params.items() if k in given and v != factory.params[k].default}
     if shown:
-        text += ":" + ",".join(f"{k}={v}" for k, v in shown.items())
-    return factory.build(**params), text
+        text += ":" + ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+    extra = {k: v for k, v in context.items() if k in factory.context}
+    return factory.build(**params, **extra), text
 
 
 def parse_profile(text: str) -> Profile:
@@ -107,6 +141,15 @@ def _assemble(chosen: Mapping[str, tuple[str, Mapping[str, object]]]) -> Profile
     texts: dict[str, str] = {}
     for point in POINTS:
         name, params = chosen.get(point, (DEFAULTS[point], {}))
-        built[point], texts[point] = _build(point, name, params)
-    text = "+".join(texts[p] for p in ("order", "backfill", "place"))
-    return Profile(order=built["order"], backfill=built["backfill"], place=built["place"], text=text)
+        built[point], texts[point] = _build(point, name, params, {"order": built.get("order")})
+    parts = [texts[p] for p in ALWAYS_SHOWN]
+    parts += [texts[p] for p in POINTS if p not in ALWAYS_SHOWN and texts[p] != DEFAULTS[p]]
+    return Profile(
+        order=built["order"],
+        backfill=built["backfill"],
+        place=built["place"],
+        text="+".join(parts),
+        admit=built["admit"],
+        preempt=built["preempt"],
+        cycle=built["cycle"],
+    )

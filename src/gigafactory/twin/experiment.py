@@ -23,12 +23,13 @@ from typing import Any
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.presets import build_site
 from gigafactory.policy.profile import Profile, parse_profile, profile_from_table
+from gigafactory.twin.failures import load_failures
 from gigafactory.twin.sim import Progress, SimResult, Simulation
 from gigafactory.twin.workloads import load_workload
 
 __all__ = ["Experiment", "load_experiment", "run_one"]
 
-_KEYS = {"site", "workload", "policy", "days", "seed", "seeds", "out", "validate", "name"}
+_KEYS = {"site", "workload", "policy", "days", "seed", "seeds", "out", "validate", "name", "failures", "horizon_days"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Experiment:
     out: str | None = None
     validate: bool = False
     name: str = ""
+    failures: str = "none"
+    horizon_days: float | None = None  # stop the clock here; None: run until every job has ended
     extra: dict[str, Any] = field(default_factory=dict)
 
     def profile(self) -> Profile:
@@ -57,8 +60,11 @@ class Experiment:
         for s in self.seeds:
             if s < 0:
                 raise ConfigError(f"seed={s} must not be negative")
+        if self.horizon_days is not None and not self.horizon_days > 0:
+            raise ConfigError(f"horizon_days={self.horizon_days} must be greater than 0")
         self.profile()
         build_site(self.site)
+        load_failures(self.failures)
 
     def with_overrides(self, **values: Any) -> Experiment:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
@@ -97,7 +103,10 @@ def load_experiment(path: Path) -> Experiment:
     elif (v := get("seed", int)) is not None:
         seeds = (v,)
     days = get("days", (int, float))
+    horizon = get("horizon_days", (int, float))
     exp = Experiment().with_overrides(
+        failures=get("failures", str),
+        horizon_days=None if horizon is None else float(horizon),
         site=get("site", str),
         workload=get("workload", str),
         policy=get("policy", (str, dict)),
@@ -123,6 +132,8 @@ def run_one(exp: Experiment, seed: int, *, progress: Progress | None = None, kee
         exp.profile(),
         seed=seed,
         tenants=tenants,
+        failures=load_failures(exp.failures),
+        horizon_s=None if exp.horizon_days is None else exp.horizon_days * 86_400.0,
         validate=exp.validate,
         keep_log=keep_log,
         progress=progress,

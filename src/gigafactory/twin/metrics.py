@@ -12,6 +12,13 @@ Definitions:
   themselves, or cancelled while running).
 * **queueing delay**: first start − submission, over jobs that started.
 * **share received**: a tenant's GPU-hours / all GPU-hours; **share owed**: its normalised share of the tree.
+* **interruptions**: attempts stopped by a failure; **preemptions**: attempts stopped by the scheduler.
+* **MTBI** (job-level mean time between interruptions): the running time of jobs of at least ``mtbi_min_gpus``
+  GPUs divided by their interruptions.
+* **ETTR** (effective training time ratio): work kept / (end - first start), per job; the GPU-time weighted
+  version sums both over jobs. Restarts, checkpoint writes and work lost to interruptions are what it misses.
+* **goodput / lost / checkpoint / restart GPU-hours**: GPU-time spent on work kept, on work later lost, writing
+  checkpoints and restarting.
 """
 
 from __future__ import annotations
@@ -74,6 +81,14 @@ class Metrics:
         self.attempts = np.zeros(num_jobs, np.int32)
         self._run_start = np.full(num_jobs, np.nan)
         self.tenant_gpu_s = np.zeros(num_tenants)
+        self.run_s = np.zeros(num_jobs)
+        self.kept_s = np.zeros(num_jobs)
+        self.lost_s = np.zeros(num_jobs)
+        self.ckpt_s = np.zeros(num_jobs)
+        self.restart_s = np.zeros(num_jobs)
+        self.interrupts = np.zeros(num_jobs, np.int32)
+        self.preempts = np.zeros(num_jobs, np.int32)
+        self.failures = 0  # node failures that happened (set by the driver)
         self._t_alloc = array("d")
         self._d_alloc = array("d")
         self._t_queue = array("d")
@@ -108,6 +123,21 @@ class Metrics:
             self._t_queue.append(t)
             self._d_queue.append(1)
 
+    def attempt_over(self, job: int, run_s: float, lost_s: float, ckpt_s: float, restart_s: float) -> None:
+        self.run_s[job] += run_s
+        self.lost_s[job] += lost_s
+        self.ckpt_s[job] += ckpt_s
+        self.restart_s[job] += restart_s
+
+    def kept(self, job: int, work_s: float) -> None:
+        self.kept_s[job] = work_s
+
+    def interrupted(self, job: int, *, preempted: bool) -> None:
+        if preempted:
+            self.preempts[job] += 1
+        else:
+            self.interrupts[job] += 1
+
     def ended(self, job: int, t: float, state: int) -> None:
         self.end[job] = t
         self.state[job] = state
@@ -133,7 +163,9 @@ class Metrics:
             queue=binned_mean(t_queue, d_queue, edges),
         )
 
-    def summarise(self, submit_s: FloatArray) -> dict[str, Any]:
+    def summarise(
+        self, submit_s: FloatArray, gpus: np.ndarray | None = None, mtbi_min_gpus: int = 256
+    ) -> dict[str, Any]:
         start = float(submit_s[0]) if submit_s.size else 0.0
         ran = ~np.isnan(self.first_start)
         ended = ran & (self.state != UNFINISHED) & (self.state != REJECTED)
@@ -159,6 +191,31 @@ class Metrics:
             "p50_queue_s": _stat(wait, 50),
             "p99_queue_s": _stat(wait, 99),
             "makespan_s": round(stop - start, 3),
+            **self._reliability(submit_s, gpus, mtbi_min_gpus, ended),
+        }
+
+    def _reliability(
+        self, submit_s: FloatArray, gpus: np.ndarray | None, mtbi_min_gpus: int, ended: np.ndarray
+    ) -> dict[str, Any]:
+        g = np.ones(submit_s.size) if gpus is None else np.asarray(gpus, dtype=np.float64)
+        big = g >= mtbi_min_gpus
+        big_interrupts = int(self.interrupts[big].sum())
+        held = self.end - self.first_start
+        ok = ended & (g > 0) & (held > 0)
+        weighted = float((g[ok] * held[ok]).sum())
+        per_job = self.kept_s[ok] / held[ok]
+        return {
+            "failures": int(self.failures),
+            "interruptions": int(self.interrupts.sum()),
+            "preemptions": int(self.preempts.sum()),
+            "mtbi_min_gpus": mtbi_min_gpus,
+            "mtbi_h": round(float(self.run_s[big].sum()) / 3600.0 / big_interrupts, 4) if big_interrupts else None,
+            "ettr": round(float((g[ok] * self.kept_s[ok]).sum()) / weighted, 6) if weighted > 0 else None,
+            "ettr_job_mean": round(float(per_job.mean()), 6) if per_job.size else None,
+            "goodput_gpu_h": round(float((g * self.kept_s).sum()) / 3600.0, 3),
+            "lost_gpu_h": round(float((g * self.lost_s).sum()) / 3600.0, 3),
+            "checkpoint_gpu_h": round(float((g * self.ckpt_s).sum()) / 3600.0, 3),
+            "restart_gpu_h": round(float((g * self.restart_s).sum()) / 3600.0, 3),
         }
 
     def jct(self, submit_s: FloatArray) -> FloatArray:

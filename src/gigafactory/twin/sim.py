@@ -1,13 +1,20 @@
 """The digital twin's driver: the engine on a virtual clock.
 
-A heap of ``(time, sequence, kind, job, attempt)`` holds what will happen (a job ending, a wake-up the engine
-asked for); the sequence number breaks ties in order of scheduling, so runs are deterministic. Submissions are
-merged in from the workload's sorted ``submit_s`` column rather than pushed onto the heap, which keeps the heap
-as small as the number of running jobs.
+Three sources of events are merged in time order:
 
-Every distinct instant becomes one ``engine.handle(batch)`` call with all events of that instant: job ends
-first (in heap order), then submissions (in workload order). The driver applies the actions: a start schedules
-the job's end, a stop voids it, a wake-up schedules a tick.
+* submissions, from the workload's sorted ``submit_s`` column;
+* failures, from a lazy :class:`~gigafactory.twin.failures.FailureStream`;
+* a heap of ``(time, sequence, kind, a, b)`` for what the simulation itself scheduled: a job's attempt ending,
+  a node's repair, a wake-up the engine asked for. The sequence number breaks ties in order of scheduling, so runs
+  are deterministic.
+
+Every distinct instant becomes one ``engine.handle(batch)`` call: heap events first (in heap order), then
+failures, then submissions (in workload order). The driver applies the actions: a start schedules the attempt's
+end (from the job's remaining work, restart cost and checkpoints; :mod:`gigafactory.core.progress`), a stop
+settles what the attempt saved and lost, a wake-up schedules a tick.
+
+Hot spares: with ``spares_per_pod = K`` the failure model keeps K nodes per pod drained and idle; when a node
+fails, a spare of its pod is resumed at once, and a repaired node becomes a spare again.
 """
 
 from __future__ import annotations
@@ -15,17 +22,30 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gigafactory.core.actions import RejectJob, StartJob, StopJob, Wake
-from gigafactory.core.events import Event, JobCancelled, JobFailed, JobFinished, JobSubmitted, Tick
+from gigafactory.core.actions import RejectJob, StartJob, StopJob, StopReason, Wake
+from gigafactory.core.events import (
+    Event,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobSubmitted,
+    NodeDrained,
+    NodeFailed,
+    NodeRepaired,
+    NodeResumed,
+    Tick,
+)
 from gigafactory.core.jobs import JobId
+from gigafactory.core.progress import attempt_wall, progress_at
 from gigafactory.core.tenants import TenantTree
 from gigafactory.core.topology import Topology
 from gigafactory.engine.engine import Engine
 from gigafactory.policy.profile import Profile, parse_profile
+from gigafactory.twin.failures import Failure, FailureModel
 from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, Metrics, Series
 from gigafactory.twin.workload import CANCELLED as W_CANCELLED
 from gigafactory.twin.workload import FAILED as W_FAILED
@@ -33,7 +53,7 @@ from gigafactory.twin.workload import Workload
 
 __all__ = ["SimResult", "Simulation"]
 
-_END, _TICK = 0, 1
+_END, _TICK, _REPAIR = 0, 1, 2
 Progress = Callable[[float, float], None]  # (fraction of submissions done, simulated time)
 
 
@@ -56,11 +76,13 @@ class Simulation:
         *,
         seed: int = 0,
         tenants: TenantTree | None = None,
+        failures: FailureModel | None = None,
         validate: bool = False,
         keep_log: bool = True,
         horizon_s: float | None = None,
         progress: Progress | None = None,
         labels: dict[str, Any] | None = None,
+        mtbi_min_gpus: int = 256,
     ) -> None:
         workload.check_fits(topo)
         self.topo = topo
@@ -68,11 +90,15 @@ class Simulation:
         self.profile = parse_profile(profile) if isinstance(profile, str) else profile
         self.seed = seed
         self.tenants = tenants
+        self.failures = failures if failures is not None and failures.enabled else None
+        self.spares = failures.spares_per_pod if failures is not None else 0
         self.horizon_s = math.inf if horizon_s is None else horizon_s
         self.progress = progress
         self.labels = labels or {}
+        self.mtbi_min_gpus = mtbi_min_gpus
         self.engine = Engine(topo, self.profile, tenants=tenants, seed=seed, validate=validate, keep_log=keep_log)
         self.metrics = Metrics(len(workload), topo.num_gpus, len(workload.tenants))
+        self.checkpoints = workload.checkpointing(failures, topo)
 
     def run(self) -> SimResult:
         wall0 = time.perf_counter()
@@ -80,35 +106,62 @@ class Simulation:
         eng = self.engine
         met = self.metrics
         submit = wl.submit_s.tolist()
-        runtime = wl.runtime_s.tolist()
+        work = wl.runtime_s.tolist()
         outcome = wl.outcome.tolist()
         tenant = wl.tenant.tolist()
         gpu_eq = wl.gpu_equivalent.tolist()
+        ckpt = self.checkpoints
         n = len(submit)
-        attempt = [0] * n  # running attempt per job, 0 when not running
+        attempt = [0] * n  # the running attempt, 0 when not running
+        started = [0.0] * n  # when the running attempt started
+        left = [0.0] * n  # work left when it started
+        saved = [0.0] * n  # work saved by checkpoints so far
         heap: list[tuple[float, int, int, int, int]] = []
         seq = 0
         i = 0
+        remaining = n
         next_report = 0
         step = max(n // 100, 1)
         horizon = self.horizon_s
+        stream: Iterator[Failure] = (
+            iter(()) if self.failures is None else iter(self.failures.stream(self.topo, self.seed))
+        )
+        failure = next(stream, None)
+        spares = _Spares(self.topo, self.spares)
         t = 0.0
-        while i < n or heap:
-            t = min(submit[i] if i < n else math.inf, heap[0][0] if heap else math.inf)
-            if t > horizon:
+        initial: list[Event] = spares.initial()
+        while remaining > 0 or initial:
+            t = min(
+                submit[i] if i < n else math.inf,
+                heap[0][0] if heap else math.inf,
+                failure.time if failure is not None else math.inf,
+            )
+            if initial:
+                t = min(t, 0.0)
+            if t > horizon or math.isinf(t):
                 break
-            batch: list[Event] = []
+            batch: list[Event] = initial
+            initial = []
             while heap and heap[0][0] == t:
-                _, _, kind, job, att = heapq.heappop(heap)
+                _, _, kind, a, att = heapq.heappop(heap)
                 if kind == _TICK:
                     batch.append(Tick(t))
                     continue
+                if kind == _REPAIR:
+                    batch.extend(spares.repaired(t, a))
+                    continue
+                job = a
                 if attempt[job] != att:
                     continue  # stopped before it could end
                 attempt[job] = 0
                 jid = JobId(job)
-                o = outcome[job]
+                run_s = t - started[job]
+                p = progress_at(run_s, left[job], ckpt[job])
                 met.stopped(job, t, gpu_eq[job], tenant[job], requeued=False)
+                met.attempt_over(job, run_s, 0.0, p.checkpoint_s, p.restart_s)
+                met.kept(job, saved[job] + left[job])
+                remaining -= 1
+                o = outcome[job]
                 if o == W_FAILED:
                     batch.append(JobFailed(t, jid, att, exit_code=1))
                     met.ended(job, t, FAILED)
@@ -118,9 +171,20 @@ class Simulation:
                 else:
                     batch.append(JobFinished(t, jid, att))
                     met.ended(job, t, COMPLETED)
+            while failure is not None and failure.time == t:
+                for node in failure.nodes:
+                    events, repair_at = spares.failed(t, node, failure)
+                    batch.extend(events)
+                    if repair_at is not None:
+                        if repair_at <= t:
+                            batch.extend(spares.repaired(t, node))
+                        else:
+                            seq += 1
+                            heapq.heappush(heap, (repair_at, seq, _REPAIR, node, 0))
+                failure = next(stream, None)
             first = i
             while i < n and submit[i] == t:
-                batch.append(JobSubmitted(t, wl.job(i)))
+                batch.append(JobSubmitted(t, wl.job(i, ckpt[i])))
                 i += 1
             if i > first:
                 met.submitted(t, i - first)
@@ -128,18 +192,32 @@ class Simulation:
                 if isinstance(action, StartJob):
                     job = action.job_id
                     attempt[job] = action.attempt
+                    started[job] = t
+                    left[job] = max(work[job] - saved[job], 0.0)
                     met.started(job, t, gpu_eq[job])
                     seq += 1
-                    heapq.heappush(heap, (t + runtime[job], seq, _END, job, action.attempt))
+                    heapq.heappush(heap, (t + attempt_wall(left[job], ckpt[job]), seq, _END, job, action.attempt))
                 elif isinstance(action, StopJob):
                     job = action.job_id
-                    if attempt[job] == action.attempt:
-                        attempt[job] = 0
-                        met.stopped(job, t, gpu_eq[job], tenant[job], requeued=action.requeue)
-                        if not action.requeue:
-                            met.ended(job, t, CANCELLED)
+                    if attempt[job] != action.attempt:
+                        continue
+                    attempt[job] = 0
+                    run_s = t - started[job]
+                    p = progress_at(run_s, left[job], ckpt[job])
+                    met.stopped(job, t, gpu_eq[job], tenant[job], requeued=action.requeue)
+                    if action.requeue:
+                        kept = p.work_s if action.graceful else p.saved_s
+                        saved[job] += kept
+                        met.attempt_over(job, run_s, p.work_s - kept, p.checkpoint_s, p.restart_s)
+                        met.interrupted(job, preempted=action.reason is StopReason.PREEMPTED)
+                    else:
+                        met.attempt_over(job, run_s, 0.0, p.checkpoint_s, p.restart_s)
+                        met.kept(job, saved[job] + p.work_s)
+                        met.ended(job, t, CANCELLED)
+                        remaining -= 1
                 elif isinstance(action, RejectJob):
                     met.rejected(action.job_id, t)
+                    remaining -= 1
                 elif isinstance(action, Wake):
                     seq += 1
                     heapq.heappush(heap, (max(action.time, t), seq, _TICK, -1, 0))
@@ -148,14 +226,14 @@ class Simulation:
                 next_report = i + step
         if self.progress is not None:
             self.progress(1.0, t)
-        wall = time.perf_counter() - wall0
-        return self._result(wall)
+        met.failures = spares.failures
+        return self._result(time.perf_counter() - wall0)
 
     def _result(self, wall_s: float) -> SimResult:
         wl = self.workload
         met = self.metrics
         summary: dict[str, Any] = {**self.labels}
-        summary.update(met.summarise(wl.submit_s))
+        summary.update(met.summarise(wl.submit_s, wl.gpu_equivalent, self.mtbi_min_gpus))
         stats = self.engine.stats
         summary.update(
             {
@@ -169,6 +247,7 @@ class Simulation:
                 "site": self.topo.name,
                 "gpus": self.topo.num_gpus,
                 "workload": wl.name,
+                "failure_model": self.failures.name if self.failures is not None else "none",
                 "offered_load": _offered_load(wl, self.topo.num_gpus),
             }
         )
@@ -183,7 +262,9 @@ class Simulation:
         total = float(met.tenant_gpu_s.sum())
         owed = {}
         if self.tenants is not None:
-            owed = {t: self.tenants.normalised_share(t) for t in wl.tenants if t in self.tenants}
+            leaves = [t for t in wl.tenants if t in self.tenants]
+            norm = sum(self.tenants.normalised_share(t) for t in leaves) or 1.0
+            owed = {t: self.tenants.normalised_share(t) / norm for t in leaves}
         out = {}
         for k, name in enumerate(wl.tenants):
             gpu_s = float(met.tenant_gpu_s[k])
@@ -194,6 +275,61 @@ class Simulation:
                 "share_owed": round(owed.get(name, 1.0 / len(wl.tenants)), 6),
             }
         return out
+
+
+class _Spares:
+    """Which nodes are down, and the hot spares of each pod (see the module docstring)."""
+
+    def __init__(self, topo: Topology, per_pod: int) -> None:
+        self.topo = topo
+        self.per_pod = per_pod
+        self.down: set[int] = set()
+        self.free: dict[int, list[int]] = {}  # pod -> idle spare nodes
+        self.is_spare: set[int] = set()
+        self.replaced: set[int] = set()  # failed nodes whose place a spare took: they come back as spares
+        self.failures = 0
+
+    def initial(self) -> list[Event]:
+        if not self.per_pod:
+            return []
+        events: list[Event] = []
+        topo = self.topo
+        for pod in range(topo.num_pods):
+            a, b = int(topo.pod_start[pod]), int(topo.pod_start[pod + 1])
+            nodes = list(range(max(a, b - self.per_pod), b))
+            self.free[pod] = nodes
+            self.is_spare.update(nodes)
+            events.extend(NodeDrained(0.0, n, reason="hot spare") for n in nodes)
+        return events
+
+    def failed(self, t: float, node: int, failure: Failure) -> tuple[list[Event], float | None]:
+        if node in self.down:
+            return [], None
+        self.failures += 1
+        self.down.add(node)
+        events: list[Event] = [NodeFailed(t, node, reason=f"{failure.kind} failure")]
+        if node in self.is_spare:
+            self.free[int(self.topo.node_pod[node])].remove(node)
+        elif self.per_pod:
+            pod = int(self.topo.node_pod[node])
+            if self.free.get(pod):
+                spare = self.free[pod].pop(0)
+                self.is_spare.discard(spare)
+                self.replaced.add(node)
+                events.append(NodeResumed(t, spare))
+        return events, t + failure.repair_s
+
+    def repaired(self, t: float, node: int) -> list[Event]:
+        self.down.discard(node)
+        events: list[Event] = [NodeRepaired(t, node)]
+        if node in self.is_spare:
+            self.free[int(self.topo.node_pod[node])].append(node)
+        elif node in self.replaced:
+            self.replaced.discard(node)
+            self.is_spare.add(node)
+            self.free[int(self.topo.node_pod[node])].append(node)
+            events.append(NodeDrained(t, node, reason="hot spare"))
+        return events
 
 
 def _offered_load(wl: Workload, gpus: int) -> float | None:

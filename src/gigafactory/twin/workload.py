@@ -17,25 +17,36 @@ tenant     int32    index into ``tenants``
 priority   int32    larger is more urgent (used by the ``priority`` order)
 locality   int8     0 anywhere, 1 one pod, 2 one NVLink domain
 model_set  int16    index into ``model_sets``; -1 = any GPU model
+gang       int8     1: all GPUs placed together as a gang (the default); 0: any free GPUs will do
+ckpt_s     float64  work between checkpoints; NaN = never checkpoints; -1 = Young-Daly for its size
+ckpt_write float64  wall seconds one checkpoint write takes
+restart_s  float64  wall seconds every start (and restart) takes before work resumes
 ========== ======== ==========================================================================
+
+``runtime_s`` is the job's *work*: with no interruption, no checkpoints and no restart cost, its run time.
 
 The row index is the job id in a simulation.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.jobs import Job, JobId, JobRequest, Locality
+from gigafactory.core.progress import NO_CHECKPOINTS, Checkpointing, daly_interval
 from gigafactory.core.topology import Topology
 
-__all__ = ["CANCELLED", "COMPLETED", "FAILED", "LOCALITIES", "Workload"]
+if TYPE_CHECKING:
+    from gigafactory.twin.failures import FailureModel
+
+__all__ = ["CANCELLED", "COMPLETED", "FAILED", "LOCALITIES", "YOUNG_DALY", "Workload"]
 
 COMPLETED, FAILED, CANCELLED = 0, 1, 2
 LOCALITIES = (Locality.ANY, Locality.POD, Locality.DOMAIN)
@@ -53,7 +64,12 @@ _COLUMNS: dict[str, type] = {
     "priority": np.int32,
     "locality": np.int8,
     "model_set": np.int16,
+    "gang": np.int8,
+    "ckpt_s": np.float64,
+    "ckpt_write": np.float64,
+    "restart_s": np.float64,
 }
+YOUNG_DALY = -1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +87,10 @@ class Workload:
     priority: npt.NDArray[np.int32]
     locality: npt.NDArray[np.int8]
     model_set: npt.NDArray[np.int16]
+    gang: npt.NDArray[np.int8]
+    ckpt_s: npt.NDArray[np.float64]
+    ckpt_write: npt.NDArray[np.float64]
+    restart_s: npt.NDArray[np.float64]
     tenants: tuple[str, ...] = ("default",)
     model_sets: tuple[tuple[str, ...], ...] = ()
     _requests: dict[tuple[int, ...], JobRequest] = field(default_factory=dict, repr=False)
@@ -102,6 +122,10 @@ class Workload:
             "priority": 0,
             "locality": 0,
             "model_set": -1,
+            "gang": 1,
+            "ckpt_s": np.nan,
+            "ckpt_write": 0.0,
+            "restart_s": 0.0,
         }
         cols: dict[str, Any] = {}
         for key, dtype in _COLUMNS.items():
@@ -141,7 +165,11 @@ class Workload:
             "has gpu_milli outside 1..1000",
         )
         bad((self.gpus > 1) & (self.gpu_milli != 1000), "shares a GPU but asks for more than one")
-        bad(~(self.runtime_s > 0) | ~np.isfinite(self.runtime_s), "has a run time that is not positive")
+        bad(~(self.runtime_s > 0), "has a run time that is not positive")
+        bad(~((self.ckpt_s > 0) | (self.ckpt_s == YOUNG_DALY) | np.isnan(self.ckpt_s)), "has a bad checkpoint interval")
+        bad(~(self.ckpt_write >= 0), "has a negative checkpoint write time")
+        bad(~(self.restart_s >= 0), "has a negative restart time")
+        bad((self.ckpt_s == YOUNG_DALY) & ~(self.ckpt_write > 0), "uses young-daly without a checkpoint write time")
         bad(self.estimate_s <= 0, "has an estimate that is not positive")
         bad((self.outcome < 0) | (self.outcome > 2), "has an unknown outcome code")
         bad((self.tenant < 0) | (self.tenant >= len(self.tenants)), "names a tenant outside the tenant list")
@@ -162,6 +190,7 @@ class Workload:
             int(self.mem_mib[i]),
             ms,
             int(self.locality[i]),
+            int(self.gang[i]),
         )
         req = self._requests.get(key)
         if req is None:
@@ -173,11 +202,12 @@ class Workload:
                 mem_mib=mem,
                 models=None if ms < 0 else self.model_sets[ms],
                 locality=LOCALITIES[key[5]],
+                gang=bool(key[6]),
             )
             self._requests[key] = req
         return req
 
-    def job(self, i: int) -> Job:
+    def job(self, i: int, checkpoint: Checkpointing = NO_CHECKPOINTS) -> Job:
         est = float(self.estimate_s[i])
         return Job(
             id=JobId(i),
@@ -186,7 +216,28 @@ class Workload:
             tenant=self.tenants[int(self.tenant[i])],
             estimate_s=None if np.isnan(est) else est,
             priority=int(self.priority[i]),
+            checkpoint=checkpoint,
         )
+
+    def checkpointing(self, failures: FailureModel | None, topo: Topology) -> list[Checkpointing]:
+        """Per job, how it checkpoints; Young-Daly intervals from the failure rate its nodes see."""
+        cache: dict[tuple[float, float, float], Checkpointing] = {}
+        out = []
+        per_node = max(topo.max_gpus_per_node, 1)
+        for interval, write, restart, gpus in zip(
+            self.ckpt_s.tolist(), self.ckpt_write.tolist(), self.restart_s.tolist(), self.gpus.tolist(), strict=True
+        ):
+            if interval == YOUNG_DALY:
+                nodes = max(1, -(-gpus // per_node))
+                rate = 0.0 if failures is None else failures.node_rate_per_s(topo, per_node) * nodes
+                interval = daly_interval(write, 1.0 / rate) if rate > 0 else math.inf
+            key = (interval, write, restart)
+            ck = cache.get(key)
+            if ck is None:
+                finite = interval if (interval == interval and math.isfinite(interval)) else None  # NaN/inf: never
+                ck = cache[key] = Checkpointing(finite, write if finite else 0.0, restart)
+            out.append(ck)
+        return out
 
     # ---- summaries ----------------------------------------------------------------------------------------
     @property

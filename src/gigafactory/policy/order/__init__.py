@@ -1,5 +1,5 @@
 """Built-in order policies; importing this package registers them."""
 
-from gigafactory.policy.order import fifo, priority, sjf
+from gigafactory.policy.order import fair_share, fifo, las, priority, sjf
 
-__all__ = ["fifo", "priority", "sjf"]
+__all__ = ["fair_share", "fifo", "las", "priority", "sjf"]

@@ -13,7 +13,9 @@ from gigafactory.policy.base import ORDER, PolicyFactory
 class Priority:
     name: str = "priority"
 
-    def key(self, job: Job) -> tuple[Any, ...]:
+    grouped = False
+
+    def key(self, job: Job, attained_gpu_s: float = 0.0) -> tuple[Any, ...]:
         return (-job.priority, job.submit_s, job.id)
 
 

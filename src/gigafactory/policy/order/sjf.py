@@ -20,7 +20,9 @@ class ShortestJobFirst:
     by: str = "gpu-time"
     name: str = "sjf"
 
-    def key(self, job: Job) -> tuple[Any, ...]:
+    grouped = False
+
+    def key(self, job: Job, attained_gpu_s: float = 0.0) -> tuple[Any, ...]:
         est = math.inf if job.estimate_s is None else job.estimate_s
         if self.by == "gpu-time":
             est *= max(job.request.gpu_equivalent, 0.001)

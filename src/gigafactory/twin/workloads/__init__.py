@@ -15,7 +15,7 @@ from gigafactory.core.spec import Param, Spec, bind_params, parse_spec
 from gigafactory.core.tenants import TenantTree
 from gigafactory.core.topology import Topology
 from gigafactory.twin.workload import Workload
-from gigafactory.twin.workloads import llm, single
+from gigafactory.twin.workloads import llm, philly, pollux, single
 
 __all__ = ["WORKLOADS", "WorkloadSource", "load_workload"]
 
@@ -25,11 +25,14 @@ class WorkloadSource:
     summary: str
     params: Mapping[str, Param]
     build: Callable[..., tuple[Workload, TenantTree | None]]
+    reads_file: bool = False  # takes skip_bad_rows
 
 
 WORKLOADS: Registry[WorkloadSource] = Registry("workload")
 WORKLOADS.add("llm", WorkloadSource("synthetic LLM-era workload calibrated to AcmeTrace", llm.PARAMS, llm.generate))
 WORKLOADS.add("single", WorkloadSource("one job of N GPUs for H hours", single.PARAMS, single.generate))
+WORKLOADS.add("philly", WorkloadSource("the Microsoft Philly trace (2017)", philly.PARAMS, philly.generate, True))
+WORKLOADS.add("pollux", WorkloadSource("one rigid Pollux workload (OSDI'21)", pollux.PARAMS, pollux.generate, True))
 
 
 def load_workload(spec: str | Spec, topo: Topology, *, days: float, seed: int) -> tuple[Workload, TenantTree | None]:

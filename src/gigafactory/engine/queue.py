@@ -1,0 +1,91 @@
+"""The pending queue: jobs sorted by their order keys, one sorted list per group.
+
+For most order policies there is one group and a pass walks one sorted list. A grouped policy (fair-share) keeps
+a list per tenant; a pass then repeatedly takes the head of the best-ranked tenant, and re-ranks a tenant each
+time one of its jobs starts (:class:`Walk`). Keys are computed when a job enters the queue and never change while
+it waits. Written only by the engine.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from sortedcontainers import SortedList
+
+if TYPE_CHECKING:
+    from gigafactory.engine.engine import JobRecord
+
+__all__ = ["PendingQueue", "Walk"]
+
+Ranker = Callable[[list[str], dict[str, float]], dict[str, Any]]
+
+
+class PendingQueue:
+    def __init__(self, grouped: bool) -> None:
+        self.grouped = grouped
+        self._lists: dict[str, SortedList] = {}
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, rec: JobRecord) -> None:
+        group = rec.group
+        lst = self._lists.get(group)
+        if lst is None:
+            lst = self._lists[group] = SortedList()
+        lst.add((rec.key, rec.job.id))
+        self._size += 1
+
+    def remove(self, rec: JobRecord) -> None:
+        lst = self._lists[rec.group]
+        lst.remove((rec.key, rec.job.id))
+        self._size -= 1
+        if not lst and self.grouped:
+            del self._lists[rec.group]
+
+    def ids(self) -> list[int]:
+        """Every pending job id, groups in name order, each group in key order (for listings and checks)."""
+        return [jid for g in sorted(self._lists) for _, jid in self._lists[g]]
+
+    def walk(self, rank: Ranker | None) -> Walk:
+        return Walk(self, rank)
+
+
+class Walk:
+    """One pass's way through the queue. Call :meth:`charge` for a job that started before taking the next."""
+
+    def __init__(self, queue: PendingQueue, rank: Ranker | None) -> None:
+        self._queue = queue
+        self._rank = rank
+        self._charged: dict[str, float] = {}
+
+    def __iter__(self) -> Iterator[int]:
+        lists = self._queue._lists
+        if not self._queue.grouped or self._rank is None:
+            for group in sorted(lists):
+                for _, jid in lists[group]:
+                    yield jid
+            return
+        iters = {g: iter(lists[g]) for g in lists}
+        ranks = self._rank(list(iters), self._charged)
+        heap = [(ranks[g], g) for g in iters]
+        heapq.heapify(heap)
+        while heap:
+            _, group = heapq.heappop(heap)
+            item = next(iters[group], None)
+            if item is None:
+                continue
+            before = self._charged.get(group, 0.0)
+            yield item[1]
+            if self._charged.get(group, 0.0) != before:
+                # The tenant just started a job: rank it again among those still waiting.
+                ranks = self._rank([group, *(g for _, g in heap)], self._charged)
+                heap = [(ranks[g], g) for _, g in heap]
+                heapq.heapify(heap)
+            heapq.heappush(heap, (ranks[group], group))
+
+    def charge(self, group: str, amount: float) -> None:
+        self._charged[group] = self._charged.get(group, 0.0) + amount

@@ -1,0 +1,20 @@
+"""``admit-all``: no quota; every job may start when it fits (the default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gigafactory.core.jobs import Job
+from gigafactory.core.status import OK, Status
+from gigafactory.policy.base import ADMIT, PolicyFactory, SchedulerView
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitAll:
+    name: str = "admit-all"
+
+    def admit(self, job: Job, view: SchedulerView) -> Status:
+        return OK
+
+
+ADMIT.add("admit-all", PolicyFactory(AdmitAll, "no quota: every job may start when it fits", {}))

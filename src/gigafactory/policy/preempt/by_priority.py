@@ -1,0 +1,50 @@
+"""``preempt``: a blocked job may stop running jobs that the order policy now ranks below it, lowest first.
+
+Running jobs are ranked by the key they would get if they entered the queue now (for ``las``, with the service
+they have attained so far), so under Tiresias' 2D-LAS a job demoted past the threshold can be stopped for a job
+still in the first queue. The stopped jobs are suspended, as Tiresias does: they checkpoint on the way out, go back
+to the queue and resume where they were (``graceful=false`` kills them instead, losing unsaved work).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gigafactory.core.spec import Param
+from gigafactory.policy.base import PREEMPT, JobView, OrderPolicy, PolicyFactory, SchedulerView
+
+
+@dataclass(frozen=True, slots=True)
+class PreemptLowerPriority:
+    order: OrderPolicy | None = None  # bound by the profile to its order policy
+    graceful: bool = True
+    name: str = "preempt"
+
+    def candidates(self, job: JobView, view: SchedulerView) -> list[JobView]:
+        if self.order is None or self.order.grouped:
+            return []
+        now = view.now
+        mine = job.key
+        ranked: list[tuple[Any, JobView]] = []
+        for other in view.running_views():
+            theirs = (*self.order.key(other.job, other.attained_gpu_s(now)),)
+            if theirs > mine:
+                ranked.append((theirs, other))
+        ranked.sort(key=lambda kv: kv[0], reverse=True)
+        return [v for _, v in ranked]
+
+
+def _build(graceful: bool = True, order: OrderPolicy | None = None) -> PreemptLowerPriority:
+    return PreemptLowerPriority(order, graceful)
+
+
+PREEMPT.add(
+    "preempt",
+    PolicyFactory(
+        _build,
+        "stop running jobs the order ranks lower, lowest first",
+        {"graceful": Param(bool, True, help="suspend (keep progress) rather than kill")},
+        context=("order",),
+    ),
+)

@@ -1,0 +1,19 @@
+"""``no-preempt``: running jobs are never stopped for others (the default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gigafactory.policy.base import PREEMPT, JobView, PolicyFactory, SchedulerView
+
+
+@dataclass(frozen=True, slots=True)
+class NoPreempt:
+    name: str = "no-preempt"
+    graceful: bool = True
+
+    def candidates(self, job: JobView, view: SchedulerView) -> list[JobView]:
+        return []
+
+
+PREEMPT.add("no-preempt", PolicyFactory(NoPreempt, "running jobs are never stopped for others", {}))
