@@ -77,7 +77,7 @@ def test_experiment_toml_with_several_seeds(tmp_path: Path) -> None:
             "job 0 asks for 200,000 GPUs; the site gb200-nvl72:racks=1389 has 100,008",
         ),
         (["--workload", "single:gpus=0"], "gpus='0' must be at least 1"),
-        (["--workload", "nope"], "unknown workload 'nope'; known: llm, single"),
+        (["--workload", "nope"], "unknown workload 'nope'; known: llm, philly, pollux, single"),
         (["--workload", "llm:load=-1"], "load='-1' must be greater than 0"),
         (["--days", "0"], "days=0.0 must be greater than 0"),
     ],
