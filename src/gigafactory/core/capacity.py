@@ -12,6 +12,9 @@ policy's filter is one comparison:
 * ``domain_whole`` / ``pod_whole``: free whole GPUs per NVLink domain / pod;
 * ``hist[m, k]``: schedulable nodes of model ``m`` with exactly ``k`` whole free GPUs;
 * ``full[m, g]``: schedulable, completely free nodes of model ``m`` that have ``g`` GPUs;
+* ``domain_hist[d, k]`` / ``pod_hist[p, k]``: schedulable nodes with ``k`` whole free GPUs per domain / pod, and
+  ``domain_full`` / ``pod_full``: completely free schedulable nodes per domain / pod (placement policies find the
+  domain or pod to use from these without scanning every node);
 * ``node_kinds[n, j]``: GPU allocations on node ``n`` by kind: ``j = 0`` for a shared (fractional) GPU, ``j = k``
   for ``k`` whole GPUs (placement policies that cluster alike jobs read it);
 * ``marked_hist`` / ``marked_full``: the same two over a *marked* subset of nodes (the nodes a reservation holds
@@ -69,6 +72,12 @@ class Capacity:
         self.hist: IntArray = np.zeros((nm, kmax), np.int64)
         np.add.at(self.hist, (topo.node_model, topo.node_gpus), 1)
         self.full: IntArray = self.hist.copy()
+        self.domain_hist: IntArray = np.zeros((topo.num_domains, kmax), np.int64)
+        np.add.at(self.domain_hist, (topo.node_domain, topo.node_gpus), 1)
+        self.pod_hist: IntArray = np.zeros((topo.num_pods, kmax), np.int64)
+        np.add.at(self.pod_hist, (topo.node_pod, topo.node_gpus), 1)
+        self.domain_full: IntArray = np.bincount(topo.node_domain, minlength=topo.num_domains).astype(np.int64)
+        self.pod_full: IntArray = np.bincount(topo.node_pod, minlength=topo.num_pods).astype(np.int64)
         self.model_gpus: IntArray = np.zeros(nm, np.int64)  # largest node, in GPUs, of each model
         np.maximum.at(self.model_gpus, topo.node_model, topo.node_gpus)
         self.model_gpus.setflags(write=False)
@@ -82,6 +91,7 @@ class Capacity:
         self.grow_epoch = 0  # bumped whenever free capacity grows; a failed fit stays failed until it moves
         self._model_masks: dict[tuple[str, ...], BoolArray | None] = {}
         self._model_ids: dict[tuple[str, ...] | None, list[int]] = {}
+        self._single: dict[tuple[int, tuple[str, ...] | None], bool] = {}
         self._matrix: tuple[int, IntArray] | None = None
         gmax = max(topo.max_gpus_per_node, 1)
         offsets = topo.gpu_start[:-1, None] + np.arange(gmax)[None, :]
@@ -99,7 +109,7 @@ class Capacity:
         for key, value in self.__dict__.items():
             if isinstance(value, np.ndarray) and value.flags.writeable:
                 setattr(other, key, value.copy())
-            elif key in ("_model_masks", "_model_ids"):
+            elif key in ("_model_masks", "_model_ids", "_single"):
                 setattr(other, key, value)  # caches that depend only on the topology; shared
             else:
                 setattr(other, key, value)
@@ -201,19 +211,31 @@ class Capacity:
         """Does ``req`` go on one node? Yes when some allowed model has nodes with that many GPUs."""
         if req.gpus <= 1:
             return True
-        return req.gpus <= max((int(self.model_gpus[m]) for m in self.model_ids(req.models)), default=0)
+        key = (req.gpus, req.models)
+        got = self._single.get(key)
+        if got is None:
+            got = self._single[key] = req.gpus <= max(
+                (int(self.model_gpus[m]) for m in self.model_ids(req.models)), default=0
+            )
+        return got
 
     # ---- updates ------------------------------------------------------------------------------------------
     def _detach(self, n: int) -> None:
         if self.schedulable[n]:
             w = int(self.node_whole[n])
             m = self._node_model[n]
-            self.domain_whole[self._node_domain[n]] -= w
-            self.pod_whole[self._node_pod[n]] -= w
+            d = self._node_domain[n]
+            p = self._node_pod[n]
+            self.domain_whole[d] -= w
+            self.pod_whole[p] -= w
             self.hist[m, w] -= 1
+            self.domain_hist[d, w] -= 1
+            self.pod_hist[p, w] -= 1
             g = self._node_gpus[n]
             if w == g:
                 self.full[m, g] -= 1
+                self.domain_full[d] -= 1
+                self.pod_full[p] -= 1
             if self.marked[n]:
                 self.marked_hist[m, w] -= 1
                 if w == g:
@@ -223,12 +245,18 @@ class Capacity:
         if self.schedulable[n]:
             w = int(self.node_whole[n])
             m = self._node_model[n]
-            self.domain_whole[self._node_domain[n]] += w
-            self.pod_whole[self._node_pod[n]] += w
+            d = self._node_domain[n]
+            p = self._node_pod[n]
+            self.domain_whole[d] += w
+            self.pod_whole[p] += w
             self.hist[m, w] += 1
+            self.domain_hist[d, w] += 1
+            self.pod_hist[p, w] += 1
             g = self._node_gpus[n]
             if w == g:
                 self.full[m, g] += 1
+                self.domain_full[d] += 1
+                self.pod_full[p] += 1
             if self.marked[n]:
                 self.marked_hist[m, w] += 1
                 if w == g:
@@ -348,19 +376,27 @@ class Capacity:
     def _count_many(self, nodes: IntArray, sign: int) -> None:
         """Add (``sign`` = 1) or remove (-1) the contribution of ``nodes`` to the aggregates."""
         ns = nodes[self.schedulable[nodes]]
+        if ns.size == 0:
+            return
         w = self.node_whole[ns]
         m = self._node_model[ns]
-        np.add.at(self.domain_whole, self._node_domain[ns], sign * w)
-        np.add.at(self.pod_whole, self._node_pod[ns], sign * w)
-        np.add.at(self.hist, (m, w), sign)
+        d = self._node_domain[ns]
+        p = self._node_pod[ns]
         g = self._node_gpus[ns]
         f = w == g
-        np.add.at(self.full, (m[f], g[f]), sign)
+        # bincount beats ufunc.at on the hundreds or thousands of nodes a big gang touches.
+        _bump(self.domain_whole, d, sign * w)
+        _bump(self.pod_whole, p, sign * w)
+        _bump(self.hist, m * self.hist.shape[1] + w, sign)
+        _bump(self.domain_hist, d * self.domain_hist.shape[1] + w, sign)
+        _bump(self.pod_hist, p * self.pod_hist.shape[1] + w, sign)
+        _bump(self.full, (m * self.full.shape[1] + g)[f], sign)
+        _bump(self.domain_full, d[f], sign)
+        _bump(self.pod_full, p[f], sign)
         mk = self.marked[ns]
         if mk.any():
-            np.add.at(self.marked_hist, (m[mk], w[mk]), sign)
-            fm = f & mk
-            np.add.at(self.marked_full, (m[fm], g[fm]), sign)
+            _bump(self.marked_hist, (m * self.hist.shape[1] + w)[mk], sign)
+            _bump(self.marked_full, (m * self.full.shape[1] + g)[f & mk], sign)
 
     def _attach_many(self, nodes: IntArray) -> None:
         self._count_many(nodes, +1)
@@ -443,6 +479,17 @@ class Capacity:
         np.add.at(hist, (topo.node_model[sched], fresh.node_whole[sched]), 1)
         if not np.array_equal(hist, self.hist):
             raise InvariantError("the free-GPU histogram disagrees with the free GPUs")
+        for name, group, count in (
+            ("domain", topo.node_domain, topo.num_domains),
+            ("pod", topo.node_pod, topo.num_pods),
+        ):
+            gh = np.zeros_like(getattr(self, f"{name}_hist"))
+            np.add.at(gh, (group[sched], fresh.node_whole[sched]), 1)
+            full = sched & (fresh.node_whole == topo.node_gpus)
+            if not np.array_equal(gh, getattr(self, f"{name}_hist")) or not np.array_equal(
+                np.bincount(group[full], minlength=count), getattr(self, f"{name}_full")
+            ):
+                raise InvariantError(f"the per-{name} free-GPU counts disagree with the free GPUs")
         mh = np.zeros_like(self.hist)
         mk = sched & self.marked
         np.add.at(mh, (topo.node_model[mk], fresh.node_whole[mk]), 1)
@@ -459,3 +506,15 @@ def _ragged_arange(counts: IntArray) -> IntArray:
     out = np.arange(total, dtype=np.int64)
     out -= np.repeat(ends - counts, counts)
     return out
+
+
+def _bump(target: IntArray, index: IntArray, amount: IntArray | int) -> None:
+    """``target.flat[index] += amount`` with repeated indices adding up (``np.add.at``, via ``bincount``)."""
+    if index.size == 0:
+        return
+    flat = target.reshape(-1)
+    if index.size < 512:
+        np.add.at(flat, index, amount)
+        return
+    weights = np.broadcast_to(amount, index.shape).astype(np.float64)
+    flat += np.bincount(index, weights=weights, minlength=target.size).astype(np.int64)

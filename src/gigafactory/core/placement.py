@@ -39,6 +39,29 @@ class Placement:
         arr.setflags(write=False)
         return arr
 
+    @classmethod
+    def on_whole_nodes(
+        cls,
+        nodes: npt.NDArray[np.int64],
+        node_gpu_ids: tuple[tuple[int, ...], ...],
+        gpu_start: npt.NDArray[np.int64],
+        gpus_per_node: int,
+        cpu: tuple[int, ...],
+        mem: tuple[int, ...],
+    ) -> Placement:
+        """All GPUs of each of ``nodes`` (each with ``gpus_per_node``); the array views are filled in at once."""
+        listed = nodes.tolist()
+        pl = cls(tuple(listed), tuple(node_gpu_ids[n] for n in listed), 1000, cpu, mem)
+        arr = nodes.astype(np.int64, copy=True)
+        arr.setflags(write=False)
+        gpus = (gpu_start[nodes][:, None] + np.arange(gpus_per_node)[None, :]).ravel()
+        gpus.setflags(write=False)
+        cache = pl.__dict__  # cached_property's own store: frozen only forbids attribute assignment
+        cache["node_array"] = arr
+        cache["gpu_array"] = gpus
+        cache["num_gpus"] = len(listed) * gpus_per_node
+        return pl
+
     def describe(self, node_names: tuple[str, ...] | None = None) -> str:
         def name(n: int) -> str:
             return node_names[n] if node_names else str(n)

@@ -69,8 +69,10 @@ from gigafactory.policy.profile import Profile, parse_profile
 
 __all__ = ["Engine", "JobRecord"]
 
-# A reservation is recomputed when the head changes, a reserved node fails, or it expires. Early job ends only
-# make it pessimistic, never wrong; it is refreshed for them at most this often (Slurm's default bf_interval).
+# A reservation is recomputed when the head changes, a reserved node fails, or it expires. It can only move
+# earlier when a job expected to end at or after its start ends early, or a node comes back; it is then refreshed,
+# at most this often (Slurm's default bf_interval). Earlier-ending jobs ending early cannot move it: the head
+# could not fit before they were due to end anyway.
 RESERVATION_REFRESH_S = 30.0
 # Preemption is tried for at most this many blocked jobs per pass.
 PREEMPTIONS_PER_PASS = 16
@@ -163,14 +165,15 @@ class Engine:
         self._res: Reservation | None = None
         self._res_version = 0
         self._res_at = -math.inf  # when computed
-        self._res_epoch = -1  # capacity grow_epoch when computed
+        self._res_stale = False  # something happened since that could let the head start earlier
         self._never_cache: dict[JobRequest, str | None] = {}
         self._shapes: dict[JobRequest, int] = {}
         self._fit_any: dict[int, tuple[int, bool]] = {}
         self._fit_out: dict[int, tuple[tuple[int, int], bool]] = {}
         self._immediate: list[JobRecord] = []
         self._round_s = self.profile.cycle.round_s
-        self._woken_for = -math.inf  # the round boundary a Wake was last asked for
+        self._woken_for = -math.inf  # the time a Wake was last asked for
+        self._last_scan = -math.inf  # when the scan behind the head last ran (backfill interval)
         self._empty = Capacity(topo)
 
     # ---- public queries -----------------------------------------------------------------------------------
@@ -276,10 +279,14 @@ class Engine:
             self._node_down(ev, out)
         elif isinstance(ev, NodeRepaired):
             self.cap.set_node(ev.node, up=True)
+            self._res_stale = True
         elif isinstance(ev, NodeDrained):
             self.cap.set_node(ev.node, open=False)
+            if self._res is not None and self._res.nodes.size and self._res.nodes[ev.node]:
+                self._res = None
         elif isinstance(ev, NodeResumed):
             self.cap.set_node(ev.node, open=True)
+            self._res_stale = True
         elif isinstance(ev, (Tick, CheckpointWritten)):
             pass
         else:
@@ -359,6 +366,8 @@ class Engine:
         pl = rec.placement
         assert pl is not None and rec.started_s is not None
         self.cap.release(pl)
+        if self._res is not None and rec.est_end >= self._res.start_s:
+            self._res_stale = True
         self._ends.remove((rec.est_end, rec.job.id))
         self._allocs.remove(rec.job.id)
         self._usage.change(rec.job.tenant, -pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
@@ -464,12 +473,16 @@ class Engine:
                 self.stats.over_quota += 1
                 continue
             if res is not None and not preemptive:
-                # Behind the head, the cheap checks come inline: a job that fitted nowhere while free capacity
-                # has not grown, or whose request shape already failed against this very capacity.
+                # Behind the head, the cheap checks come inline: a job that did not fit while free capacity has
+                # not grown (and the reservation is the same), or whose request shape already failed against
+                # this very capacity.
+                if rec.fail_epoch == cap.grow_epoch and (rec.fail_res < 0 or rec.fail_res == self._res_version):
+                    tested += 1
+                    if tested > backfill.depth:
+                        break
+                    continue
                 hit = fit_any.get(rec.shape)
-                if (rec.fail_epoch == cap.grow_epoch and rec.fail_res < 0) or (
-                    hit is not None and hit[0] == cap.version and not hit[1]
-                ):
+                if hit is not None and hit[0] == cap.version and not hit[1]:
                     rec.fail_epoch, rec.fail_res = cap.grow_epoch, -1
                     tested += 1
                     if tested > backfill.depth:
@@ -491,6 +504,16 @@ class Engine:
                 res = self._reservation(rec)
                 if res is None:
                     break
+                if not cap.hist[:, 1:].any() and not cap.avail_maxfree.any() and not self._queue.cpu_only:
+                    break  # not one GPU or GPU share is free: nothing behind the head can start
+                if backfill.interval > 0:
+                    due = self._last_scan + backfill.interval
+                    if self.now < due:
+                        if due > self._woken_for:
+                            self._woken_for = due
+                            out.append(Wake(due))
+                        break
+                    self._last_scan = self.now
                 continue
             tested += 1
             if tested > backfill.depth:
@@ -605,7 +628,7 @@ class Engine:
             res is not None
             and res.job_id == head.job.id
             and self.now < res.start_s
-            and (self._res_epoch == self.cap.grow_epoch or self.now - self._res_at < RESERVATION_REFRESH_S)
+            and (not self._res_stale or self.now - self._res_at < RESERVATION_REFRESH_S)
         ):
             return res
         res = self.profile.backfill.reserve(head.job, self._planner, self.now)
@@ -613,7 +636,7 @@ class Engine:
             self.stats.reservations += 1
             self._res_version += 1
             self._res_at = self.now
-            self._res_epoch = self.cap.grow_epoch
+            self._res_stale = False
             self.cap.mark(res.nodes if res.nodes.size else np.zeros(self.topo.num_nodes, np.bool_))
         self._res = res
         return res

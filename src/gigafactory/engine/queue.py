@@ -27,6 +27,7 @@ class PendingQueue:
         self.grouped = grouped
         self._lists: dict[str, SortedList] = {}
         self._size = 0
+        self.cpu_only = 0  # pending jobs that ask for no GPU
 
     def __len__(self) -> int:
         return self._size
@@ -38,11 +39,15 @@ class PendingQueue:
             lst = self._lists[group] = SortedList()
         lst.add((rec.key, rec.job.id))
         self._size += 1
+        if rec.job.request.gpus == 0:
+            self.cpu_only += 1
 
     def remove(self, rec: JobRecord) -> None:
         lst = self._lists[rec.group]
         lst.remove((rec.key, rec.job.id))
         self._size -= 1
+        if rec.job.request.gpus == 0:
+            self.cpu_only -= 1
         if not lst and self.grouped:
             del self._lists[rec.group]
 

@@ -207,7 +207,8 @@ class BackfillPolicy(Protocol):
 
     ``reserve`` returns a reservation for the head, or ``None`` to end the pass (no backfill).
     ``exclusion`` says which nodes a later job must avoid to keep the reservation, or ``None`` if any.
-    At most ``depth`` jobs after the head are tested per pass, as Slurm's ``bf_max_job_test``.
+    At most ``depth`` jobs after the head are tested per pass, as Slurm's ``bf_max_job_test``, and the scan
+    behind the head runs at most every ``interval`` seconds (0: on every pass), as Slurm's ``bf_interval``.
     """
 
     @property
@@ -215,6 +216,9 @@ class BackfillPolicy(Protocol):
 
     @property
     def depth(self) -> int: ...
+
+    @property
+    def interval(self) -> float: ...
 
     def reserve(self, head: Job, planner: Planner, now: float) -> Reservation | None: ...
 

@@ -19,6 +19,7 @@ from gigafactory.policy.base import BACKFILL, BoolArray, Planner, PolicyFactory,
 @dataclass(frozen=True, slots=True)
 class Greedy:
     depth: int = 100_000
+    interval: float = 0.0
     name: str = "greedy"
 
     def reserve(self, head: Job, planner: Planner, now: float) -> Reservation | None:

@@ -12,6 +12,7 @@ from gigafactory.policy.base import BACKFILL, BoolArray, Planner, PolicyFactory,
 class NoBackfill:
     name: str = "none"
     depth: int = 0
+    interval: float = 0.0
 
     def reserve(self, head: Job, planner: Planner, now: float) -> Reservation | None:
         return None

@@ -12,7 +12,7 @@ import numpy as np
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest, Locality
 from gigafactory.policy.base import PLACE, PolicyFactory
-from gigafactory.policy.place.common import IntArray, Placer, lexmin
+from gigafactory.policy.place.common import BoolArray, IntArray, Placer, lexmin
 
 
 def leftover_key(req: JobRequest, cap: Capacity) -> IntArray:
@@ -32,21 +32,27 @@ class BestFit(Placer):
     name = "best-fit"
 
     def choose_node(self, req: JobRequest, cap: Capacity, cand: IntArray, rng: np.random.Generator) -> int:
-        return lexmin(cand, [leftover_key(req, cap)], cap.topo.node_rank)
+        return lexmin(cand, [leftover_key(req, cap)[cand]], cap.topo.node_rank[cand])
+
+    def quick_node(self, req: JobRequest, cap: Capacity, exclude: BoolArray | None) -> int | None:
+        counts = cap.hist.sum(axis=0)
+        fits = np.flatnonzero(counts[req.gpus :]) + req.gpus
+        if fits.size == 0:
+            return None
+        nodes = np.flatnonzero(cap.avail_whole == fits[0])
+        if exclude is not None:
+            nodes = nodes[~exclude[nodes]]
+        if nodes.size == 0:
+            return None
+        return int(nodes[np.argmin(cap.topo.node_rank[nodes])])
 
     def choose_group(self, level: Locality, feasible: IntArray, cap: Capacity, rng: np.random.Generator) -> int:
-        return lexmin(feasible, [group_free(level, cap)], feasible_rank(cap, level))
+        return lexmin(feasible, [group_free(level, cap)[feasible]], feasible)
 
     def pick_nodes(self, full: IntArray, count: int, cap: Capacity, rng: np.random.Generator) -> IntArray:
         topo = cap.topo
         order = np.lexsort((topo.node_rank[full], cap.domain_whole[topo.node_domain[full]]))
         return full[order[:count]]
-
-
-def feasible_rank(cap: Capacity, level: Locality) -> IntArray:
-    """Groups break ties by their number."""
-    n = cap.topo.num_domains if level is Locality.DOMAIN else cap.topo.num_pods
-    return np.arange(n, dtype=np.int64)
 
 
 PLACE.add("best-fit", PolicyFactory(BestFit, "the node left with the fewest free GPUs", {}))

@@ -30,7 +30,16 @@ from gigafactory.core.placement import Placement, split_by_weight
 from gigafactory.core.status import Status
 from gigafactory.policy.base import PlaceContext
 
-__all__ = ["Placer", "cover", "lexmin", "single_node_candidates"]
+__all__ = ["Placer", "cover", "group_nodes", "lexmin", "single_node_candidates"]
+
+
+def group_nodes(starts: IntArray, groups: IntArray) -> IntArray:
+    """The nodes of the contiguous groups (domains or pods) ``groups``, given the groups' start offsets."""
+    if groups.size == 1:
+        g = int(groups[0])
+        return np.arange(starts[g], starts[g + 1], dtype=np.int64)
+    return np.concatenate([np.arange(starts[g], starts[g + 1], dtype=np.int64) for g in groups.tolist()])
+
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -58,16 +67,18 @@ def single_node_candidates(req: JobRequest, cap: Capacity, exclude: BoolArray | 
 
 
 def lexmin(cand: IntArray, keys: list[IntArray], rank: IntArray) -> int:
-    """The candidate with the smallest ``keys`` (compared in order), ties to the smallest ``rank``."""
-    idx = cand
+    """The candidate with the smallest ``keys`` (compared in order), ties to the smallest ``rank``.
+
+    ``keys`` and ``rank`` are aligned with ``cand`` (one value per candidate)."""
+    pos = np.arange(cand.size)
     for key in keys:
-        if idx.size == 1:
+        if pos.size == 1:
             break
-        values = key[idx]
-        idx = idx[values == values.min()]
-    if idx.size == 1:
-        return int(idx[0])
-    return int(idx[np.argmin(rank[idx])])
+        values = key[pos]
+        pos = pos[values == values.min()]
+    if pos.size > 1:
+        pos = pos[np.argmin(rank[pos]) : np.argmin(rank[pos]) + 1]
+    return int(cand[pos[0]])
 
 
 def cover(nodes: IntArray, groups: IntArray, need: int, rank: IntArray) -> IntArray:
@@ -132,9 +143,20 @@ class Placer:
         return best
 
     # ---- the placement ------------------------------------------------------------------------------------
+    def quick_node(self, req: JobRequest, cap: Capacity, exclude: BoolArray | None) -> int | None:
+        """The node :meth:`choose_node` would pick, found from the per-pod or per-domain aggregates without
+        scanning every node; ``None`` to take the full path. Only called for whole-GPU requests that any node's
+        GPU model may serve. It may ignore CPU and memory: the caller checks the node it returns and falls back
+        if that node lacks them (the winner over a superset that lies in the subset wins the subset too)."""
+        return None
+
     def place(self, job: Job, cap: Capacity, ctx: PlaceContext) -> Placement | Status:
         req = job.request
         if cap.single_node(req) or req.gpus == 0:
+            if req.gpus and not req.fractional and cap.model_mask(req.models) is None:
+                n = self.quick_node(req, cap, ctx.exclude)
+                if n is not None and cap.node_cpu[n] >= req.cpu_milli and cap.node_mem[n] >= req.mem_mib:
+                    return self.on_node(req, cap, n, ctx.rng)
             cand = single_node_candidates(req, cap, ctx.exclude)
             if cand.size == 0:
                 return Status.unschedulable("no node has room for it now")
@@ -190,6 +212,8 @@ class Placer:
                 reasons.append(f"not enough free {topo.models[m]} nodes")
                 continue
             ids = topo.node_gpu_ids
+            if not rem and len(chosen) > 8:
+                return Placement.on_whole_nodes(np.asarray(chosen, dtype=np.int64), ids, topo.gpu_start, g, cpus, mems)
             node_gpus = [ids[n] for n in chosen[:k]]
             if rem:
                 n = chosen[k]
@@ -248,7 +272,7 @@ class Placer:
         near_domain = np.isin(topo.node_domain[pool], topo.node_domain[chosen]).astype(np.int64)
         near_pod = np.isin(topo.node_pod[pool], topo.node_pod[chosen]).astype(np.int64)
         keys = [-near_domain, -near_pod, cap.avail_whole[pool]]
-        return int(pool[lexmin(np.arange(pool.size), keys, topo.node_rank[pool])])
+        return lexmin(pool, keys, topo.node_rank[pool])
 
     def _scatter(self, req: JobRequest, cap: Capacity, ctx: PlaceContext) -> Placement | Status:
         """A non-gang request: any free whole GPUs, taken from nodes in the policy's preference order."""

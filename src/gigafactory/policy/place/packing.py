@@ -11,7 +11,7 @@ from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest
 from gigafactory.policy.base import PLACE, PolicyFactory
 from gigafactory.policy.place.best_fit import BestFit, leftover_key
-from gigafactory.policy.place.common import IntArray, lexmin
+from gigafactory.policy.place.common import BoolArray, IntArray, group_nodes, lexmin
 
 
 class Packing(BestFit):
@@ -19,8 +19,23 @@ class Packing(BestFit):
 
     def choose_node(self, req: JobRequest, cap: Capacity, cand: IntArray, rng: np.random.Generator) -> int:
         topo = cap.topo
-        keys = [cap.domain_whole[topo.node_domain], leftover_key(req, cap)]
-        return lexmin(cand, keys, topo.node_rank)
+        keys = [cap.domain_whole[topo.node_domain[cand]], leftover_key(req, cap)[cand]]
+        return lexmin(cand, keys, topo.node_rank[cand])
+
+    def quick_node(self, req: JobRequest, cap: Capacity, exclude: BoolArray | None) -> int | None:
+        ok = np.flatnonzero(cap.domain_hist[:, req.gpus :].any(axis=1))
+        if ok.size == 0:
+            return None
+        free = cap.domain_whole[ok]
+        nodes = group_nodes(cap.topo.domain_start, ok[free == free.min()])
+        nodes = nodes[cap.avail_whole[nodes] >= req.gpus]
+        if exclude is not None:
+            nodes = nodes[~exclude[nodes]]
+        if nodes.size == 0:
+            return None
+        topo = cap.topo
+        keys = [cap.domain_whole[topo.node_domain[nodes]], cap.avail_whole[nodes]]
+        return lexmin(nodes, keys, topo.node_rank[nodes])
 
     def pick_nodes(self, full: IntArray, count: int, cap: Capacity, rng: np.random.Generator) -> IntArray:
         topo = cap.topo

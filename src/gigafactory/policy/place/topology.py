@@ -13,9 +13,12 @@ import numpy as np
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest, Locality
-from gigafactory.policy.base import PLACE, PolicyFactory
+from gigafactory.core.placement import Placement
+from gigafactory.core.status import Status
+from gigafactory.core.topology import Topology
+from gigafactory.policy.base import PLACE, PlaceContext, PolicyFactory
 from gigafactory.policy.place.best_fit import BestFit, leftover_key
-from gigafactory.policy.place.common import IntArray, cover, lexmin
+from gigafactory.policy.place.common import BoolArray, IntArray, _spread, cover, group_nodes, lexmin
 
 
 class TopologyAware(BestFit):
@@ -23,23 +26,105 @@ class TopologyAware(BestFit):
 
     def choose_node(self, req: JobRequest, cap: Capacity, cand: IntArray, rng: np.random.Generator) -> int:
         topo = cap.topo
-        keys = [cap.pod_whole[topo.node_pod], cap.domain_whole[topo.node_domain], leftover_key(req, cap)]
-        return lexmin(cand, keys, topo.node_rank)
+        keys = [
+            cap.pod_whole[topo.node_pod[cand]],
+            cap.domain_whole[topo.node_domain[cand]],
+            leftover_key(req, cap)[cand],
+        ]
+        return lexmin(cand, keys, topo.node_rank[cand])
+
+    def quick_node(self, req: JobRequest, cap: Capacity, exclude: BoolArray | None) -> int | None:
+        ok = np.flatnonzero(cap.pod_hist[:, req.gpus :].any(axis=1))
+        if ok.size == 0:
+            return None
+        free = cap.pod_whole[ok]
+        nodes = group_nodes(cap.topo.pod_start, ok[free == free.min()])
+        nodes = nodes[cap.avail_whole[nodes] >= req.gpus]
+        if exclude is not None:
+            nodes = nodes[~exclude[nodes]]
+        if nodes.size == 0:
+            return None
+        topo = cap.topo
+        keys = [cap.pod_whole[topo.node_pod[nodes]], cap.domain_whole[topo.node_domain[nodes]], cap.avail_whole[nodes]]
+        return lexmin(nodes, keys, topo.node_rank[nodes])
 
     def pick_nodes(self, full: IntArray, count: int, cap: Capacity, rng: np.random.Generator) -> IntArray:
         topo = cap.topo
         rank = topo.node_rank
         pods = topo.node_pod[full]
-        if np.unique(pods).size > 1:
-            # Spread over as few pods as possible, then over as few domains as possible inside each.
+        if pods.size and pods.min() != pods.max():
+            # Spread over as few pods as possible, then over as few domains as possible inside each. Pods that
+            # are taken whole need no second look; at most one pod is taken in part.
             pod_nodes = cover(full, pods, count, rank)
-            parts = []
-            for pod in np.unique(topo.node_pod[pod_nodes]):
+            taken = np.bincount(topo.node_pod[pod_nodes], minlength=topo.num_pods)
+            offered = np.bincount(pods, minlength=topo.num_pods)
+            partial = np.flatnonzero((taken > 0) & (taken < offered))
+            if partial.size == 0:
+                return pod_nodes
+            keep = [pod_nodes[~np.isin(topo.node_pod[pod_nodes], partial)]]
+            for pod in partial.tolist():
                 mine = full[pods == pod]
-                take = int((topo.node_pod[pod_nodes] == pod).sum())
-                parts.append(cover(mine, topo.node_domain[mine], take, rank))
-            return np.concatenate(parts)
+                keep.append(cover(mine, topo.node_domain[mine], int(taken[pod]), rank))
+            return np.concatenate(keep)
         return cover(full, topo.node_domain[full], count, rank)
+
+    def _gang(self, req: JobRequest, cap: Capacity, ctx: PlaceContext) -> Placement | Status:
+        quick = self._quick_gang(req, cap, ctx)
+        return quick if quick is not None else super()._gang(req, cap, ctx)
+
+    def _quick_gang(self, req: JobRequest, cap: Capacity, ctx: PlaceContext) -> Placement | None:
+        """A gang that fits in one domain or one pod, found from the per-domain and per-pod counts of free nodes
+        on a one-model site; ``None`` for anything else, or if the nodes it finds lack CPU or memory."""
+        topo = cap.topo
+        if len(topo.models) != 1 or cap.model_mask(req.models) is not None:
+            return None
+        g = int(cap.model_gpus[0])
+        k, rem = divmod(req.gpus, g)
+        levels = {
+            Locality.ANY: (Locality.DOMAIN, Locality.POD),
+            Locality.DOMAIN: (Locality.DOMAIN,),
+            Locality.POD: (Locality.POD,),
+        }[req.locality]
+        for level in levels:
+            if level is Locality.DOMAIN:
+                full, hist, free, starts = cap.domain_full, cap.domain_hist, cap.domain_whole, topo.domain_start
+            else:
+                full, hist, free, starts = cap.pod_full, cap.pod_hist, cap.pod_whole, topo.pod_start
+            ok = full >= k + (1 if rem else 0)
+            if rem:
+                ok |= (full >= k) & hist[:, rem:g].any(axis=1)
+            groups = np.flatnonzero(ok)
+            if groups.size == 0:
+                continue
+            best = int(groups[np.argmin(free[groups])])
+            nodes = group_nodes(starts, np.array([best]))
+            if ctx.exclude is not None:
+                nodes = nodes[~ctx.exclude[nodes]]
+            whole = nodes[cap.avail_whole[nodes] == g]
+            if whole.size < k:
+                return None
+            chosen = self.pick_nodes(whole, k, cap, ctx.rng) if level is Locality.POD else _by_rank(whole, k, topo)
+            picked = chosen.tolist()
+            if rem:
+                pool = nodes[cap.avail_whole[nodes] >= rem]
+                pool = pool[~np.isin(pool, chosen)]
+                if pool.size == 0:
+                    return None
+                picked.append(self._remainder_node(pool, chosen, cap))
+            cpus = _spread(req.cpu_milli, req.gpus, g, k, rem)
+            mems = _spread(req.mem_mib, req.gpus, g, k, rem)
+            arr = np.asarray(picked, dtype=np.int64)
+            if (cap.node_cpu[arr] < np.asarray(cpus)).any() or (cap.node_mem[arr] < np.asarray(mems)).any():
+                return None
+            ids = topo.node_gpu_ids
+            node_gpus = [ids[n] for n in picked[:k]]
+            if rem:
+                n = picked[k]
+                start = int(topo.gpu_start[n])
+                free_gpus = cap.gpu_free[start : start + int(topo.node_gpus[n])].tolist()
+                node_gpus.append(tuple(start + i for i, f in enumerate(free_gpus) if f == 1000)[:rem])
+            return Placement(tuple(picked), tuple(node_gpus), 1000, cpus, mems)
+        return None
 
     def _choose_gang_nodes(
         self,
@@ -64,3 +149,7 @@ PLACE.add(
     "topology",
     PolicyFactory(TopologyAware, "the smallest domain or pod that holds the whole gang; small jobs packed", {}),
 )
+
+
+def _by_rank(nodes: IntArray, count: int, topo: Topology) -> IntArray:
+    return nodes[np.argsort(topo.node_rank[nodes], kind="stable")[:count]]

@@ -16,6 +16,8 @@ What the generator reproduces, and from which published figure:
 * **Estimates.** Users ask for a time limit above the planned run: planned × a log-normal factor around 2.
 * **Tenants.** ``tenants`` accounts with unequal shares (the largest about four times the smallest); each job
   belongs to one, drawn in proportion to its share.
+* **Checkpoints.** Jobs of 64 GPUs or more checkpoint at the Young-Daly interval for the failure rate their nodes
+  see, writing for 30 s (under 256 GPUs) or 60 s, and pay 120 s to (re)start; smaller jobs do neither.
 
 Parameters: ``load`` (offered load, default 0.85), ``tenants`` (default 10), ``diurnal`` (amplitude of the
 daily swing, 0..0.9, default 0.3), ``model`` (restrict jobs to one GPU model). The simulated window is the
@@ -32,7 +34,7 @@ from gigafactory.core.errors import ConfigError
 from gigafactory.core.spec import Param
 from gigafactory.core.tenants import TenantTree
 from gigafactory.core.topology import Topology
-from gigafactory.twin.workload import CANCELLED, COMPLETED, FAILED, Workload
+from gigafactory.twin.workload import CANCELLED, COMPLETED, FAILED, YOUNG_DALY, Workload
 
 __all__ = ["PARAMS", "SIZE_CLASSES", "generate"]
 
@@ -158,6 +160,9 @@ def generate(
             "outcome": outcome,
             "tenant": tenant,
             "model_set": np.full(n, 0 if model else -1, np.int16),
+            "ckpt_s": np.where(gpus >= 64, YOUNG_DALY, np.nan),
+            "ckpt_write": np.where(gpus >= 256, 60.0, np.where(gpus >= 64, 30.0, 0.0)),
+            "restart_s": np.where(gpus >= 64, 120.0, 0.0),
         },
         tenants=names,
         model_sets=model_sets,
