@@ -166,6 +166,9 @@ def twin_run(
     horizon: Annotated[
         float | None, typer.Option(help="stop after this many days (default: when all jobs end)")
     ] = None,
+    skip_bad_rows: Annotated[
+        bool, typer.Option("--skip-bad-rows", help="leave out malformed trace rows (and count them) instead of failing")
+    ] = False,
     validate: Annotated[bool, typer.Option(help="check engine invariants after every event (slow)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")] = False,
 ) -> None:
@@ -179,6 +182,7 @@ def twin_run(
         seeds=tuple(seed) if seed else None,
         failures=failures,
         horizon_days=horizon,
+        skip_bad_rows=skip_bad_rows or None,
         validate=validate or None,
     )
     target = out or (Path(exp.out) if exp.out else Path("out") / "twin")

@@ -23,7 +23,7 @@ A :class:`Job` is a request with an identity, an owner and times. Its lifecycle:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NewType
 
 from gigafactory.core.errors import RequestError
@@ -65,6 +65,8 @@ class JobRequest:
     models: tuple[str, ...] | None = None
     locality: Locality = Locality.ANY
     gang: bool = True
+    total_milli: int = field(init=False, compare=False, repr=False)  # GPU milli in all
+    gpu_equivalent: float = field(init=False, compare=False, repr=False)  # GPUs held, a share counting its fraction
 
     def __post_init__(self) -> None:
         for name in ("gpus", "gpu_milli", "cpu_milli", "mem_mib"):
@@ -87,19 +89,13 @@ class JobRequest:
             if not self.models:
                 raise RequestError("models=() allows no GPU model; use None for any model")
             object.__setattr__(self, "models", tuple(sorted(set(self.models))))
+        total = self.gpus * self.gpu_milli if self.gpus else 0
+        object.__setattr__(self, "total_milli", total)
+        object.__setattr__(self, "gpu_equivalent", total / 1000.0)
 
     @property
     def fractional(self) -> bool:
         return self.gpus == 1 and self.gpu_milli < 1000
-
-    @property
-    def total_milli(self) -> int:
-        return self.gpus * self.gpu_milli if self.gpus else 0
-
-    @property
-    def gpu_equivalent(self) -> float:
-        """GPUs held, counting a fractional request as its fraction."""
-        return self.total_milli / 1000.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ class AllocTable:
         self._node = np.zeros(capacity, np.int64)
         self._job = np.zeros(capacity, np.int64)
         self._end = np.zeros(capacity, np.float64)
+        self._gpus = np.zeros(capacity, np.float64)  # GPUs (milli / 1000) the job holds on the row's node
         self._alive = np.zeros(capacity, np.bool_)
         self._size = 0
         self._dead = 0
@@ -28,7 +29,9 @@ class AllocTable:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def add(self, job: int, nodes: npt.NDArray[np.int64] | tuple[int, ...], end: float) -> None:
+    def add(
+        self, job: int, nodes: npt.NDArray[np.int64] | tuple[int, ...], end: float, gpus: npt.ArrayLike = 0.0
+    ) -> None:
         count = len(nodes)
         if self._size + count > self._node.size:
             self._grow(self._size + count)
@@ -36,6 +39,7 @@ class AllocTable:
         self._node[s : s + count] = nodes
         self._job[s : s + count] = job
         self._end[s : s + count] = end
+        self._gpus[s : s + count] = gpus
         self._alive[s : s + count] = True
         self._size += count
         self._rows[job] = (s, count)
@@ -52,6 +56,15 @@ class AllocTable:
         hit = self._alive[:n] & (self._node[:n] == node)
         return sorted(set(self._job[:n][hit].tolist()))
 
+    def held_by_others(self, jobs: list[int]) -> npt.NDArray[np.float64]:
+        """Per node, the GPUs held by running jobs other than ``jobs``."""
+        n = self._size
+        alive = self._alive[:n] & ~np.isin(self._job[:n], jobs)
+        held: npt.NDArray[np.float64] = np.bincount(
+            self._node[:n][alive], weights=self._gpus[:n][alive], minlength=self.num_nodes
+        ).astype(np.float64)
+        return held
+
     def free_at(self) -> npt.NDArray[np.float64]:
         """Per node, the latest expected end of the jobs on it; ``-inf`` for a node with no job."""
         out = np.full(self.num_nodes, -np.inf)
@@ -62,7 +75,7 @@ class AllocTable:
 
     def _grow(self, need: int) -> None:
         cap = max(need, 2 * self._node.size)
-        for name in ("_node", "_job", "_end", "_alive"):
+        for name in ("_node", "_job", "_end", "_gpus", "_alive"):
             old = getattr(self, name)
             new = np.zeros(cap, old.dtype)
             new[: self._size] = old[: self._size]
@@ -73,7 +86,7 @@ class AllocTable:
         alive = self._alive[:n]
         new_pos = np.cumsum(alive) - 1
         keep = np.flatnonzero(alive)
-        for name in ("_node", "_job", "_end"):
+        for name in ("_node", "_job", "_end", "_gpus"):
             arr = getattr(self, name)
             arr[: keep.size] = arr[keep]
         self._alive[: keep.size] = True

@@ -29,6 +29,7 @@ Invariants (checked after every event when ``validate=True``):
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ __all__ = ["Engine", "JobRecord"]
 # could not fit before they were due to end anyway.
 RESERVATION_REFRESH_S = 30.0
 # Preemption is tried for at most this many blocked jobs per pass.
-PREEMPTIONS_PER_PASS = 16
+PREEMPTIONS_PER_PASS = 4
 
 
 @dataclass(slots=True)
@@ -97,6 +98,8 @@ class JobRecord:
     shape: int = -1  # small id of its request, for caches keyed by request shape
     fail_epoch: int = -1  # capacity grow_epoch at which it last failed to fit
     fail_res: int = -1  # reservation version that excluded it then (-1: it fitted nowhere)
+    preempt_version: int = -1  # capacity version at which preempting for it last failed
+    run_key: tuple[object, ...] = ()  # its order key while running, as last ranked
     reason: str = ""
     exit_code: int | None = None
 
@@ -174,6 +177,13 @@ class Engine:
         self._round_s = self.profile.cycle.round_s
         self._woken_for = -math.inf  # the time a Wake was last asked for
         self._last_scan = -math.inf  # when the scan behind the head last ran (backfill interval)
+        self._stops = 0
+        # Running jobs by order key, kept when a preemption policy compares them with waiting jobs and the keys
+        # change only at known times (not for continuous LAS, whose keys change all the time).
+        order = self.profile.order
+        ranked = self.profile.preempt.name == "preempt" and not order.grouped and getattr(order, "queues", 1) != 0
+        self._running_ranked: SortedList | None = SortedList() if ranked else None
+        self._rerank: list[tuple[float, int, int]] = []
         self._empty = Capacity(topo)
 
     # ---- public queries -----------------------------------------------------------------------------------
@@ -210,6 +220,44 @@ class Engine:
     # ---- the SchedulerView policies read ------------------------------------------------------------------
     def running_views(self) -> list[JobView]:
         return [self._jobs[jid] for _, jid in self._ends]
+
+    @property
+    def running_version(self) -> int:
+        """Changes whenever a job starts or stops: a cache of anything about running jobs is good while it stands."""
+        return self.stats.starts * 2**32 + self._stops
+
+    def running_above(self, key: tuple[object, ...]) -> list[JobView]:
+        ranked = self._running_ranked
+        if ranked is None:
+            order = self.profile.order
+            now = self.now
+            keyed = sorted(
+                ((*order.key(r.job, r.attained_gpu_s(now)), r.job.id), r.job.id) for r in self.running_views()
+            )
+            return [self._jobs[jid] for k, jid in reversed(keyed) if k > key]
+        self._rerank_due()
+        first = ranked.bisect_right((key, math.inf))
+        return [self._jobs[jid] for _, jid in reversed(ranked[first:])]
+
+    def _rank_running(self, rec: JobRecord) -> None:
+        """File a running job under its current order key, and note when that key will next change."""
+        assert self._running_ranked is not None and rec.started_s is not None
+        order = self.profile.order
+        attained = rec.attained_gpu_s(self.now)
+        rec.run_key = (*order.key(rec.job, attained), rec.job.id)
+        self._running_ranked.add((rec.run_key, rec.job.id))
+        when = order.key_changes_at(rec.job, attained, self.now)
+        if math.isfinite(when):
+            heapq.heappush(self._rerank, (max(when, self.now), rec.job.id, rec.attempt))
+
+    def _rerank_due(self) -> None:
+        assert self._running_ranked is not None
+        while self._rerank and self._rerank[0][0] <= self.now:
+            _, jid, attempt = heapq.heappop(self._rerank)
+            rec = self._jobs[jid]
+            if rec.state is JobState.RUNNING and rec.attempt == attempt:
+                self._running_ranked.remove((rec.run_key, jid))
+                self._rank_running(rec)
 
     def tenant_gpus(self, tenant: str) -> float:
         return self._usage.held(tenant)
@@ -356,9 +404,16 @@ class Engine:
             rec.first_start_s = self.now
         rec.est_end = math.inf if job.estimate_s is None else self.now + job.estimate_s
         self._ends.add((rec.est_end, job.id))
-        self._allocs.add(job.id, pl.node_array if len(pl.nodes) > 8 else pl.nodes, rec.est_end)
+        per_node = (
+            [len(g) * pl.gpu_milli / 1000.0 for g in pl.node_gpus]
+            if len(pl.nodes) <= 8
+            else pl.gpu_milli / 1000.0 * np.fromiter(map(len, pl.node_gpus), np.float64, len(pl.nodes))
+        )
+        self._allocs.add(job.id, pl.node_array if len(pl.nodes) > 8 else pl.nodes, rec.est_end, per_node)
         self._usage.change(job.tenant, pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
         self._transition(rec, JobState.RUNNING)
+        if self._running_ranked is not None:
+            self._rank_running(rec)
         self.stats.starts += 1
         out.append(StartJob(self.now, job.id, rec.attempt, pl))
 
@@ -366,6 +421,9 @@ class Engine:
         pl = rec.placement
         assert pl is not None and rec.started_s is not None
         self.cap.release(pl)
+        self._stops += 1
+        if self._running_ranked is not None:
+            self._running_ranked.remove((rec.run_key, rec.job.id))
         if self._res is not None and rec.est_end >= self._res.start_s:
             self._res_stale = True
         self._ends.remove((rec.est_end, rec.job.id))
@@ -588,9 +646,14 @@ class Engine:
         The candidates are released one by one on a copy of the capacity until ``rec`` fits there; only those on
         the nodes it would take are then stopped for real. Nothing is stopped if ``rec`` would not fit anyway.
         """
+        if rec.preempt_version == self.cap.version:
+            return None  # nothing has changed since preemption last could not make room for it
+        rec.preempt_version = self.cap.version
         candidates = self.profile.preempt.candidates(rec, self)
         if not candidates:
             return None
+        if not self._could_fit_without(rec.job.request, [c.job.id for c in candidates]):
+            return None  # even stopping all of them would not make room
         trial = self.cap.copy()
         released: list[JobRecord] = []
         placed: Placement | None = None
@@ -621,6 +684,24 @@ class Engine:
             self.stats.preempted += 1
         rec.fail_epoch = -1
         return self._try(rec, ctx, exclude)
+
+    def _could_fit_without(self, req: JobRequest, jobs: list[int]) -> bool:
+        """A necessary condition for ``req`` to fit once ``jobs`` stop: counted in whole GPUs per node."""
+        if req.gpus == 0 or req.fractional:
+            return True
+        cap = self.cap
+        topo = self.topo
+        free = np.where(cap.schedulable, topo.node_gpus - self._allocs.held_by_others(jobs), 0.0)
+        mask = cap.model_mask(req.models)
+        if mask is not None:
+            free = np.where(mask, free, 0.0)
+        if not req.gang:
+            return bool(free.sum() >= req.gpus - 1e-9)
+        if cap.single_node(req):
+            return bool((free >= req.gpus - 1e-9).any())
+        g = int(topo.node_gpus.max())
+        whole = int((free >= topo.node_gpus - 1e-9)[topo.node_gpus == g].sum())
+        return whole * g >= req.gpus - (req.gpus % g)
 
     def _reservation(self, head: JobRecord) -> Reservation | None:
         res = self._res

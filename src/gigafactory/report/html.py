@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-__all__ = ["Report", "cdf_figure", "line_figure", "share_figure"]
+__all__ = ["Report", "bar_figure", "cdf_figure", "line_figure", "share_figure"]
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2933}
@@ -99,6 +99,12 @@ def cdf_figure(samples: Mapping[str, np.ndarray], *, title: str, x_title: str, l
     fig.update_yaxes(range=[0, 1.01])
     if log_x:
         fig.update_xaxes(type="log")
+    return fig
+
+
+def bar_figure(names: Sequence[str], values: Sequence[float], *, title: str, y_title: str) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(names), y=list(values)))
+    fig.update_layout(title=title, yaxis_title=y_title)
     return fig
 
 

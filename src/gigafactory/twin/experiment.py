@@ -44,6 +44,7 @@ class Experiment:
     name: str = ""
     failures: str = "none"
     horizon_days: float | None = None  # stop the clock here; None: run until every job has ended
+    skip_bad_rows: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def profile(self) -> Profile:
@@ -125,7 +126,7 @@ def load_experiment(path: Path) -> Experiment:
 
 def run_one(exp: Experiment, seed: int, *, progress: Progress | None = None, keep_log: bool = True) -> SimResult:
     topo = build_site(exp.site)
-    workload, tenants = load_workload(exp.workload, topo, days=exp.days, seed=seed)
+    workload, tenants = load_workload(exp.workload, topo, days=exp.days, seed=seed, skip_bad_rows=exp.skip_bad_rows)
     sim = Simulation(
         topo,
         workload,
@@ -141,4 +142,5 @@ def run_one(exp: Experiment, seed: int, *, progress: Progress | None = None, kee
     )
     result = sim.run()
     result.summary["days"] = exp.days
+    result.summary["skipped_rows"] = workload.skipped_rows
     return result

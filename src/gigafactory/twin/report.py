@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from gigafactory.report.html import Report, cdf_figure, line_figure, share_figure
+from gigafactory.report.html import Report, bar_figure, cdf_figure, line_figure, share_figure
 from gigafactory.twin.sim import SimResult
 
 __all__ = ["build_report", "write_outputs"]
@@ -68,6 +68,25 @@ def build_report(result: SimResult) -> Report:
             x_title="seconds (log)",
         )
     )
+    if s.get("failure_model", "none") != "none" or s.get("preemptions"):
+        rep.heading("Failures, checkpoints and goodput")
+        rep.kpis(
+            [
+                ("failure model", str(s.get("failure_model"))),
+                ("node failures", f"{s['failures']:,}"),
+                ("job interruptions", f"{s['interruptions']:,}"),
+                ("preemptions", f"{s['preemptions']:,}"),
+                (f"MTBI, jobs of {s['mtbi_min_gpus']}+ GPUs", "–" if s["mtbi_h"] is None else f"{s['mtbi_h']:.2f} h"),
+                ("ETTR (GPU-time weighted)", "–" if s["ettr"] is None else f"{s['ettr']:.3f}"),
+            ]
+        )
+        parts = {
+            "goodput": s["goodput_gpu_h"],
+            "lost to interruptions": s["lost_gpu_h"],
+            "checkpoint writes": s["checkpoint_gpu_h"],
+            "restarts": s["restart_gpu_h"],
+        }
+        rep.figure(bar_figure(list(parts), list(parts.values()), title="Where the GPU-hours went", y_title="GPU-hours"))
     rep.heading("Tenants: share owed and share received")
     tenants = s.get("tenants", {})
     names = list(tenants)

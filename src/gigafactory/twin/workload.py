@@ -93,6 +93,7 @@ class Workload:
     restart_s: npt.NDArray[np.float64]
     tenants: tuple[str, ...] = ("default",)
     model_sets: tuple[tuple[str, ...], ...] = ()
+    skipped_rows: int = 0  # malformed trace rows left out (with --skip-bad-rows)
     _requests: dict[tuple[int, ...], JobRequest] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -103,6 +104,7 @@ class Workload:
         *,
         tenants: Sequence[str] = ("default",),
         model_sets: Sequence[Sequence[str]] = (),
+        skipped_rows: int = 0,
     ) -> Workload:
         """Build from columns; missing optional columns take defaults. Rows are sorted by ``submit_s``."""
         for required in ("submit_s", "gpus", "runtime_s"):
@@ -146,6 +148,7 @@ class Workload:
             name=name,
             tenants=tuple(tenants),
             model_sets=tuple(tuple(sorted(set(m))) for m in model_sets),
+            skipped_rows=skipped_rows,
             **cols,
         )
         wl._check()

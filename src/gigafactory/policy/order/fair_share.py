@@ -34,6 +34,9 @@ class FairShare:
     def half_life_s(self) -> float:
         return self.half_life_h * 3600.0
 
+    def key_changes_at(self, job: Job, attained_gpu_s: float, started_s: float) -> float:
+        return math.inf
+
     def key(self, job: Job, attained_gpu_s: float = 0.0) -> tuple[Any, ...]:
         return (job.submit_s, job.id)
 

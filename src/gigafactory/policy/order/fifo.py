@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,9 @@ class Fifo:
     name: str = "fifo"
 
     grouped = False
+
+    def key_changes_at(self, job: Job, attained_gpu_s: float, started_s: float) -> float:
+        return math.inf
 
     def key(self, job: Job, attained_gpu_s: float = 0.0) -> tuple[Any, ...]:
         return (job.submit_s, job.id)

@@ -10,6 +10,7 @@ newcomer.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,13 +30,27 @@ class LeastAttainedService:
     def key(self, job: Job, attained_gpu_s: float = 0.0) -> tuple[Any, ...]:
         if self.queues == 0:
             return (attained_gpu_s, job.submit_s, job.id)
-        # Thresholds grow geometrically from threshold_gpu_h for more than two queues.
+        return (self._level(attained_gpu_s)[0], job.submit_s, job.id)
+
+    def _level(self, attained_gpu_s: float) -> tuple[int, float]:
+        """The queue for this much service, and the service at which the job leaves it (inf for the last).
+
+        Thresholds grow tenfold from ``threshold_gpu_h`` when there are more than two queues."""
         level = 0
         limit = self.threshold_gpu_h * 3600.0
         while level < self.queues - 1 and attained_gpu_s >= limit:
             level += 1
             limit *= 10.0
-        return (level, job.submit_s, job.id)
+        return level, (limit if level < self.queues - 1 else math.inf)
+
+    def key_changes_at(self, job: Job, attained_gpu_s: float, started_s: float) -> float:
+        gpus = job.request.gpu_equivalent
+        if self.queues == 0:
+            return started_s  # continuous service: the key changes all the time
+        _, leave = self._level(attained_gpu_s)
+        if math.isinf(leave) or gpus <= 0:
+            return math.inf
+        return started_s + (leave - attained_gpu_s) / gpus
 
 
 def _build(queues: int = 0, threshold_gpu_h: float = 16.0) -> LeastAttainedService:

@@ -22,6 +22,9 @@ class ShortestJobFirst:
 
     grouped = False
 
+    def key_changes_at(self, job: Job, attained_gpu_s: float, started_s: float) -> float:
+        return math.inf
+
     def key(self, job: Job, attained_gpu_s: float = 0.0) -> tuple[Any, ...]:
         est = math.inf if job.estimate_s is None else job.estimate_s
         if self.by == "gpu-time":

@@ -9,7 +9,6 @@ to the queue and resume where they were (``graceful=false`` kills them instead, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from gigafactory.core.spec import Param
 from gigafactory.policy.base import PREEMPT, JobView, OrderPolicy, PolicyFactory, SchedulerView
@@ -24,15 +23,7 @@ class PreemptLowerPriority:
     def candidates(self, job: JobView, view: SchedulerView) -> list[JobView]:
         if self.order is None or self.order.grouped:
             return []
-        now = view.now
-        mine = job.key
-        ranked: list[tuple[Any, JobView]] = []
-        for other in view.running_views():
-            theirs = (*self.order.key(other.job, other.attained_gpu_s(now)),)
-            if theirs > mine:
-                ranked.append((theirs, other))
-        ranked.sort(key=lambda kv: kv[0], reverse=True)
-        return [v for _, v in ranked]
+        return view.running_above(job.key)
 
 
 def _build(graceful: bool = True, order: OrderPolicy | None = None) -> PreemptLowerPriority:

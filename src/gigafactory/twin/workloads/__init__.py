@@ -35,8 +35,12 @@ WORKLOADS.add("philly", WorkloadSource("the Microsoft Philly trace (2017)", phil
 WORKLOADS.add("pollux", WorkloadSource("one rigid Pollux workload (OSDI'21)", pollux.PARAMS, pollux.generate, True))
 
 
-def load_workload(spec: str | Spec, topo: Topology, *, days: float, seed: int) -> tuple[Workload, TenantTree | None]:
+def load_workload(
+    spec: str | Spec, topo: Topology, *, days: float, seed: int, skip_bad_rows: bool = False
+) -> tuple[Workload, TenantTree | None]:
     parsed = spec if isinstance(spec, Spec) else parse_spec(spec, what="workload")
     source = WORKLOADS.get(parsed.name)
     kwargs: dict[str, Any] = bind_params(f"workload {parsed.name}", source.params, parsed.params)
+    if source.reads_file:
+        kwargs["skip_bad_rows"] = skip_bad_rows
     return source.build(topo, days, seed, **kwargs)

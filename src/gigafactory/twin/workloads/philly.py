@@ -94,6 +94,7 @@ def read_philly(
             "tenant": np.array([code[c] for c in clusters], dtype=np.int32),
         },
         tenants=tenants,
+        skipped_rows=table.skipped,
     )
     return wl, TenantTree.flat(dict.fromkeys(tenants, 1.0)), table.skipped
 

@@ -59,6 +59,7 @@ def read_pollux(
             "restart_s": np.full(runtime.size, restart_s),
             "gang": np.full(runtime.size, 0 if spread else 1),
         },
+        skipped_rows=table.skipped,
     )
     return wl, table.skipped
 

@@ -1,0 +1,134 @@
+"""Tenancy and preemption in the engine: fair-share, quota, reclaim, LAS with preemption, rounds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from conftest import make_job
+from gigafactory.core import (
+    JobFinished,
+    JobId,
+    JobState,
+    JobSubmitted,
+    StartJob,
+    StopJob,
+    StopReason,
+    Tenant,
+    TenantTree,
+    Tick,
+    Wake,
+    build_site,
+)
+from gigafactory.core.progress import Checkpointing
+from gigafactory.engine import Engine
+
+
+def started(actions: list[object]) -> list[int]:
+    return [a.job_id for a in actions if isinstance(a, StartJob)]
+
+
+def test_fair_share_serves_the_tenant_furthest_below_its_share() -> None:
+    tree = TenantTree([Tenant("a", 1), Tenant("b", 1)])
+    e = Engine(build_site("uniform:nodes=1,gpus=4"), "fair-share+none+first-fit", tenants=tree, validate=True)
+    # Tenant a fills the node for an hour and builds up usage.
+    e.handle([JobSubmitted(0, make_job(1, 4, est=3600, tenant="a"))])
+    # Both tenants queue work; a submitted first, but b has used nothing.
+    e.handle(
+        [JobSubmitted(10, make_job(2, 4, est=60, tenant="a")), JobSubmitted(20, make_job(3, 4, est=60, tenant="b"))]
+    )
+    assert started(e.handle([JobFinished(3600, JobId(1), 1)])) == [3]
+    assert e.usage_gpu_s("a") > e.usage_gpu_s("b")
+
+
+def test_fair_share_follows_the_tree() -> None:
+    # eu (share 3) holds de and fr; industry (1) is alone. Ranking starts at the top of the tree: eu before
+    # industry, then fr (unused) before de inside eu.
+    tree = TenantTree(
+        [Tenant("eu", 3), Tenant("industry", 1), Tenant("de", 1, parent="eu"), Tenant("fr", 1, parent="eu")]
+    )
+    e = Engine(build_site("uniform:nodes=3,gpus=4"), "fair-share+none+first-fit", tenants=tree, validate=True)
+    e.handle(
+        [
+            JobSubmitted(0, make_job(1, 4, est=1000, tenant="de")),
+            JobSubmitted(0, make_job(2, 4, est=1000, tenant="industry")),
+        ]
+    )
+    # One node is left. eu (share 3/4) and industry (1/4) have used the same: eu is further below its share.
+    acts = e.handle(
+        [
+            JobSubmitted(500, make_job(3, 4, est=10, tenant="industry")),
+            JobSubmitted(500, make_job(4, 4, est=10, tenant="fr")),
+        ]
+    )
+    assert started(acts) == [4]
+
+
+def test_quota_passes_over_a_tenant_at_its_limit_without_blocking_others() -> None:
+    tree = TenantTree([Tenant("a", limit=4), Tenant("b")])
+    e = Engine(build_site("uniform:nodes=2,gpus=4"), "fifo+quota+none+first-fit", tenants=tree, validate=True)
+    acts = e.handle(
+        [
+            JobSubmitted(0, make_job(1, 4, tenant="a")),
+            JobSubmitted(0, make_job(2, 4, tenant="a")),  # would take a to 8 GPUs: over its limit
+            JobSubmitted(0, make_job(3, 4, tenant="b")),
+        ]
+    )
+    assert started(acts) == [1, 3]
+    assert e.state_of(2) is JobState.PENDING
+    assert e.stats.over_quota >= 1
+
+
+def test_reclaim_takes_back_guaranteed_gpus_from_the_borrower_that_loses_least() -> None:
+    tree = TenantTree([Tenant("owner", guarantee=8), Tenant("borrower")])
+    e = Engine(build_site("uniform:nodes=3,gpus=4"), "fifo+reclaim+none+first-fit", tenants=tree, validate=True)
+    hourly = Checkpointing(interval_s=3600, write_s=10)
+    borrow = [replace(make_job(i, 4, tenant="borrower"), checkpoint=hourly) for i in (1, 2, 3)]
+    e.handle([JobSubmitted(0, borrow[0])])
+    e.handle([JobSubmitted(1800, borrow[1]), JobSubmitted(1800, borrow[2])])  # later: less unsaved work
+    acts = e.handle([JobSubmitted(3000, make_job(4, 4, tenant="owner"))])
+    stops = [a for a in acts if isinstance(a, StopJob)]
+    assert len(stops) == 1 and stops[0].reason is StopReason.PREEMPTED and not stops[0].graceful
+    assert stops[0].job_id in (2, 3)  # 1200 s unsaved, against 3000 s for job 1
+    assert started(acts) == [4]
+    # The owner is at its guarantee now: it may not reclaim more.
+    acts = e.handle([JobSubmitted(3100, make_job(5, 4, tenant="owner"))])
+    assert not [a for a in acts if isinstance(a, StopJob)]
+
+
+def test_las_with_preemption_stops_a_demoted_job_for_a_new_one() -> None:
+    e = Engine(
+        build_site("uniform:nodes=1,gpus=4"), "las:queues=2,threshold_gpu_h=1+greedy+preempt+first-fit", validate=True
+    )
+    e.handle([JobSubmitted(0, make_job(1, 4, est=10_000))])
+    # After 1,800 s it has 2 GPU-hours: demoted. A newcomer in the first queue preempts it, gracefully.
+    acts = e.handle([JobSubmitted(1800, make_job(2, 4, est=100))])
+    stops = [a for a in acts if isinstance(a, StopJob)]
+    assert [s.job_id for s in stops] == [1] and stops[0].graceful
+    assert started(acts) == [2]
+    assert e.job(1).attained_s == 4 * 1800
+    # A job in the same (first) queue never preempts an earlier one.
+    e2 = Engine(build_site("uniform:nodes=1,gpus=4"), "las:queues=2+greedy+preempt+first-fit", validate=True)
+    e2.handle([JobSubmitted(0, make_job(1, 4, est=10_000))])
+    assert e2.handle([JobSubmitted(60, make_job(2, 4, est=100))]) == []
+
+
+def test_rounds_schedule_only_on_ticks() -> None:
+    e = Engine(build_site("uniform:nodes=1,gpus=4"), "fifo+rounds:interval=60+first-fit", validate=True)
+    acts = e.handle([JobSubmitted(10, make_job(1, 1))])
+    assert acts == [Wake(60.0)]
+    assert started(e.handle([Tick(60.0)])) == [1]
+    acts = e.handle([JobSubmitted(61, make_job(2, 1)), JobSubmitted(62, make_job(3, 1))])
+    assert acts == [Wake(120.0)]
+    assert started(e.handle([Tick(120.0)])) == [2, 3]
+
+
+def test_tenant_trees_are_checked_against_the_site() -> None:
+    import pytest
+
+    from gigafactory.core import ConfigError
+
+    with pytest.raises(ConfigError, match="guarantees under the site add up to 12 GPUs, above its 8"):
+        Engine(
+            build_site("uniform:nodes=1,gpus=8"),
+            tenants=TenantTree([Tenant("a", guarantee=6), Tenant("b", guarantee=6)]),
+        )
