@@ -54,9 +54,8 @@ def main() -> None:
         mine = [r for r in rows if r["load"] == load and r["policy"] != "tiresias"]
         top = min(mine, key=lambda r: r["avg_jct_s"])
         best[str(load)] = {"policy": top["policy"], "ratio_to_published_tiresias": top["ratio_to_published_tiresias"]}
-    print(
-        f"wrote {write_result('tiresias_check', {'runs': rows, 'best_rigid': best, 'per_workload_published': PER_WORKLOAD})}"
-    )
+    doc = {"runs": rows, "best_rigid": best, "per_workload_published": PER_WORKLOAD}
+    print(f"wrote {write_result('tiresias_check', doc)}")
 
 
 if __name__ == "__main__":
