@@ -28,6 +28,7 @@ POLICIES = (
     "sjf:by=time+easy+packing",
     "las:queues=2+greedy+preempt+packing",
     "sjf+greedy+packing",
+    "sjf+greedy+preempt+packing",  # preemptive shortest GPU-time first (SRPT-like); the estimates are exact here
 )
 
 

@@ -136,3 +136,44 @@ def test_console_script_runs_and_fails_cleanly(tmp_path: Path) -> None:
     assert bad.stderr.strip().splitlines() == [
         "error: unknown site preset 'nope'; known: gb200-nvl72, hgx-h100, uniform"
     ]
+
+
+def test_tenant_tree_from_a_file_with_fair_share_quota_and_reclaim(tmp_path: Path) -> None:
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text(
+        '[[tenant]]\nname = "eu"\nshare = 3\nguarantee = 32\n'
+        '[[tenant]]\nname = "eurollm"\nparent = "eu"\nguarantee = 16\n'
+        '[[tenant]]\nname = "openscience"\nparent = "eu"\n'
+        '[[tenant]]\nname = "medai"\nlimit = 16\n'
+    )
+    code, out = invoke(
+        "twin", "run", "--site", "hgx-h100:nodes=8", "--workload", "llm:load=0.9,tenants=3", "--days", "2",
+        "--tenants", str(tenants), "--policy", "fair-share+quota+reclaim+easy+best-fit",
+        "--out", str(tmp_path / "o"), "-q",
+    )  # fmt: skip
+    assert code == 0, out
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    owed = {name: t["share_owed"] for name, t in summary["tenants"].items()}
+    assert owed == {"eurollm": 0.375, "openscience": 0.375, "medai": 0.25}
+    assert summary["policy"] == "fair-share+none+best-fit+quota+reclaim".replace("none", "easy")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[tenant]]\nname = "a"\nparent = "b"\n[[tenant]]\nname = "b"\nparent = "a"\n', "cycle through"),
+        ('[[tenant]]\nname = "a"\nshare = "big"\n', "share = 'big' is not a number"),
+        ('[[tenant]]\nname = "a"\nshare = 0\n', "share=0.0 must be greater than 0"),
+        ('[[tenant]]\nname = "a"\nguarantee = 100\n', "guarantees under the site add up to 100 GPUs, above its 64"),
+        ('[[tenant]]\nname = "a"\nparent = "ghost"\n', "parent 'ghost' is not a tenant"),
+        ('[[tenant]]\nname = "a"\n', "the workload's tenant 'eurollm' is not a leaf of the tenant tree"),
+    ],
+)
+def test_inconsistent_tenant_trees_are_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
+    tenants = tmp_path / "t.toml"
+    tenants.write_text(text)
+    code, out = invoke("twin", "run", "--site", "hgx-h100:nodes=8", "--workload", "llm:tenants=2", "--days", "1",
+                       "--tenants", str(tenants), "--out", str(tmp_path / "o"), "-q")  # fmt: skip
+    assert code == 2
+    assert message in out
+    assert "Traceback" not in out

@@ -120,3 +120,35 @@ def test_same_seed_same_outcome(case: tuple[str, Workload], profile: str, seed: 
     b = Simulation(build_site(site), wl, profile, seed=seed).run()
     assert np.array_equal(a.metrics.first_start, b.metrics.first_start, equal_nan=True)
     assert np.array_equal(a.metrics.end, b.metrics.end, equal_nan=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    policy=st.sampled_from(["best-fit", "packing", "topology"]),
+    fill=st.lists(st.integers(0, 4), min_size=36, max_size=36),
+    gpus=st.integers(1, 4),
+    excluded=st.lists(st.integers(0, 35), max_size=6),
+)
+def test_quick_node_choice_equals_the_full_scan(policy: str, fill: list[int], gpus: int, excluded: list[int]) -> None:
+    """The aggregate-based quick path picks exactly the node the full scan over every node picks."""
+    from gigafactory.core import Capacity, JobRequest, Placement
+    from gigafactory.policy.place.common import single_node_candidates
+
+    cap = Capacity(build_site("gb200-nvl72:racks=2,pod_racks=1"))
+    for n, taken in enumerate(fill):
+        if taken:
+            cap.allocate(Placement((n,), (cap.topo.node_gpu_ids[n][:taken],), 1000, (0,), (0,)))
+    placer = PLACE.get(policy).build()
+    req = JobRequest(gpus=gpus)
+    exclude = np.zeros(36, np.bool_)
+    exclude[excluded] = True
+    for mask in (None, exclude):
+        quick = placer.quick_node(req, cap, mask)
+        cand = single_node_candidates(req, cap, mask)
+        if cand.size == 0:
+            assert quick is None
+            continue
+        full = placer.choose_node(req, cap, cand, np.random.default_rng(0))
+        assert quick in (None, full)  # None only sends the request down the full path
+        if mask is None:
+            assert quick == full

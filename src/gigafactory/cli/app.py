@@ -49,6 +49,8 @@ DEMO = Experiment(
     days=30.0,
     seeds=(1,),
     name="demo",
+    # Llama 3's failure rates, plus whole-rack failures (an assumed rate: none is published).
+    failures="llama3:rack_per_day=0.002,rack_repair_h=8-24",
 )
 
 
@@ -166,6 +168,7 @@ def twin_run(
     horizon: Annotated[
         float | None, typer.Option(help="stop after this many days (default: when all jobs end)")
     ] = None,
+    tenants: Annotated[Path | None, typer.Option(help="tenant tree TOML: shares, guarantees, limits")] = None,
     skip_bad_rows: Annotated[
         bool, typer.Option("--skip-bad-rows", help="leave out malformed trace rows (and count them) instead of failing")
     ] = False,
@@ -183,6 +186,7 @@ def twin_run(
         failures=failures,
         horizon_days=horizon,
         skip_bad_rows=skip_bad_rows or None,
+        tenants=str(tenants) if tenants else None,
         validate=validate or None,
     )
     target = out or (Path(exp.out) if exp.out else Path("out") / "twin")
@@ -284,11 +288,11 @@ def demo(
     out: Annotated[Path, typer.Option(help="output directory")] = Path("out") / "demo",
     days: Annotated[float, typer.Option(help="days to simulate")] = 30.0,
 ) -> None:
-    """The main job: 30 days of a 100k-GPU GB200 NVL72 site shared by 10 tenants, simulated."""
+    """The main job: 30 days of a 100k-GPU GB200 NVL72 site shared by 10 tenants, with failures, simulated."""
     exp = DEMO.with_overrides(days=days)
     console.print(
         f"[bold]gigafactory demo[/]: {days:g} days of a {exp.site} site (100,008 GPUs), "
-        f"workload {exp.workload}, policy {exp.profile()}"
+        f"workload {exp.workload}, policy {exp.profile()}, failures {exp.failures}"
     )
     run_experiment(exp, out)
 

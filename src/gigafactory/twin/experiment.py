@@ -22,14 +22,19 @@ from typing import Any
 
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.presets import build_site
+from gigafactory.core.tenants import TenantTree
 from gigafactory.policy.profile import Profile, parse_profile, profile_from_table
 from gigafactory.twin.failures import load_failures
 from gigafactory.twin.sim import Progress, SimResult, Simulation
+from gigafactory.twin.tenants_file import load_tenants, tenants_from_table
 from gigafactory.twin.workloads import load_workload
 
 __all__ = ["Experiment", "load_experiment", "run_one"]
 
-_KEYS = {"site", "workload", "policy", "days", "seed", "seeds", "out", "validate", "name", "failures", "horizon_days"}
+_KEYS = {
+    "site", "workload", "policy", "days", "seed", "seeds", "out", "validate", "name", "failures", "horizon_days",
+    "tenants", "tenant",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class Experiment:
     failures: str = "none"
     horizon_days: float | None = None  # stop the clock here; None: run until every job has ended
     skip_bad_rows: bool = False
+    tenants: str | None = None  # a tenant TOML file; None: the workload's own tenants
+    tenant_table: tuple[Any, ...] | None = None  # [[tenant]] tables written in the experiment file itself
     extra: dict[str, Any] = field(default_factory=dict)
 
     def profile(self) -> Profile:
@@ -64,8 +71,18 @@ class Experiment:
         if self.horizon_days is not None and not self.horizon_days > 0:
             raise ConfigError(f"horizon_days={self.horizon_days} must be greater than 0")
         self.profile()
-        build_site(self.site)
+        topo = build_site(self.site)
         load_failures(self.failures)
+        tree = self.tenant_tree()
+        if tree is not None:
+            tree.check_capacity(topo.num_gpus)
+
+    def tenant_tree(self) -> TenantTree | None:
+        if self.tenant_table is not None:
+            return tenants_from_table(list(self.tenant_table), "[[tenant]]")
+        if self.tenants is not None:
+            return load_tenants(self.tenants)
+        return None
 
     def with_overrides(self, **values: Any) -> Experiment:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
@@ -105,7 +122,10 @@ def load_experiment(path: Path) -> Experiment:
         seeds = (v,)
     days = get("days", (int, float))
     horizon = get("horizon_days", (int, float))
+    table = section.get("tenant")
     exp = Experiment().with_overrides(
+        tenants=get("tenants", str),
+        tenant_table=tuple(table) if isinstance(table, list) else (None if table is None else table),
         failures=get("failures", str),
         horizon_days=None if horizon is None else float(horizon),
         site=get("site", str),
@@ -127,6 +147,13 @@ def load_experiment(path: Path) -> Experiment:
 def run_one(exp: Experiment, seed: int, *, progress: Progress | None = None, keep_log: bool = True) -> SimResult:
     topo = build_site(exp.site)
     workload, tenants = load_workload(exp.workload, topo, days=exp.days, seed=seed, skip_bad_rows=exp.skip_bad_rows)
+    tree = exp.tenant_tree()
+    if tree is not None:
+        missing = sorted(set(workload.tenants) - set(tree.leaves()))
+        if missing:
+            leaves = ", ".join(tree.leaves())
+            raise ConfigError(f"the workload's tenant {missing[0]!r} is not a leaf of the tenant tree; leaves: {leaves}")
+        tenants = tree
     sim = Simulation(
         topo,
         workload,
