@@ -152,7 +152,9 @@ def run_one(exp: Experiment, seed: int, *, progress: Progress | None = None, kee
         missing = sorted(set(workload.tenants) - set(tree.leaves()))
         if missing:
             leaves = ", ".join(tree.leaves())
-            raise ConfigError(f"the workload's tenant {missing[0]!r} is not a leaf of the tenant tree; leaves: {leaves}")
+            raise ConfigError(
+                f"the workload's tenant {missing[0]!r} is not a leaf of the tenant tree; leaves: {leaves}"
+            )
         tenants = tree
     sim = Simulation(
         topo,
