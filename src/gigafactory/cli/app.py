@@ -97,6 +97,14 @@ def summary_table(s: dict[str, Any]) -> Table:
         ),
         ("queueing mean / p99", f"{_fmt_s(s['avg_queue_s'])} / {_fmt_s(s['p99_queue_s'])}"),
         ("makespan", _fmt_s(s["makespan_s"])),
+        *(
+            [
+                ("failures / job interruptions", f"{s['failures']:,} / {s['interruptions']:,}"),
+                ("ETTR (GPU-time weighted)", "–" if s.get("ettr") is None else f"{s['ettr']:.3f}"),
+            ]
+            if s.get("failure_model", "none") != "none"
+            else []
+        ),
         ("events simulated", f"{s['events']:,} in {s['wall_s']:.1f} s ({s['events_per_s'] or 0:,.0f}/s)"),
     ]
     for k, v in rows:
