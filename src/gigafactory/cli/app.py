@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gigafactory import __version__
+from gigafactory.cli.control import control_demo, register
+from gigafactory.cli.output import console, user_errors
 from gigafactory.core.errors import UserError
 from gigafactory.core.presets import SITE_PRESETS
 from gigafactory.policy.profile import NAMED_PROFILES, POINTS
@@ -37,11 +36,6 @@ app = typer.Typer(
 twin_app = typer.Typer(help="The digital twin: simulate a site under a workload and a policy.", no_args_is_help=True)
 app.add_typer(twin_app, name="twin")
 
-console = Console()
-err = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 DEMO = Experiment(
     site="gb200-nvl72:racks=1389",
     workload="llm:load=0.85,tenants=10",
@@ -52,23 +46,6 @@ DEMO = Experiment(
     # Llama 3's failure rates, plus whole-rack failures (an assumed rate: none is published).
     failures="llama3:rack_per_day=0.002,rack_repair_h=8-24",
 )
-
-
-def user_errors(func: F) -> F:
-    """Turn user errors into one clear line and exit code 2, with no traceback."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except UserError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except OSError as exc:
-            err.print(f"[bold red]error:[/] {exc.filename or ''}: {exc.strerror}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _fmt_s(x: float | None) -> str:
@@ -293,10 +270,19 @@ def twin_fgd(
 @app.command()
 @user_errors
 def demo(
+    twin_only: Annotated[bool, typer.Option("--twin-only", help="only the simulation demo")] = False,
     out: Annotated[Path, typer.Option(help="output directory")] = Path("out") / "demo",
-    days: Annotated[float, typer.Option(help="days to simulate")] = 30.0,
+    days: Annotated[float, typer.Option(help="days to simulate (--twin-only)")] = 30.0,
+    port: Annotated[int, typer.Option(help="the control plane's port")] = 8642,
+    seconds: Annotated[
+        float | None, typer.Option("--for", help="stop the control plane after this many seconds")
+    ] = None,
 ) -> None:
-    """The main job: 30 days of a 100k-GPU GB200 NVL72 site shared by 10 tenants, with failures, simulated."""
+    """The main job: a live control plane running real jobs, with its dashboard; or, with --twin-only, 30 days of a
+    100k-GPU GB200 NVL72 site shared by 10 tenants, with failures, simulated."""
+    if not twin_only:
+        control_demo(out.parent / "control-demo" if out == Path("out") / "demo" else out, port, seconds)
+        return
     exp = DEMO.with_overrides(days=days)
     console.print(
         f"[bold]gigafactory demo[/]: {days:g} days of a {exp.site} site (100,008 GPUs), "
@@ -352,6 +338,9 @@ def workloads() -> None:
 def version() -> None:
     """Print the version."""
     console.print(__version__)
+
+
+register(app)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gigafactory.core.jobs import Job, JobId
+from gigafactory.core.placement import Placement
 
 __all__ = [
     "CheckpointWritten",
@@ -17,6 +18,7 @@ __all__ = [
     "JobFailed",
     "JobFinished",
     "JobInterrupted",
+    "JobRestored",
     "JobSubmitted",
     "NodeDrained",
     "NodeFailed",
@@ -67,6 +69,19 @@ class JobInterrupted(Event):
     job_id: JobId
     attempt: int
     reason: str = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRestored(Event):
+    """A job the driver's records hold, handed back after a restart: running ``placement`` since ``started_s`` as
+    ``attempt``, or, with no placement, waiting after ``attempt`` attempts. ``attained_gpu_s`` is the GPU-time it
+    received in attempts that have ended."""
+
+    job: Job
+    attempt: int
+    placement: Placement | None = None
+    started_s: float | None = None
+    attained_gpu_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

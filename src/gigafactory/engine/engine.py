@@ -47,6 +47,7 @@ from gigafactory.core.events import (
     JobFailed,
     JobFinished,
     JobInterrupted,
+    JobRestored,
     JobSubmitted,
     NodeDrained,
     NodeFailed,
@@ -206,6 +207,16 @@ class Engine:
     def counts(self) -> dict[JobState, int]:
         return dict(self._counts)
 
+    def forget(self, job_id: int) -> None:
+        """Drop the record of a job that has ended (a long-lived driver keeps its history elsewhere). Later
+        reports about it are ignored, as stale reports are."""
+        rec = self._jobs.get(job_id)
+        if rec is not None:
+            if not rec.state.terminal:
+                raise InvariantError(f"job {job_id} is {rec.state.value}; only ended jobs can be forgotten")
+            del self._jobs[job_id]
+            self._counts[rec.state] -= 1
+
     def tenant_gpus_all(self) -> dict[str, float]:
         """GPUs held right now, per tenant (fractional requests count as their fraction)."""
         return {t: self._usage.held(t) for t in self._usage.tenants()}
@@ -309,6 +320,8 @@ class Engine:
     def _dispatch(self, ev: Event, out: list[Action]) -> None:
         if isinstance(ev, JobSubmitted):
             self._submit(ev.job, out)
+        elif isinstance(ev, JobRestored):
+            self._restore(ev)
         elif isinstance(ev, JobFinished):
             rec = self._current(ev.job_id, ev.attempt)
             if rec is not None:
@@ -375,6 +388,35 @@ class Engine:
         self._enqueue(rec)
         if job.immediate:
             self._immediate.append(rec)
+
+    def _restore(self, ev: JobRestored) -> None:
+        """Take a job back from the driver's records after a restart: running where it runs, or waiting."""
+        job = ev.job
+        if job.id in self._jobs:
+            raise InvariantError(f"job {job.id} was restored but is already known")
+        rec = JobRecord(job=job, state=JobState.PENDING, submitted_s=min(job.submit_s, self.now))
+        rec.shape = self._shapes.setdefault(job.request, len(self._shapes))
+        rec.attempt = ev.attempt
+        rec.attained_s = ev.attained_gpu_s
+        if ev.placement is None:
+            self._transition(rec, JobState.PENDING, "restored")
+            self._jobs[job.id] = rec
+            self._enqueue(rec)
+            return
+        pl = ev.placement
+        started = ev.started_s if ev.started_s is not None else self.now
+        self.cap.allocate(pl)
+        rec.placement = pl
+        rec.started_s = started
+        rec.first_start_s = started
+        rec.est_end = math.inf if job.estimate_s is None else started + job.estimate_s
+        self._ends.add((rec.est_end, job.id))
+        self._allocs.add(job.id, pl.nodes, rec.est_end, [len(g) * pl.gpu_milli / 1000.0 for g in pl.node_gpus])
+        self._usage.change(job.tenant, pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
+        self._transition(rec, JobState.RUNNING, "restored")
+        self._jobs[job.id] = rec
+        if self._running_ranked is not None:
+            self._rank_running(rec)
 
     def _reject_unstarted(self, out: list[Action]) -> None:
         """Jobs submitted with ``immediate`` that did not start in this pass are rejected, not queued."""

@@ -15,9 +15,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-__all__ = ["Report", "bar_figure", "cdf_figure", "line_figure", "share_figure"]
+__all__ = ["STYLE", "Report", "bar_figure", "cdf_figure", "figure_div", "line_figure", "share_figure"]
 
-_STYLE = """
+STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2933}
 h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #e4e7eb}
 .sub{color:#616e7c;margin-top:0} table{border-collapse:collapse;font-size:.9rem}
@@ -52,18 +52,23 @@ class Report:
         self._parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
     def figure(self, fig: go.Figure) -> None:
-        fig.update_layout(margin={"l": 60, "r": 20, "t": 40, "b": 50}, height=360, template="plotly_white")
-        self._parts.append(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
+        self._parts.append(figure_div(fig))
 
     def html(self) -> str:
         return (
             "<!doctype html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style>"
+            f"<title>{html.escape(self.title)}</title><style>{STYLE}</style>"
             f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
             f"<h1>{html.escape(self.title)}</h1><p class='sub'>{html.escape(self.subtitle)}</p>"
             + "\n".join(self._parts)
             + "</body></html>"
         )
+
+
+def figure_div(fig: go.Figure, height: int = 360) -> str:
+    """A chart as an HTML fragment, for a page that loads plotly.js itself."""
+    fig.update_layout(margin={"l": 60, "r": 20, "t": 40, "b": 50}, height=height, template="plotly_white")
+    return str(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
 
 
 def line_figure(

@@ -1,0 +1,423 @@
+"""Control-plane commands: ``serve`` and ``daemon`` run it; the rest are a client over HTTP, with Slurm's habits
+(``queue`` shows estimated starts like ``squeue --start``; ``cancel`` is ``scancel``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from gigafactory.cli.output import console, user_errors
+from gigafactory.control.client import DEFAULT_URL, Client, find_token
+from gigafactory.control.config import ControlConfig, default_data_dir, init_control
+from gigafactory.core.errors import ConfigError
+from gigafactory.core.tenants import Tenant
+
+__all__ = ["admin_app", "register"]
+
+admin_app = typer.Typer(
+    help="Site administration: tenants, tokens, nodes (needs an admin token).", no_args_is_help=True
+)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="the control plane's directory [default: $GIGAFACTORY_HOME or ~/.gigafactory]"),
+]
+Db = Annotated[
+    str | None,
+    typer.Option("--db", help="store URL, e.g. postgresql+psycopg://user@host/db [default: SQLite in the data dir]"),
+]
+Url = Annotated[str, typer.Option("--url", envvar="GIGAFACTORY_URL", help="the API's address")]
+Token = Annotated[
+    str | None, typer.Option("--token", envvar="GIGAFACTORY_TOKEN", help="API token [default: the local admin token]")
+]
+
+
+def _cfg(data_dir: Path | None, db: str | None) -> ControlConfig:
+    return ControlConfig(data_dir or default_data_dir(), db)
+
+
+def _client(url: str, token: str | None) -> Client:
+    tok = find_token(token)
+    if tok is None:
+        raise ConfigError("no token: pass --token, set GIGAFACTORY_TOKEN, or run where ~/.gigafactory/admin.token is")
+    return Client(url, tok)
+
+
+def _when(t: float | None) -> str:
+    if t is None or not math.isfinite(t):
+        return "N/A"
+    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _gpus(j: dict[str, Any]) -> str:
+    return str(j["gpus"]) if j["gpu_milli"] == 1000 else f"{j['gpu_milli'] / 1000:g}"
+
+
+def serve(
+    data_dir: DataDir = None,
+    db: Db = None,
+    site: Annotated[
+        str, typer.Option(help="site preset (first start only), e.g. hgx-h100:nodes=4")
+    ] = "hgx-h100:nodes=4",
+    executor: Annotated[str, typer.Option(help="local | slurm (first start only)")] = "local",
+    policy: Annotated[str, typer.Option(help="policy profile (first start only)")] = "fifo+easy+best-fit",
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8642,
+    no_daemon: Annotated[
+        bool, typer.Option("--no-daemon", help="serve the API only (run `gigafactory daemon` yourself)")
+    ] = False,
+) -> None:
+    """Run the control plane: the API, the dashboard, and a supervised daemon."""
+    cfg = _cfg(data_dir, db)
+    topology = None
+    if executor == "slurm":
+        from gigafactory.control.executors.slurm import site_from_slurm
+
+        topology = site_from_slurm()
+        site = f"slurm:{topology.name}"
+    init_control(cfg, site=site, executor=executor, profile=policy, topology=topology)
+    from gigafactory.control.serve import serve_api
+
+    def ready() -> None:
+        console.print(f"[bold]gigafactory[/] control plane on http://{host}:{port} (dashboard /, API /docs)")
+        console.print(f"admin token in {cfg.admin_token_file}")
+
+    serve_api(cfg, host=host, port=port, daemon=not no_daemon, on_ready=ready)
+
+
+def daemon(data_dir: DataDir = None, db: Db = None) -> None:
+    """Run the daemon alone (``serve`` starts one for you)."""
+    from gigafactory.control.serve import run_daemon
+
+    run_daemon(_cfg(data_dir, db))
+
+
+def submit(
+    command: Annotated[list[str], typer.Argument(help="the program and its arguments (after --)")],
+    gpus: Annotated[float, typer.Option(help="GPUs; a fraction below 1 asks for part of one GPU")] = 1,
+    tenant: Annotated[str | None, typer.Option(help="the tenant (an admin token must name one)")] = None,
+    name: Annotated[str, typer.Option(help="a name for the job")] = "",
+    time_limit: Annotated[str | None, typer.Option("--time", help="expected run time: 90s, 30m, 4h, 2d")] = None,
+    locality: Annotated[str, typer.Option(help="any | pod | domain")] = "any",
+    priority: Annotated[int, typer.Option(help="priority (with a priority order)")] = 0,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Submit a job: ``gigafactory submit --gpus 8 -- python train.py``. Prints its id."""
+    spec: dict[str, Any] = {
+        "command": command,
+        "tenant": tenant,
+        "name": name,
+        "locality": locality,
+        "priority": priority,
+    }
+    if gpus <= 0:
+        raise ConfigError(f"--gpus {gpus:g}: must be more than 0")
+    if gpus < 1:
+        spec.update(gpus=1, gpu_milli=max(1, round(gpus * 1000)))
+    elif gpus != int(gpus):
+        raise ConfigError(f"--gpus {gpus:g}: whole GPUs, or a fraction below 1")
+    else:
+        spec["gpus"] = int(gpus)
+    if time_limit is not None:
+        spec["estimate_s"] = parse_duration(time_limit)
+    with _client(url, token) as c:
+        console.print(f"Submitted job {c.submit(**spec)}")
+
+
+def parse_duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    try:
+        if t and t[-1] in units:
+            value = float(t[:-1]) * units[t[-1]]
+        else:
+            value = float(t)
+    except ValueError:
+        raise ConfigError(f"--time {text!r}: a duration like 90s, 30m, 4h or 2d") from None
+    if not value > 0:
+        raise ConfigError(f"--time {text!r}: must be more than 0")
+    return value
+
+
+def queue(
+    tenant: Annotated[str | None, typer.Option(help="only this tenant's jobs")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Running and waiting jobs with their estimated start, like ``squeue --start``."""
+    with _client(url, token) as c:
+        entries = c.queue(tenant)
+    table = Table(box=None, header_style="bold")
+    for col in ("JOBID", "TENANT", "NAME", "GPUS", "STATE", "POS", "START_TIME", "NODELIST(REASON)"):
+        table.add_column(col)
+    for e in entries:
+        j = e["job"]
+        start = j["started_at"] if j["state"] == "running" else j["est_start"]
+        where = ",".join(j["nodes"]) if j["nodes"] else f"({j['reason'] or 'Priority'})"
+        table.add_row(
+            str(j["id"]),
+            j["tenant"],
+            j["name"],
+            _gpus(j),
+            j["state"].upper(),
+            str(e["position"] or ""),
+            _when(start),
+            where,
+        )
+    console.print(table)
+
+
+def status(job_id: int, url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """One job, and its story."""
+    with _client(url, token) as c:
+        j = c.job(job_id)
+        story = c.story(job_id)
+    console.print(f"[bold]job {j['id']}[/] {j['name']} · tenant {j['tenant']} · [bold]{j['state']}[/] {j['reason']}")
+    console.print(f"  command   {' '.join(j['command'])}")
+    console.print(f"  GPUs      {_gpus(j)} ({j['locality']}) on {', '.join(j['nodes']) or '-'}")
+    console.print(f"  attempts  {j['attempt']}   exit code {j['exit_code'] if j['exit_code'] is not None else '-'}")
+    console.print(
+        f"  submitted {_when(j['submitted_at'])}   started {_when(j['started_at'])}   ended {_when(j['ended_at'])}"
+    )
+    if j["state"] in ("pending", "submitted"):
+        console.print(f"  estimated start {_when(j['est_start'])}")
+    for t in story:
+        console.print(
+            f"  {_when(t['time'])}  #{t['attempt']}  {t['old'] or '-'} -> {t['new']}  by {t['stimulus']}  {t['reason']}"
+        )
+
+
+def cancel(
+    job_ids: Annotated[list[int], typer.Argument(help="job ids")], url: Url = DEFAULT_URL, token: Token = None
+) -> None:
+    """Cancel jobs (like ``scancel``)."""
+    with _client(url, token) as c:
+        for jid in job_ids:
+            c.cancel(jid)
+            console.print(f"cancelling job {jid}")
+
+
+def logs(
+    job_id: int,
+    stream: Annotated[str, typer.Option(help="stdout | stderr")] = "stdout",
+    attempt: Annotated[int | None, typer.Option(help="attempt (default: the latest)")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Print a job's output."""
+    with _client(url, token) as c:
+        text = c.logs(job_id, stream, attempt)
+    typer.echo(text, nl=False)
+
+
+def usage(
+    hours: Annotated[float | None, typer.Option(help="only the last N hours")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """GPU-hours per tenant, and each tenant's share."""
+    since = time.time() - hours * 3600 if hours else 0.0
+    with _client(url, token) as c:
+        spent = c.usage(since)["gpu_hours"]
+        tenants = c.tenants()
+    table = Table(box=None, header_style="bold")
+    for col in ("TENANT", "SHARE", "GPUS NOW", "GPU-HOURS", "JOBS"):
+        table.add_column(col)
+    for t in tenants:
+        jobs = ", ".join(f"{k} {v}" for k, v in sorted(t["jobs"].items()))
+        table.add_row(t["name"], f"{t['share']:g}", f"{t['gpus_running']:g}", f"{spent.get(t['name'], 0.0):.3f}", jobs)
+    console.print(table)
+
+
+def nodes(url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Nodes with their state and GPUs in use (like ``sinfo -N``)."""
+    with _client(url, token) as c:
+        rows = c.nodes()
+    table = Table(box=None, header_style="bold")
+    for col in ("NODE", "MODEL", "GPUS", "USED", "STATE", "REASON"):
+        table.add_column(col)
+    for n in rows:
+        table.add_row(n["name"], n["model"], str(n["gpus"]), f"{n['gpus_used']:g}", n["state"], n["reason"])
+    console.print(table)
+
+
+# ---- admin ----------------------------------------------------------------------------------------------------
+@admin_app.command("tenant")
+@user_errors
+def admin_tenant(
+    name: str,
+    share: Annotated[float, typer.Option(help="fair-share weight")] = 1.0,
+    parent: Annotated[str, typer.Option(help="parent account")] = "root",
+    guarantee: Annotated[int | None, typer.Option(help="GPUs guaranteed")] = None,
+    limit: Annotated[int | None, typer.Option(help="GPUs at most")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Create or change a tenant."""
+    with _client(url, token) as c:
+        t = c.put_tenant(name, share=share, parent=parent, guarantee=guarantee, limit=limit)
+    console.print(f"tenant {t['name']}: share {t['share']:g} under {t['parent']}")
+
+
+@admin_app.command("token")
+@user_errors
+def admin_token(
+    tenant: Annotated[str | None, typer.Option(help="a token for this tenant")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="an admin token")] = False,
+    name: Annotated[str, typer.Option(help="a note on what it is for")] = "",
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Create a token; prints the secret (shown once)."""
+    if admin == (tenant is not None):
+        raise ConfigError("give --tenant NAME or --admin (one of them)")
+    with _client(url, token) as c:
+        t = c.create_token("admin" if admin else "tenant", tenant, name)
+    console.print(t["token"])
+
+
+@admin_app.command("tokens")
+@user_errors
+def admin_tokens(url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """List tokens (not their secrets)."""
+    with _client(url, token) as c:
+        rows = c.tokens()
+    table = Table(box=None, header_style="bold")
+    for col in ("ID", "ROLE", "TENANT", "NAME", "CREATED", "REVOKED"):
+        table.add_column(col)
+    for t in rows:
+        table.add_row(
+            str(t["id"]), t["role"], t["tenant"] or "", t["name"], _when(t["created_at"]), "yes" if t["revoked"] else ""
+        )
+    console.print(table)
+
+
+@admin_app.command("revoke")
+@user_errors
+def admin_revoke(token_id: int, url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Revoke a token by id."""
+    with _client(url, token) as c:
+        c.revoke_token(token_id)
+    console.print(f"token {token_id} revoked")
+
+
+@admin_app.command("drain")
+@user_errors
+def admin_drain(
+    node: str,
+    reason: Annotated[str, typer.Option(help="why")] = "drained by an admin",
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Stop placing jobs on a node (jobs on it run on)."""
+    with _client(url, token) as c:
+        c.drain(node, reason)
+    console.print(f"draining {node}")
+
+
+@admin_app.command("resume")
+@user_errors
+def admin_resume(node: str, url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Put a drained node back in service."""
+    with _client(url, token) as c:
+        c.resume(node)
+    console.print(f"resuming {node}")
+
+
+DEMO_TENANTS = [Tenant("lab-a", share=2.0), Tenant("startup-b", share=1.0), Tenant("uni-c", share=1.0)]
+
+
+def register(app: typer.Typer) -> None:
+    for func in (serve, daemon, submit, queue, status, cancel, logs, usage, nodes):
+        app.command(context_settings={"allow_interspersed_args": func is not submit})(user_errors(func))
+    app.add_typer(admin_app, name="admin")
+
+
+def _demo_jobs(python: str) -> list[dict[str, Any]]:
+    def job(tenant: str, name: str, gpus: float, seconds: int, code: int = 0) -> dict[str, Any]:
+        script = (
+            "import os, sys, time\n"
+            f"print('{name}: training on GPUs', os.environ['CUDA_VISIBLE_DEVICES'], flush=True)\n"
+            f"for step in range({seconds}):\n"
+            "    time.sleep(1)\n"
+            "    print('step', step, 'loss', round(3.0 / (step + 1), 3), flush=True)\n"
+            f"sys.exit({code})\n"
+        )
+        spec: dict[str, Any] = {
+            "tenant": tenant,
+            "name": name,
+            "command": [python, "-c", script],
+            "estimate_s": seconds,
+        }
+        if gpus < 1:
+            spec.update(gpus=1, gpu_milli=round(gpus * 1000))
+        else:
+            spec["gpus"] = int(gpus)
+        return spec
+
+    return [
+        job("lab-a", "llama-finetune", 16, 30),
+        job("lab-a", "eval-harness", 8, 10),
+        job("startup-b", "pretrain-7b", 32, 40),
+        job("uni-c", "notebook", 0.5, 15),
+        job("uni-c", "broken-config", 1, 3, code=3),
+        *(job("startup-b", f"sweep-{i}", 4, 12) for i in range(4)),
+    ]
+
+
+def control_demo(out: Path, port: int, seconds: float | None) -> None:
+    """Start a control plane on embedded defaults, submit real jobs, and serve the dashboard."""
+    import shutil
+    import sys
+    import threading
+
+    from gigafactory.control.serve import serve_api
+
+    if (out / "gigafactory.db").exists():
+        shutil.rmtree(out)  # a fresh demo each time (only a directory an earlier demo made)
+    cfg = ControlConfig(out)
+    init_control(cfg, site="hgx-h100:nodes=4", executor="local", profile="fifo+easy+best-fit", tenants=DEMO_TENANTS)
+    admin = cfg.admin_token_file.read_text().strip()
+    url = f"http://127.0.0.1:{port}"
+
+    def drive() -> None:
+        with Client(url, admin) as c:
+            tokens = {t.name: c.create_token("tenant", t.name, "demo")["token"] for t in DEMO_TENANTS}
+            ids = c.submit_many(_demo_jobs(sys.executable))
+            console.print(
+                f"[bold]gigafactory demo[/]: a control plane with {len(c.nodes())} nodes, 32 GPUs (local executor)"
+            )
+            console.print(f"submitted {len(ids)} real jobs for {', '.join(tokens)}")
+            console.print(f"dashboard: [cyan]{url}/login?token={admin}[/]  (admin)")
+            for name, tok in tokens.items():
+                console.print(f"  as tenant {name}: {url}/login?token={tok}")
+            console.print(f"CLI: GIGAFACTORY_TOKEN={admin} gigafactory queue --url {url}")
+            seen: dict[int, str] = {}
+            while True:
+                jobs = {j["id"]: j for j in c.jobs(limit=1000)}
+                for jid in ids:
+                    j = jobs[jid]
+                    if seen.get(jid) != j["state"]:
+                        seen[jid] = j["state"]
+                        extra = f" on {', '.join(j['nodes'])}" if j["state"] == "running" else ""
+                        if j["state"] == "pending" and j["est_start"]:
+                            extra = f" (estimated start in {max(0.0, j['est_start'] - time.time()):.0f} s)"
+                        console.print(f"  job {jid:>2} {j['tenant']:<10} {j['name']:<15} {j['state']}{extra}")
+                if all(s in ("completed", "failed", "cancelled", "rejected") for s in seen.values()) and len(
+                    seen
+                ) == len(ids):
+                    break
+                time.sleep(1.0)
+            done = sum(1 for s in seen.values() if s == "completed")
+            console.print(f"all {len(ids)} jobs ended ({done} completed, {len(ids) - done} failed as intended); "
+                          f"the dashboard stays up at {url}/ (Ctrl-C to stop)")  # fmt: skip
+
+    serve_api(cfg, host="127.0.0.1", port=port, on_ready=lambda: threading.Thread(target=drive, daemon=True).start(),
+              stop_after_s=seconds)  # fmt: skip

@@ -1,0 +1,447 @@
+"""The REST API (FastAPI). Tenants submit and watch their jobs; admins run the site.
+
+Authorisation is by bearer token (or the dashboard's cookie holding one). A tenant token sees and touches only its
+own tenant's jobs: another tenant's job is a 404, exactly as a job that does not exist, so nothing about other
+tenants leaks. An admin token sees everything and may use ``/admin``. The API writes submissions and the inbox
+(cancellations, drains, tenant changes); the daemon does the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import Engine as Store
+from sqlalchemy import select
+
+from gigafactory import __version__
+from gigafactory.control.api import models as m
+from gigafactory.control.api.errors import ApiError, install
+from gigafactory.control.api.submit import SubmissionWriter
+from gigafactory.control.config import ControlConfig
+from gigafactory.control.executors.base import attempt_dir
+from gigafactory.control.queries import SiteInfo, node_use, queue, tenant_summaries
+from gigafactory.control.store import accounts, inbox
+from gigafactory.control.store import jobs as jobstore
+from gigafactory.control.store.db import get_meta
+from gigafactory.control.store.schema import tenants, tokens
+from gigafactory.control.store.site import load_site
+from gigafactory.core.errors import ConfigError
+from gigafactory.core.tenants import Tenant
+
+__all__ = ["COOKIE", "Auth", "create_app"]
+
+COOKIE = "gf_token"
+TOKEN_CACHE_S = 5.0  # a revoked token stops working within this long
+API = "/api/v1"
+
+
+class Auth:
+    """Bearer tokens to principals, with a short cache so that a busy API does not hash-and-query every call."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[str, tuple[accounts.Principal | None, float]] = {}
+
+    def lookup(self, token: str) -> accounts.Principal | None:
+        now = time.monotonic()
+        hit = self._cache.get(token)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        with self.store.connect() as conn:
+            p = accounts.lookup_token(conn, token)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[token] = (p, now + TOKEN_CACHE_S)
+        return p
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(401, "the Authorization header must be 'Bearer <token>'")
+        return value.strip()
+    return request.cookies.get(COOKIE)
+
+
+async def principal(request: Request) -> accounts.Principal:
+    token = _token(request)
+    if not token:
+        raise ApiError(401, "no token: send 'Authorization: Bearer <token>'")
+    p: accounts.Principal | None = request.app.state.auth.lookup(token)
+    if p is None:
+        raise ApiError(401, "the token is not valid (unknown or revoked)")
+    return p
+
+
+async def admin(p: Annotated[accounts.Principal, Depends(principal)]) -> accounts.Principal:
+    if not p.admin:
+        raise ApiError(403, "this needs an admin token")
+    return p
+
+
+TenantName = Annotated[str, PathParam(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+JobIdParam = Annotated[int, PathParam(ge=1, le=2**62)]
+Who = Annotated[accounts.Principal, Depends(principal)]
+Admin = Annotated[accounts.Principal, Depends(admin)]
+
+
+def load_site_info(store: Store) -> SiteInfo:
+    with store.connect() as conn:
+        site = load_site(conn)
+    if site is None:
+        raise ConfigError("the store holds no site: run `gigafactory serve` (which sets one up) first")
+    spec, topo = site
+    dom = [int(topo.node_gpus[a:b].sum()) for a, b in zip(topo.domain_start[:-1], topo.domain_start[1:], strict=True)]
+    pod = [int(topo.node_gpus[a:b].sum()) for a, b in zip(topo.pod_start[:-1], topo.pod_start[1:], strict=True)]
+    return SiteInfo(
+        name=topo.name,
+        spec=spec,
+        node_names=list(topo.node_names),
+        num_gpus=topo.num_gpus,
+        max_gpus_per_node=topo.max_gpus_per_node,
+        gpus_by_model=topo.gpus_by_model(),
+        domain_gpus=max(dom),
+        pod_gpus=max(pod),
+    )
+
+
+def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
+    """The API for the control plane in ``cfg``. The store must hold a site (see :func:`init_control`)."""
+    store = store if store is not None else cfg.open()
+    site = load_site_info(store)
+    writer = SubmissionWriter(store)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await writer.start()
+        yield
+        await writer.stop()
+
+    app = FastAPI(
+        title="gigafactory",
+        version=__version__,
+        description="The live control plane of an AI gigafactory: submit jobs, watch them, run the site.",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.cfg = cfg
+    app.state.site = site
+    app.state.auth = Auth(store)
+    app.state.writer = writer
+    install(app)
+
+    # ---- helpers -------------------------------------------------------------------------------------------
+    def tenant_names() -> set[str]:
+        with store.connect() as conn:
+            return {r[0] for r in conn.execute(select(tenants.c.name))}
+
+    known_tenants: set[str] = tenant_names()
+
+    def tenant_exists(name: str) -> bool:
+        nonlocal known_tenants
+        if name not in known_tenants:
+            known_tenants = tenant_names()
+        return name in known_tenants
+
+    def check_spec(spec: m.JobSpec, p: accounts.Principal, where: str) -> dict[str, Any]:
+        tenant = spec.tenant or p.tenant
+        if tenant is None:
+            raise ApiError(
+                422, f"{where}.tenant: an admin token must name the tenant the job is for", f"{where}.tenant"
+            )
+        if not p.admin and tenant != p.tenant:
+            raise ApiError(
+                403, f"{where}.tenant: this token may submit only for tenant {p.tenant!r}", f"{where}.tenant"
+            )
+        if not tenant_exists(tenant):
+            raise ApiError(422, f"{where}.tenant: unknown tenant {tenant!r}", f"{where}.tenant")
+        available = site.num_gpus
+        if spec.models is not None:
+            unknown = [x for x in spec.models if x not in site.gpus_by_model]
+            if unknown:
+                raise ApiError(
+                    422,
+                    f"{where}.models: {unknown[0]!r} is not a GPU model of this site; it has "
+                    f"{', '.join(site.gpus_by_model)}",
+                    f"{where}.models",
+                )
+            available = sum(site.gpus_by_model[x] for x in spec.models)
+        if spec.gpus > available:
+            raise ApiError(
+                422, f"{where}.gpus: {spec.gpus} GPUs asked; this site has {available}", f"{where}.gpus"
+            )  # fmt: skip
+        room = {"domain": site.domain_gpus, "pod": site.pod_gpus}.get(spec.locality)
+        if room is not None and spec.gpus > room:
+            raise ApiError(
+                422,
+                f"{where}.locality: {spec.gpus} GPUs cannot fit in one {spec.locality} (at most {room} GPUs)",
+                f"{where}.locality",
+            )
+        return {
+            "tenant": tenant,
+            "name": spec.name,
+            "command": spec.command,
+            "env": spec.env,
+            "gpus": spec.gpus,
+            "gpu_milli": spec.gpu_milli,
+            "cpu_milli": spec.cpu_milli,
+            "mem_mib": spec.mem_mib,
+            "models": spec.models,
+            "locality": spec.locality,
+            "estimate_s": spec.estimate_s,
+            "priority": spec.priority,
+            "ckpt_s": spec.checkpoint_s,
+        }
+
+    def visible_job(job_id: int, p: accounts.Principal) -> Any:
+        with store.connect() as conn:
+            row = jobstore.get_job(conn, job_id)
+        if row is None or (not p.admin and row.tenant != p.tenant):
+            raise ApiError(404, f"no job {job_id}", "job_id")
+        return row
+
+    def scope(p: accounts.Principal, tenant: str | None) -> str | None:
+        """The tenant a listing is limited to: a tenant token sees only its own."""
+        if p.admin:
+            return tenant
+        if tenant is not None and tenant != p.tenant:
+            raise ApiError(403, f"this token sees only tenant {p.tenant!r}", "tenant")
+        return p.tenant
+
+    def out(row: Any) -> m.JobOut:
+        return m.JobOut.from_row(row, site.node_names)
+
+    # ---- public ---------------------------------------------------------------------------------------------
+    @app.get(f"{API}/health", response_model=m.Health, tags=["site"])
+    def health() -> m.Health:
+        with store.connect() as conn:
+            beat = get_meta(conn, "daemon_heartbeat")
+            counts = jobstore.count_by_state(conn)
+        age = time.time() - float(beat) if beat else None
+        return m.Health(
+            status="ok" if age is not None and age < 30 else "degraded",
+            store=store.dialect.name,
+            daemon_heartbeat_age_s=age,
+            jobs=counts,
+        )
+
+    @app.get(f"{API}/whoami", response_model=m.WhoAmI, tags=["site"])
+    async def whoami(p: Who) -> m.WhoAmI:
+        return m.WhoAmI(role=p.role, tenant=p.tenant)
+
+    # ---- jobs -----------------------------------------------------------------------------------------------
+    @app.post(f"{API}/jobs", status_code=201, response_model=m.BatchOut, tags=["jobs"])
+    async def submit(spec: m.JobSpec, p: Who) -> m.BatchOut:
+        """Submit one job. It is durable when this answers."""
+        row = check_spec(spec, p, "body")
+        return m.BatchOut(ids=await writer.submit([row]))
+
+    @app.post(f"{API}/jobs/batch", status_code=201, response_model=m.BatchOut, tags=["jobs"])
+    async def submit_batch(batch: m.Batch, p: Who) -> m.BatchOut:
+        """Submit many jobs at once (all or none)."""
+        rows = [check_spec(spec, p, f"body.jobs.{i}") for i, spec in enumerate(batch.jobs)]
+        return m.BatchOut(ids=await writer.submit(rows))
+
+    @app.get(f"{API}/jobs", response_model=list[m.JobOut], tags=["jobs"])
+    def list_jobs(
+        p: Who,
+        tenant: Annotated[str | None, Query(max_length=100)] = None,
+        state: Annotated[list[m.JobState] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    ) -> list[m.JobOut]:
+        with store.connect() as conn:
+            rows = jobstore.list_jobs(conn, tenant=scope(p, tenant), states=state, limit=limit, offset=offset)
+        return [out(r) for r in rows]
+
+    @app.get(f"{API}/jobs/{{job_id}}", response_model=m.JobOut, tags=["jobs"])
+    def get_job(job_id: JobIdParam, p: Who) -> m.JobOut:
+        return out(visible_job(job_id, p))
+
+    @app.post(f"{API}/jobs/{{job_id}}/cancel", status_code=202, response_model=m.JobOut, tags=["jobs"])
+    def cancel(job_id: JobIdParam, p: Who) -> m.JobOut:
+        """Ask for a job to be cancelled; the daemon stops it if it runs."""
+        row = visible_job(job_id, p)
+        if row.state not in jobstore.ACTIVE:
+            raise ApiError(409, f"job {job_id} has already ended ({row.state})", "job_id")
+        with store.begin() as conn:
+            inbox.append(conn, "cancel", job_id=job_id, reason=f"cancelled by {p.tenant or 'an admin'}")
+        return out(row)
+
+    @app.get(f"{API}/jobs/{{job_id}}/logs", response_class=PlainTextResponse, tags=["jobs"])
+    def logs(
+        job_id: JobIdParam,
+        p: Who,
+        stream: Annotated[str, Query(pattern="^(stdout|stderr)$")] = "stdout",
+        attempt: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+        tail: Annotated[int, Query(ge=1, le=16 * 1024 * 1024)] = 1024 * 1024,
+    ) -> PlainTextResponse:
+        """The last ``tail`` bytes of an attempt's output (the latest attempt by default)."""
+        row = visible_job(job_id, p)
+        n = attempt or row.attempt
+        if n < 1 or n > row.attempt:
+            raise ApiError(404, f"job {job_id} has no attempt {n} yet (attempts so far: {row.attempt})", "attempt")
+        path = attempt_dir(cfg.data_dir, job_id, n) / f"{stream}.log"
+        return PlainTextResponse(_tail(path, tail))
+
+    @app.get(f"{API}/jobs/{{job_id}}/story", response_model=list[m.Transition], tags=["jobs"])
+    def story(job_id: JobIdParam, p: Who) -> list[m.Transition]:
+        """Every state change of the job, with what caused it."""
+        visible_job(job_id, p)
+        with store.connect() as conn:
+            rows = jobstore.story(conn, job_id)
+        return [
+            m.Transition(time=r.time, attempt=r.attempt, old=r.old, new=r.new, stimulus=r.stimulus, reason=r.reason)
+            for r in rows
+        ]
+
+    @app.get(f"{API}/queue", response_model=list[m.QueueEntry], tags=["jobs"])
+    def get_queue(
+        p: Who,
+        tenant: Annotated[str | None, Query(max_length=100)] = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    ) -> list[m.QueueEntry]:
+        """Running jobs, then waiting ones in expected order, with their estimated start (like ``squeue --start``)."""
+        with store.connect() as conn:
+            rows = queue(conn, scope(p, tenant), limit)
+        return [m.QueueEntry(position=pos, job=out(r)) for pos, r in rows]
+
+    # ---- tenants, usage, nodes ------------------------------------------------------------------------------
+    @app.get(f"{API}/tenants", response_model=list[m.TenantOut], tags=["site"])
+    def list_tenants(p: Who) -> list[m.TenantOut]:
+        with store.connect() as conn:
+            rows = tenant_summaries(conn, None if p.admin else p.tenant)
+        return [m.TenantOut(**{k: v for k, v in r.items() if k in m.TenantOut.model_fields}) for r in rows]
+
+    @app.get(f"{API}/usage", response_model=m.UsageOut, tags=["site"])
+    def get_usage(
+        p: Who,
+        since: Annotated[float, Query(ge=0, le=1e11, description="Unix time; default: all time")] = 0.0,
+    ) -> m.UsageOut:
+        """GPU-hours of ended attempts per tenant (accounting)."""
+        with store.connect() as conn:
+            spent = jobstore.usage_by_tenant(conn, since)
+        if not p.admin:
+            spent = {t: v for t, v in spent.items() if t == p.tenant}
+        return m.UsageOut(since=since, gpu_hours={t: v / 3600.0 for t, v in spent.items()})
+
+    @app.get(f"{API}/nodes", response_model=list[m.NodeOut], tags=["site"])
+    def nodes(p: Who) -> list[m.NodeOut]:
+        with store.connect() as conn:
+            rows, used = node_use(conn)
+        return [
+            m.NodeOut(
+                index=r["idx"],
+                name=r["name"],
+                model=r["model"],
+                gpus=r["gpus"],
+                gpus_used=used.get(r["idx"], 0.0),
+                domain=r["domain"],
+                pod=r["pod"],
+                state=r["state"],
+                reason=r["reason"],
+            )
+            for r in rows
+        ]
+
+    # ---- admin ----------------------------------------------------------------------------------------------
+    @app.put(f"{API}/admin/tenants/{{name}}", response_model=m.TenantOut, tags=["admin"])
+    def put_tenant(name: TenantName, body: m.TenantIn, _: Admin) -> m.TenantOut:
+        """Create or change a tenant. The tree must stay consistent (known parent, guarantees within capacity)."""
+        with store.begin() as conn:
+            accounts.put_tenant(conn, Tenant(name, body.share, body.parent, body.guarantee, body.limit),
+                                capacity_gpus=site.num_gpus)  # fmt: skip
+            inbox.append(conn, "tenants")
+        with store.connect() as conn:
+            row = next(r for r in tenant_summaries(conn, name))
+        return m.TenantOut(**{k: v for k, v in row.items() if k in m.TenantOut.model_fields})
+
+    @app.get(f"{API}/admin/tokens", response_model=list[m.TokenOut], tags=["admin"])
+    def list_tokens(_: Admin) -> list[m.TokenOut]:
+        with store.connect() as conn:
+            rows = conn.execute(select(tokens).order_by(tokens.c.id)).all()
+        return [
+            m.TokenOut(
+                id=r.id,
+                role=r.role,
+                tenant=r.tenant,
+                name=r.name,
+                created_at=r.created_at,
+                revoked=r.revoked,
+                token=None,
+            )
+            for r in rows
+        ]
+
+    @app.post(f"{API}/admin/tokens", status_code=201, response_model=m.TokenOut, tags=["admin"])
+    def create_token(body: m.TokenIn, _: Admin) -> m.TokenOut:
+        """A new token; its secret is in this answer and nowhere else."""
+        if body.role == "tenant" and body.tenant is None:
+            raise ApiError(422, "body.tenant: a tenant token needs a tenant", "body.tenant")
+        if body.role == "tenant" and body.tenant is not None and not tenant_exists(body.tenant):
+            raise ApiError(422, f"body.tenant: unknown tenant {body.tenant!r}", "body.tenant")
+        with store.begin() as conn:
+            tid, secret = accounts.create_token(conn, role=body.role, tenant=body.tenant, name=body.name)
+        return m.TokenOut(
+            id=tid, role=body.role, tenant=body.tenant if body.role == "tenant" else None, name=body.name,
+            created_at=time.time(), revoked=False, token=secret,
+        )  # fmt: skip
+
+    @app.delete(f"{API}/admin/tokens/{{token_id}}", status_code=204, tags=["admin"])
+    def revoke_token(token_id: Annotated[int, PathParam(ge=1, le=2**62)], _: Admin) -> Response:
+        with store.begin() as conn:
+            if not accounts.revoke_token(conn, token_id):
+                raise ApiError(404, f"no token {token_id}", "token_id")
+        app.state.auth.forget()
+        return Response(status_code=204)
+
+    def node_index(name: str) -> int:
+        try:
+            return site.node_names.index(name)
+        except ValueError:
+            raise ApiError(404, f"no node {name!r}", "name") from None
+
+    @app.post(f"{API}/admin/nodes/{{name}}/drain", status_code=202, tags=["admin"])
+    def drain(name: Annotated[str, PathParam(max_length=200)], _: Admin,
+              reason: Annotated[str, Query(max_length=500)] = "drained by an admin") -> dict[str, str]:  # fmt: skip
+        """Stop placing jobs on a node; jobs on it run to their end."""
+        idx = node_index(name)
+        with store.begin() as conn:
+            inbox.append(conn, "drain", node=idx, reason=reason)
+        return {"node": name, "requested": "drain"}
+
+    @app.post(f"{API}/admin/nodes/{{name}}/resume", status_code=202, tags=["admin"])
+    def resume(name: Annotated[str, PathParam(max_length=200)], _: Admin) -> dict[str, str]:
+        idx = node_index(name)
+        with store.begin() as conn:
+            inbox.append(conn, "resume", node=idx)
+        return {"node": name, "requested": "resume"}
+
+    from gigafactory.control.web.pages import install_pages
+
+    install_pages(app)
+    return app
+
+
+def _tail(path: Path, size: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            end = f.tell()
+            f.seek(max(0, end - size))
+            data = f.read()
+    except FileNotFoundError:
+        return ""
+    return data.decode("utf-8", errors="replace")

@@ -1,0 +1,70 @@
+"""Errors to HTTP, in one place.
+
+Every error the API returns has the same body, ``{"error": {"status", "message", "field"}}``, where ``field`` names
+what was wrong (``body.jobs.3.gpus``) when one thing was. Bad input is a 4xx that says what and where; a 500 is
+always a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gigafactory.core.errors import UnknownNameError, UserError
+
+__all__ = ["ApiError", "install"]
+
+log = logging.getLogger("gigafactory.api")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def _body(status: int, message: str, field: str | None = None) -> dict[str, object]:
+    return {"error": {"status": status, "message": message, "field": field}}
+
+
+def _where(loc: tuple[object, ...] | list[object]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(_body(exc.status, exc.message, exc.field), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        parts = []
+        for e in errors[:5]:
+            where = _where(e.get("loc", ()))
+            msg = str(e.get("msg", "invalid"))
+            if e.get("type") == "json_invalid":
+                msg = f"the body is not valid JSON ({e.get('ctx', {}).get('error', msg)})"
+            parts.append(f"{where}: {msg}" if where else msg)
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        field = _where(errors[0].get("loc", ())) if errors else None
+        return JSONResponse(_body(422, "; ".join(parts) + more, field), status_code=422)
+
+    @app.exception_handler(UnknownNameError)
+    async def _unknown(_: Request, exc: UnknownNameError) -> JSONResponse:
+        return JSONResponse(_body(404, str(exc), exc.kind), status_code=404)
+
+    @app.exception_handler(UserError)
+    async def _user(_: Request, exc: UserError) -> JSONResponse:
+        return JSONResponse(_body(400, str(exc)), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(_body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)

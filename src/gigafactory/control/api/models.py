@@ -1,0 +1,213 @@
+"""The API's wire format: Pydantic models, used at the edge only. Inside, the control plane speaks rows and the
+engine's own types.
+
+Every number has bounds, so that nothing a client sends can overflow a column or the engine: a request that is
+out of bounds is a 422 that names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+__all__ = [
+    "MAX_COMMAND_BYTES",
+    "Batch",
+    "BatchOut",
+    "Health",
+    "JobOut",
+    "JobSpec",
+    "NodeOut",
+    "QueueEntry",
+    "TenantIn",
+    "TenantOut",
+    "TokenIn",
+    "TokenOut",
+    "Transition",
+    "UsageOut",
+    "WhoAmI",
+]
+
+MAX_COMMAND_BYTES = 64 * 1024
+MAX_BATCH = 10_000
+YEAR_S = 366 * 24 * 3600.0
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+EnvName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+EnvValue = Annotated[str, StringConstraints(max_length=8192)]
+JobState = Literal["submitted", "pending", "running", "completed", "failed", "cancelled", "rejected"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobSpec(_Strict):
+    """One job to run."""
+
+    command: list[Annotated[str, StringConstraints(max_length=MAX_COMMAND_BYTES)]] = Field(
+        min_length=1, max_length=4096, description="The program and its arguments, run without a shell."
+    )
+    gpus: int = Field(1, ge=1, le=1_000_000, description="Whole GPUs (with gpu_milli < 1000: exactly 1).")
+    gpu_milli: int = Field(1000, ge=1, le=1000, description="Thousandths of one GPU, for a fractional request.")
+    tenant: Name | None = Field(None, description="Who pays; a tenant token may name only its own tenant.")
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=256, description="Extra environment.")
+    cpu_milli: int = Field(0, ge=0, le=10_000_000, description="CPU per node, in thousandths of a core (0: none).")
+    mem_mib: int = Field(0, ge=0, le=1 << 40, description="Memory per node in MiB (0: none).")
+    models: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
+        None, max_length=16, description="Allowed GPU models (none: any)."
+    )
+    locality: Literal["any", "pod", "domain"] = "any"
+    estimate_s: float | None = Field(None, gt=0, le=YEAR_S, description="Expected run time (for backfill).")
+    priority: int = Field(0, ge=-1_000_000, le=1_000_000)
+    checkpoint_s: float | None = Field(None, gt=0, le=YEAR_S, description="Checkpoint interval, if it checkpoints.")
+
+    @field_validator("command")
+    @classmethod
+    def _command_size(cls, v: list[str]) -> list[str]:
+        if not v[0]:
+            raise ValueError("the program (the first word) is empty")
+        size = sum(len(a.encode()) + 1 for a in v)
+        if size > MAX_COMMAND_BYTES:
+            raise ValueError(f"is {size} bytes; at most {MAX_COMMAND_BYTES} are allowed")
+        return v
+
+    @model_validator(mode="after")
+    def _fraction(self) -> JobSpec:
+        if self.gpu_milli < 1000 and self.gpus != 1:
+            raise ValueError(f"gpu_milli={self.gpu_milli} is a fraction of one GPU, so gpus must be 1, not {self.gpus}")
+        return self
+
+
+class Batch(_Strict):
+    jobs: list[JobSpec] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchOut(BaseModel):
+    ids: list[int]
+
+
+class JobOut(BaseModel):
+    id: int
+    tenant: str
+    name: str
+    command: list[str]
+    gpus: int
+    gpu_milli: int
+    locality: str
+    state: JobState
+    attempt: int
+    reason: str
+    submitted_at: float
+    started_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    est_start: float | None
+    estimate_s: float | None
+    priority: int
+    nodes: list[str]
+    gpus_placed: list[list[int]]
+
+    @classmethod
+    def from_row(cls, row: Any, node_names: list[str]) -> JobOut:
+        pl = row.placement or {}
+        return cls(
+            id=row.id,
+            tenant=row.tenant,
+            name=row.name,
+            command=list(row.command),
+            gpus=row.gpus,
+            gpu_milli=row.gpu_milli,
+            locality=row.locality,
+            state=row.state,
+            attempt=row.attempt,
+            reason=row.reason,
+            submitted_at=row.submitted_at,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            exit_code=row.exit_code,
+            est_start=row.est_start,
+            estimate_s=row.estimate_s,
+            priority=row.priority,
+            nodes=[node_names[n] for n in pl.get("nodes", ())],
+            gpus_placed=[list(g) for g in pl.get("gpus", ())],
+        )
+
+
+class QueueEntry(BaseModel):
+    position: int | None = Field(description="Place among waiting jobs (1 is next); none while running.")
+    job: JobOut
+
+
+class Transition(BaseModel):
+    time: float
+    attempt: int
+    old: str | None
+    new: str
+    stimulus: str
+    reason: str
+
+
+class TenantIn(_Strict):
+    share: float = Field(1.0, gt=0, le=1e9)
+    parent: Name = "root"
+    guarantee: int | None = Field(None, ge=0, le=10_000_000)
+    limit: int | None = Field(None, ge=0, le=10_000_000)
+
+
+class TenantOut(BaseModel):
+    name: str
+    parent: str
+    share: float
+    guarantee: int | None
+    limit: int | None
+    gpus_running: float
+    gpu_hours: float
+    jobs: dict[str, int]
+
+
+class UsageOut(BaseModel):
+    since: float
+    gpu_hours: dict[str, float]
+
+
+class TokenIn(_Strict):
+    role: Literal["tenant", "admin"] = "tenant"
+    tenant: Name | None = None
+    name: Annotated[str, StringConstraints(max_length=100)] = ""
+
+
+class TokenOut(BaseModel):
+    id: int
+    role: str
+    tenant: str | None
+    name: str
+    created_at: float
+    revoked: bool
+    token: str | None = Field(None, description="The secret itself: shown once, when created.")
+
+
+class NodeOut(BaseModel):
+    index: int
+    name: str
+    model: str
+    gpus: int
+    gpus_used: float
+    domain: int
+    pod: int
+    state: str
+    reason: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    store: str
+    daemon_heartbeat_age_s: float | None
+    jobs: dict[str, int]
+
+
+class WhoAmI(BaseModel):
+    role: str
+    tenant: str | None

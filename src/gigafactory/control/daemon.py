@@ -1,0 +1,401 @@
+"""The daemon: the engine on the wall clock, with the store as its memory and executors as its hands.
+
+Each turn of the loop (:meth:`Daemon.step`):
+
+1. **Collect.** New submissions (jobs in state ``submitted``), the inbox (cancellations, drains, resumes, tenant
+   changes), and what the executors report (attempts that ended, nodes that went down or came back).
+2. **Decide.** ``engine.handle(events)``: the same pure engine the twin drives.
+3. **Persist, in one transaction.** Mark what was processed, write every job's new state, its history and its
+   accounting, and append the engine's start and stop actions to the outbox.
+4. **Act.** Let the executors carry out the outbox, then mark each action done.
+
+Because decisions are durable before anything acts, and executors are idempotent per (job, attempt), the daemon
+can be killed at any point (``kill -9``) and restarted: :meth:`Daemon.recover` rebuilds the engine from the store
+(waiting jobs as waiting, running jobs on their placements), carries out any action not yet done, and asks the
+executors how the running attempts are doing. No job is lost and none is launched twice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine as Store
+from sqlalchemy import bindparam, func, select
+
+from gigafactory.control.executors.base import Executor, Launch, Report
+from gigafactory.control.store import accounts, inbox, outbox
+from gigafactory.control.store import jobs as jobstore
+from gigafactory.control.store.db import set_meta
+from gigafactory.control.store.schema import jobs as jobs_table
+from gigafactory.control.store.site import load_site, node_rows, set_node_state
+from gigafactory.core.actions import StartJob, StopJob
+from gigafactory.core.errors import ConfigError
+from gigafactory.core.events import (
+    Event,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobInterrupted,
+    JobRestored,
+    JobSubmitted,
+    NodeDrained,
+    NodeFailed,
+    NodeRepaired,
+    NodeResumed,
+    Tick,
+)
+from gigafactory.core.jobs import Job, JobId, JobRequest, JobState, Locality
+from gigafactory.core.placement import Placement
+from gigafactory.core.progress import NO_CHECKPOINTS, Checkpointing
+from gigafactory.engine.engine import Engine
+from gigafactory.engine.forecast import forecast_starts
+from gigafactory.engine.log import TransitionLog
+
+__all__ = ["Daemon", "StepStats", "job_from_row", "placement_from_json", "placement_to_json"]
+
+
+@dataclass
+class StepStats:
+    submitted: int = 0
+    events: int = 0
+    reports: int = 0
+    actions: int = 0
+    cycle_s: float = 0.0  # engine.handle alone
+    persist_s: float = 0.0
+    act_s: float = 0.0
+
+
+def job_from_row(row: Any) -> Job:
+    ck = NO_CHECKPOINTS
+    if row.ckpt_s:
+        ck = Checkpointing(interval_s=row.ckpt_s, write_s=row.ckpt_write_s or 0.0)
+    return Job(
+        id=JobId(int(row.id)),
+        request=JobRequest(
+            gpus=int(row.gpus),
+            gpu_milli=int(row.gpu_milli),
+            cpu_milli=int(row.cpu_milli),
+            mem_mib=int(row.mem_mib),
+            models=tuple(row.models) if row.models else None,
+            locality=Locality(row.locality),
+        ),
+        submit_s=float(row.submitted_at),
+        tenant=row.tenant,
+        estimate_s=row.estimate_s,
+        priority=int(row.priority),
+        name=row.name,
+        checkpoint=ck,
+    )
+
+
+def placement_to_json(pl: Placement) -> dict[str, Any]:
+    return {
+        "nodes": list(pl.nodes),
+        "gpus": [list(g) for g in pl.node_gpus],
+        "gpu_milli": pl.gpu_milli,
+        "cpu": list(pl.cpu),
+        "mem": list(pl.mem),
+    }
+
+
+def placement_from_json(data: dict[str, Any]) -> Placement:
+    return Placement(
+        tuple(data["nodes"]),
+        tuple(tuple(g) for g in data["gpus"]),
+        int(data["gpu_milli"]),
+        tuple(data["cpu"]),
+        tuple(data["mem"]),
+    )
+
+
+@dataclass
+class Daemon:
+    store: Store
+    executor: Executor
+    profile: str = "fifo+easy+best-fit"
+    clock: Callable[[], float] = time.time
+    batch: int = 20_000
+    forecast_every_s: float = 5.0
+    engine: Engine = field(init=False)
+    stats: list[StepStats] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self._log_seen = 0
+        self._max_seen = 0  # the highest job id taken from the store
+        self._forecast_cost_s = 0.0
+        self._running: dict[int, tuple[int, float, float]] = {}  # job -> (attempt, started, GPUs) for accounting
+        self._last_forecast = -math.inf
+        self._tenants_version = -1
+        self.recover()
+
+    # ---- start-up ---------------------------------------------------------------------------------------------
+    def recover(self) -> None:
+        """Rebuild the engine from the store, and carry out whatever the outbox still holds."""
+        with self.store.connect() as conn:
+            site = load_site(conn)
+            if site is None:
+                raise ConfigError("the store has no site yet: start it with `gigafactory serve` first")
+            _, topo = site
+            self.topo = topo
+            tree = accounts.load_tree(conn)
+            self.engine = Engine(topo, self.profile, tenants=tree, seed=0, keep_log=True)
+            now = self.clock()
+            events: list[Event] = []
+            for node in node_rows(conn):
+                idx, reason = int(str(node["idx"])), str(node["reason"])
+                if node["state"] == "down":
+                    events.append(NodeFailed(now, idx, reason=reason or "down"))
+                elif node["state"] == "drained":
+                    events.append(NodeDrained(now, idx, reason=reason or "drained"))
+            active = conn.execute(
+                select(jobs_table).where(jobs_table.c.state.in_(["pending", "running"])).order_by(jobs_table.c.id)
+            ).all()
+            for row in active:
+                job = job_from_row(row)
+                attained = conn.execute(
+                    select(jobstore.usage.c.gpu_seconds).where(jobstore.usage.c.job_id == row.id)  # type: ignore[attr-defined]
+                ).all()
+                done_gpu_s = float(sum(r[0] for r in attained))
+                if row.state == "running" and row.placement:
+                    pl = placement_from_json(row.placement)
+                    events.append(JobRestored(now, job, int(row.attempt), pl, float(row.started_at), done_gpu_s))
+                    self._running[int(row.id)] = (
+                        int(row.attempt),
+                        float(row.started_at),
+                        pl.num_gpus * pl.gpu_milli / 1000,
+                    )
+                else:
+                    events.append(JobRestored(now, job, int(row.attempt), None, None, done_gpu_s))
+        # Restoring only rebuilds state: the engine may not start anything before the first real step.
+        self.engine.handle(events)
+        self.engine.log = TransitionLog()
+        self._log_seen = 0
+        self._max_seen = max(self._max_seen_in_store(), 0)
+        self._act()
+
+    # ---- one turn ---------------------------------------------------------------------------------------------
+    def step(self) -> StepStats:
+        stats = StepStats()
+        now = self.clock()
+        events: list[Event] = []
+        with self.store.connect() as conn:
+            new = jobstore.submitted(conn, self.batch)
+            requests = inbox.unprocessed(conn)
+        stats.submitted = len(new)
+        for row in new:
+            events.append(JobSubmitted(now, job_from_row(row)))
+            self._max_seen = max(self._max_seen, int(row.id))
+        # Submissions are taken in id order, a batch at a time: a cancellation of one not taken yet waits for it.
+        requests = [ev for ev in requests if ev.kind != "cancel" or int(ev.job_id) <= self._max_seen]
+        tenants_changed = False
+        for ev in requests:
+            if ev.kind == "cancel":
+                events.append(JobCancelled(now, JobId(int(ev.job_id)), reason=ev.payload.get("reason", "cancelled")))
+            elif ev.kind == "drain":
+                events.append(NodeDrained(now, int(ev.node), reason=ev.payload.get("reason", "drained")))
+            elif ev.kind == "resume":
+                events.append(NodeResumed(now, int(ev.node)))
+            elif ev.kind == "tenants":
+                tenants_changed = True
+        stats.events = len(requests)
+        if tenants_changed:
+            with self.store.connect() as conn:
+                self.engine.tenants = accounts.load_tree(conn)
+        running = {jid: self.engine.job(jid).attempt for jid in self.engine.running()}
+        reports = self.executor.poll(running)
+        stats.reports = len(reports)
+        events.extend(self._report_events(now, reports))
+        node_states: list[tuple[int, str, str]] = []
+        index = {name: i for i, name in enumerate(self.topo.node_names)}
+        for nr in self.executor.nodes():
+            i = index.get(nr.node)
+            if i is None:
+                continue
+            up = bool(self.engine.cap.node_up[i])
+            if nr.state == "down" and up:
+                events.append(NodeFailed(now, i, reason=nr.reason or "down"))
+                node_states.append((i, "down", nr.reason))
+            elif nr.state == "up" and not up:
+                events.append(NodeRepaired(now, i))
+                node_states.append((i, "up", ""))
+        for ev in requests:
+            if ev.kind == "drain":
+                node_states.append((int(ev.node), "drained", ev.payload.get("reason", "drained")))
+            elif ev.kind == "resume":
+                node_states.append((int(ev.node), "up", ""))
+        events.append(Tick(now))
+        t0 = time.perf_counter()
+        actions = self.engine.handle(events)
+        stats.cycle_s = time.perf_counter() - t0
+        stats.actions = len(actions)
+        t1 = time.perf_counter()
+        self._persist(actions, [ev.seq for ev in requests], node_states, now)
+        stats.persist_s = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        self._act()
+        stats.act_s = time.perf_counter() - t2
+        # The forecast plays the queue out; keep it to a tenth of the daemon's time however long the queue is.
+        if now - self._last_forecast >= max(self.forecast_every_s, 10 * self._forecast_cost_s):
+            t3 = time.perf_counter()
+            self.forecast(now)
+            self._forecast_cost_s = time.perf_counter() - t3
+            self._last_forecast = self.clock()
+        self.stats.append(stats)
+        if len(self.stats) > 10_000:
+            del self.stats[:5_000]
+        return stats
+
+    def run(self, *, poll_s: float = 0.2, stop: Callable[[], bool] = lambda: False) -> None:
+        while not stop():
+            s = self.step()
+            if not (s.submitted or s.events or s.reports or s.actions):
+                time.sleep(poll_s)
+
+    # ---- helpers ----------------------------------------------------------------------------------------------
+    def _report_events(self, now: float, reports: list[Report]) -> list[Event]:
+        out: list[Event] = []
+        for r in reports:
+            jid = JobId(r.job_id)
+            if r.kind == "finished":
+                out.append(JobFinished(now, jid, r.attempt))
+            elif r.kind == "failed":
+                out.append(JobFailed(now, jid, r.attempt, exit_code=r.exit_code or 1, reason=r.reason))
+            else:
+                out.append(JobInterrupted(now, jid, r.attempt, reason=r.reason or "interrupted"))
+        return out
+
+    def _persist(
+        self, actions: list[Any], processed: list[int], node_states: list[tuple[int, str, str]], now: float
+    ) -> None:
+        log = self.engine.log
+        updates: dict[int, dict[str, Any]] = {}
+        history: list[dict[str, Any]] = []
+        accounting: list[dict[str, Any]] = []
+        for i in range(self._log_seen, len(log)):
+            t = log.entry(i)
+            jid = t.job_id
+            rec = self.engine.job(jid)
+            row = updates.setdefault(jid, {})
+            row["state"] = t.new.value
+            row["attempt"] = t.attempt
+            history.append(
+                {"time": t.time, "job_id": jid, "attempt": t.attempt, "old": t.old.value if t.old else None,
+                 "new": t.new.value, "stimulus": t.stimulus, "reason": t.reason}
+            )  # fmt: skip
+            if t.old is JobState.RUNNING and jid in self._running:
+                attempt, started, gpus = self._running.pop(jid)
+                accounting.append(
+                    {"job_id": jid, "attempt": attempt, "tenant": rec.job.tenant, "gpus": gpus, "started_at": started,
+                     "ended_at": t.time, "gpu_seconds": gpus * max(t.time - started, 0.0)}
+                )  # fmt: skip
+            if t.new is JobState.RUNNING:
+                pl = rec.placement
+                assert pl is not None
+                row.update(started_at=t.time, placement=placement_to_json(pl), reason="", est_start=None)
+                row.setdefault("first_started_at", rec.first_start_s)
+                self._running[jid] = (t.attempt, t.time, pl.num_gpus * pl.gpu_milli / 1000)
+            elif t.new is JobState.PENDING:
+                row.update(reason=t.reason)
+            elif t.new.terminal:
+                row.update(ended_at=t.time, exit_code=rec.exit_code, reason=t.reason, est_start=None)
+        ended = [jid for jid, values in updates.items() if JobState(values["state"]).terminal]
+        starts_stops = []
+        for a in actions:
+            if isinstance(a, StartJob):
+                starts_stops.append({"kind": "start", "job_id": int(a.job_id), "attempt": a.attempt, "payload": {}})
+            elif isinstance(a, StopJob):
+                starts_stops.append(
+                    {
+                        "kind": "stop",
+                        "job_id": int(a.job_id),
+                        "attempt": a.attempt,
+                        "payload": {"reason": a.reason.value},
+                    }
+                )
+        with self.store.begin() as conn:
+            inbox.mark_processed(conn, processed)
+            for jid, values in updates.items():
+                if "first_started_at" in values:
+                    # Only the first start sets it: keep what the row already has.
+                    cur = conn.execute(select(jobs_table.c.first_started_at).where(jobs_table.c.id == jid)).scalar()
+                    if cur is not None:
+                        values["first_started_at"] = cur
+                jobstore.update_job(conn, jid, **values)
+            jobstore.record_transitions(conn, history)
+            jobstore.record_usage(conn, accounting)
+            for idx, state, reason in node_states:
+                set_node_state(conn, idx, state, reason)
+            outbox.append(conn, starts_stops)
+            set_meta(conn, "daemon_heartbeat", f"{now:.3f}")
+        # Durable now: the engine need not remember it. Its history is in the store.
+        self.engine.log = TransitionLog()
+        self._log_seen = 0
+        for jid in ended:
+            self.engine.forget(jid)
+
+    def _act(self) -> None:
+        """Carry out the outbox: start and stop attempts, then mark them done."""
+        with self.store.connect() as conn:
+            todo = outbox.pending(conn)
+            if not todo:
+                return
+            rows = {
+                r.id: r for r in conn.execute(select(jobs_table).where(jobs_table.c.id.in_([a.job_id for a in todo])))
+            }
+        done = []
+        for action in todo:
+            row = rows.get(action.job_id)
+            if action.kind == "start" and row is not None:
+                if row.attempt == action.attempt and row.state == "running" and row.placement:
+                    self.executor.start(self._launch(row))
+            elif action.kind == "stop":
+                self.executor.stop(action.job_id, action.attempt)
+            done.append(action.seq)
+        with self.store.begin() as conn:
+            outbox.mark_done(conn, done)
+
+    def _launch(self, row: Any) -> Launch:
+        pl = placement_from_json(row.placement)
+        topo = self.topo
+        names = [topo.node_names[n] for n in pl.nodes]
+        local = [[g - int(topo.gpu_start[n]) for g in gpus] for n, gpus in zip(pl.nodes, pl.node_gpus, strict=True)]
+        return Launch(
+            job_id=int(row.id),
+            attempt=int(row.attempt),
+            command=list(row.command),
+            env={str(k): str(v) for k, v in (row.env or {}).items()},
+            tenant=row.tenant,
+            nodes=names,
+            node_gpus=local,
+            cpu_milli=list(pl.cpu),
+            mem_mib=list(pl.mem),
+            gpu_milli=pl.gpu_milli,
+        )
+
+    def forecast(self, now: float) -> None:
+        """Write each waiting job's estimated start (``squeue --start``); jobs the forecast does not reach get none."""
+        starts = forecast_starts(self.engine, now)
+        pending = self.engine.pending()
+        rows = [{"jid": jid, "est": starts.get(jid)} for jid in pending]
+        if rows:
+            with self.store.begin() as conn:
+                conn.execute(
+                    jobs_table.update().where(jobs_table.c.id == bindparam("jid")).values(est_start=bindparam("est")),
+                    rows,
+                )
+
+    def _max_seen_in_store(self) -> int:
+        with self.store.connect() as conn:
+            top = conn.execute(
+                select(func.max(jobs_table.c.id)).where(jobs_table.c.state != jobstore.SUBMITTED)
+            ).scalar()
+        return int(top or 0)
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".gigafactory"

@@ -1,0 +1,275 @@
+"""``slurm``: jobs on a real Slurm cluster, through ``sbatch``, ``squeue``, ``sinfo``, ``scancel`` and ``sacct -c``.
+
+The engine decides; Slurm carries out. Each attempt becomes one Slurm batch job named ``gf-<job>-<attempt>``, pinned
+to the engine's nodes (``--nodelist``) with the engine's GPU count (``--gres=gpu:N`` per node, or ``--gpus=N`` when
+the nodes get different counts), and ``--no-requeue``: when a node fails, Slurm ends the job as ``NODE_FAIL``, this
+executor reports the attempt *interrupted*, and the engine requeues it as a new attempt (from its last checkpoint).
+
+Idempotent per (job, attempt): the Slurm id is kept in the attempt's directory, and before submitting, the
+executor looks for a Slurm job of that name (a crash between ``sbatch`` and writing the id leaves one), so an attempt
+is submitted once however often it is started.
+
+Slurm states map to reports as follows: ``COMPLETED`` → finished; ``FAILED``, ``TIMEOUT``, ``OUT_OF_MEMORY``,
+``DEADLINE``, ``CANCELLED`` (by someone else) → failed; ``NODE_FAIL``, ``BOOT_FAIL``, ``PREEMPTED`` → interrupted.
+Nodes that Slurm has ``down`` or ``fail`` are reported down, which the engine turns into interruptions and requeues.
+
+A fraction of a GPU has no GRES in Slurm without MPS or shards; such a job asks Slurm for no GPU and gets the
+engine's GPU index in ``CUDA_VISIBLE_DEVICES`` from the batch script.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gigafactory.control.executors.base import Launch, NodeReport, Report, attempt_dir
+from gigafactory.core.errors import ConfigError, GigafactoryError
+from gigafactory.core.topology import Topology
+
+__all__ = ["SlurmError", "SlurmExecutor", "site_from_slurm"]
+
+FINISHED = {"COMPLETED"}
+FAILED = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "DEADLINE", "CANCELLED"}
+INTERRUPTED = {"NODE_FAIL", "BOOT_FAIL", "PREEMPTED"}
+# An attempt Slurm has no record of (not queued, not in the completion log) for this long is reported lost.
+LOST_AFTER_S = 120.0
+
+
+class SlurmError(GigafactoryError):
+    """A Slurm command failed (the cluster is down or refused a request)."""
+
+
+def _slurm(args: list[str], *, timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{args[0]}: not found; the slurm executor needs Slurm's client commands") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise SlurmError(f"{' '.join(args[:2])} did not answer in {timeout:g} s") from exc
+    if check and proc.returncode != 0:
+        raise SlurmError(f"{' '.join(args[:2])} failed ({proc.returncode}): {proc.stderr.strip()[:500]}")
+    return proc
+
+
+def job_name(job_id: int, attempt: int) -> str:
+    return f"gf-{job_id}-{attempt}"
+
+
+def site_from_slurm(name: str | None = None) -> Topology:
+    """The site as Slurm sees it: one node per Slurm node, its GPUs from its ``gpu`` GRES; each node is its own
+    NVLink domain (HGX-style), all in one pod."""
+    out = _slurm(["scontrol", "show", "nodes", "-o"]).stdout
+    rows = []
+    for line in out.splitlines():
+        fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        if "NodeName" not in fields:
+            continue
+        model, gpus = "gpu", 0
+        for gres in fields.get("Gres", "").split(","):
+            parts = gres.split("(")[0].split(":")
+            if parts[0] == "gpu" and len(parts) >= 2:
+                gpus = int(parts[-1])
+                model = parts[1] if len(parts) == 3 else "gpu"
+        rows.append(
+            (fields["NodeName"], model, gpus, int(fields.get("CPUTot", "1")), int(fields.get("RealMemory", "1")))
+        )
+    if not rows:
+        raise ConfigError("scontrol show nodes lists no nodes: is SLURM_CONF set and the cluster up?")
+    cluster = name
+    if cluster is None:
+        for line in _slurm(["scontrol", "show", "config"]).stdout.splitlines():
+            if line.startswith("ClusterName"):
+                cluster = line.split("=", 1)[1].strip()
+    models = sorted({r[1] for r in rows})
+    return Topology.from_columns(
+        cluster or "slurm",
+        models=models,
+        node_model=np.array([models.index(r[1]) for r in rows]),
+        node_gpus=np.array([r[2] for r in rows]),
+        node_cpu=np.array([r[3] * 1000 for r in rows]),
+        node_mem=np.array([r[4] for r in rows]),
+        node_names=[r[0] for r in rows],
+    )
+
+
+class SlurmExecutor:
+    name = "slurm"
+
+    def __init__(self, data_dir: Path, *, partition: str | None = None) -> None:
+        self.data_dir = data_dir
+        self.partition = partition
+        self._ids: dict[tuple[int, int], str] = {}
+        self._missing_since: dict[tuple[int, int], float] = {}
+
+    # ---- the interface --------------------------------------------------------------------------------------
+    def start(self, launch: Launch) -> None:
+        key = (launch.job_id, launch.attempt)
+        d = attempt_dir(self.data_dir, *key)
+        d.mkdir(parents=True, exist_ok=True)
+        if self._slurm_id(*key) is not None:
+            return  # submitted already: never twice
+        found = self._find(job_name(*key))
+        if found is not None:
+            self._remember(key, found)
+            return
+        script = d / "job.sh"
+        script.write_text(self._script(launch))
+        script.chmod(0o755)
+        out = _slurm([*self._sbatch_args(launch, d), str(script)]).stdout.strip()
+        self._remember(key, out.split(";")[0])
+
+    def stop(self, job_id: int, attempt: int) -> None:
+        sid = self._slurm_id(job_id, attempt) or self._find(job_name(job_id, attempt))
+        if sid is not None:
+            _slurm(["scancel", sid], check=False)
+
+    def poll(self, running: dict[int, int]) -> list[Report]:
+        if not running:
+            return []
+        queued = self._squeue()
+        ended: dict[str, tuple[str, int]] | None = None
+        out: list[Report] = []
+        now = time.monotonic()
+        for job_id, attempt in running.items():
+            key = (job_id, attempt)
+            sid = self._slurm_id(job_id, attempt)
+            if sid is None:
+                sid = queued.get(job_name(job_id, attempt), (None, ""))[0]
+                if sid is None:
+                    continue  # not submitted yet (the daemon's outbox will start it)
+                self._remember(key, sid)
+            if sid in {s for s, _ in queued.values()}:
+                self._missing_since.pop(key, None)
+                continue
+            if ended is None:
+                ended = self._sacct()
+            if sid not in ended:
+                first = self._missing_since.setdefault(key, now)
+                if now - first > LOST_AFTER_S:
+                    out.append(Report(job_id, attempt, "interrupted", None, f"Slurm job {sid} vanished"))
+                continue
+            self._missing_since.pop(key, None)
+            state, code = ended[sid]
+            if state in FINISHED:
+                out.append(Report(job_id, attempt, "finished", 0))
+            elif state in INTERRUPTED:
+                out.append(Report(job_id, attempt, "interrupted", None, f"Slurm {state}"))
+            else:
+                reason = f"Slurm {state}" + (f", exit code {code}" if code else "")
+                out.append(Report(job_id, attempt, "failed", code or 1, reason))
+        return out
+
+    def nodes(self) -> list[NodeReport]:
+        out = _slurm(["sinfo", "-h", "-N", "-o", "%N|%T|%E"]).stdout
+        reports: dict[str, NodeReport] = {}
+        for line in out.splitlines():
+            node, state, reason = [*line.split("|"), "", ""][:3]
+            down = state.rstrip("*~#!%$@^-").lower() in ("down", "fail", "failing", "unknown") or state.startswith(
+                "down"
+            )
+            reports[node] = NodeReport(node, "down" if down else "up", "" if reason == "none" else reason)
+        return list(reports.values())
+
+    def log_path(self, job_id: int, attempt: int, stream: str) -> Path | None:
+        path = attempt_dir(self.data_dir, job_id, attempt) / f"{stream}.log"
+        return path if path.exists() else None
+
+    # ---- helpers ---------------------------------------------------------------------------------------------
+    def _sbatch_args(self, launch: Launch, d: Path) -> list[str]:
+        per_node = [len(g) for g in launch.node_gpus]
+        args = [
+            "sbatch", "--parsable", f"--job-name={job_name(launch.job_id, launch.attempt)}",
+            f"--nodelist={','.join(launch.nodes)}", f"--nodes={len(launch.nodes)}", "--ntasks-per-node=1",
+            "--no-requeue", f"--chdir={d}", f"--output={d / 'stdout.log'}", f"--error={d / 'stderr.log'}",
+            f"--comment=gigafactory tenant {launch.tenant}",
+            f"--cpus-per-task={max(1, -(-max(launch.cpu_milli or [0]) // 1000))}",
+            f"--mem={max(1, max(launch.mem_mib or [0]))}",
+        ]  # fmt: skip
+        if self.partition:
+            args.append(f"--partition={self.partition}")
+        if launch.gpu_milli >= 1000 and sum(per_node) > 0:
+            if len(set(per_node)) == 1:
+                args.append(f"--gres=gpu:{per_node[0]}")
+            else:
+                args.append(f"--gpus={sum(per_node)}")
+        return args
+
+    def _script(self, launch: Launch) -> str:
+        lines = ["#!/bin/sh", "# written by gigafactory's slurm executor"]
+        env = {
+            **launch.env,
+            "GIGAFACTORY_JOB_ID": str(launch.job_id),
+            "GIGAFACTORY_ATTEMPT": str(launch.attempt),
+            "GIGAFACTORY_TENANT": launch.tenant,
+        }
+        if launch.gpu_milli < 1000:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in launch.node_gpus[0])
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+        command = " ".join(shlex.quote(a) for a in launch.command)
+        lines.append(f"exec srun --kill-on-bad-exit=1 {command}" if len(launch.nodes) > 1 else f"exec {command}")
+        return "\n".join(lines) + "\n"
+
+    def _slurm_id(self, job_id: int, attempt: int) -> str | None:
+        key = (job_id, attempt)
+        if key in self._ids:
+            return self._ids[key]
+        try:
+            sid = (attempt_dir(self.data_dir, job_id, attempt) / "slurm_id").read_text().strip()
+        except FileNotFoundError:
+            return None
+        if sid:
+            self._ids[key] = sid
+        return sid or None
+
+    def _remember(self, key: tuple[int, int], sid: str) -> None:
+        self._ids[key] = sid
+        path = attempt_dir(self.data_dir, *key) / "slurm_id"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(sid + "\n")
+        os.replace(tmp, path)
+
+    def _find(self, name: str) -> str | None:
+        """A Slurm job of this name, queued or ended."""
+        for sid, (n, _) in ((s, v) for s, v in self._squeue_by_id().items()):
+            if n == name:
+                return sid
+        for line in _slurm(
+            ["sacct", "-c", "-P", "-n", "-o", "JobID,JobName", "--name", name], check=False
+        ).stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) >= 2 and parts[1] == name:
+                return parts[0]
+        return None
+
+    def _squeue_by_id(self) -> dict[str, tuple[str, str]]:
+        out = _slurm(["squeue", "-h", "-o", "%i|%j|%T"]).stdout
+        rows = {}
+        for line in out.splitlines():
+            sid, name, state = [*line.split("|"), "", ""][:3]
+            rows[sid] = (name, state)
+        return rows
+
+    def _squeue(self) -> dict[str, tuple[str, str]]:
+        """Our queued or running Slurm jobs by name: name → (Slurm id, state)."""
+        return {name: (sid, state) for sid, (name, state) in self._squeue_by_id().items() if name.startswith("gf-")}
+
+    def _sacct(self) -> dict[str, tuple[str, int]]:
+        """Ended Slurm jobs from the completion log: id → (state, exit code)."""
+        out = _slurm(["sacct", "-c", "-P", "-n", "-o", "JobID,State,ExitCode"], check=False).stdout
+        rows = {}
+        for line in out.splitlines():
+            parts = line.split("|")
+            if len(parts) < 3:
+                continue
+            state = parts[1].split()[0] if parts[1] else ""
+            try:
+                code = int(parts[2].split(":")[0])
+            except ValueError:
+                code = 0
+            rows[parts[0]] = (state, code)
+        return rows

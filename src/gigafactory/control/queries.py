@@ -1,0 +1,135 @@
+"""Read-side questions the API and the dashboard both ask of the store: the queue, node use, tenants' usage against
+their share, utilisation over time. Reads only."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Connection
+
+from gigafactory.control.store import accounts
+from gigafactory.control.store import jobs as jobstore
+from gigafactory.control.store.schema import jobs, usage
+from gigafactory.control.store.site import node_rows
+
+__all__ = ["SiteInfo", "node_use", "queue", "tenant_summaries", "utilisation_series"]
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """What the API needs to know of the site to check requests and name nodes."""
+
+    name: str
+    spec: str
+    node_names: list[str]
+    num_gpus: int
+    max_gpus_per_node: int
+    gpus_by_model: dict[str, int]
+    domain_gpus: int  # the largest NVLink domain
+    pod_gpus: int  # the largest pod
+
+
+def queue(conn: Connection, tenant: str | None = None, limit: int = 1000) -> list[tuple[int | None, Any]]:
+    """Running jobs, then waiting ones by estimated start (then id), each with its place among the waiting jobs
+    of the whole site (a tenant sees where it stands among everyone, not among its own jobs only)."""
+    running = jobstore.list_jobs(conn, tenant=tenant, states=["running"], limit=limit)
+    waiting = jobstore.list_jobs(conn, tenant=tenant, states=["pending", "submitted"], limit=limit, order="est_start")
+    out: list[tuple[int | None, Any]] = [(None, r) for r in running]
+    if waiting:
+        for row in waiting:
+            out.append((_position(conn, row), row))
+    return out
+
+
+def _position(conn: Connection, row: Any) -> int:
+    """1 + the number of waiting jobs expected to start before this one."""
+    waiting = jobs.c.state.in_(["pending", "submitted"])
+    if row.est_start is None:
+        ahead = select(func.count()).where(waiting, or_(jobs.c.est_start.is_not(None), jobs.c.id < row.id))
+    else:
+        ahead = select(func.count()).where(
+            waiting,
+            or_(jobs.c.est_start < row.est_start, (jobs.c.est_start == row.est_start) & (jobs.c.id < row.id)),
+        )
+    return int(conn.execute(ahead).scalar() or 0) + 1
+
+
+def node_use(conn: Connection) -> tuple[list[dict[str, Any]], dict[int, float]]:
+    """Nodes (as rows) and the GPUs in use on each, from the running jobs' placements."""
+    used: dict[int, float] = {}
+    for (pl,) in conn.execute(select(jobs.c.placement).where(jobs.c.state == "running")):
+        if not pl:
+            continue
+        for n, gpus in zip(pl["nodes"], pl["gpus"], strict=True):
+            used[n] = used.get(n, 0.0) + len(gpus) * pl["gpu_milli"] / 1000.0
+    return node_rows(conn), used
+
+
+def tenant_summaries(conn: Connection, only: str | None = None) -> list[dict[str, Any]]:
+    tree = accounts.load_tree(conn)
+    names = tree.names() if tree is not None else []
+    if only is not None:
+        names = [n for n in names if n == only]
+    spent = jobstore.usage_by_tenant(conn)
+    running: dict[str, float] = {}
+    for tenant, gpus, milli in conn.execute(
+        select(jobs.c.tenant, jobs.c.gpus, jobs.c.gpu_milli).where(jobs.c.state == "running")
+    ):
+        running[tenant] = running.get(tenant, 0.0) + gpus * milli / 1000.0
+    out = []
+    for name in names:
+        assert tree is not None
+        t = tree[name]
+        out.append(
+            {
+                "name": name,
+                "parent": t.parent,
+                "share": t.share,
+                "share_fraction": tree.normalised_share(name),
+                "guarantee": t.guarantee,
+                "limit": t.limit,
+                "gpus_running": running.get(name, 0.0),
+                "gpu_hours": spent.get(name, 0.0) / 3600.0,
+                "jobs": jobstore.count_by_state(conn, name),
+            }
+        )
+    return out
+
+
+def utilisation_series(
+    conn: Connection, *, since: float, until: float, buckets: int = 120, tenant: str | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Mean GPUs in use per time bucket, per tenant, from finished attempts (``usage``) and running ones."""
+    edges = np.linspace(since, until, buckets + 1)
+    width = max((until - since) / buckets, 1e-9)
+    series: dict[str, np.ndarray] = {}
+
+    def add(tenant_name: str, gpus: float, start: float, end: float) -> None:
+        if end <= since or start >= until or gpus <= 0:
+            return
+        arr = series.setdefault(tenant_name, np.zeros(buckets))
+        lo = np.clip(edges[:-1], start, end)
+        hi = np.clip(edges[1:], start, end)
+        arr += gpus * (hi - lo) / width
+
+    q = select(usage.c.tenant, usage.c.gpus, usage.c.started_at, usage.c.ended_at).where(
+        usage.c.ended_at >= since, usage.c.started_at <= until
+    )
+    if tenant is not None:
+        q = q.where(usage.c.tenant == tenant)
+    for t, gpus, start, end in conn.execute(q):
+        add(t, gpus, start, end)
+    q2 = select(jobs.c.tenant, jobs.c.gpus, jobs.c.gpu_milli, jobs.c.started_at).where(jobs.c.state == "running")
+    if tenant is not None:
+        q2 = q2.where(jobs.c.tenant == tenant)
+    for t, gpus, milli, start in conn.execute(q2):
+        add(t, gpus * milli / 1000.0, start if start is not None else until, until)
+    return edges[:-1], series
+
+
+def since_default(now: float, hours: float) -> float:
+    return now - hours * 3600.0 if math.isfinite(hours) else 0.0

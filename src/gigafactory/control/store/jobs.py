@@ -1,0 +1,133 @@
+"""Jobs, their accounting and their history. The only writer of the ``jobs``, ``usage`` and ``transitions`` tables.
+
+A submission is a row in state ``submitted``: the API inserts it (in one short transaction, so a submission
+is durable the moment the API answers), and the daemon picks it up in id order and moves it through the
+engine's states. Everything after submission is written by the daemon, in the same transaction that marks what it
+processed and queues what the executors must do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from gigafactory.control.store.schema import jobs, transitions, usage
+
+__all__ = [
+    "SUBMITTED",
+    "count_by_state",
+    "get_job",
+    "insert_jobs",
+    "list_jobs",
+    "record_transitions",
+    "record_usage",
+    "submitted",
+    "update_job",
+    "usage_by_tenant",
+]
+
+SUBMITTED = "submitted"
+ACTIVE = ("submitted", "pending", "running")
+
+
+def insert_jobs(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert submissions in one statement; returns their ids in the order of ``rows``."""
+    if not rows:
+        return []
+    now = time.time()
+    values = [{**_DEFAULTS, "submitted_at": now, **row} for row in rows]
+    result = conn.execute(jobs.insert().returning(jobs.c.id, sort_by_parameter_order=True), values)
+    return [int(r[0]) for r in result]
+
+
+_DEFAULTS: dict[str, Any] = {
+    "state": SUBMITTED,
+    "attempt": 0,
+    "reason": "",
+    "log_dir": "",
+    "name": "",
+    "env": {},
+    "cpu_milli": 0,
+    "mem_mib": 0,
+    "models": None,
+    "locality": "any",
+    "estimate_s": None,
+    "priority": 0,
+    "ckpt_s": None,
+    "ckpt_write_s": 0.0,
+    "gpu_milli": 1000,
+}
+
+
+def submitted(conn: Connection, limit: int) -> list[Any]:
+    return list(conn.execute(select(jobs).where(jobs.c.state == SUBMITTED).order_by(jobs.c.id).limit(limit)))
+
+
+def get_job(conn: Connection, job_id: int) -> Any | None:
+    return conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+
+
+def list_jobs(
+    conn: Connection,
+    *,
+    tenant: str | None = None,
+    states: Iterable[str] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    order: str = "id",
+) -> list[Any]:
+    q = select(jobs)
+    if tenant is not None:
+        q = q.where(jobs.c.tenant == tenant)
+    if states is not None:
+        q = q.where(jobs.c.state.in_(list(states)))
+    q = (
+        q.order_by(jobs.c.est_start.is_(None), jobs.c.est_start, jobs.c.id)
+        if order == "est_start"
+        else q.order_by(jobs.c.id)
+    )
+    return list(conn.execute(q.limit(limit).offset(offset)))
+
+
+def count_by_state(conn: Connection, tenant: str | None = None) -> dict[str, int]:
+    q = select(jobs.c.state, func.count()).group_by(jobs.c.state)
+    if tenant is not None:
+        q = q.where(jobs.c.tenant == tenant)
+    return {state: int(n) for state, n in conn.execute(q)}
+
+
+def update_job(conn: Connection, job_id: int, **values: Any) -> None:
+    conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+
+
+def record_usage(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(usage.insert(), list(rows))
+
+
+def record_transitions(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(transitions.insert(), list(rows))
+
+
+def story(conn: Connection, job_id: int) -> list[Any]:
+    return list(conn.execute(select(transitions).where(transitions.c.job_id == job_id).order_by(transitions.c.seq)))
+
+
+def usage_by_tenant(conn: Connection, since: float = 0.0) -> dict[str, float]:
+    q = select(usage.c.tenant, func.sum(usage.c.gpu_seconds)).where(usage.c.ended_at >= since).group_by(usage.c.tenant)
+    return {t: float(s or 0.0) for t, s in conn.execute(q)}
+
+
+def usage_series(conn: Connection, bucket_s: float, since: float) -> list[tuple[str, float, float]]:
+    """(tenant, bucket start, GPU-seconds ended in that bucket) for usage records since ``since``."""
+    rows = conn.execute(select(usage.c.tenant, usage.c.ended_at, usage.c.gpu_seconds).where(usage.c.ended_at >= since))
+    out: dict[tuple[str, float], float] = {}
+    for tenant, ended, gpu_s in rows:
+        key = (tenant, since + bucket_s * int((ended - since) // bucket_s))
+        out[key] = out.get(key, 0.0) + gpu_s
+    return sorted((t, b, v) for (t, b), v in out.items())

@@ -1,0 +1,196 @@
+"""The control plane's tables (SQLAlchemy Core). The store is the source of truth; the daemon rebuilds the engine
+from it at every start.
+
+Who writes what (one writing module per table):
+
+=============  ==========================================  ============================================
+table          holds                                       written by
+=============  ==========================================  ============================================
+sites, nodes   the site and its nodes, with their state    :mod:`.site`
+tenants        the account tree: shares, guarantees, caps  :mod:`.accounts`
+tokens         API tokens, hashed, with tenant and role    :mod:`.accounts`
+jobs           every job: request, state, placement, ...   :mod:`.jobs`
+usage          GPU-seconds per job attempt (accounting)    :mod:`.jobs`
+transitions    every state change, with its stimulus       :mod:`.jobs`
+events         the inbox: what the daemon must process     :mod:`.inbox`
+actions        the outbox: what executors must carry out   :mod:`.outbox`
+meta           small facts (versions, heartbeats)          :mod:`.db`
+=============  ==========================================  ============================================
+
+Times are Unix seconds (floats). JSON columns hold lists and small objects.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "actions",
+    "events",
+    "jobs",
+    "meta",
+    "metadata",
+    "nodes",
+    "sites",
+    "tenants",
+    "tokens",
+    "transitions",
+    "usage",
+]
+
+metadata = MetaData()
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("spec", String(500), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("site_id", Integer, ForeignKey("sites.id"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("gpus", Integer, nullable=False),
+    Column("cpu_milli", BigInteger, nullable=False),
+    Column("mem_mib", BigInteger, nullable=False),
+    Column("domain", Integer, nullable=False),
+    Column("pod", Integer, nullable=False),
+    Column("state", String(16), nullable=False, default="up"),  # up | down | drained
+    Column("reason", Text, nullable=False, default=""),
+    Column("updated_at", Float, nullable=False),
+)
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("parent", String(100), nullable=False, default="root"),
+    Column("share", Float, nullable=False, default=1.0),
+    Column("guarantee", Integer, nullable=True),
+    Column("limit_gpus", Integer, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("tenant", String(100), nullable=True),  # None for admin tokens
+    Column("role", String(16), nullable=False),  # tenant | admin
+    Column("name", String(100), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(100), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    Column("command", JSON, nullable=False),
+    Column("env", JSON, nullable=False),
+    Column("gpus", Integer, nullable=False),
+    Column("gpu_milli", Integer, nullable=False),
+    Column("cpu_milli", BigInteger, nullable=False),
+    Column("mem_mib", BigInteger, nullable=False),
+    Column("models", JSON, nullable=True),
+    Column("locality", String(16), nullable=False),
+    Column("estimate_s", Float, nullable=True),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("ckpt_s", Float, nullable=True),
+    Column("ckpt_write_s", Float, nullable=False, default=0.0),
+    Column("state", String(16), nullable=False),  # submitted | pending | running | completed | failed | ...
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("placement", JSON, nullable=True),
+    Column("submitted_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("first_started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("reason", Text, nullable=False, default=""),
+    Column("est_start", Float, nullable=True),  # the daemon's forecast while pending
+    Column("log_dir", Text, nullable=False, default=""),
+    Index("ix_jobs_tenant_state", "tenant", "state"),
+    Index("ix_jobs_state", "state"),
+)
+
+usage = Table(
+    "usage",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("tenant", String(100), nullable=False, index=True),
+    Column("gpus", Float, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=False),
+    Column("gpu_seconds", Float, nullable=False),
+)
+
+transitions = Table(
+    "transitions",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("job_id", Integer, nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("old", String(16), nullable=True),
+    Column("new", String(16), nullable=False),
+    Column("stimulus", String(100), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("kind", String(32), nullable=False),  # submit | cancel | drain | resume | tenants
+    Column("job_id", Integer, nullable=True),
+    Column("node", Integer, nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("processed", Boolean, nullable=False, default=False),
+    Index("ix_events_processed", "processed", "seq"),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("kind", String(16), nullable=False),  # start | stop
+    Column("job_id", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("done", Boolean, nullable=False, default=False),
+    Column("done_at", Float, nullable=True),
+    Index("ix_actions_done", "done", "seq"),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""The dashboard, served by the API: see :mod:`.pages`."""

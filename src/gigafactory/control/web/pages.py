@@ -1,0 +1,221 @@
+"""The dashboard: server-rendered pages (Jinja2) with Plotly charts, served by the API. No front-end build step;
+plotly.js is served from the installed Python package, so the dashboard works on a site with no internet.
+
+Pages: the site map (``/``), the queue (``/queue``), tenants' usage against their share (``/tenants``), one
+job's story (``/jobs/{id}``) and utilisation (``/utilisation``). A browser signs in once with a token
+(``/login?token=...``, which the demo prints); the token is kept in an HTTP-only cookie and the pages show what that
+token may see, exactly as the API does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import plotly
+import plotly.graph_objects as go
+from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from gigafactory.control.api.errors import ApiError
+from gigafactory.control.executors.base import attempt_dir
+from gigafactory.control.queries import node_use, queue, tenant_summaries, utilisation_series
+from gigafactory.control.store import accounts
+from gigafactory.control.store import jobs as jobstore
+from gigafactory.report.html import STYLE, figure_div
+
+__all__ = ["install_pages"]
+
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+_env = Environment(loader=PackageLoader("gigafactory.control.web", "templates"), autoescape=select_autoescape())
+
+
+def _when(t: float | None, now: float) -> str:
+    if t is None or not math.isfinite(t):
+        return "—"
+    delta = t - now
+    stamp = dt.datetime.fromtimestamp(t).strftime("%H:%M:%S")
+    if abs(delta) < 1:
+        return f"{stamp} (now)"
+    span = _span(abs(delta))
+    return f"{stamp} (in {span})" if delta > 0 else f"{stamp} ({span} ago)"
+
+
+def _span(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    if s < 2 * 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+_env.globals["when"] = _when
+_env.globals["span"] = _span
+
+
+def install_pages(app: FastAPI) -> None:
+    store = app.state.store
+    site = app.state.site
+
+    def who(request: Request) -> accounts.Principal | None:
+        token = request.cookies.get("gf_token")
+        return app.state.auth.lookup(token) if token else None
+
+    def render(name: str, request: Request, p: accounts.Principal, **ctx: Any) -> HTMLResponse:
+        html = _env.get_template(name).render(
+            style=STYLE, site=site, who=p, now=time.time(), path=request.url.path, **ctx
+        )
+        return HTMLResponse(html)
+
+    def signed_in(request: Request) -> accounts.Principal:
+        p = who(request)
+        if p is None:
+            raise _LoginError()
+        return p
+
+    @app.exception_handler(_LoginError)
+    async def _to_login(request: Request, _: _LoginError) -> Response:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="application/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/login", include_in_schema=False)
+    def login(
+        token: Annotated[str | None, Query(max_length=200)] = None,
+        next: Annotated[str, Query(max_length=200, pattern=r"^/[^/].*$|^/$")] = "/",
+    ) -> Response:
+        if token is None:
+            return HTMLResponse(_env.get_template("login.html").render(style=STYLE, error=None, next=next))
+        if app.state.auth.lookup(token) is None:
+            page = _env.get_template("login.html").render(style=STYLE, error="That token is not valid.", next=next)
+            return HTMLResponse(page, status_code=401)
+        resp = RedirectResponse(next, status_code=303)
+        resp.set_cookie("gf_token", token, httponly=True, samesite="strict", max_age=30 * 86400)
+        return resp
+
+    @app.get("/logout", include_in_schema=False)
+    def logout() -> Response:
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie("gf_token")
+        return resp
+
+    @app.get("/", include_in_schema=False)
+    def site_map(request: Request) -> HTMLResponse:
+        p = signed_in(request)
+        with store.connect() as conn:
+            rows, used = node_use(conn)
+            counts = jobstore.count_by_state(conn, None if p.admin else p.tenant)
+        pods: dict[int, dict[int, list[dict[str, Any]]]] = {}
+        for r in rows:
+            frac = used.get(r["idx"], 0.0) / r["gpus"] if r["gpus"] else 0.0
+            cell = {**r, "used": used.get(r["idx"], 0.0), "css": _node_css(r["state"], frac)}
+            pods.setdefault(r["pod"], {}).setdefault(r["domain"], []).append(cell)
+        in_use = sum(used.values())
+        down = sum(1 for r in rows if r["state"] == "down")
+        drained = sum(1 for r in rows if r["state"] == "drained")
+        return render(
+            "site.html", request, p, pods=pods, in_use=in_use, down=down, drained=drained, counts=counts,
+            nodes=len(rows),
+        )  # fmt: skip
+
+    @app.get("/queue", include_in_schema=False)
+    def queue_page(request: Request) -> HTMLResponse:
+        p = signed_in(request)
+        with store.connect() as conn:
+            rows = queue(conn, None if p.admin else p.tenant, 500)
+        return render("queue.html", request, p, rows=rows, names=site.node_names)
+
+    @app.get("/tenants", include_in_schema=False)
+    def tenants_page(request: Request, hours: Annotated[float, Query(gt=0, le=24 * 366)] = 24.0) -> HTMLResponse:
+        p = signed_in(request)
+        now = time.time()
+        only = None if p.admin else p.tenant
+        with store.connect() as conn:
+            summaries = tenant_summaries(conn, only)
+            x, series = utilisation_series(conn, since=now - hours * 3600, until=now, tenant=only)
+        fig = go.Figure()
+        xs = [dt.datetime.fromtimestamp(t) for t in x]
+        for s in summaries:
+            y = series.get(s["name"], np.zeros(len(x)))
+            line = fig.add_trace(go.Scatter(x=xs, y=y, mode="lines", name=f"{s['name']} used"))
+            del line
+            owed = s["share_fraction"] * site.num_gpus
+            fig.add_trace(
+                go.Scatter(
+                    x=xs, y=np.full(len(x), owed), mode="lines", line={"dash": "dash"}, name=f"{s['name']} share"
+                )
+            )
+        fig.update_layout(title=f"GPUs in use against share, last {hours:g} h", yaxis_title="GPUs")
+        return render("tenants.html", request, p, tenants=summaries, chart=figure_div(fig), hours=hours)
+
+    @app.get("/utilisation", include_in_schema=False)
+    def utilisation_page(request: Request, hours: Annotated[float, Query(gt=0, le=24 * 366)] = 6.0) -> HTMLResponse:
+        p = signed_in(request)
+        now = time.time()
+        only = None if p.admin else p.tenant
+        with store.connect() as conn:
+            x, series = utilisation_series(conn, since=now - hours * 3600, until=now, tenant=only)
+        xs = [dt.datetime.fromtimestamp(t) for t in x]
+        fig = go.Figure()
+        for name in sorted(series):
+            fig.add_trace(go.Scatter(x=xs, y=series[name] / site.num_gpus, stackgroup="one", name=name))
+        fig.update_layout(title=f"GPU utilisation by tenant, last {hours:g} h", yaxis_title="share of the site's GPUs")
+        fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
+        total = sum(series.values(), np.zeros(len(x)))
+        mean = float(total.mean() / site.num_gpus) if len(x) else 0.0
+        return render("utilisation.html", request, p, chart=figure_div(fig), hours=hours, mean=mean)
+
+    @app.get("/jobs/{job_id}", include_in_schema=False)
+    def job_page(request: Request, job_id: Annotated[int, PathParam(ge=1, le=2**62)]) -> HTMLResponse:
+        p = signed_in(request)
+        with store.connect() as conn:
+            row = jobstore.get_job(conn, job_id)
+            story = jobstore.story(conn, job_id) if row is not None else []
+        if row is None or (not p.admin and row.tenant != p.tenant):
+            raise ApiError(404, f"no job {job_id}", "job_id")
+        logs = {}
+        if row.attempt:
+            for stream in ("stdout", "stderr"):
+                path = attempt_dir(app.state.cfg.data_dir, job_id, row.attempt) / f"{stream}.log"
+                logs[stream] = _tail(path, 16 * 1024)
+        nodes = [site.node_names[n] for n in (row.placement or {}).get("nodes", [])]
+        return render("job.html", request, p, job=row, story=story, logs=logs, nodes=nodes)
+
+
+class _LoginError(Exception):
+    """The page needs a signed-in browser."""
+
+
+def _node_css(state: str, used_fraction: float) -> str:
+    if state == "down":
+        return "down"
+    if state == "drained":
+        return "drained"
+    if used_fraction <= 0:
+        return "idle"
+    if used_fraction < 0.5:
+        return "low"
+    if used_fraction < 1:
+        return "mid"
+    return "full"
+
+
+def _tail(path: Path, size: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
