@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import time
@@ -13,7 +14,7 @@ import typer
 from rich.table import Table
 
 from gigafactory.cli.output import console, user_errors
-from gigafactory.control.client import DEFAULT_URL, Client, find_token
+from gigafactory.control.client import DEFAULT_URL, Client, ClientError, find_token
 from gigafactory.control.config import ControlConfig, default_data_dir, init_control
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.tenants import Tenant
@@ -365,7 +366,7 @@ def _demo_jobs(python: str) -> list[dict[str, Any]]:
     return [
         job("lab-a", "llama-finetune", 16, 30),
         job("lab-a", "eval-harness", 8, 10),
-        job("startup-b", "pretrain-7b", 32, 40),
+        job("startup-b", "pretrain-7b", 32, 20),
         job("uni-c", "notebook", 0.5, 15),
         job("uni-c", "broken-config", 1, 3, code=3),
         *(job("startup-b", f"sweep-{i}", 4, 12) for i in range(4)),
@@ -388,6 +389,10 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
     url = f"http://127.0.0.1:{port}"
 
     def drive() -> None:
+        with contextlib.suppress(ClientError):  # the server stopped (Ctrl-C or --for): nothing left to watch
+            _drive()
+
+    def _drive() -> None:
         with Client(url, admin) as c:
             tokens = {t.name: c.create_token("tenant", t.name, "demo")["token"] for t in DEMO_TENANTS}
             ids = c.submit_many(_demo_jobs(sys.executable))
@@ -395,10 +400,10 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
                 f"[bold]gigafactory demo[/]: a control plane with {len(c.nodes())} nodes, 32 GPUs (local executor)"
             )
             console.print(f"submitted {len(ids)} real jobs for {', '.join(tokens)}")
-            console.print(f"dashboard: [cyan]{url}/login?token={admin}[/]  (admin)")
+            console.print(f"dashboard: [cyan]{url}/login?token={admin}[/]  (admin)", soft_wrap=True)
             for name, tok in tokens.items():
-                console.print(f"  as tenant {name}: {url}/login?token={tok}")
-            console.print(f"CLI: GIGAFACTORY_TOKEN={admin} gigafactory queue --url {url}")
+                console.print(f"  as tenant {name}: {url}/login?token={tok}", soft_wrap=True)
+            console.print(f"CLI: GIGAFACTORY_TOKEN={admin} gigafactory queue --url {url}", soft_wrap=True)
             seen: dict[int, str] = {}
             while True:
                 jobs = {j["id"]: j for j in c.jobs(limit=1000)}

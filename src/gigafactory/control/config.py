@@ -8,6 +8,7 @@ store ready: migrated, holding the site, the executor's name, the policy profile
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,9 @@ def init_control(
     store = cfg.open()
     with store.begin() as conn:
         save_site(conn, topo, site)
+        if get_meta(conn, "plane_id") is None:
+            # Names this control plane's work where others may see it (Slurm job names on a shared cluster).
+            set_meta(conn, "plane_id", secrets.token_hex(3))
         for key, value in (("executor", executor), ("profile", profile)):
             have = get_meta(conn, key)
             if have is None:

@@ -21,7 +21,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine as Store
@@ -395,7 +394,3 @@ class Daemon:
                 select(func.max(jobs_table.c.id)).where(jobs_table.c.state != jobstore.SUBMITTED)
             ).scalar()
         return int(top or 0)
-
-
-def default_data_dir() -> Path:
-    return Path.home() / ".gigafactory"

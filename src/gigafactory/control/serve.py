@@ -32,7 +32,11 @@ def make_executor(cfg: ControlConfig, name: str) -> Executor:
     if name == "slurm":
         from gigafactory.control.executors.slurm import SlurmExecutor
 
-        return SlurmExecutor(cfg.data_dir)
+        with cfg.open().connect() as conn:
+            plane = get_meta(conn, "plane_id")
+        if not plane:
+            raise ConfigError("the store has no plane_id; start it once with `gigafactory serve`")
+        return SlurmExecutor(cfg.data_dir, plane)
     raise ConfigError(f"executor {name!r}; known: local, slurm")
 
 

@@ -1,7 +1,7 @@
 """``local``: jobs as processes on this machine. Needs no GPU.
 
 Each attempt gets a directory ``DATA/jobs/<job>/<attempt>/`` and is run by a small POSIX shell runner, started in
-a session of its own so that the daemon dying does not take jobs with it. The runner:
+a session of its own (``setsid -f``) so that the daemon dying does not take jobs with it. The runner:
 
 1. claims the attempt by creating ``claim/`` (``mkdir`` is atomic): a second runner for the same attempt exits at
    once, so an attempt never runs twice, however many times it is started;
@@ -61,7 +61,6 @@ class LocalExecutor:
             tmp.replace(self.runner)
         self._started_at: dict[tuple[int, int], float] = {}
         self._launches: dict[tuple[int, int], Launch] = {}
-        self._procs: dict[tuple[int, int], subprocess.Popen[bytes]] = {}
 
     def attempt_dir(self, job_id: int, attempt: int) -> Path:
         return attempt_dir(self.data_dir, job_id, attempt)
@@ -82,14 +81,16 @@ class LocalExecutor:
             "GIGAFACTORY_TENANT": launch.tenant,
         }
         (d / "launch.json").write_text(json.dumps({"command": launch.command, "nodes": launch.nodes, "gpus": gpus}))
-        self._procs[(launch.job_id, launch.attempt)] = subprocess.Popen(  # the tenant's command: what it is for
-            ["/bin/sh", str(self.runner), str(d), *launch.command],
+        # `setsid -f` detaches the runner at once (a session of its own, not our child): the daemon holds no
+        # process handles, and its death (or kill -9) leaves every job running.
+        subprocess.run(  # the tenant's command: what it is for
+            ["setsid", "-f", "/bin/sh", str(self.runner), str(d), *launch.command],
             env=env,
             cwd=str(d),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            check=True,
         )
         self._started_at[(launch.job_id, launch.attempt)] = time.monotonic()
         self._launches[(launch.job_id, launch.attempt)] = launch
@@ -101,9 +102,6 @@ class LocalExecutor:
                 os.kill(pid, signal.SIGTERM)
 
     def poll(self, running: dict[int, int]) -> list[Report]:
-        for key, proc in list(self._procs.items()):
-            if proc.poll() is not None:  # reap our own runners (and only them)
-                del self._procs[key]
         out: list[Report] = []
         now = time.monotonic()
         for job_id, attempt in running.items():

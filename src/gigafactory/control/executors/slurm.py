@@ -1,6 +1,7 @@
 """``slurm``: jobs on a real Slurm cluster, through ``sbatch``, ``squeue``, ``sinfo``, ``scancel`` and ``sacct -c``.
 
-The engine decides; Slurm carries out. Each attempt becomes one Slurm batch job named ``gf-<job>-<attempt>``, pinned
+The engine decides; Slurm carries out. Each attempt becomes one Slurm batch job named ``gf-<plane>-<job>-<attempt>``
+(``<plane>`` identifies this control plane's store, so that several can share a cluster), pinned
 to the engine's nodes (``--nodelist``) with the engine's GPU count (``--gres=gpu:N`` per node, or ``--gpus=N`` when
 the nodes get different counts), and ``--no-requeue``: when a node fails, Slurm ends the job as ``NODE_FAIL``, this
 executor reports the attempt *interrupted*, and the engine requeues it as a new attempt (from its last checkpoint).
@@ -56,8 +57,8 @@ def _slurm(args: list[str], *, timeout: float = 30.0, check: bool = True) -> sub
     return proc
 
 
-def job_name(job_id: int, attempt: int) -> str:
-    return f"gf-{job_id}-{attempt}"
+def job_name(plane: str, job_id: int, attempt: int) -> str:
+    return f"gf-{plane}-{job_id}-{attempt}"
 
 
 def site_from_slurm(name: str | None = None) -> Topology:
@@ -100,11 +101,15 @@ def site_from_slurm(name: str | None = None) -> Topology:
 class SlurmExecutor:
     name = "slurm"
 
-    def __init__(self, data_dir: Path, *, partition: str | None = None) -> None:
+    def __init__(self, data_dir: Path, plane: str, *, partition: str | None = None) -> None:
         self.data_dir = data_dir
+        self.plane = plane
         self.partition = partition
         self._ids: dict[tuple[int, int], str] = {}
         self._missing_since: dict[tuple[int, int], float] = {}
+
+    def job_name(self, job_id: int, attempt: int) -> str:
+        return job_name(self.plane, job_id, attempt)
 
     # ---- the interface --------------------------------------------------------------------------------------
     def start(self, launch: Launch) -> None:
@@ -113,7 +118,7 @@ class SlurmExecutor:
         d.mkdir(parents=True, exist_ok=True)
         if self._slurm_id(*key) is not None:
             return  # submitted already: never twice
-        found = self._find(job_name(*key))
+        found = self._find(self.job_name(*key))
         if found is not None:
             self._remember(key, found)
             return
@@ -124,7 +129,7 @@ class SlurmExecutor:
         self._remember(key, out.split(";")[0])
 
     def stop(self, job_id: int, attempt: int) -> None:
-        sid = self._slurm_id(job_id, attempt) or self._find(job_name(job_id, attempt))
+        sid = self._slurm_id(job_id, attempt) or self._find(self.job_name(job_id, attempt))
         if sid is not None:
             _slurm(["scancel", sid], check=False)
 
@@ -139,7 +144,7 @@ class SlurmExecutor:
             key = (job_id, attempt)
             sid = self._slurm_id(job_id, attempt)
             if sid is None:
-                sid = queued.get(job_name(job_id, attempt), (None, ""))[0]
+                sid = queued.get(self.job_name(job_id, attempt), (None, ""))[0]
                 if sid is None:
                     continue  # not submitted yet (the daemon's outbox will start it)
                 self._remember(key, sid)
@@ -183,7 +188,7 @@ class SlurmExecutor:
     def _sbatch_args(self, launch: Launch, d: Path) -> list[str]:
         per_node = [len(g) for g in launch.node_gpus]
         args = [
-            "sbatch", "--parsable", f"--job-name={job_name(launch.job_id, launch.attempt)}",
+            "sbatch", "--parsable", f"--job-name={self.job_name(launch.job_id, launch.attempt)}",
             f"--nodelist={','.join(launch.nodes)}", f"--nodes={len(launch.nodes)}", "--ntasks-per-node=1",
             "--no-requeue", f"--chdir={d}", f"--output={d / 'stdout.log'}", f"--error={d / 'stderr.log'}",
             f"--comment=gigafactory tenant {launch.tenant}",
@@ -256,7 +261,11 @@ class SlurmExecutor:
 
     def _squeue(self) -> dict[str, tuple[str, str]]:
         """Our queued or running Slurm jobs by name: name → (Slurm id, state)."""
-        return {name: (sid, state) for sid, (name, state) in self._squeue_by_id().items() if name.startswith("gf-")}
+        return {
+            name: (sid, state)
+            for sid, (name, state) in self._squeue_by_id().items()
+            if name.startswith(f"gf-{self.plane}-")
+        }
 
     def _sacct(self) -> dict[str, tuple[str, int]]:
         """Ended Slurm jobs from the completion log: id → (state, exit code)."""

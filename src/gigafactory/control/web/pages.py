@@ -14,6 +14,7 @@ import math
 import time
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 import numpy as np
 import plotly
@@ -101,6 +102,21 @@ def install_pages(app: FastAPI) -> None:
             page = _env.get_template("login.html").render(style=STYLE, error="That token is not valid.", next=next)
             return HTMLResponse(page, status_code=401)
         resp = RedirectResponse(next, status_code=303)
+        resp.set_cookie("gf_token", token, httponly=True, samesite="strict", max_age=30 * 86400)
+        return resp
+
+    @app.post("/login", include_in_schema=False)
+    async def login_form(request: Request) -> Response:
+        """The sign-in form posts the token, so that it stays out of URLs and logs."""
+        form = parse_qs((await request.body())[:4096].decode(errors="replace"))
+        token = (form.get("token") or [""])[0].strip()
+        nxt = (form.get("next") or ["/"])[0]
+        if not nxt.startswith("/") or nxt.startswith("//"):
+            nxt = "/"
+        if not token or app.state.auth.lookup(token) is None:
+            page = _env.get_template("login.html").render(style=STYLE, error="That token is not valid.", next=nxt)
+            return HTMLResponse(page, status_code=401)
+        resp = RedirectResponse(nxt, status_code=303)
         resp.set_cookie("gf_token", token, httponly=True, samesite="strict", max_age=30 * 86400)
         return resp
 

@@ -1,0 +1,177 @@
+"""The crash test: kill -9 the daemon at random moments while it runs real jobs, restart it, and check that
+nothing was lost or done twice.
+
+Every job's command appends ``<job> <attempt>`` to one launch log (``O_APPEND``, so lines never interleave). At the
+end, every job must be in the state its command implies (exit 0: completed; exit 3: failed with code 3; cancelled
+while it slept: cancelled), each attempt that ran must have run exactly once, and accounting must hold exactly one
+usage record per attempt that ran. Used by the test suite (a few kills) and by ``bench/crash.py`` (a hundred).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from gigafactory.control.config import ControlConfig, init_control
+from gigafactory.control.store import inbox
+from gigafactory.control.store import jobs as jobstore
+from gigafactory.control.store.schema import jobs as jobs_table
+from gigafactory.control.store.schema import usage
+from gigafactory.core.tenants import Tenant
+
+__all__ = ["CrashResult", "crash_run"]
+
+TERMINAL = ("completed", "failed", "cancelled", "rejected")
+
+
+@dataclass
+class CrashResult:
+    jobs: int
+    kills: int
+    wall_s: float
+    states: dict[str, int]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _daemon(cfg: ControlConfig, log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "gigafactory", "daemon", "--data-dir", str(cfg.data_dir)]
+    if cfg.db:
+        cmd += ["--db", cfg.db]
+    with log.open("ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def crash_run(
+    data_dir: Path,
+    *,
+    jobs: int = 1000,
+    kills: int = 5,
+    seed: int = 0,
+    db: str | None = None,
+    site: str = "uniform:nodes=16,gpus=8",
+    max_sleep_s: float = 0.2,
+    timeout_s: float = 600.0,
+) -> CrashResult:
+    """Run ``jobs`` short jobs through a daemon process that is killed ``kills`` times; check the outcome."""
+    rng = random.Random(seed)
+    cfg = ControlConfig(data_dir, db)
+    store = init_control(cfg, site=site, tenants=[Tenant("a"), Tenant("b")])
+    launches = data_dir / "launches.log"
+    record = f'echo "$GIGAFACTORY_JOB_ID $GIGAFACTORY_ATTEMPT" >> {launches}'
+    rows, expect = [], []
+    for i in range(jobs):
+        kind = rng.choices(["ok", "fail", "cancel"], weights=[90, 5, 5])[0]
+        if kind == "ok":
+            cmd = f"{record}; sleep {rng.uniform(0, max_sleep_s):.3f}"
+        elif kind == "fail":
+            cmd = f"{record}; exit 3"
+        else:
+            cmd = f"{record}; sleep 600"
+        rows.append(
+            {"tenant": "ab"[i % 2], "name": kind, "command": ["sh", "-c", cmd], "gpus": rng.choice([1, 1, 2, 4])}
+        )
+        expect.append(kind)
+    with store.begin() as conn:
+        ids = jobstore.insert_jobs(conn, rows)
+    want = dict(zip(ids, expect, strict=True))
+    to_cancel = [jid for jid, k in want.items() if k == "cancel"]
+
+    log = data_dir / "daemon.log"
+    t0 = time.monotonic()
+    proc = _daemon(cfg, log)
+    done_kills = 0
+    cancels_sent = False
+    try:
+        while True:
+            if time.monotonic() - t0 > timeout_s:
+                break
+            if done_kills < kills:
+                time.sleep(rng.uniform(0.3, 2.0))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                done_kills += 1
+                if not cancels_sent and done_kills >= kills // 2:
+                    _cancel(store, to_cancel)
+                    cancels_sent = True
+                proc = _daemon(cfg, log)
+                continue
+            if not cancels_sent:
+                _cancel(store, to_cancel)
+                cancels_sent = True
+            with store.connect() as conn:
+                left = conn.execute(select(jobs_table.c.id).where(jobs_table.c.state.not_in(TERMINAL)).limit(1)).first()
+            if left is None:
+                break
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    wall = time.monotonic() - t0
+    return _check(store, data_dir, want, launches, done_kills, wall)
+
+
+def _cancel(store, ids: list[int]) -> None:  # type: ignore[no-untyped-def]
+    with store.begin() as conn:
+        for jid in ids:
+            inbox.append(conn, "cancel", job_id=jid, reason="cancelled by the crash test")
+
+
+def _check(store, data_dir: Path, want: dict[int, str], launches: Path, kills: int, wall: float) -> CrashResult:  # type: ignore[no-untyped-def]
+    problems: list[str] = []
+    with store.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(jobs_table))}
+        used = Counter((r.job_id, r.attempt) for r in conn.execute(select(usage.c.job_id, usage.c.attempt)))
+    store.dispose()
+    ran = Counter(tuple(int(x) for x in line.split()) for line in launches.read_text().splitlines() if line.strip())
+    states = Counter(r.state for r in rows.values())
+    for jid, kind in want.items():
+        row = rows.get(jid)
+        if row is None:
+            problems.append(f"job {jid} is gone from the store")
+            continue
+        expected = {"ok": "completed", "fail": "failed", "cancel": "cancelled"}[kind]
+        if row.state != expected:
+            problems.append(f"job {jid} ({kind}) ended {row.state}, not {expected}")
+        if kind == "fail" and row.exit_code != 3:
+            problems.append(f"job {jid} failed with exit code {row.exit_code}, not 3")
+        attempts = [a for (j, a) in ran if j == jid]
+        for (j, a), n in ran.items():
+            if j == jid and n > 1:
+                problems.append(f"job {jid} attempt {a} ran {n} times")
+        if kind != "cancel" and not attempts:
+            problems.append(f"job {jid} ended {row.state} but never ran")
+        for a in attempts:
+            if used[(jid, a)] != 1 and row.state in TERMINAL:
+                problems.append(f"job {jid} attempt {a} has {used[(jid, a)]} usage records, not 1")
+    for (jid, a), n in used.items():
+        if n > 1:
+            problems.append(f"job {jid} attempt {a} was accounted {n} times")
+    # Cancelled jobs that were running are stopped: nothing of theirs is left behind.
+    for d in (data_dir / "jobs").glob("*/*/pid"):
+        pid = int(d.read_text() or 0)
+        if (
+            pid
+            and os.path.exists(f"/proc/{pid}")
+            and str(d.parent).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ):
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+            if stat != "Z":
+                problems.append(f"attempt {d.parent} still runs after the test")
+                os.killpg(pid, signal.SIGKILL)
+    return CrashResult(jobs=len(want), kills=kills, wall_s=wall, states=dict(states), problems=problems)

@@ -1,0 +1,219 @@
+"""The REST API against a real store: who may do what, and what bad input gets."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gigafactory.control.api.app import create_app
+from gigafactory.control.store import jobs as jobstore
+
+from .conftest import Plane, make_plane, run_until
+
+PY = sys.executable
+OWN, OTHER = "lab-a", "startup-b"
+
+
+@pytest.fixture
+def api(plane: Plane) -> Iterator[TestClient]:
+    with TestClient(create_app(plane.cfg, plane.store)) as client:
+        yield client
+
+
+def auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def as_(plane: Plane, who: str) -> dict[str, str]:
+    return auth({"none": None, "bad": "gf_not-a-real-token", "other": plane.tokens[OTHER],
+                 "own": plane.tokens[OWN], "admin": plane.admin_token}[who])  # fmt: skip
+
+
+# ---- the authorisation matrix -------------------------------------------------------------------------------
+WHO = ("none", "bad", "other", "own", "admin")
+JOB = {"command": ["true"], "gpus": 1, "tenant": OWN}
+
+
+def _endpoints(job: int, running: int) -> list[tuple[str, str, dict[str, Any], dict[str, int]]]:
+    """(method, path, request kwargs, expected status per principal)."""
+    anyone = {"none": 200, "bad": 200, "other": 200, "own": 200, "admin": 200}
+    signed = {"none": 401, "bad": 401, "other": 200, "own": 200, "admin": 200}
+    owner = {"none": 401, "bad": 401, "other": 404, "own": 200, "admin": 200}
+    scoped = {"none": 401, "bad": 401, "other": 403, "own": 200, "admin": 200}
+    admin_only = {"none": 401, "bad": 401, "other": 403, "own": 403, "admin": 200}
+    return [
+        ("GET", "/api/v1/health", {}, anyone),
+        ("GET", "/openapi.json", {}, anyone),
+        ("GET", "/api/v1/whoami", {}, signed),
+        ("POST", "/api/v1/jobs", {"json": JOB}, {**scoped, "own": 201, "admin": 201}),
+        ("POST", "/api/v1/jobs/batch", {"json": {"jobs": [JOB, JOB]}}, {**scoped, "own": 201, "admin": 201}),
+        ("GET", "/api/v1/jobs", {"params": {"tenant": OWN}}, scoped),
+        ("GET", "/api/v1/jobs", {}, signed),
+        ("GET", f"/api/v1/jobs/{job}", {}, owner),
+        ("GET", f"/api/v1/jobs/{job}/logs", {}, owner),
+        ("GET", f"/api/v1/jobs/{job}/story", {}, owner),
+        ("POST", f"/api/v1/jobs/{running}/cancel", {}, {**owner, "own": 202, "admin": 202}),
+        ("GET", "/api/v1/queue", {"params": {"tenant": OWN}}, scoped),
+        ("GET", "/api/v1/queue", {}, signed),
+        ("GET", "/api/v1/tenants", {}, signed),
+        ("GET", "/api/v1/usage", {}, signed),
+        ("GET", "/api/v1/nodes", {}, signed),
+        ("PUT", "/api/v1/admin/tenants/new-lab", {"json": {"share": 1.0}}, admin_only),
+        ("GET", "/api/v1/admin/tokens", {}, admin_only),
+        (
+            "POST",
+            "/api/v1/admin/tokens",
+            {"json": {"role": "tenant", "tenant": OWN}},
+            {**admin_only, "admin": 201},
+        ),
+        ("POST", "/api/v1/admin/nodes/u00003/drain", {}, {**admin_only, "admin": 202}),
+        ("POST", "/api/v1/admin/nodes/u00003/resume", {}, {**admin_only, "admin": 202}),
+    ]
+
+
+@pytest.fixture
+def jobs_of_lab_a(plane: Plane) -> tuple[int, int]:
+    """One ended job of lab-a (it has logs and a story) and one that runs (it can be cancelled)."""
+    d = plane.daemon()
+    with plane.store.begin() as conn:
+        done, running = jobstore.insert_jobs(
+            conn,
+            [{"tenant": OWN, "name": "x", "command": ["sh", "-c", "echo hello"], "gpus": 1},
+             {"tenant": OWN, "name": "y", "command": ["sleep", "30"], "gpus": 1}],
+        )  # fmt: skip
+
+    def state(j: int) -> str:
+        with plane.store.connect() as conn:
+            return str(jobstore.get_job(conn, j).state)
+
+    run_until(d, lambda: state(done) == "completed" and state(running) == "running")
+    return done, running
+
+
+def test_authorisation_matrix(plane: Plane, api: TestClient, jobs_of_lab_a: tuple[int, int]) -> None:
+    done, running = jobs_of_lab_a
+    failures = []
+    for method, path, kw, expected in _endpoints(done, running):
+        for who in WHO:
+            r = api.request(method, path, headers=as_(plane, who), **kw)
+            if r.status_code != expected[who]:
+                failures.append(f"{method} {path} as {who}: {r.status_code}, expected {expected[who]}: {r.text[:200]}")
+            if r.status_code >= 400:
+                assert r.json()["error"]["message"], f"{method} {path}: an error without a message"
+    assert failures == []
+    # A revoked token stops working.
+    tok = api.post("/api/v1/admin/tokens", json={"role": "tenant", "tenant": OWN}, headers=as_(plane, "admin")).json()
+    assert api.get("/api/v1/whoami", headers=auth(tok["token"])).json() == {"role": "tenant", "tenant": OWN}
+    assert api.delete(f"/api/v1/admin/tokens/{tok['id']}", headers=as_(plane, "admin")).status_code == 204
+    assert api.get("/api/v1/whoami", headers=auth(tok["token"])).status_code == 401
+
+
+def test_nothing_crosses_tenants(plane: Plane, api: TestClient, jobs_of_lab_a: tuple[int, int]) -> None:
+    other = as_(plane, "other")
+    api.post("/api/v1/jobs", json={"command": ["true"], "gpus": 1}, headers=other)
+    seen = {j["tenant"] for j in api.get("/api/v1/jobs", headers=other).json()}
+    assert seen == {OTHER}
+    assert {e["job"]["tenant"] for e in api.get("/api/v1/queue", headers=other).json()} <= {OTHER}
+    assert [t["name"] for t in api.get("/api/v1/tenants", headers=other).json()] == [OTHER]
+    assert set(api.get("/api/v1/usage", headers=other).json()["gpu_hours"]) <= {OTHER}
+    everyone = {j["tenant"] for j in api.get("/api/v1/jobs", headers=as_(plane, "admin")).json()}
+    assert everyone == {OWN, OTHER}
+    # Pages too: another tenant's job page is a 404, the queue page lists none of lab-a's jobs.
+    api.cookies.set("gf_token", plane.tokens[OTHER])
+    assert api.get(f"/jobs/{jobs_of_lab_a[0]}").status_code == 404
+    assert "echo hello" not in api.get("/queue").text
+    api.cookies.set("gf_token", plane.tokens[OWN])
+    assert api.get(f"/jobs/{jobs_of_lab_a[0]}").status_code == 200
+    api.cookies.clear()
+    assert api.get("/queue", follow_redirects=False).status_code == 303  # to the login page
+
+
+def test_the_owner_reads_logs_story_and_cancels(plane: Plane, api: TestClient, jobs_of_lab_a: tuple[int, int]) -> None:
+    done, running = jobs_of_lab_a
+    own = as_(plane, "own")
+    assert api.get(f"/api/v1/jobs/{done}/logs", headers=own).text == "hello\n"
+    story = api.get(f"/api/v1/jobs/{done}/story", headers=own).json()
+    assert [s["new"] for s in story] == ["pending", "running", "completed"]
+    assert api.post(f"/api/v1/jobs/{running}/cancel", headers=own).status_code == 202
+    d = plane.daemon()
+    run_until(d, lambda: api.get(f"/api/v1/jobs/{running}", headers=own).json()["state"] == "cancelled")
+    r = api.post(f"/api/v1/jobs/{running}/cancel", headers=own)
+    assert r.status_code == 409 and "already ended" in r.json()["error"]["message"]
+
+
+# ---- bad input ----------------------------------------------------------------------------------------------
+BAD: list[tuple[str, Any, str, str]] = [
+    # (what, body, field named, words in the message)
+    ("zero GPUs", {"command": ["true"], "gpus": 0}, "body.gpus", "greater than or equal to 1"),
+    ("negative GPUs", {"command": ["true"], "gpus": -4}, "body.gpus", "greater than or equal to 1"),
+    ("more GPUs than the site", {"command": ["true"], "gpus": 33}, "body.gpus", "this site has 32"),
+    ("unknown tenant", {"command": ["true"], "tenant": "nobody"}, "body.tenant", "unknown tenant 'nobody'"),
+    ("an oversized argument", {"command": ["echo", "x" * 70_000]}, "body.command.1", "at most 65536"),
+    ("an oversized command", {"command": ["echo"] + ["x" * 4000] * 20}, "body.command", "at most 65536"),
+    ("empty command", {"command": []}, "body.command", "at least 1"),
+    ("no command", {"gpus": 1}, "body.command", "Field required"),
+    ("a fraction of several GPUs", {"command": ["true"], "gpus": 2, "gpu_milli": 500}, "body", "gpus must be 1"),
+    ("an unknown GPU model", {"command": ["true"], "models": ["TPU"]}, "body.models", "not a GPU model"),
+    ("an unknown field", {"command": ["true"], "gpu": 1}, "body.gpu", "Extra inputs"),
+    ("a wrong type", {"command": ["true"], "gpus": "many"}, "body.gpus", "valid integer"),
+    ("a bad locality", {"command": ["true"], "locality": "rack"}, "body.locality", "'any', 'pod' or 'domain'"),
+]
+
+
+@pytest.mark.parametrize(("what", "body", "field", "words"), BAD, ids=[b[0] for b in BAD])
+def test_bad_submissions_get_a_4xx_naming_the_field(
+    plane: Plane, api: TestClient, what: str, body: Any, field: str, words: str
+) -> None:
+    r = api.post("/api/v1/jobs", json={"tenant": OWN, **body}, headers=as_(plane, "admin"))
+    assert 400 <= r.status_code < 500, (what, r.status_code, r.text)
+    err = r.json()["error"]
+    assert err["field"] == field, (what, err)
+    assert words in err["message"], (what, err)
+    assert field in err["message"]
+
+
+def test_bad_json_and_batches(plane: Plane, api: TestClient) -> None:
+    admin = as_(plane, "admin")
+    r = api.post("/api/v1/jobs", content=b'{"command": ["true"', headers={**admin, "content-type": "application/json"})
+    assert r.status_code == 422 and "not valid JSON" in r.json()["error"]["message"]
+    r = api.post("/api/v1/jobs/batch", json={"jobs": [{**JOB}, {**JOB, "gpus": 0}]}, headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "body.jobs.1.gpus"
+    r = api.post("/api/v1/jobs/batch", json={"jobs": [{**JOB}, {**JOB, "gpus": 100}]}, headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "body.jobs.1.gpus"
+    # All or none: the good half of a bad batch was not stored.
+    assert api.get("/api/v1/jobs", headers=admin).json() == []
+    r = api.get("/api/v1/jobs", params={"state": "sleeping"}, headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "query.state.0"
+    assert api.get("/api/v1/jobs/0", headers=admin).status_code == 422
+    assert api.get("/api/v1/jobs/999", headers=admin).status_code == 404
+    r = api.post("/api/v1/admin/nodes/nowhere/drain", headers=admin)
+    assert r.status_code == 404 and "nowhere" in r.json()["error"]["message"]
+    r = api.put("/api/v1/admin/tenants/x", json={"share": 1.0, "parent": "ghost"}, headers=admin)
+    assert 400 <= r.status_code < 500 and "ghost" in r.json()["error"]["message"]
+    r = api.put("/api/v1/admin/tenants/x", json={"share": 1.0, "guarantee": 10_000}, headers=admin)
+    assert 400 <= r.status_code < 500 and "guarantee" in r.json()["error"]["message"]
+    r = api.get("/api/v1/jobs", headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401 and "Bearer" in r.json()["error"]["message"]
+
+
+def test_submissions_are_durable_and_seen_by_the_daemon(tmp_path, db_url) -> None:  # type: ignore[no-untyped-def]
+    plane = make_plane(tmp_path / "gf", db_url)
+    try:
+        with TestClient(create_app(plane.cfg, plane.store)) as api:
+            own = as_(plane, "own")
+            ids = api.post("/api/v1/jobs/batch", json={"jobs": [{"command": ["true"]}] * 5}, headers=own).json()["ids"]
+            (one,) = api.post("/api/v1/jobs", json={"command": [PY, "-c", "print(6*7)"]}, headers=own).json()["ids"]
+            assert len(set(ids)) == 5 and one > max(ids)
+            d = plane.daemon()
+            run_until(d, lambda: api.get(f"/api/v1/jobs/{one}", headers=own).json()["state"] == "completed")
+            assert api.get(f"/api/v1/jobs/{one}/logs", headers=own).text == "42\n"
+            listed = api.get("/api/v1/jobs", params={"state": "completed"}, headers=own).json()
+            assert one in {j["id"] for j in listed}
+            health = api.get("/api/v1/health").json()
+            assert health["status"] == "ok" and health["store"] == ("sqlite" if db_url is None else "postgresql")
+    finally:
+        plane.store.dispose()

@@ -1,0 +1,116 @@
+"""The dashboard in a real browser: Debian's Chromium, headless, driven by Playwright, against a running server
+with a daemon running real jobs. Screenshots land in the test's temporary directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gigafactory.control.client import Client
+
+from .conftest import LiveServer
+
+CHROMIUM = os.environ.get("GIGAFACTORY_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        if os.environ.get("GIGAFACTORY_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"Chromium is required here but {CHROMIUM} is missing (apt-get install chromium)")
+        pytest.skip("no Chromium (Debian: apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def _wait(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_dashboard_pages(browser, live: LiveServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    py = sys.executable
+    with Client(live.url, live.plane.admin_token) as c:
+        done = c.submit(tenant="lab-a", name="hello", command=[py, "-c", "print('hello from the job')"], gpus=2)
+        running = c.submit(tenant="lab-a", name="long", command=["sleep", "30"], gpus=24, estimate_s=30)
+        waiting = c.submit(tenant="startup-b", name="waits", command=["true"], gpus=16, estimate_s=60)
+        _wait(lambda: c.job(done)["state"] == "completed" and c.job(running)["state"] == "running")
+        _wait(lambda: c.job(waiting)["est_start"] is not None)
+        c.drain("u00003", reason="fan replacement")
+        _wait(lambda: any(n["state"] == "drained" for n in c.nodes()))
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # Signing in: a bad token is refused, a good one lands on the site map.
+    page.goto(f"{live.url}/queue")
+    assert "/login" in page.url
+    page.fill("#token", "gf_wrong")
+    page.click("#sign-in")
+    assert "not valid" in page.inner_text("#error")
+    page.fill("#token", live.plane.admin_token)
+    page.click("#sign-in")
+    page.wait_for_url(f"{live.url}/queue")
+    assert "gf_" not in page.url  # the token never travels in the URL
+
+    # The queue: running first, then the waiting job with its estimated start.
+    rows = page.locator("#queue tbody tr")
+    assert rows.count() == 2
+    assert page.locator(f'tr[data-job="{running}"] td').nth(4).inner_text() == "running"
+    waiting_row = page.locator(f'tr[data-job="{waiting}"]')
+    assert waiting_row.locator("td").nth(4).inner_text() == "pending"
+    assert waiting_row.locator(".est-start").inner_text() not in ("", "—", "N/A")
+    page.screenshot(path=str(tmp_path / "queue.png"), full_page=True)
+
+    # The site map: every node, coloured by use and state.
+    page.goto(f"{live.url}/")
+    cells = page.locator("#site-map .node")
+    assert cells.count() == 4
+    assert page.locator('#site-map .node[data-state="drained"]').count() == 1
+    assert "fan replacement" in (page.locator('.node[data-node="u00003"]').get_attribute("title") or "")
+    assert page.inner_text("#gpus-in-use").startswith("24")
+    page.screenshot(path=str(tmp_path / "site.png"), full_page=True)
+
+    # One job's story and its output.
+    page.goto(f"{live.url}/jobs/{done}")
+    assert page.inner_text("#job-state") == "completed"
+    story = page.locator("#story tbody tr")
+    assert [story.nth(i).locator("td").nth(3).inner_text() for i in range(story.count())] == [
+        "pending", "running", "completed"
+    ]  # fmt: skip
+    assert "hello from the job" in page.inner_text("#log-stdout")
+
+    # Charts are drawn by plotly (served by us: the page works offline).
+    page.goto(f"{live.url}/tenants?hours=1")
+    page.wait_for_selector("#usage-chart .main-svg", timeout=15_000)
+    assert page.locator("#tenants tbody tr").count() == 3
+    page.goto(f"{live.url}/utilisation?hours=1")
+    page.wait_for_selector("#util-chart .main-svg", timeout=15_000)
+    assert page.inner_text("#mean-util").endswith("%")
+    page.screenshot(path=str(tmp_path / "utilisation.png"), full_page=True)
+    assert errors == []
+    assert (tmp_path / "site.png").stat().st_size > 10_000
+
+    # A tenant sees only its own jobs.
+    page.context.clear_cookies()
+    page.goto(f"{live.url}/login")
+    page.fill("#token", live.plane.tokens["startup-b"])
+    page.click("#sign-in")
+    page.goto(f"{live.url}/queue")
+    assert [r.get_attribute("data-job") for r in page.locator("#queue tbody tr").all()] == [str(waiting)]
+    assert page.goto(f"{live.url}/jobs/{done}").status == 404
+    page.close()

@@ -1,0 +1,168 @@
+"""The daemon with the local executor: real processes, real store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from gigafactory.control.store import inbox
+from gigafactory.control.store import jobs as jobstore
+from gigafactory.control.store.schema import actions, transitions, usage
+from gigafactory.control.store.site import node_rows
+
+from .conftest import make_plane, run_until
+
+PY = sys.executable
+
+
+def submit(plane, *specs: dict) -> list[int]:  # type: ignore[no-untyped-def]
+    rows = []
+    for s in specs:
+        rows.append({"tenant": "lab-a", "name": "", **s})
+    with plane.store.begin() as conn:
+        return jobstore.insert_jobs(conn, rows)
+
+
+def job(plane, jid: int):  # type: ignore[no-untyped-def]
+    with plane.store.connect() as conn:
+        return jobstore.get_job(conn, jid)
+
+
+def ended(plane, *ids: int):  # type: ignore[no-untyped-def]
+    return lambda: all(job(plane, i).state in ("completed", "failed", "cancelled", "rejected") for i in ids)
+
+
+@pytest.fixture
+def plane_db(tmp_path: Path, db_url: str | None):  # type: ignore[no-untyped-def]
+    p = make_plane(tmp_path / "gf", db_url)
+    yield p
+    p.store.dispose()
+
+
+def test_jobs_run_as_processes_with_their_gpus_logs_and_exit_codes(plane_db) -> None:  # type: ignore[no-untyped-def]
+    plane = plane_db
+    d = plane.daemon()
+    ok, bad, frac = submit(
+        plane,
+        {"command": [PY, "-c", "import os; print('gpus', os.environ['CUDA_VISIBLE_DEVICES'])"], "gpus": 3},
+        {"command": [PY, "-c", "import sys; print('oops', file=sys.stderr); sys.exit(7)"], "gpus": 1},
+        {"command": ["sh", "-c", "echo $CUDA_VISIBLE_DEVICES $GIGAFACTORY_JOB_ID"], "gpus": 1, "gpu_milli": 250},
+    )
+    run_until(d, ended(plane, ok, bad, frac))
+    a, b, c = job(plane, ok), job(plane, bad), job(plane, frac)
+    assert (a.state, a.exit_code, a.attempt) == ("completed", 0, 1)
+    assert (b.state, b.exit_code) == ("failed", 7)
+    assert c.state == "completed"
+    # The GPUs the engine placed are the ones the process saw.
+    placed = ",".join(str(g) for g in a.placement["gpus"][0])
+    assert len(a.placement["gpus"][0]) == 3
+    logs = plane.cfg.data_dir / "jobs"
+    assert (logs / str(ok) / "1" / "stdout.log").read_text().strip() == f"gpus {placed}"
+    assert "oops" in (logs / str(bad) / "1" / "stderr.log").read_text()
+    assert (logs / str(frac) / "1" / "stdout.log").read_text().split()[1] == str(frac)
+    with plane.store.connect() as conn:
+        # Accounting: one usage record per ended attempt, GPU-seconds = GPUs × wall time.
+        recs = conn.execute(select(usage).order_by(usage.c.job_id)).all()
+        assert [(r.job_id, r.attempt) for r in recs] == [(ok, 1), (bad, 1), (frac, 1)]
+        assert recs[0].gpus == 3 and recs[2].gpus == 0.25
+        assert all(r.gpu_seconds >= 0 and r.ended_at >= r.started_at for r in recs)
+        # The story: submitted -> pending -> running -> completed.
+        states = [r.new for r in jobstore.story(conn, ok)]
+        assert states == ["pending", "running", "completed"]
+        assert conn.execute(select(actions).where(actions.c.done.is_(False))).all() == []
+
+
+def test_a_running_job_is_cancelled_and_its_process_stopped(plane) -> None:  # type: ignore[no-untyped-def]
+    d = plane.daemon()
+    (jid,) = submit(plane, {"command": ["sleep", "60"], "gpus": 8})
+    run_until(d, lambda: job(plane, jid).state == "running" and (plane.cfg.data_dir / f"jobs/{jid}/1/pid").exists())
+    pid = int((plane.cfg.data_dir / f"jobs/{jid}/1/pid").read_text())
+    with plane.store.begin() as conn:
+        inbox.append(conn, "cancel", job_id=jid, reason="cancelled by the test")
+    run_until(d, ended(plane, jid))
+    row = job(plane, jid)
+    assert row.state == "cancelled" and "cancelled by the test" in row.reason
+    run_until(d, lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2])
+
+
+def test_a_pending_job_waits_then_starts_when_gpus_free(plane) -> None:  # type: ignore[no-untyped-def]
+    d = plane.daemon()
+    big, small = submit(
+        plane,
+        {"command": ["sleep", "1"], "gpus": 32, "estimate_s": 1.0},
+        {"command": ["true"], "gpus": 8, "estimate_s": 5.0},
+    )
+    run_until(d, lambda: job(plane, big).state == "running")
+    assert job(plane, small).state == "pending"
+    d.forecast(d.clock())
+    est = job(plane, small).est_start
+    assert est is not None and est >= job(plane, big).started_at
+    run_until(d, ended(plane, big, small))
+    assert job(plane, small).started_at >= job(plane, big).ended_at
+
+
+def test_drained_node_gets_no_new_work_until_resumed(plane) -> None:  # type: ignore[no-untyped-def]
+    d = plane.daemon()
+    with plane.store.begin() as conn:
+        for node in (1, 2, 3):
+            inbox.append(conn, "drain", node=node, reason="maintenance")
+    d.step()
+    (jid,) = submit(plane, {"command": ["true"], "gpus": 16})
+    run_until(d, lambda: job(plane, jid).state == "pending", timeout=5)
+    d.step()
+    assert job(plane, jid).state == "pending"  # 8 GPUs up, 16 asked
+    with plane.store.connect() as conn:
+        states = {r["idx"]: r["state"] for r in node_rows(conn)}
+    assert states == {0: "up", 1: "drained", 2: "drained", 3: "drained"}
+    with plane.store.begin() as conn:
+        inbox.append(conn, "resume", node=2)
+    run_until(d, ended(plane, jid))
+    assert sorted(job(plane, jid).placement["nodes"]) == [0, 2]
+
+
+def test_restart_recovers_running_and_pending_jobs(plane) -> None:  # type: ignore[no-untyped-def]
+    """A second daemon on the same store takes over: running jobs finish, pending ones start, none runs twice."""
+    d1 = plane.daemon()
+    ids = submit(plane, *({"command": ["sleep", "0.5"], "gpus": 8} for _ in range(6)))
+    run_until(d1, lambda: sum(job(plane, i).state == "running" for i in ids) == 4)
+    del d1  # as if it died: the next one starts from the store alone
+    d2 = plane.daemon()
+    assert sorted(d2.engine.running()) == sorted(i for i in ids if job(plane, i).state == "running")
+    run_until(d2, ended(plane, *ids))
+    assert all(job(plane, i).state == "completed" and job(plane, i).attempt == 1 for i in ids)
+    assert all(d2.executor.claims(i) == [1] for i in ids)  # type: ignore[attr-defined]
+
+
+def test_interrupted_attempt_is_requeued(plane) -> None:  # type: ignore[no-untyped-def]
+    """A runner that dies without an exit code (its machine went away) is an interruption: a new attempt runs."""
+    d = plane.daemon()
+    marker = plane.cfg.data_dir / "first"
+    script = (
+        f"import os, time\nif not os.path.exists({str(marker)!r}):\n"
+        f"    open({str(marker)!r}, 'w').close(); time.sleep(60)\n"
+    )
+    (jid,) = submit(plane, {"command": [PY, "-c", script], "gpus": 1, "ckpt_s": 60})
+    pidfile = plane.cfg.data_dir / f"jobs/{jid}/1/pid"
+    run_until(d, lambda: pidfile.exists() and marker.exists())
+    import os
+    import signal
+
+    os.killpg(int(pidfile.read_text()), signal.SIGKILL)  # the runner and the job die, no exit code written
+    run_until(d, ended(plane, jid))
+    row = job(plane, jid)
+    assert (row.state, row.attempt) == ("completed", 2)
+    with plane.store.connect() as conn:
+        story = [(r.attempt, r.new) for r in jobstore.story(conn, jid)]
+    assert (1, "pending") in story[2:] and story[-1] == (2, "completed")
+
+
+def test_transitions_are_persisted_for_every_job(plane) -> None:  # type: ignore[no-untyped-def]
+    d = plane.daemon()
+    ids = submit(plane, *({"command": ["true"], "gpus": 1} for _ in range(20)))
+    run_until(d, ended(plane, *ids))
+    with plane.store.connect() as conn:
+        n = conn.execute(select(transitions.c.job_id)).all()
+    assert len(n) == 20 * 3
