@@ -2,22 +2,20 @@
 
     python bench/crash.py [--jobs 3000] [--kills 100] [--db postgresql+psycopg://…]
 
-Writes ``bench/results/crash.json``: jobs, kills, wall time, final states and any problem found (there must be none).
+Writes ``bench/results/crash.json``: jobs, kills, wall time, final states and any problem found (there must be
+none).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from common import write_result
 from gigafactory.control.crashtest import crash_run
-
-OUT = Path(__file__).parent / "results" / "crash.json"
 
 
 def main() -> int:
@@ -26,7 +24,6 @@ def main() -> int:
     ap.add_argument("--kills", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--db", default=None)
-    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         r = crash_run(Path(tmp) / "gf", jobs=args.jobs, kills=args.kills, seed=args.seed, db=args.db, max_sleep_s=1.0,
@@ -39,12 +36,9 @@ def main() -> int:
         "problems": r.problems[:50],
         "ok": r.ok,
         "store": "postgresql" if args.db else "sqlite",
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    print(f"wrote {write_result('crash', result)}")
     return 0 if r.ok else 1
 
 

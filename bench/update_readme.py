@@ -139,7 +139,51 @@ def philly_cases(doc: dict[str, Any]) -> str:
     )
 
 
+def api_load(doc: dict[str, Any]) -> str:
+    subs = doc["submissions"]
+    label = {"single": "one job per request, 32 connections", "single_light": "one job per request, 4 connections",
+             "batch100": "100 jobs per request, 4 connections"}  # fmt: skip
+    rows = [
+        "| submissions (SQLite, durable when answered) | jobs/s | p50 | p99 | server CPU per request |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key, r in subs.items():
+        rows.append(
+            f"| {label.get(key, key)} | **{r['jobs_per_s']:,.0f}** | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | "
+            f"{r['server_cpu_ms_per_request']:.2f} ms |"
+        )
+    c = doc.get("cycle")
+    if c:
+        rows += [
+            "",
+            "| scheduling at 100k GPUs | p50 | p99 |",
+            "|---|---:|---:|",
+            f"| engine cycle (`engine.handle`), {c['pending_at_start']:,} waiting, {c['running_at_start']} running | "
+            f"{c['cycle_p50_ms']:.2f} ms | **{c['cycle_p99_ms']:.2f} ms** |",
+            f"| whole daemon step (read inbox, decide, one transaction, outbox) | {c['step_p50_ms']:.2f} ms | "
+            f"{c['step_p99_ms']:.2f} ms |",
+            f"| start-time forecast for every waiting job | {c['forecast_s']:.1f} s | |",
+        ]
+    goal = doc.get("goal", {})
+    return "\n".join(rows) + (
+        f"\n\nGoals: ≥ {goal.get('jobs_per_s', 1000):,} submissions/s on SQLite, cycle p99 ≤ "
+        f"{goal.get('cycle_p99_ms', 50)} ms (Slurm documents 500 jobs/s). Site `{c['site'] if c else ''}`, "
+        f"{c['steps'] if c else 0} steps each taking 5 new jobs and 2 completions. Measured on {_machine(doc)}."
+    )
+
+
+def crash(doc: dict[str, Any]) -> str:
+    states = ", ".join(f"{v:,} {k}" for k, v in sorted(doc["states"].items()))
+    verdict = "no job lost, none run twice, every final state right" if doc["ok"] else f"PROBLEMS: {doc['problems']}"
+    return (
+        f"{doc['kills']} × `kill -9` of the daemon during {doc['jobs']:,} real jobs ({states}) on {doc['store']}, "
+        f"{doc['wall_s']:.0f} s: **{verdict}**. Measured on {_machine(doc)}."
+    )
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "api_load": api_load,
+    "crash": crash,
     "failures_check": failures_check,
     "tiresias_check": tiresias_check,
     "philly_cases": philly_cases,

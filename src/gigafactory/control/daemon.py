@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine as Store
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 
 from gigafactory.control.executors.base import Executor, Launch, Report
 from gigafactory.control.store import accounts, inbox, outbox
@@ -56,6 +56,8 @@ from gigafactory.engine.forecast import forecast_starts
 from gigafactory.engine.log import TransitionLog
 
 __all__ = ["Daemon", "StepStats", "job_from_row", "placement_from_json", "placement_to_json"]
+
+HEARTBEAT_S = 2.0  # an idle daemon writes its heartbeat this often (health calls it stale after 30 s)
 
 
 @dataclass
@@ -129,6 +131,7 @@ class Daemon:
         self._forecast_cost_s = 0.0
         self._running: dict[int, tuple[int, float, float]] = {}  # job -> (attempt, started, GPUs) for accounting
         self._last_forecast = -math.inf
+        self._last_beat = -math.inf
         self._tenants_version = -1
         self.recover()
 
@@ -316,6 +319,10 @@ class Daemon:
                         "payload": {"reason": a.reason.value},
                     }
                 )
+        idle = not (updates or starts_stops or processed or node_states or accounting)
+        if idle and now - self._last_beat < HEARTBEAT_S:
+            return  # nothing happened: no write (the heartbeat says the daemon lives, every few seconds)
+        self._last_beat = now
         with self.store.begin() as conn:
             inbox.mark_processed(conn, processed)
             for jid, values in updates.items():
@@ -380,13 +387,9 @@ class Daemon:
         """Write each waiting job's estimated start (``squeue --start``); jobs the forecast does not reach get none."""
         starts = forecast_starts(self.engine, now)
         pending = self.engine.pending()
-        rows = [{"jid": jid, "est": starts.get(jid)} for jid in pending]
-        if rows:
+        if pending:
             with self.store.begin() as conn:
-                conn.execute(
-                    jobs_table.update().where(jobs_table.c.id == bindparam("jid")).values(est_start=bindparam("est")),
-                    rows,
-                )
+                jobstore.set_est_starts(conn, {jid: starts.get(jid) for jid in pending})
 
     def _max_seen_in_store(self) -> int:
         with self.store.connect() as conn:

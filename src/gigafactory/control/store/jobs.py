@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from gigafactory.control.store.schema import jobs, transitions, usage
@@ -25,6 +25,7 @@ __all__ = [
     "list_jobs",
     "record_transitions",
     "record_usage",
+    "set_est_starts",
     "submitted",
     "update_job",
     "usage_by_tenant",
@@ -102,6 +103,13 @@ def count_by_state(conn: Connection, tenant: str | None = None) -> dict[str, int
 
 def update_job(conn: Connection, job_id: int, **values: Any) -> None:
     conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+
+
+def set_est_starts(conn: Connection, starts: dict[int, float | None]) -> None:
+    """Write the forecast's estimated start of each waiting job (None: beyond the forecast), in one statement."""
+    rows = [{"jid": jid, "est": est} for jid, est in starts.items()]
+    if rows:
+        conn.execute(jobs.update().where(jobs.c.id == bindparam("jid")).values(est_start=bindparam("est")), rows)
 
 
 def record_usage(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

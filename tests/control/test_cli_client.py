@@ -1,0 +1,87 @@
+"""The CLI client, as a user runs it: `gigafactory submit/queue/status/logs/cancel/usage/nodes/admin` in processes of
+their own, over HTTP, against a running server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from gigafactory.control.client import Client
+
+from .conftest import LiveServer
+
+
+def gf(live: LiveServer, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", "GIGAFACTORY_TOKEN": token or live.plane.admin_token}
+    return subprocess.run(
+        [sys.executable, "-m", "gigafactory", *args, "--url", live.url] if args[0] != "submit" else
+        [sys.executable, "-m", "gigafactory", "submit", "--url", live.url, *args[1:]],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+
+
+def test_submit_watch_and_read_a_job(live: LiveServer) -> None:
+    tok = live.plane.tokens["lab-a"]
+    cmd = ["sh", "-c", "echo hi $CUDA_VISIBLE_DEVICES"]
+    r = gf(live, "submit", "--gpus", "2", "--name", "hello", "--time", "5m", "--", *cmd, token=tok)
+    assert r.returncode == 0, r.stderr
+    jid = int(r.stdout.split()[-1])
+    with Client(live.url, tok) as c:
+        deadline = time.monotonic() + 30
+        while c.job(jid)["state"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        gpus = c.job(jid)["gpus_placed"][0]
+    out = gf(live, "logs", str(jid), token=tok)
+    assert out.returncode == 0 and out.stdout == f"hi {','.join(map(str, gpus))}\n"
+    st = gf(live, "status", str(jid), token=tok)
+    assert st.returncode == 0 and "completed" in st.stdout and "pending -> running" in st.stdout
+    use = gf(live, "usage", token=tok)
+    assert use.returncode == 0 and "lab-a" in use.stdout and "startup-b" not in use.stdout
+
+
+def test_queue_shows_estimated_starts_like_squeue(live: LiveServer) -> None:
+    with Client(live.url, live.plane.admin_token) as c:
+        big = c.submit(tenant="lab-a", command=["sleep", "20"], gpus=32, estimate_s=20)
+        later = c.submit(tenant="uni-c", command=["true"], gpus=8, estimate_s=10, name="later")
+        deadline = time.monotonic() + 30
+        while c.job(later)["est_start"] is None or c.job(big)["state"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    q = gf(live, "queue")
+    assert q.returncode == 0, q.stderr
+    lines = q.stdout.splitlines()
+    assert lines[0].split()[:7] == ["JOBID", "TENANT", "NAME", "GPUS", "STATE", "POS", "START_TIME"]
+    row = next(line for line in lines if line.split()[0] == str(later))
+    assert row.split()[4:6] == ["PENDING", "1"] and "T" in row.split()[6]  # position 1, an ISO start time
+    cancel = gf(live, "cancel", str(big), token=live.plane.tokens["lab-a"])
+    assert cancel.returncode == 0
+    other = gf(live, "cancel", str(later), token=live.plane.tokens["lab-a"])
+    assert other.returncode != 0 and "no job" in other.stderr  # another tenant's job does not exist for lab-a
+
+
+def test_admin_commands_and_errors(live: LiveServer) -> None:
+    r = gf(live, "admin", "tenant", "new-lab", "--share", "3")
+    assert r.returncode == 0 and "share 3" in r.stdout
+    tok = gf(live, "admin", "token", "--tenant", "new-lab").stdout.strip()
+    assert tok.startswith("gf_")
+    who = gf(live, "nodes", token=tok)
+    assert who.returncode == 0 and "u00000" in who.stdout
+    assert gf(live, "admin", "drain", "u00001", "--reason", "bad fan").returncode == 0
+    bad = gf(live, "admin", "drain", "u00001", token=tok)
+    assert bad.returncode != 0 and "admin token" in bad.stderr and "Traceback" not in bad.stderr
+    # Bad input: a clear one-line error and a non-zero exit, no traceback.
+    for args, words in [
+        (("submit", "--gpus", "0", "--", "true"), "--gpus 0"),
+        (("submit", "--gpus", "1.5", "--tenant", "lab-a", "--", "true"), "fraction below 1"),
+        (("submit", "--gpus", "999", "--tenant", "lab-a", "--", "true"), "this site has 32"),
+        (("submit", "--tenant", "nobody", "--", "true"), "unknown tenant 'nobody'"),
+        (("status", "12345"), "no job 12345"),
+    ]:
+        r = gf(live, *args)
+        assert r.returncode != 0 and words in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    down = subprocess.run([sys.executable, "-m", "gigafactory", "queue", "--url", "http://127.0.0.1:9"],
+                          capture_output=True, text=True, env={**os.environ, "GIGAFACTORY_TOKEN": "x"})  # fmt: skip
+    assert down.returncode != 0 and "cannot reach" in down.stderr
