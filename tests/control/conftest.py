@@ -76,7 +76,7 @@ class Plane:
     tokens: dict[str, str]  # tenant -> token
 
     def daemon(self, **kw: Any) -> Daemon:
-        return Daemon(self.store, LocalExecutor(self.cfg.data_dir), **kw)
+        return Daemon(self.store, LocalExecutor(self.cfg.data_dir), data_dir=self.cfg.data_dir, **kw)
 
 
 def make_plane(data_dir: Path, db: str | None = None, site: str = SITE, **kw: Any) -> Plane:

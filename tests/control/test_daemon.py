@@ -54,6 +54,7 @@ def test_jobs_run_as_processes_with_their_gpus_logs_and_exit_codes(plane_db) -> 
     run_until(d, ended(plane, ok, bad, frac))
     a, b, c = job(plane, ok), job(plane, bad), job(plane, frac)
     assert (a.state, a.exit_code, a.attempt) == ("completed", 0, 1)
+    assert a.log_dir == str(plane.cfg.data_dir / "jobs" / str(ok) / "1")
     assert (b.state, b.exit_code) == ("failed", 7)
     assert c.state == "completed"
     # The GPUs the engine placed are the ones the process saw.

@@ -53,7 +53,7 @@ def slurm_plane(cluster: Path, tmp_path: Path) -> Iterator[tuple[Daemon, Control
     cfg = ControlConfig(tmp_path / "gf")
     topo = site_from_slurm()
     store = init_control(cfg, site="slurm", executor="slurm", tenants=TENANTS, topology=topo)
-    d = Daemon(store, make_executor(cfg, "slurm"))
+    d = Daemon(store, make_executor(cfg, "slurm"), data_dir=cfg.data_dir)
     yield d, cfg
     subprocess.run(["scancel", "--quiet", "--name", ",".join(_our_names(d))], check=False)
     store.dispose()

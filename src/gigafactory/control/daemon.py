@@ -21,12 +21,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine as Store
 from sqlalchemy import func, select
 
-from gigafactory.control.executors.base import Executor, Launch, Report
+from gigafactory.control.executors.base import Executor, Launch, Report, attempt_dir
 from gigafactory.control.store import accounts, inbox, outbox
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import set_meta
@@ -122,6 +123,7 @@ class Daemon:
     clock: Callable[[], float] = time.time
     batch: int = 20_000
     forecast_every_s: float = 5.0
+    data_dir: Path | None = None  # where attempts' directories are (recorded in each job's log_dir)
     engine: Engine = field(init=False)
     stats: list[StepStats] = field(default_factory=list, init=False)
 
@@ -299,6 +301,8 @@ class Daemon:
                 pl = rec.placement
                 assert pl is not None
                 row.update(started_at=t.time, placement=placement_to_json(pl), reason="", est_start=None)
+                if self.data_dir is not None:
+                    row["log_dir"] = str(attempt_dir(self.data_dir, jid, t.attempt))
                 row.setdefault("first_started_at", rec.first_start_s)
                 self._running[jid] = (t.attempt, t.time, pl.num_gpus * pl.gpu_milli / 1000)
             elif t.new is JobState.PENDING:

@@ -103,7 +103,12 @@ def tenant_summaries(conn: Connection, only: str | None = None) -> list[dict[str
 def utilisation_series(
     conn: Connection, *, since: float, until: float, buckets: int = 120, tenant: str | None = None
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Mean GPUs in use per time bucket, per tenant, from finished attempts (``usage``) and running ones."""
+    """Mean GPUs in use per time bucket, per tenant, from finished attempts (``usage``) and running ones.
+
+    The window starts no earlier than the first submission: a control plane that is ten minutes old shows ten
+    minutes, not an hour of zeros that would also drag its mean down."""
+    first = conn.execute(select(func.min(jobs.c.submitted_at))).scalar()
+    since = max(since, min(float(first) if first is not None else until, until - 60.0))
     edges = np.linspace(since, until, buckets + 1)
     width = max((until - since) / buckets, 1e-9)
     series: dict[str, np.ndarray] = {}

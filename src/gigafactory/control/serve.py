@@ -46,7 +46,7 @@ def run_daemon(cfg: ControlConfig, *, poll_s: float = 0.2, stop: Callable[[], bo
     with store.connect() as conn:
         executor_name = get_meta(conn, "executor", "local") or "local"
         profile = get_meta(conn, "profile", "fifo+easy+best-fit") or "fifo+easy+best-fit"
-    daemon = Daemon(store, make_executor(cfg, executor_name), profile=profile)
+    daemon = Daemon(store, make_executor(cfg, executor_name), profile=profile, data_dir=cfg.data_dir)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     daemon.run(poll_s=poll_s, stop=lambda: stopping.is_set() or stop())

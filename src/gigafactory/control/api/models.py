@@ -109,6 +109,7 @@ class JobOut(BaseModel):
     priority: int
     nodes: list[str]
     gpus_placed: list[list[int]]
+    log_dir: str = Field("", description="The latest attempt's directory (stdout.log, stderr.log), once started.")
 
     @classmethod
     def from_row(cls, row: Any, node_names: list[str]) -> JobOut:
@@ -133,6 +134,7 @@ class JobOut(BaseModel):
             priority=row.priority,
             nodes=[node_names[n] for n in pl.get("nodes", ())],
             gpus_placed=[list(g) for g in pl.get("gpus", ())],
+            log_dir=row.log_dir or "",
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from gigafactory.control.api.app import COOKIE
 from gigafactory.control.api.errors import ApiError
 from gigafactory.control.executors.base import attempt_dir
 from gigafactory.control.queries import node_use, queue, tenant_summaries, utilisation_series
@@ -68,7 +70,7 @@ def install_pages(app: FastAPI) -> None:
     site = app.state.site
 
     def who(request: Request) -> accounts.Principal | None:
-        token = request.cookies.get("gf_token")
+        token = request.cookies.get(COOKIE)
         return app.state.auth.lookup(token) if token else None
 
     def render(name: str, request: Request, p: accounts.Principal, **ctx: Any) -> HTMLResponse:
@@ -98,32 +100,28 @@ def install_pages(app: FastAPI) -> None:
     ) -> Response:
         if token is None:
             return HTMLResponse(_env.get_template("login.html").render(style=STYLE, error=None, next=next))
-        if app.state.auth.lookup(token) is None:
-            page = _env.get_template("login.html").render(style=STYLE, error="That token is not valid.", next=next)
-            return HTMLResponse(page, status_code=401)
-        resp = RedirectResponse(next, status_code=303)
-        resp.set_cookie("gf_token", token, httponly=True, samesite="strict", max_age=30 * 86400)
-        return resp
+        return sign_in(token, next)
 
     @app.post("/login", include_in_schema=False)
     async def login_form(request: Request) -> Response:
         """The sign-in form posts the token, so that it stays out of URLs and logs."""
         form = parse_qs((await request.body())[:4096].decode(errors="replace"))
-        token = (form.get("token") or [""])[0].strip()
         nxt = (form.get("next") or ["/"])[0]
-        if not nxt.startswith("/") or nxt.startswith("//"):
-            nxt = "/"
+        return sign_in((form.get("token") or [""])[0].strip(), nxt if re.fullmatch(r"/([^/].*)?", nxt) else "/")
+
+    def sign_in(token: str, nxt: str) -> Response:
+        """A valid token becomes an httponly cookie and the browser goes on to ``nxt``."""
         if not token or app.state.auth.lookup(token) is None:
             page = _env.get_template("login.html").render(style=STYLE, error="That token is not valid.", next=nxt)
             return HTMLResponse(page, status_code=401)
         resp = RedirectResponse(nxt, status_code=303)
-        resp.set_cookie("gf_token", token, httponly=True, samesite="strict", max_age=30 * 86400)
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
         return resp
 
     @app.get("/logout", include_in_schema=False)
     def logout() -> Response:
         resp = RedirectResponse("/login", status_code=303)
-        resp.delete_cookie("gf_token")
+        resp.delete_cookie(COOKIE)
         return resp
 
     @app.get("/", include_in_schema=False)
@@ -186,11 +184,12 @@ def install_pages(app: FastAPI) -> None:
         fig = go.Figure()
         for name in sorted(series):
             fig.add_trace(go.Scatter(x=xs, y=series[name] / site.num_gpus, stackgroup="one", name=name))
-        fig.update_layout(title=f"GPU utilisation by tenant, last {hours:g} h", yaxis_title="share of the site's GPUs")
+        fig.update_layout(title="GPU utilisation by tenant", yaxis_title="share of the site's GPUs")
         fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
         total = sum(series.values(), np.zeros(len(x)))
         mean = float(total.mean() / site.num_gpus) if len(x) else 0.0
-        return render("utilisation.html", request, p, chart=figure_div(fig), hours=hours, mean=mean)
+        span = _span(now - float(x[0])) if len(x) else f"{hours:g} h"
+        return render("utilisation.html", request, p, chart=figure_div(fig), hours=hours, mean=mean, span=span)
 
     @app.get("/jobs/{job_id}", include_in_schema=False)
     def job_page(request: Request, job_id: Annotated[int, PathParam(ge=1, le=2**62)]) -> HTMLResponse:

@@ -1,0 +1,98 @@
+"""The store on SQLite and PostgreSQL: migrations, site, tokens, tenants, jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select, text
+
+from gigafactory.control.config import ControlConfig, init_control
+from gigafactory.control.store import accounts
+from gigafactory.control.store import jobs as jobstore
+from gigafactory.control.store.schema import metadata, tokens
+from gigafactory.control.store.site import load_site
+from gigafactory.core.errors import ConfigError
+from gigafactory.core.presets import build_site
+from gigafactory.core.tenants import Tenant
+
+from .conftest import TENANTS, make_plane
+
+
+@pytest.fixture
+def plane(tmp_path: Path, db_url: str | None):  # type: ignore[no-untyped-def]
+    p = make_plane(tmp_path / "gf", db_url, site="gb200-nvl72:racks=4")
+    yield p
+    p.store.dispose()
+
+
+def test_migrations_build_exactly_the_schema(plane) -> None:  # type: ignore[no-untyped-def]
+    with plane.store.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        assert diff == []
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+
+
+def test_site_round_trips(plane) -> None:  # type: ignore[no-untyped-def]
+    want = build_site("gb200-nvl72:racks=4")
+    with plane.store.connect() as conn:
+        spec, topo = load_site(conn)  # type: ignore[misc]
+    assert spec == "gb200-nvl72:racks=4"
+    assert list(topo.node_names) == list(want.node_names)
+    assert (topo.node_gpus == want.node_gpus).all() and (topo.node_domain == want.node_domain).all()
+    assert topo.num_gpus == 4 * 72
+
+
+def test_tokens_are_stored_hashed_and_resolve(plane) -> None:  # type: ignore[no-untyped-def]
+    secret = plane.tokens["lab-a"]
+    with plane.store.connect() as conn:
+        stored = [r.token_hash for r in conn.execute(select(tokens))]
+        assert secret not in stored and accounts.hash_token(secret) in stored
+        p = accounts.lookup_token(conn, secret)
+        assert p is not None and (p.role, p.tenant) == ("tenant", "lab-a")
+        assert accounts.lookup_token(conn, secret + "x") is None
+    with plane.store.begin() as conn:
+        tid = next(r.id for r in conn.execute(select(tokens).where(tokens.c.tenant == "lab-a")))
+        assert accounts.revoke_token(conn, tid)
+    with plane.store.connect() as conn:
+        assert accounts.lookup_token(conn, secret) is None
+
+
+def test_tenant_tree_round_trips_and_is_checked(plane) -> None:  # type: ignore[no-untyped-def]
+    with plane.store.begin() as conn:
+        accounts.put_tenant(conn, Tenant("eu", share=3.0), capacity_gpus=288)
+        accounts.put_tenant(conn, Tenant("lab-eu", share=1.0, parent="eu", guarantee=72, limit=144), capacity_gpus=288)
+    with plane.store.connect() as conn:
+        tree = accounts.load_tree(conn)
+    assert tree is not None
+    assert {t.name for t in TENANTS} | {"eu", "lab-eu"} <= set(tree.names())
+    assert tree["lab-eu"].parent == "eu" and tree["lab-eu"].guarantee == 72
+    with pytest.raises(ConfigError, match="ghost"), plane.store.begin() as conn:
+        accounts.put_tenant(conn, Tenant("x", parent="ghost"), capacity_gpus=288)
+
+
+def test_jobs_insert_in_order_and_filter(plane) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        {"tenant": "lab-a" if i % 3 else "uni-c", "name": f"j{i}", "command": ["true"], "gpus": 4} for i in range(50)
+    ]
+    with plane.store.begin() as conn:
+        ids = jobstore.insert_jobs(conn, rows)
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    with plane.store.connect() as conn:
+        assert [r.name for r in jobstore.submitted(conn, 5)] == ["j0", "j1", "j2", "j3", "j4"]
+        mine = jobstore.list_jobs(conn, tenant="uni-c", limit=100)
+        assert {r.tenant for r in mine} == {"uni-c"} and len(mine) == 17
+        assert jobstore.count_by_state(conn) == {"submitted": 50}
+        row = jobstore.get_job(conn, ids[0])
+        assert (row.command, row.gpus, row.gpu_milli, row.state, row.attempt) == (["true"], 4, 1000, "submitted", 0)
+
+
+def test_a_store_keeps_its_executor_and_profile(tmp_path: Path) -> None:
+    cfg = ControlConfig(tmp_path / "gf")
+    init_control(cfg, executor="local", profile="fifo+easy+best-fit").dispose()
+    with pytest.raises(ConfigError, match="cannot switch"):
+        init_control(cfg, executor="local", profile="sjf+easy+best-fit")
+    with pytest.raises(ConfigError, match="executor 'k8s'"):
+        init_control(cfg, executor="k8s")
