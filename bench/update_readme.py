@@ -162,7 +162,8 @@ def api_load(doc: dict[str, Any]) -> str:
             f"{c['cycle_p50_ms']:.2f} ms | **{c['cycle_p99_ms']:.2f} ms** |",
             f"| whole daemon step (read inbox, decide, one transaction, outbox) | {c['step_p50_ms']:.2f} ms | "
             f"{c['step_p99_ms']:.2f} ms |",
-            f"| start-time forecast for every waiting job | {c['forecast_s']:.1f} s | |",
+            f"| start-time forecast for every waiting job (in a forked child; the loop pays only the fork, "
+            f"{c.get('forecast_fork_ms', float('nan')):.0f} ms) | {c['forecast_s']:.1f} s | |",
         ]
     goal = doc.get("goal", {})
     return "\n".join(rows) + (

@@ -167,3 +167,31 @@ def test_transitions_are_persisted_for_every_job(plane) -> None:  # type: ignore
     with plane.store.connect() as conn:
         n = conn.execute(select(transitions.c.job_id)).all()
     assert len(n) == 20 * 3
+
+
+def test_the_daemon_process_forecasts_starts_in_a_forked_child(plane) -> None:  # type: ignore[no-untyped-def]
+    """The real daemon (single-threaded) plays the queue out in a child process and writes the estimates back."""
+    import subprocess
+    import time
+
+    big, waiting = submit(
+        plane,
+        {"command": ["sleep", "30"], "gpus": 32, "estimate_s": 600.0},
+        {"command": ["true"], "gpus": 8, "estimate_s": 60.0},
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "gigafactory", "daemon", "--data-dir", str(plane.cfg.data_dir)])
+    try:
+        deadline = time.monotonic() + 30
+        while job(plane, waiting).est_start is None:
+            assert time.monotonic() < deadline, "no estimate written"
+            assert proc.poll() is None, "the daemon died"
+            time.sleep(0.1)
+        b, w = job(plane, big), job(plane, waiting)
+        assert b.state == "running" and w.state == "pending"
+        assert w.est_start == pytest.approx(b.started_at + 600.0, abs=1.0)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        with plane.store.begin() as conn:
+            inbox.append(conn, "cancel", job_id=big)
+        run_until(plane.daemon(), ended(plane, big))

@@ -18,6 +18,9 @@ executors how the running attempts are doing. No job is lost and none is launche
 from __future__ import annotations
 
 import math
+import os
+import pickle
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,6 +127,7 @@ class Daemon:
     batch: int = 20_000
     forecast_every_s: float = 5.0
     data_dir: Path | None = None  # where attempts' directories are (recorded in each job's log_dir)
+    fork_forecast: bool = True
     engine: Engine = field(init=False)
     stats: list[StepStats] = field(default_factory=list, init=False)
 
@@ -134,6 +138,7 @@ class Daemon:
         self._running: dict[int, tuple[int, float, float]] = {}  # job -> (attempt, started, GPUs) for accounting
         self._last_forecast = -math.inf
         self._last_beat = -math.inf
+        self._forecast_run: _ForecastRun | None = None
         self._tenants_version = -1
         self.recover()
 
@@ -243,12 +248,7 @@ class Daemon:
         t2 = time.perf_counter()
         self._act()
         stats.act_s = time.perf_counter() - t2
-        # The forecast plays the queue out; keep it to a tenth of the daemon's time however long the queue is.
-        if now - self._last_forecast >= max(self.forecast_every_s, 10 * self._forecast_cost_s):
-            t3 = time.perf_counter()
-            self.forecast(now)
-            self._forecast_cost_s = time.perf_counter() - t3
-            self._last_forecast = self.clock()
+        self._forecast_step(now)
         self.stats.append(stats)
         if len(self.stats) > 10_000:
             del self.stats[:5_000]
@@ -388,8 +388,38 @@ class Daemon:
         )
 
     def forecast(self, now: float) -> None:
-        """Write each waiting job's estimated start (``squeue --start``); jobs the forecast does not reach get none."""
-        starts = forecast_starts(self.engine, now)
+        """Write each waiting job's estimated start (``squeue --start``) now, in this process."""
+        self._write_forecast(forecast_starts(self.engine, now))
+
+    def _forecast_step(self, now: float) -> None:
+        """Keep the estimates fresh without stalling the loop.
+
+        Playing out a long queue takes seconds (10k waiting jobs on 100k GPUs: about 5 s), so a single-threaded
+        daemon forks: the child plays the queue out on its copy-on-write snapshot of the engine and sends the
+        starts back through a pipe, while the loop goes on; a later step writes them. A new forecast starts no
+        sooner than ``forecast_every_s`` after the last, and at most every ten times its cost. (Where other
+        threads run, as in tests, forking is unsafe, and the forecast runs inline.)"""
+        run = self._forecast_run
+        if run is not None:
+            result = run.poll()
+            if result is None:
+                return
+            self._forecast_run = None
+            self._forecast_cost_s = run.elapsed()
+            if result.starts is not None:
+                pending = set(self.engine.pending())
+                self._write_forecast({jid: t for jid, t in result.starts.items() if jid in pending})
+        if now - self._last_forecast < max(self.forecast_every_s, 10 * self._forecast_cost_s):
+            return
+        self._last_forecast = now
+        if self.fork_forecast and threading.active_count() == 1 and self.engine.pending():
+            self._forecast_run = _ForecastRun.start(self.engine, now)
+        else:
+            t0 = time.perf_counter()
+            self.forecast(now)
+            self._forecast_cost_s = time.perf_counter() - t0
+
+    def _write_forecast(self, starts: dict[int, float]) -> None:
         pending = self.engine.pending()
         if pending:
             with self.store.begin() as conn:
@@ -401,3 +431,55 @@ class Daemon:
                 select(func.max(jobs_table.c.id)).where(jobs_table.c.state != jobstore.SUBMITTED)
             ).scalar()
         return int(top or 0)
+
+
+@dataclass
+class _Outcome:
+    starts: dict[int, float] | None  # None: the child failed
+
+
+@dataclass
+class _ForecastRun:
+    """A forecast in a forked child process; :meth:`poll` collects its answer without blocking."""
+
+    pid: int
+    fd: int
+    began: float
+    buf: bytearray = field(default_factory=bytearray)
+
+    @classmethod
+    def start(cls, engine: Engine, now: float) -> _ForecastRun:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: play the queue out, send the answer, leave without running any cleanup
+            code = 0
+            try:
+                os.close(r)
+                data = pickle.dumps(forecast_starts(engine, now), protocol=pickle.HIGHEST_PROTOCOL)
+                with os.fdopen(w, "wb") as out:
+                    out.write(data)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(w)
+        os.set_blocking(r, False)
+        return cls(pid, r, time.perf_counter())
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.began
+
+    def poll(self) -> _Outcome | None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 1 << 20)
+            except BlockingIOError:
+                return None  # still working
+            if not chunk:
+                break
+            self.buf += chunk
+        os.close(self.fd)
+        _, status = os.waitpid(self.pid, 0)
+        if status != 0 or not self.buf:
+            return _Outcome(None)
+        return _Outcome(pickle.loads(bytes(self.buf)))
