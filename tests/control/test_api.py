@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from gigafactory.control.api.app import create_app
+from gigafactory.control.store import inbox
 from gigafactory.control.store import jobs as jobstore
 
 from .conftest import Plane, make_plane, run_until
@@ -217,3 +219,43 @@ def test_submissions_are_durable_and_seen_by_the_daemon(tmp_path, db_url) -> Non
             assert health["status"] == "ok" and health["store"] == ("sqlite" if db_url is None else "postgresql")
     finally:
         plane.store.dispose()
+
+
+def test_queue_positions_are_site_wide(plane: Plane, api: TestClient) -> None:
+    """A tenant sees its waiting jobs' places among all waiting jobs, not only its own."""
+    with plane.store.begin() as conn:
+        jobstore.insert_jobs(
+            conn,
+            [{"tenant": OTHER, "name": "big", "command": ["sleep", "30"], "gpus": 32, "estimate_s": 100.0},
+             {"tenant": OTHER, "name": "w1", "command": ["true"], "gpus": 32, "estimate_s": 10.0},
+             {"tenant": OWN, "name": "w2", "command": ["true"], "gpus": 32, "estimate_s": 10.0},
+             {"tenant": OTHER, "name": "w3", "command": ["true"], "gpus": 32, "estimate_s": 10.0}],
+        )  # fmt: skip
+    d = plane.daemon()
+    d.step()
+    d.forecast(d.clock())
+    mine = api.get("/api/v1/queue", headers=as_(plane, "own")).json()
+    assert [(e["position"], e["job"]["name"]) for e in mine] == [(2, "w2")]
+    everyone = api.get("/api/v1/queue", headers=as_(plane, "admin")).json()
+    assert [(e["position"], e["job"]["name"]) for e in everyone] == [(None, "big"), (1, "w1"), (2, "w2"), (3, "w3")]
+    starts = [e["job"]["est_start"] for e in everyone[1:]]
+    assert starts == sorted(starts) and starts[0] >= everyone[0]["job"]["started_at"] + 100.0 - 1e-6
+    with plane.store.begin() as conn:
+        inbox.append(conn, "cancel", job_id=everyone[0]["job"]["id"])
+    d.step()
+
+
+def test_a_large_site_map_shows_racks(tmp_path: Path) -> None:
+    """Above a thousand nodes the map has one cell per rack, so that a 100k-GPU site is a page, not megabytes."""
+    from gigafactory.control.store.site import set_node_state
+
+    plane = make_plane(tmp_path / "gf", site="gb200-nvl72:racks=60")  # 1,080 nodes
+    with plane.store.begin() as conn:
+        set_node_state(conn, 18 * 7 + 3, "down", "GPU XID 79")  # a node of rack 7
+    with TestClient(create_app(plane.cfg, plane.store)) as api:
+        api.cookies.set("gf_token", plane.admin_token)
+        page = api.get("/").text
+    plane.store.dispose()
+    assert page.count('class="rackcell') == 60 and 'class="node ' not in page
+    assert '<span class="rackcell down" data-rack="7" data-down="1"' in page
+    assert page.count("rackcell down") == 1 and len(page) < 100_000

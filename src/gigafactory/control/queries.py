@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from gigafactory.control.store import accounts
@@ -37,25 +37,17 @@ def queue(conn: Connection, tenant: str | None = None, limit: int = 1000) -> lis
     """Running jobs, then waiting ones by estimated start (then id), each with its place among the waiting jobs
     of the whole site (a tenant sees where it stands among everyone, not among its own jobs only)."""
     running = jobstore.list_jobs(conn, tenant=tenant, states=["running"], limit=limit)
-    waiting = jobstore.list_jobs(conn, tenant=tenant, states=["pending", "submitted"], limit=limit, order="est_start")
-    out: list[tuple[int | None, Any]] = [(None, r) for r in running]
-    if waiting:
-        for row in waiting:
-            out.append((_position(conn, row), row))
-    return out
-
-
-def _position(conn: Connection, row: Any) -> int:
-    """1 + the number of waiting jobs expected to start before this one."""
-    waiting = jobs.c.state.in_(["pending", "submitted"])
-    if row.est_start is None:
-        ahead = select(func.count()).where(waiting, or_(jobs.c.est_start.is_not(None), jobs.c.id < row.id))
-    else:
-        ahead = select(func.count()).where(
-            waiting,
-            or_(jobs.c.est_start < row.est_start, (jobs.c.est_start == row.est_start) & (jobs.c.id < row.id)),
-        )
-    return int(conn.execute(ahead).scalar() or 0) + 1
+    order = (jobs.c.est_start.is_(None), jobs.c.est_start, jobs.c.id)
+    ranked = (
+        select(jobs, func.row_number().over(order_by=order).label("position"))
+        .where(jobs.c.state.in_(["pending", "submitted"]))
+        .subquery()
+    )
+    q = select(ranked)
+    if tenant is not None:
+        q = q.where(ranked.c.tenant == tenant)
+    waiting = conn.execute(q.order_by(ranked.c.position).limit(limit)).all()
+    return [(None, r) for r in running] + [(int(r.position), r) for r in waiting]
 
 
 def node_use(conn: Connection) -> tuple[list[dict[str, Any]], dict[int, float]]:

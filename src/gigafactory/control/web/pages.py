@@ -65,6 +65,10 @@ _env.globals["when"] = _when
 _env.globals["span"] = _span
 
 
+# Above this many nodes the site map shows one cell per rack (NVLink domain): 25,000 node cells are a 3 MB page.
+SITE_MAP_NODES = 1000
+
+
 def install_pages(app: FastAPI) -> None:
     store = app.state.store
     site = app.state.site
@@ -138,9 +142,12 @@ def install_pages(app: FastAPI) -> None:
         in_use = sum(used.values())
         down = sum(1 for r in rows if r["state"] == "down")
         drained = sum(1 for r in rows if r["state"] == "drained")
+        racks = None
+        if len(rows) > SITE_MAP_NODES:
+            racks = {pod: [_rack(dom, cells) for dom, cells in sorted(doms.items())] for pod, doms in pods.items()}
         return render(
-            "site.html", request, p, pods=pods, in_use=in_use, down=down, drained=drained, counts=counts,
-            nodes=len(rows),
+            "site.html", request, p, pods=pods, racks=racks, in_use=in_use, down=down, drained=drained,
+            counts=counts, nodes=len(rows),
         )  # fmt: skip
 
     @app.get("/queue", include_in_schema=False)
@@ -210,6 +217,17 @@ def install_pages(app: FastAPI) -> None:
 
 class _LoginError(Exception):
     """The page needs a signed-in browser."""
+
+
+def _rack(domain: int, cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell for a whole rack (NVLink domain): its use, and how many of its nodes are down or drained."""
+    gpus = sum(c["gpus"] for c in cells)
+    used = sum(c["used"] for c in cells)
+    down = sum(1 for c in cells if c["state"] == "down")
+    drained = sum(1 for c in cells if c["state"] == "drained")
+    state = "down" if down else "drained" if drained == len(cells) else "up"
+    return {"domain": domain, "gpus": gpus, "used": used, "down": down, "drained": drained, "nodes": len(cells),
+            "css": _node_css(state, used / gpus if gpus else 0.0)}  # fmt: skip
 
 
 def _node_css(state: str, used_fraction: float) -> str:
