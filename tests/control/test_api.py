@@ -259,3 +259,32 @@ def test_a_large_site_map_shows_racks(tmp_path: Path) -> None:
     assert page.count('class="rackcell') == 60 and 'class="node ' not in page
     assert '<span class="rackcell down" data-rack="7" data-down="1"' in page
     assert page.count("rackcell down") == 1 and len(page) < 100_000
+
+
+def test_a_lost_database_is_a_503_not_a_500(tmp_path: Path, pg_admin) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL goes away under a running API: requests get 503 with a message, and nothing pretends to succeed."""
+    import uuid
+
+    from sqlalchemy import text
+
+    from .conftest import PG_URL
+
+    name = f"gf_test_{uuid.uuid4().hex[:12]}"
+    with pg_admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    plane = make_plane(tmp_path / "gf", PG_URL.rsplit("/", 1)[0] + "/" + name)
+    try:
+        with TestClient(create_app(plane.cfg, plane.store), raise_server_exceptions=False) as api:
+            own = as_(plane, "own")
+            assert api.post("/api/v1/jobs", json={"command": ["true"]}, headers=own).status_code == 201
+            with pg_admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            for r in (api.post("/api/v1/jobs", json={"command": ["true"]}, headers=own),
+                      api.get("/api/v1/jobs", headers=own), api.get("/api/v1/health")):  # fmt: skip
+                assert r.status_code == 503, r.text
+                assert "store is unavailable" in r.json()["error"]["message"]
+                assert r.headers["retry-after"] == "5"
+    finally:
+        plane.store.dispose()
+        with pg_admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -12,6 +12,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gigafactory.core.errors import UnknownNameError, UserError
@@ -64,6 +65,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(UserError)
     async def _user(_: Request, exc: UserError) -> JSONResponse:
         return JSONResponse(_body(400, str(exc)), status_code=400)
+
+    @app.exception_handler(OperationalError)
+    async def _store(_: Request, exc: OperationalError) -> JSONResponse:
+        # The database is down, locked for too long or out of space: the request did not take effect.
+        log.error("store unavailable: %s", exc)
+        message = f"the store is unavailable ({type(exc.orig).__name__}); nothing was changed, try again"
+        return JSONResponse(_body(503, message), status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
