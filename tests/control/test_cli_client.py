@@ -56,6 +56,7 @@ def test_queue_shows_estimated_starts_like_squeue(live: LiveServer) -> None:
     assert lines[0].split()[:7] == ["JOBID", "TENANT", "NAME", "GPUS", "STATE", "POS", "START_TIME"]
     row = next(line for line in lines if line.split()[0] == str(later))
     assert row.split()[4:6] == ["PENDING", "1"] and "T" in row.split()[6]  # position 1, an ISO start time
+    assert row.split()[7] == "(Resources)"
     cancel = gf(live, "cancel", str(big), token=live.plane.tokens["lab-a"])
     assert cancel.returncode == 0
     other = gf(live, "cancel", str(later), token=live.plane.tokens["lab-a"])
@@ -85,3 +86,18 @@ def test_admin_commands_and_errors(live: LiveServer) -> None:
     down = subprocess.run([sys.executable, "-m", "gigafactory", "queue", "--url", "http://127.0.0.1:9"],
                           capture_output=True, text=True, env={**os.environ, "GIGAFACTORY_TOKEN": "x"})  # fmt: skip
     assert down.returncode != 0 and "cannot reach" in down.stderr
+
+
+def test_serve_refuses_bad_set_ups_clearly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
+    cases = [
+        (["--executor", "slurm"], "SLURM_CONF is not set"),
+        (["--site", "nosuch:nodes=3"], "unknown site preset 'nosuch'"),
+        (["--policy", "fifo+nope"], "unknown policy 'nope'"),
+        (["--db", "mysql://x/y"], "only sqlite:///PATH and postgresql+psycopg://"),
+        (["--executor", "k8s"], "executor 'k8s'"),
+    ]
+    for i, (args, words) in enumerate(cases):
+        r = subprocess.run([sys.executable, "-m", "gigafactory", "serve", "--data-dir", str(tmp_path / str(i)), *args],
+                           capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+        assert r.returncode != 0 and words in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)

@@ -161,7 +161,9 @@ def queue(
     for e in entries:
         j = e["job"]
         start = j["started_at"] if j["state"] == "running" else j["est_start"]
-        where = ",".join(j["nodes"]) if j["nodes"] else f"({j['reason'] or 'Priority'})"
+        # As squeue says it: the first in line waits for resources, the others behind it for their turn.
+        waits = "Resources" if e["position"] == 1 else "Priority"
+        where = ",".join(j["nodes"]) if j["nodes"] else f"({j['reason'] or waits})"
         table.add_row(
             str(j["id"]),
             j["tenant"],

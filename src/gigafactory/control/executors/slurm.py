@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from gigafactory.control.executors.base import Launch, NodeReport, Report, attempt_dir
-from gigafactory.core.errors import ConfigError, GigafactoryError
+from gigafactory.core.errors import ConfigError, UserError
 from gigafactory.core.topology import Topology
 
 __all__ = ["SlurmError", "SlurmExecutor", "site_from_slurm"]
@@ -41,8 +41,8 @@ INTERRUPTED = {"NODE_FAIL", "BOOT_FAIL", "PREEMPTED"}
 LOST_AFTER_S = 120.0
 
 
-class SlurmError(GigafactoryError):
-    """A Slurm command failed (the cluster is down or refused a request)."""
+class SlurmError(UserError):
+    """A Slurm command failed (the cluster is down or unreachable, or refused a request)."""
 
 
 def _slurm(args: list[str], *, timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -53,7 +53,10 @@ def _slurm(args: list[str], *, timeout: float = 30.0, check: bool = True) -> sub
     except subprocess.TimeoutExpired as exc:
         raise SlurmError(f"{' '.join(args[:2])} did not answer in {timeout:g} s") from exc
     if check and proc.returncode != 0:
-        raise SlurmError(f"{' '.join(args[:2])} failed ({proc.returncode}): {proc.stderr.strip()[:500]}")
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()] or ["no message"]
+        said = next((line for line in lines if "fatal" in line), lines[-1])  # the line that says why
+        hint = "" if os.environ.get("SLURM_CONF") else " (SLURM_CONF is not set: is this a Slurm client machine?)"
+        raise SlurmError(f"{' '.join(args[:3])} failed (exit {proc.returncode}): {said.strip()[:300]}{hint}")
     return proc
 
 
