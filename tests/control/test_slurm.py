@@ -162,3 +162,18 @@ def test_start_is_idempotent_per_attempt(cluster: Path, tmp_path: Path) -> None:
 def _squeue_state(name: str) -> str | None:
     out = subprocess.run(["squeue", "-h", "--name", name, "-o", "%T"], capture_output=True, text=True).stdout.split()
     return out[0] if out else None
+
+
+def test_a_job_slurm_refuses_fails_instead_of_stalling_the_daemon(cluster: Path, tmp_path: Path) -> None:
+    cfg = ControlConfig(tmp_path / "gf")
+    store = init_control(cfg, site="slurm", executor="slurm", tenants=TENANTS, topology=site_from_slurm())
+    d = Daemon(store, SlurmExecutor(cfg.data_dir, "t2", partition="no-such-partition"))
+    (jid,) = submit(d, {"command": ["true"], "gpus": 1})
+    run_until(d, ended(d, jid), timeout=30, poll=0.2)
+    r = row(d, jid)
+    assert r.state == "failed" and "Slurm refused it" in r.reason and "partition" in r.reason.lower()
+    # A restarted daemon sees the same refusal, and submits nothing.
+    assert (cfg.data_dir / f"jobs/{jid}/1/start_error").exists()
+    SlurmExecutor(cfg.data_dir, "t2", partition="no-such-partition").start(d._launch(row(d, jid)))
+    assert not (cfg.data_dir / f"jobs/{jid}/1/slurm_id").exists()
+    store.dispose()

@@ -60,6 +60,12 @@ def _slurm(args: list[str], *, timeout: float = 30.0, check: bool = True) -> sub
     return proc
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, path)
+
+
 def job_name(plane: str, job_id: int, attempt: int) -> str:
     return f"gf-{plane}-{job_id}-{attempt}"
 
@@ -125,11 +131,21 @@ class SlurmExecutor:
         if found is not None:
             self._remember(key, found)
             return
+        if (d / "start_error").exists():
+            return  # refused before: poll reports it
         script = d / "job.sh"
         script.write_text(self._script(launch))
         script.chmod(0o755)
-        out = _slurm([*self._sbatch_args(launch, d), str(script)]).stdout.strip()
-        self._remember(key, out.split(";")[0])
+        proc = _slurm([*self._sbatch_args(launch, d), str(script)], check=False)
+        if proc.returncode != 0 and "Batch job submission failed" in proc.stderr:
+            # Slurm refused this job for good (a bad partition, a request no node can meet): the attempt fails,
+            # and the refusal is kept where poll finds it, even after a restart. Anything else (slurmctld
+            # unreachable, a timeout) raises, and the start is tried again.
+            _write_atomic(d / "start_error", proc.stderr.strip().splitlines()[-1][:500])
+            return
+        if proc.returncode != 0:
+            raise SlurmError(f"sbatch failed (exit {proc.returncode}): {proc.stderr.strip()[:300]}")
+        self._remember(key, proc.stdout.strip().split(";")[0])
 
     def stop(self, job_id: int, attempt: int) -> None:
         sid = self._slurm_id(job_id, attempt) or self._find(self.job_name(job_id, attempt))
@@ -146,6 +162,10 @@ class SlurmExecutor:
         for job_id, attempt in running.items():
             key = (job_id, attempt)
             sid = self._slurm_id(job_id, attempt)
+            refused = attempt_dir(self.data_dir, job_id, attempt) / "start_error"
+            if sid is None and refused.exists():
+                out.append(Report(job_id, attempt, "failed", 1, f"Slurm refused it: {refused.read_text().strip()}"))
+                continue
             if sid is None:
                 sid = queued.get(self.job_name(job_id, attempt), (None, ""))[0]
                 if sid is None:
@@ -236,10 +256,7 @@ class SlurmExecutor:
 
     def _remember(self, key: tuple[int, int], sid: str) -> None:
         self._ids[key] = sid
-        path = attempt_dir(self.data_dir, *key) / "slurm_id"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(sid + "\n")
-        os.replace(tmp, path)
+        _write_atomic(attempt_dir(self.data_dir, *key) / "slurm_id", sid)
 
     def _find(self, name: str) -> str | None:
         """A Slurm job of this name, queued or ended."""
