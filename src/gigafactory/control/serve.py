@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -112,6 +113,7 @@ def serve_api(
 
     from gigafactory.control.api.app import create_app
 
+    _check_port(host, port)
     app = create_app(cfg)
     supervisor = DaemonSupervisor(cfg) if daemon else None
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
@@ -136,3 +138,14 @@ def serve_api(
     finally:
         if supervisor is not None:
             supervisor.stop()
+
+
+def _check_port(host: str, port: int) -> None:
+    """A clear error before anything starts, rather than a bind failure after the daemon has."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); is another control plane "
+                              "running there? Choose another with --port") from None  # fmt: skip
