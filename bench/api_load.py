@@ -236,6 +236,10 @@ def cycle(tmp: Path, pending: int, steps: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     d.forecast(time.time())
     forecast_s = time.perf_counter() - t0
+    # A restart: the engine rebuilt from the store (every waiting and running job, node states, usage).
+    t0 = time.perf_counter()
+    Daemon(store, BenchExecutor(), profile="fifo+easy+topology", forecast_every_s=1e9)
+    recover_s = time.perf_counter() - t0
     # As the daemon does it: forked, so that the loop only pays for the fork and for reading the answer.
     from gigafactory.control.daemon import _ForecastRun
 
@@ -259,6 +263,7 @@ def cycle(tmp: Path, pending: int, steps: int) -> dict[str, Any]:
         "step_p99_ms": round(_pct(step, 99) * 1000, 2),
         "persist_p99_ms": round(_pct(persist, 99) * 1000, 2),
         "forecast_s": round(forecast_s, 2),
+        "recover_s": round(recover_s, 2),
         "forecast_fork_ms": round(fork_s * 1000, 1),
         "forecast_forked_wall_s": round(forked_s, 2),
         "profile": d.profile,

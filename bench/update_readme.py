@@ -156,12 +156,13 @@ def api_load(doc: dict[str, Any]) -> str:
     if c:
         rows += [
             "",
-            "| scheduling at 100k GPUs | p50 | p99 |",
+            "| scheduling at 100k GPUs | p50 (or one run) | p99 |",
             "|---|---:|---:|",
             f"| engine cycle (`engine.handle`), {c['pending_at_start']:,} waiting, {c['running_at_start']} running | "
             f"{c['cycle_p50_ms']:.2f} ms | **{c['cycle_p99_ms']:.2f} ms** |",
             f"| whole daemon step (read inbox, decide, one transaction, outbox) | {c['step_p50_ms']:.2f} ms | "
             f"{c['step_p99_ms']:.2f} ms |",
+            f"| daemon restart: the engine rebuilt from the store | {c.get('recover_s', float('nan')):.2f} s | |",
             f"| start-time forecast for every waiting job (in a forked child; the loop pays only the fork, "
             f"{c.get('forecast_fork_ms', float('nan')):.0f} ms) | {c['forecast_s']:.1f} s | |",
         ]

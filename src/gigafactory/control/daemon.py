@@ -139,7 +139,6 @@ class Daemon:
         self._last_forecast = -math.inf
         self._last_beat = -math.inf
         self._forecast_run: _ForecastRun | None = None
-        self._tenants_version = -1
         self.recover()
 
     # ---- start-up ---------------------------------------------------------------------------------------------
@@ -164,12 +163,10 @@ class Daemon:
             active = conn.execute(
                 select(jobs_table).where(jobs_table.c.state.in_(["pending", "running"])).order_by(jobs_table.c.id)
             ).all()
+            attained = jobstore.gpu_seconds_by_job(conn, [int(r.id) for r in active])
             for row in active:
                 job = job_from_row(row)
-                attained = conn.execute(
-                    select(jobstore.usage.c.gpu_seconds).where(jobstore.usage.c.job_id == row.id)  # type: ignore[attr-defined]
-                ).all()
-                done_gpu_s = float(sum(r[0] for r in attained))
+                done_gpu_s = attained.get(int(row.id), 0.0)
                 if row.state == "running" and row.placement:
                     pl = placement_from_json(row.placement)
                     events.append(JobRestored(now, job, int(row.attempt), pl, float(row.started_at), done_gpu_s))

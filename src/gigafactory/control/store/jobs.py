@@ -21,6 +21,7 @@ __all__ = [
     "SUBMITTED",
     "count_by_state",
     "get_job",
+    "gpu_seconds_by_job",
     "insert_jobs",
     "list_jobs",
     "record_transitions",
@@ -124,6 +125,16 @@ def record_transitions(conn: Connection, rows: Sequence[dict[str, Any]]) -> None
 
 def story(conn: Connection, job_id: int) -> list[Any]:
     return list(conn.execute(select(transitions).where(transitions.c.job_id == job_id).order_by(transitions.c.seq)))
+
+
+def gpu_seconds_by_job(conn: Connection, job_ids: Sequence[int]) -> dict[int, float]:
+    """GPU-seconds of the ended attempts of each job (what a restarted daemon owes each tenant's usage)."""
+    out: dict[int, float] = {}
+    for at in range(0, len(job_ids), 10_000):  # bounded IN lists
+        chunk = job_ids[at : at + 10_000]
+        q = select(usage.c.job_id, func.sum(usage.c.gpu_seconds)).where(usage.c.job_id.in_(chunk))
+        out.update((int(j), float(s)) for j, s in conn.execute(q.group_by(usage.c.job_id)))
+    return out
 
 
 def usage_by_tenant(conn: Connection, since: float = 0.0) -> dict[str, float]:
