@@ -288,3 +288,17 @@ def test_a_lost_database_is_a_503_not_a_500(tmp_path: Path, pg_admin) -> None:  
         plane.store.dispose()
         with pg_admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_a_retried_submission_is_one_job(plane: Plane, api: TestClient) -> None:
+    own = as_(plane, "own")
+    body = {"command": ["true"], "key": "run-42"}
+    a = api.post("/api/v1/jobs", json=body, headers=own).json()["ids"]
+    b = api.post("/api/v1/jobs", json=body, headers=own).json()["ids"]
+    c = api.post("/api/v1/jobs/batch", json={"jobs": [body, {**body, "key": "run-43"}]}, headers=own).json()["ids"]
+    assert a == b == c[:1] and c[1] != a[0]
+    assert api.get(f"/api/v1/jobs/{a[0]}", headers=own).json()["key"] == "run-42"
+    other = api.post("/api/v1/jobs", json=body, headers=as_(plane, "other")).json()["ids"]
+    assert other != a
+    r = api.post("/api/v1/jobs", json={**body, "key": "no spaces allowed"}, headers=own)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "body.key"

@@ -22,8 +22,6 @@ from gigafactory.control.store import jobs as jobstore
 
 from .conftest import TENANTS, run_until
 
-pytestmark = pytest.mark.xdist_group("slurm")  # one cluster, one worker
-
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-cluster.sh"
 NODES, GPUS = 3, 8
 
@@ -36,7 +34,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         pytest.skip("Slurm is not installed (Debian: slurmctld slurmd slurm-client munge)")
     d = tmp_path_factory.mktemp("slurm")
     old = os.environ.get("SLURM_CONF")
-    subprocess.run([str(SCRIPT), "start", str(d), str(NODES), str(GPUS)], check=True, timeout=120)
+    # Each test process gets a cluster of its own on ports of its own (xdist may spread this module's tests).
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = 6900 + 100 * (int(worker) if worker.isdigit() else 0)
+    env = {**os.environ, "SLURM_BASE_PORT": str(base)}
+    subprocess.run([str(SCRIPT), "start", str(d), str(NODES), str(GPUS)], check=True, timeout=120, env=env)
     os.environ["SLURM_CONF"] = str(d / "slurm.conf")
     try:
         yield d

@@ -32,7 +32,7 @@ def test_migrations_build_exactly_the_schema(plane) -> None:  # type: ignore[no-
     with plane.store.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
 
 
 def test_site_round_trips(plane) -> None:  # type: ignore[no-untyped-def]
@@ -96,3 +96,40 @@ def test_a_store_keeps_its_executor_and_profile(tmp_path: Path) -> None:
         init_control(cfg, executor="local", profile="sjf+easy+best-fit")
     with pytest.raises(ConfigError, match="executor 'k8s'"):
         init_control(cfg, executor="k8s")
+
+
+def test_an_older_store_is_migrated_with_its_data(tmp_path: Path, db_url: str | None) -> None:
+    from gigafactory.control.store.db import open_store, upgrade
+
+    url = db_url or f"sqlite:///{tmp_path / 'old.db'}"
+    store = open_store(url, migrate=False)
+    upgrade(store, "0001")
+    with store.begin() as conn:
+        conn.execute(text(
+            "insert into jobs (tenant, name, command, env, gpus, gpu_milli, cpu_milli, mem_mib, locality, priority, "
+            "ckpt_write_s, state, attempt, submitted_at, reason, log_dir) values ('a', 'old', '[\"true\"]', '{}', 2, "
+            "1000, 0, 0, 'any', 0, 0, 'completed', 1, 1.0, '', '')"
+        ))  # fmt: skip
+    upgrade(store)
+    with store.connect() as conn:
+        row = jobstore.get_job(conn, 1)
+        assert (row.name, row.gpus, row.state, row.client_key) == ("old", 2, "completed", None)
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    store.dispose()
+
+
+def test_submission_keys_make_retries_safe(plane) -> None:  # type: ignore[no-untyped-def]
+    job = {"tenant": "lab-a", "command": ["true"], "gpus": 1}
+    with plane.store.begin() as conn:
+        first = jobstore.insert_jobs(conn, [{**job, "client_key": "k1"}, {**job, "client_key": "k2"}, job])
+    with plane.store.begin() as conn:
+        again = jobstore.insert_jobs(
+            conn,
+            [{**job, "client_key": "k2"}, {**job, "client_key": "k3"}, {**job, "client_key": "k3"},
+             {**job, "tenant": "uni-c", "client_key": "k1"}, {**job, "client_key": "k1"}],
+        )  # fmt: skip
+    assert again[0] == first[1] and again[4] == first[0]  # seen before: the same jobs
+    assert again[1] == again[2] and again[1] > max(first)  # repeated within one call: one new job
+    assert again[3] not in first  # another tenant's key is its own
+    with plane.store.connect() as conn:
+        assert jobstore.count_by_state(conn) == {"submitted": 5}

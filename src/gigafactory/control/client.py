@@ -7,6 +7,8 @@ what the API said (``body.gpus: 5000 GPUs asked; this site has 32``), not a stat
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +80,25 @@ class Client:
 
     # ---- jobs ------------------------------------------------------------------------------------------------
     def submit(self, **spec: Any) -> int:
-        return int(self.request("POST", "/jobs", json={k: v for k, v in spec.items() if v is not None})["ids"][0])
+        """Submit one job. Each submission carries a fresh key, so a retry after a lost answer is not a second job."""
+        body = {"key": uuid.uuid4().hex, **{k: v for k, v in spec.items() if v is not None}}
+        return int(self._retrying("POST", "/jobs", json=body)["ids"][0])
 
     def submit_many(self, specs: list[dict[str, Any]]) -> list[int]:
-        return [int(i) for i in self.request("POST", "/jobs/batch", json={"jobs": specs})["ids"]]
+        jobs = [{"key": uuid.uuid4().hex, **s} for s in specs]
+        return [int(i) for i in self._retrying("POST", "/jobs/batch", json={"jobs": jobs})["ids"]]
+
+    def _retrying(self, method: str, path: str, attempts: int = 4, **kw: Any) -> Any:
+        """A request that is safe to repeat (keyed submissions), repeated when the connection fails or the store
+        is briefly unavailable (503)."""
+        for i in range(attempts):
+            try:
+                return self.request(method, path, **kw)
+            except ClientError as exc:
+                if exc.status not in (0, 503) or i == attempts - 1:
+                    raise
+                time.sleep(0.5 * 2**i)
+        raise AssertionError("unreachable")
 
     def job(self, job_id: int) -> dict[str, Any]:
         return dict(self.request("GET", f"/jobs/{job_id}"))

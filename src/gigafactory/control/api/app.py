@@ -203,6 +203,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             "estimate_s": spec.estimate_s,
             "priority": spec.priority,
             "ckpt_s": spec.checkpoint_s,
+            "client_key": spec.key,
         }
 
     def visible_job(job_id: int, p: accounts.Principal) -> Any:

@@ -63,6 +63,11 @@ class JobSpec(_Strict):
     estimate_s: float | None = Field(None, gt=0, le=YEAR_S, description="Expected run time (for backfill).")
     priority: int = Field(0, ge=-1_000_000, le=1_000_000)
     checkpoint_s: float | None = Field(None, gt=0, le=YEAR_S, description="Checkpoint interval, if it checkpoints.")
+    key: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] | None = Field(
+        None,
+        description="The client's name for this submission. Sending the same key again (say, after a lost answer) "
+        "returns the job it made instead of submitting a second one.",
+    )
 
     @field_validator("command")
     @classmethod
@@ -110,6 +115,7 @@ class JobOut(BaseModel):
     nodes: list[str]
     gpus_placed: list[list[int]]
     log_dir: str = Field("", description="The latest attempt's directory (stdout.log, stderr.log), once started.")
+    key: str | None = Field(None, description="The submission key the client gave, if any.")
 
     @classmethod
     def from_row(cls, row: Any, node_names: list[str]) -> JobOut:
@@ -135,6 +141,7 @@ class JobOut(BaseModel):
             nodes=[node_names[n] for n in pl.get("nodes", ())],
             gpus_placed=[list(g) for g in pl.get("gpus", ())],
             log_dir=row.log_dir or "",
+            key=row.client_key,
         )
 
 

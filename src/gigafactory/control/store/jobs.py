@@ -37,13 +37,50 @@ ACTIVE = ("submitted", "pending", "running")
 
 
 def insert_jobs(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert submissions in one statement; returns their ids in the order of ``rows``."""
+    """Insert submissions in one statement; returns their ids in the order of ``rows``.
+
+    A row with a ``client_key`` its tenant has used before (or earlier in ``rows``) is not inserted again: its id
+    is the stored job's. So a client that lost an answer may send the same submission again.
+    """
     if not rows:
         return []
+    known = _keyed_ids(conn, [(r["tenant"], r["client_key"]) for r in rows if r.get("client_key")])
+    fresh: list[dict[str, Any]] = []
+    slots: list[int | tuple[str, str]] = []  # per row: an index into fresh, or the key of an earlier job
     now = time.time()
-    values = [{**_DEFAULTS, "submitted_at": now, **row} for row in rows]
-    result = conn.execute(jobs.insert().returning(jobs.c.id, sort_by_parameter_order=True), values)
-    return [int(r[0]) for r in result]
+    for row in rows:
+        key = (row["tenant"], row["client_key"]) if row.get("client_key") else None
+        if key is not None and key in known:
+            slots.append(key)
+            continue
+        if key is not None:
+            known[key] = -1 - len(fresh)  # taken by this call: later repeats get the same job
+        slots.append(len(fresh))
+        fresh.append({**_DEFAULTS, "submitted_at": now, **row})
+    ids: list[int] = []
+    if fresh:
+        result = conn.execute(jobs.insert().returning(jobs.c.id, sort_by_parameter_order=True), fresh)
+        ids = [int(r[0]) for r in result]
+    out = []
+    for slot in slots:
+        if isinstance(slot, int):
+            out.append(ids[slot])
+        else:
+            jid = known[slot]
+            out.append(jid if jid > 0 else ids[-1 - jid])
+    return out
+
+
+def _keyed_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    found: dict[tuple[str, str], int] = {}
+    wanted = set(keys)
+    names = sorted({k for _, k in wanted})
+    for at in range(0, len(names), 10_000):
+        q = select(jobs.c.tenant, jobs.c.client_key, jobs.c.id).where(jobs.c.client_key.in_(names[at : at + 10_000]))
+        for tenant, key, jid in conn.execute(q):
+            if (tenant, key) in wanted:
+                found[(tenant, key)] = int(jid)
+    return found
 
 
 _DEFAULTS: dict[str, Any] = {
@@ -62,6 +99,7 @@ _DEFAULTS: dict[str, Any] = {
     "ckpt_s": None,
     "ckpt_write_s": 0.0,
     "gpu_milli": 1000,
+    "client_key": None,
 }
 
 

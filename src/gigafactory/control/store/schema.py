@@ -131,7 +131,9 @@ jobs = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("est_start", Float, nullable=True),  # the daemon's forecast while pending
     Column("log_dir", Text, nullable=False, default=""),
+    Column("client_key", String(100), nullable=True),  # the client's name for the submission (retries)
     Index("ix_jobs_tenant_state", "tenant", "state"),
+    Index("ux_jobs_tenant_client_key", "tenant", "client_key", unique=True),
     Index("ix_jobs_state", "state"),
 )
 
