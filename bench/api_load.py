@@ -87,8 +87,10 @@ def _client(url: str, token: str, seconds: float, concurrency: int, batch: int, 
             reader, writer = await asyncio.open_connection(host, int(port))
             i = 0
             while time.perf_counter() < stop:
-                job = {"command": ["python", "train.py", f"--run={w}-{i}"], "gpus": random.choice([4, 8, 64, 72])}
-                body = json.dumps(job if batch == 1 else {"jobs": [job] * batch}).encode()
+                job = {"command": ["python", "train.py", f"--run={w}-{i}"], "gpus": random.choice([4, 8, 64, 72]),
+                       "key": f"{os.getpid()}-{batch}-{w}-{i}-{random.random()}"}  # as the CLI sends one  # fmt: skip
+                jobs = [{**job, "key": f"{job['key']}-{k}"} for k in range(batch)]
+                body = json.dumps(job if batch == 1 else {"jobs": jobs}).encode()
                 t0 = time.perf_counter()
                 status, payload = await _post(reader, writer, head, body)
                 lat.append(time.perf_counter() - t0)

@@ -144,7 +144,8 @@ def api_load(doc: dict[str, Any]) -> str:
     label = {"single": "one job per request, 32 connections", "single_light": "one job per request, 4 connections",
              "batch100": "100 jobs per request, 4 connections"}  # fmt: skip
     rows = [
-        "| submissions (SQLite, durable when answered) | jobs/s | p50 | p99 | server CPU per request |",
+        "| submissions (SQLite; durable when answered; each with a submission key) | jobs/s | p50 | p99 | "
+        "server CPU per request |",
         "|---|---:|---:|---:|---:|",
     ]
     for key, r in subs.items():

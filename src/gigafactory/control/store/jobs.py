@@ -72,14 +72,18 @@ def insert_jobs(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
 
 
 def _keyed_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The stored jobs of these (tenant, key) pairs, found through the (tenant, client_key) index."""
+    by_tenant: dict[str, set[str]] = {}
+    for tenant, key in keys:
+        by_tenant.setdefault(tenant, set()).add(key)
     found: dict[tuple[str, str], int] = {}
-    wanted = set(keys)
-    names = sorted({k for _, k in wanted})
-    for at in range(0, len(names), 10_000):
-        q = select(jobs.c.tenant, jobs.c.client_key, jobs.c.id).where(jobs.c.client_key.in_(names[at : at + 10_000]))
-        for tenant, key, jid in conn.execute(q):
-            if (tenant, key) in wanted:
-                found[(tenant, key)] = int(jid)
+    for tenant, names in by_tenant.items():
+        ordered = sorted(names)
+        for at in range(0, len(ordered), 10_000):
+            q = select(jobs.c.client_key, jobs.c.id).where(
+                jobs.c.tenant == tenant, jobs.c.client_key.in_(ordered[at : at + 10_000])
+            )
+            found.update(((tenant, key), int(jid)) for key, jid in conn.execute(q))
     return found
 
 
