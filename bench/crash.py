@@ -2,8 +2,8 @@
 
     python bench/crash.py [--jobs 3000] [--kills 100] [--db postgresql+psycopg://…]
 
-Writes ``bench/results/crash.json``: jobs, kills, wall time, final states and any problem found (there must be
-none).
+Writes ``bench/results/crash.json`` (``crash_postgresql.json`` with ``--db``): jobs, kills, wall time, final
+states and any problem found (there must be none).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> int:
         "store": "postgresql" if args.db else "sqlite",
     }
     print(json.dumps(result, indent=2))
-    print(f"wrote {write_result('crash', result)}")
+    print(f"wrote {write_result('crash' if args.db is None else 'crash_postgresql', result)}")
     return 0 if r.ok else 1
 
 

@@ -176,6 +176,14 @@ def api_load(doc: dict[str, Any]) -> str:
 
 
 def crash(doc: dict[str, Any]) -> str:
+    text = _crash_line(doc)
+    pg = RESULTS / "crash_postgresql.json"
+    if pg.exists():
+        text += "\n\n" + _crash_line(json.loads(pg.read_text()))
+    return text
+
+
+def _crash_line(doc: dict[str, Any]) -> str:
     states = ", ".join(f"{v:,} {k}" for k, v in sorted(doc["states"].items()))
     verdict = "no job lost, none run twice, every final state right" if doc["ok"] else f"PROBLEMS: {doc['problems']}"
     return (
