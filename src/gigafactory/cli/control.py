@@ -381,6 +381,7 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
     import sys
     import threading
 
+    from gigafactory.control.executors import LocalExecutor
     from gigafactory.control.serve import serve_api
 
     if (out / "gigafactory.db").exists():
@@ -424,7 +425,12 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
                 time.sleep(1.0)
             done = sum(1 for s in seen.values() if s == "completed")
             console.print(f"all {len(ids)} jobs ended ({done} completed, {len(ids) - done} failed as intended); "
-                          f"the dashboard stays up at {url}/ (Ctrl-C to stop)")  # fmt: skip
+                          f"the dashboard stays up at {url}/ (Ctrl-C to stop)", soft_wrap=True)  # fmt: skip
 
-    serve_api(cfg, host="127.0.0.1", port=port, on_ready=lambda: threading.Thread(target=drive, daemon=True).start(),
-              stop_after_s=seconds)  # fmt: skip
+    try:
+        serve_api(cfg, host="127.0.0.1", port=port, stop_after_s=seconds,
+                  on_ready=lambda: threading.Thread(target=drive, daemon=True).start())  # fmt: skip
+    finally:
+        left = LocalExecutor(out).stop_all()  # a demo leaves nothing running behind it
+        if left:
+            console.print(f"stopped {left} job(s) still running")

@@ -132,6 +132,19 @@ class LocalExecutor:
                     out.append(Report(job_id, attempt, "interrupted", None, "the runner died without an exit code"))
         return out
 
+    def stop_all(self) -> int:
+        """Stop every attempt still running under this data directory (the demo does this when it ends; a real
+        control plane leaves jobs running across its own restarts). Returns how many were stopped."""
+        stopped = 0
+        for pidfile in self.root.glob("*/*/pid"):
+            d = pidfile.parent
+            pid = _read_int(pidfile)
+            if pid is not None and not (d / "exit_code").exists() and _alive(pid, d):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                    stopped += 1
+        return stopped
+
     def nodes(self) -> list[NodeReport]:
         return []
 
