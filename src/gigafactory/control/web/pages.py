@@ -157,37 +157,34 @@ def install_pages(app: FastAPI) -> None:
             rows = queue(conn, None if p.admin else p.tenant, 500)
         return render("queue.html", request, p, rows=rows, names=site.node_names)
 
+    def usage_window(p: accounts.Principal, hours: float) -> tuple[np.ndarray, list[dt.datetime], dict[str, Any]]:
+        """GPUs in use per tenant over the last ``hours`` (a tenant sees only itself): times, as dates, series."""
+        now = time.time()
+        with store.connect() as conn:
+            x, series = utilisation_series(
+                conn, since=now - hours * 3600, until=now, tenant=None if p.admin else p.tenant
+            )
+        return x, [dt.datetime.fromtimestamp(t) for t in x], series
+
     @app.get("/tenants", include_in_schema=False)
     def tenants_page(request: Request, hours: Annotated[float, Query(gt=0, le=24 * 366)] = 24.0) -> HTMLResponse:
         p = signed_in(request)
-        now = time.time()
-        only = None if p.admin else p.tenant
         with store.connect() as conn:
-            summaries = tenant_summaries(conn, only)
-            x, series = utilisation_series(conn, since=now - hours * 3600, until=now, tenant=only)
+            summaries = tenant_summaries(conn, None if p.admin else p.tenant)
+        x, xs, series = usage_window(p, hours)
         fig = go.Figure()
-        xs = [dt.datetime.fromtimestamp(t) for t in x]
         for s in summaries:
-            y = series.get(s["name"], np.zeros(len(x)))
-            line = fig.add_trace(go.Scatter(x=xs, y=y, mode="lines", name=f"{s['name']} used"))
-            del line
-            owed = s["share_fraction"] * site.num_gpus
-            fig.add_trace(
-                go.Scatter(
-                    x=xs, y=np.full(len(x), owed), mode="lines", line={"dash": "dash"}, name=f"{s['name']} share"
-                )
-            )
+            fig.add_trace(go.Scatter(x=xs, y=series.get(s["name"], np.zeros(len(x))), mode="lines",
+                                     name=f"{s['name']} used"))  # fmt: skip
+            owed = np.full(len(x), s["share_fraction"] * site.num_gpus)
+            fig.add_trace(go.Scatter(x=xs, y=owed, mode="lines", line={"dash": "dash"}, name=f"{s['name']} share"))
         fig.update_layout(title=f"GPUs in use against share, last {hours:g} h", yaxis_title="GPUs")
         return render("tenants.html", request, p, tenants=summaries, chart=figure_div(fig), hours=hours)
 
     @app.get("/utilisation", include_in_schema=False)
     def utilisation_page(request: Request, hours: Annotated[float, Query(gt=0, le=24 * 366)] = 6.0) -> HTMLResponse:
         p = signed_in(request)
-        now = time.time()
-        only = None if p.admin else p.tenant
-        with store.connect() as conn:
-            x, series = utilisation_series(conn, since=now - hours * 3600, until=now, tenant=only)
-        xs = [dt.datetime.fromtimestamp(t) for t in x]
+        x, xs, series = usage_window(p, hours)
         fig = go.Figure()
         for name in sorted(series):
             fig.add_trace(go.Scatter(x=xs, y=series[name] / site.num_gpus, stackgroup="one", name=name))
@@ -195,7 +192,7 @@ def install_pages(app: FastAPI) -> None:
         fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
         total = sum(series.values(), np.zeros(len(x)))
         mean = float(total.mean() / site.num_gpus) if len(x) else 0.0
-        span = _span(now - float(x[0])) if len(x) else f"{hours:g} h"
+        span = _span(time.time() - float(x[0])) if len(x) else f"{hours:g} h"
         return render("utilisation.html", request, p, chart=figure_div(fig), hours=hours, mean=mean, span=span)
 
     @app.get("/jobs/{job_id}", include_in_schema=False)
