@@ -302,3 +302,26 @@ def test_a_retried_submission_is_one_job(plane: Plane, api: TestClient) -> None:
     assert other != a
     r = api.post("/api/v1/jobs", json={**body, "key": "no spaces allowed"}, headers=own)
     assert r.status_code == 422 and r.json()["error"]["field"] == "body.key"
+
+
+def test_authorisation_matrix_of_the_pages(plane: Plane, api: TestClient, jobs_of_lab_a: tuple[int, int]) -> None:
+    """The dashboard signs in by cookie: no or a bad cookie goes to the sign-in page; a tenant sees its own job."""
+    done, _ = jobs_of_lab_a
+    cookie = {"none": None, "bad": "gf_not-a-real-token", "other": plane.tokens[OTHER], "own": plane.tokens[OWN],
+              "admin": plane.admin_token}  # fmt: skip
+    signed = {"none": 303, "bad": 303, "other": 200, "own": 200, "admin": 200}
+    pages = [("/", signed), ("/queue", signed), ("/tenants", signed), ("/utilisation", signed),
+             (f"/jobs/{done}", {**signed, "other": 404}), ("/login", dict.fromkeys(WHO, 200)),
+             ("/static/plotly.min.js", dict.fromkeys(WHO, 200))]  # fmt: skip
+    failures = []
+    for path, expected in pages:
+        for who in WHO:
+            api.cookies.clear()
+            if cookie[who]:
+                api.cookies.set("gf_token", cookie[who])
+            r = api.get(path, follow_redirects=False)
+            if r.status_code != expected[who]:
+                failures.append(f"{path} as {who}: {r.status_code}, expected {expected[who]}")
+            if r.status_code == 303:
+                assert r.headers["location"].startswith("/login?next=")
+    assert failures == []
