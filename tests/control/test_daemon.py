@@ -195,3 +195,34 @@ def test_the_daemon_process_forecasts_starts_in_a_forked_child(plane) -> None:  
         with plane.store.begin() as conn:
             inbox.append(conn, "cancel", job_id=big)
         run_until(plane.daemon(), ended(plane, big))
+
+
+def test_a_start_that_never_ran_is_started_again_by_a_later_daemon(plane, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A start was carried out, but its runner never claimed the attempt (the machine lost it) and the daemon
+    restarted too: the new executor finds the launch on disk and starts it once."""
+    import json
+    import time
+
+    from gigafactory.control.executors import LocalExecutor
+
+    d = plane.daemon()
+    (jid,) = submit(plane, {"command": ["sh", "-c", "echo ran"], "gpus": 1})
+    d.step()  # decided and carried out: the runner starts and finishes
+    attempt = plane.cfg.data_dir / f"jobs/{jid}/1"
+    run_until(d, lambda: (attempt / "exit_code").exists())
+    # Rewind the attempt to "started but never claimed", as if the runner had been lost before it ran.
+    launch = json.loads((attempt / "launch.json").read_text())
+    for name in ("exit_code", "pid", "stdout.log", "stderr.log"):
+        (attempt / name).unlink(missing_ok=True)
+    (attempt / "claim").rmdir()
+    assert launch["command"] == ["sh", "-c", "echo ran"] and launch["tenant"] == "lab-a"
+    ex = LocalExecutor(plane.cfg.data_dir, unclaimed_retry_s=0.2)
+    assert ex.poll({jid: 1}) == []  # first sight: give the runner time
+    time.sleep(0.3)
+    assert ex.poll({jid: 1}) == []  # started again from launch.json
+    deadline = time.monotonic() + 10
+    while not (reports := ex.poll({jid: 1})):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert [(r.kind, r.exit_code) for r in reports] == [("finished", 0)]
+    assert (attempt / "stdout.log").read_text() == "ran\n" and ex.claims(jid) == [1]

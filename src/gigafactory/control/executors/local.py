@@ -16,6 +16,7 @@ the attempt was lost (interrupted); no claim yet means it has not started, and a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -50,8 +51,9 @@ UNCLAIMED_RETRY_S = 10.0
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, unclaimed_retry_s: float = UNCLAIMED_RETRY_S) -> None:
         self.data_dir = data_dir
+        self.unclaimed_retry_s = unclaimed_retry_s
         self.root = data_dir / "jobs"
         self.root.mkdir(parents=True, exist_ok=True)
         self.runner = data_dir / "runner.sh"
@@ -80,7 +82,10 @@ class LocalExecutor:
             "GIGAFACTORY_NODES": ",".join(launch.nodes),
             "GIGAFACTORY_TENANT": launch.tenant,
         }
-        (d / "launch.json").write_text(json.dumps({"command": launch.command, "nodes": launch.nodes, "gpus": gpus}))
+        # What was launched, whole: a later daemon process can start it again if the runner never claimed it.
+        tmp = d / "launch.tmp"
+        tmp.write_text(json.dumps({**dataclasses.asdict(launch), "cuda_visible_devices": gpus}))
+        tmp.replace(d / "launch.json")
         # `setsid -f` detaches the runner at once (a session of its own, not our child): the daemon holds no
         # process handles, and its death (or kill -9) leaves every job running.
         subprocess.run(  # the tenant's command: what it is for
@@ -116,8 +121,10 @@ class LocalExecutor:
                 if started is None:
                     # Carried out before this process started (a restart): give the runner time, then start again.
                     self._started_at[(job_id, attempt)] = now
-                elif now - started > UNCLAIMED_RETRY_S and (job_id, attempt) in self._launches:
-                    self.start(self._launches[(job_id, attempt)])
+                elif now - started > self.unclaimed_retry_s:
+                    again = self._launches.get((job_id, attempt)) or _read_launch(d)
+                    if again is not None:
+                        self.start(again)
                 continue
             pid = self._runner_pid(d)
             if pid is None:
@@ -162,6 +169,15 @@ class LocalExecutor:
     @staticmethod
     def _runner_pid(d: Path) -> int | None:
         return _read_int(d / "pid")
+
+
+def _read_launch(d: Path) -> Launch | None:
+    try:
+        data = json.loads((d / "launch.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    data.pop("cuda_visible_devices", None)
+    return Launch(**data)
 
 
 def _read_int(path: Path) -> int | None:
