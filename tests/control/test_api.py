@@ -191,6 +191,11 @@ def test_bad_json_and_batches(plane: Plane, api: TestClient) -> None:
     r = api.get("/api/v1/jobs", params={"state": "sleeping"}, headers=admin)
     assert r.status_code == 422 and r.json()["error"]["field"] == "query.state.0"
     assert api.get("/api/v1/jobs/0", headers=admin).status_code == 422
+    r = api.get("/api/v1/nodes", params={"state": "broken"}, headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "query.state.0"
+    assert [n["name"] for n in api.get("/api/v1/nodes", params={"limit": 2, "offset": 1}, headers=admin).json()] == [
+        "u00001", "u00002"
+    ]  # fmt: skip
     assert api.get("/api/v1/jobs/999", headers=admin).status_code == 404
     r = api.post("/api/v1/admin/nodes/nowhere/drain", headers=admin)
     assert r.status_code == 404 and "nowhere" in r.json()["error"]["message"]

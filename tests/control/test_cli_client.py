@@ -71,6 +71,13 @@ def test_admin_commands_and_errors(live: LiveServer) -> None:
     who = gf(live, "nodes", token=tok)
     assert who.returncode == 0 and "u00000" in who.stdout
     assert gf(live, "admin", "drain", "u00001", "--reason", "bad fan").returncode == 0
+    with Client(live.url, live.plane.admin_token) as c:
+        deadline = time.monotonic() + 20
+        while c.nodes(["drained"]) == []:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    drained = gf(live, "nodes", "--state", "drained").stdout.splitlines()
+    assert [line.split()[0] for line in drained[1:]] == ["u00001"] and "bad fan" in drained[1]
     bad = gf(live, "admin", "drain", "u00001", token=tok)
     assert bad.returncode != 0 and "admin token" in bad.stderr and "Traceback" not in bad.stderr
     # Bad input: a clear one-line error and a non-zero exit, no traceback.

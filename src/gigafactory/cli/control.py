@@ -239,10 +239,14 @@ def usage(
     console.print(table)
 
 
-def nodes(url: Url = DEFAULT_URL, token: Token = None) -> None:
-    """Nodes with their state and GPUs in use (like ``sinfo -N``)."""
+def nodes(
+    state: Annotated[list[str] | None, typer.Option(help="only nodes in this state: up, down, drained")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Nodes with their state and GPUs in use (like ``sinfo -N``; ``--state down`` like ``sinfo -R``)."""
     with _client(url, token) as c:
-        rows = c.nodes()
+        rows = c.nodes(state)
     table = Table(box=None, header_style="bold")
     for col in ("NODE", "MODEL", "GPUS", "USED", "STATE", "REASON"):
         table.add_column(col)

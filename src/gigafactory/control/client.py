@@ -141,8 +141,8 @@ class Client:
     def usage(self, since: float = 0.0) -> dict[str, Any]:
         return dict(self.request("GET", "/usage", params={"since": since}))
 
-    def nodes(self) -> list[dict[str, Any]]:
-        return list(self.request("GET", "/nodes"))
+    def nodes(self, states: list[str] | None = None) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/nodes", params={"state": states} if states else None))
 
     # ---- admin -----------------------------------------------------------------------------------------------
     def put_tenant(self, name: str, **body: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
@@ -339,9 +339,18 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         return m.UsageOut(since=since, gpu_hours={t: v / 3600.0 for t, v in spent.items()})
 
     @app.get(f"{API}/nodes", response_model=list[m.NodeOut], tags=["site"])
-    def nodes(p: Who) -> list[m.NodeOut]:
+    def nodes(
+        p: Who,
+        state: Annotated[list[Literal["up", "down", "drained"]] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1_000_000)] = 1_000_000,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    ) -> list[m.NodeOut]:
+        """Nodes in site order, with their state and GPUs in use; ``state=down`` lists what needs a technician."""
         with store.connect() as conn:
             rows, used = node_use(conn)
+        if state is not None:
+            rows = [r for r in rows if r["state"] in state]
+        rows = rows[offset : offset + limit]
         return [
             m.NodeOut(
                 index=r["idx"],
