@@ -30,7 +30,7 @@ from gigafactory.core.placement import Placement, split_by_weight
 from gigafactory.core.status import Status
 from gigafactory.policy.base import PlaceContext
 
-__all__ = ["Placer", "cover", "group_nodes", "lexmin", "single_node_candidates"]
+__all__ = ["Placer", "cover", "group_nodes", "lexmin", "single_node_candidates", "tightest_group_nodes"]
 
 
 def group_nodes(starts: IntArray, groups: IntArray) -> IntArray:
@@ -64,6 +64,23 @@ def single_node_candidates(req: JobRequest, cap: Capacity, exclude: BoolArray | 
     if exclude is not None:
         ok &= ~exclude
     return np.flatnonzero(ok)
+
+
+def tightest_group_nodes(
+    hist: IntArray, whole: IntArray, starts: IntArray, req: JobRequest, cap: Capacity, exclude: BoolArray | None
+) -> IntArray | None:
+    """The nodes that can take ``req`` (whole GPUs) in the groups (domains or pods) with the fewest whole GPUs free
+    among those that can: the fast path of the consolidating policies. ``hist`` counts each group's nodes by
+    whole GPUs free, ``whole`` is each group's whole GPUs free, ``starts`` the groups' start offsets."""
+    ok = np.flatnonzero(hist[:, req.gpus :].any(axis=1))
+    if ok.size == 0:
+        return None
+    free = whole[ok]
+    nodes = group_nodes(starts, ok[free == free.min()])
+    nodes = nodes[cap.avail_whole[nodes] >= req.gpus]
+    if exclude is not None:
+        nodes = nodes[~exclude[nodes]]
+    return nodes if nodes.size else None
 
 
 def lexmin(cand: IntArray, keys: list[IntArray], rank: IntArray) -> int:

@@ -11,7 +11,7 @@ from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest
 from gigafactory.policy.base import PLACE, PolicyFactory
 from gigafactory.policy.place.best_fit import BestFit, leftover_key
-from gigafactory.policy.place.common import BoolArray, IntArray, group_nodes, lexmin
+from gigafactory.policy.place.common import BoolArray, IntArray, lexmin, tightest_group_nodes
 
 
 class Packing(BestFit):
@@ -23,17 +23,10 @@ class Packing(BestFit):
         return lexmin(cand, keys, topo.node_rank[cand])
 
     def quick_node(self, req: JobRequest, cap: Capacity, exclude: BoolArray | None) -> int | None:
-        ok = np.flatnonzero(cap.domain_hist[:, req.gpus :].any(axis=1))
-        if ok.size == 0:
-            return None
-        free = cap.domain_whole[ok]
-        nodes = group_nodes(cap.topo.domain_start, ok[free == free.min()])
-        nodes = nodes[cap.avail_whole[nodes] >= req.gpus]
-        if exclude is not None:
-            nodes = nodes[~exclude[nodes]]
-        if nodes.size == 0:
-            return None
         topo = cap.topo
+        nodes = tightest_group_nodes(cap.domain_hist, cap.domain_whole, topo.domain_start, req, cap, exclude)
+        if nodes is None:
+            return None
         keys = [cap.domain_whole[topo.node_domain[nodes]], cap.avail_whole[nodes]]
         return lexmin(nodes, keys, topo.node_rank[nodes])
 

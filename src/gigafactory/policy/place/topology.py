@@ -18,7 +18,15 @@ from gigafactory.core.status import Status
 from gigafactory.core.topology import Topology
 from gigafactory.policy.base import PLACE, PlaceContext, PolicyFactory
 from gigafactory.policy.place.best_fit import BestFit, leftover_key
-from gigafactory.policy.place.common import BoolArray, IntArray, _spread, cover, group_nodes, lexmin
+from gigafactory.policy.place.common import (
+    BoolArray,
+    IntArray,
+    _spread,
+    cover,
+    group_nodes,
+    lexmin,
+    tightest_group_nodes,
+)
 
 
 class TopologyAware(BestFit):
@@ -34,17 +42,10 @@ class TopologyAware(BestFit):
         return lexmin(cand, keys, topo.node_rank[cand])
 
     def quick_node(self, req: JobRequest, cap: Capacity, exclude: BoolArray | None) -> int | None:
-        ok = np.flatnonzero(cap.pod_hist[:, req.gpus :].any(axis=1))
-        if ok.size == 0:
-            return None
-        free = cap.pod_whole[ok]
-        nodes = group_nodes(cap.topo.pod_start, ok[free == free.min()])
-        nodes = nodes[cap.avail_whole[nodes] >= req.gpus]
-        if exclude is not None:
-            nodes = nodes[~exclude[nodes]]
-        if nodes.size == 0:
-            return None
         topo = cap.topo
+        nodes = tightest_group_nodes(cap.pod_hist, cap.pod_whole, topo.pod_start, req, cap, exclude)
+        if nodes is None:
+            return None
         keys = [cap.pod_whole[topo.node_pod[nodes]], cap.domain_whole[topo.node_domain[nodes]], cap.avail_whole[nodes]]
         return lexmin(nodes, keys, topo.node_rank[nodes])
 
