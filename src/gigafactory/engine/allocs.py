@@ -25,6 +25,7 @@ class AllocTable:
         self._size = 0
         self._dead = 0
         self._rows: dict[int, tuple[int, int]] = {}
+        self._mark = np.zeros(1024, np.bool_)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -59,7 +60,13 @@ class AllocTable:
     def held_by_others(self, jobs: list[int]) -> npt.NDArray[np.float64]:
         """Per node, the GPUs held by running jobs other than ``jobs``."""
         n = self._size
-        alive = self._alive[:n] & ~np.isin(self._job[:n], jobs)
+        ids = np.fromiter(jobs, np.int64, len(jobs))
+        top = int(max(ids.max(initial=0), self._job[:n].max(initial=0))) + 1
+        if self._mark.size < top:  # a flag per job id, kept clear between calls: membership without sorting
+            self._mark = np.zeros(max(top, 2 * self._mark.size), np.bool_)
+        self._mark[ids] = True
+        alive = self._alive[:n] & ~self._mark[self._job[:n]]
+        self._mark[ids] = False
         held: npt.NDArray[np.float64] = np.bincount(
             self._node[:n][alive], weights=self._gpus[:n][alive], minlength=self.num_nodes
         ).astype(np.float64)

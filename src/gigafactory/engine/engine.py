@@ -168,6 +168,7 @@ class Engine:
         self._planner = EndPlanner(self)
         self._res: Reservation | None = None
         self._res_version = 0
+        self._free_without: tuple[tuple[int, tuple[int, ...]], np.ndarray] | None = None
         self._res_at = -math.inf  # when computed
         self._res_stale = False  # something happened since that could let the head start earlier
         self._never_cache: dict[JobRequest, str | None] = {}
@@ -733,7 +734,14 @@ class Engine:
             return True
         cap = self.cap
         topo = self.topo
-        free = np.where(cap.schedulable, topo.node_gpus - self._allocs.held_by_others(jobs), 0.0)
+        # Waiting jobs of one class share their candidates (LAS: everything running in lower queues), and a
+        # pass over the queue asks for each of them while the capacity stands still: answer once per both.
+        key = (cap.version, tuple(jobs))
+        if self._free_without is not None and self._free_without[0] == key:
+            free = self._free_without[1]
+        else:
+            free = np.where(cap.schedulable, topo.node_gpus - self._allocs.held_by_others(jobs), 0.0)
+            self._free_without = (key, free)
         mask = cap.model_mask(req.models)
         if mask is not None:
             free = np.where(mask, free, 0.0)
