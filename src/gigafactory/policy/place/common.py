@@ -30,7 +30,15 @@ from gigafactory.core.placement import Placement, split_by_weight
 from gigafactory.core.status import Status
 from gigafactory.policy.base import PlaceContext
 
-__all__ = ["Placer", "cover", "group_nodes", "lexmin", "single_node_candidates", "tightest_group_nodes"]
+__all__ = [
+    "Placer",
+    "cover",
+    "gang_placement",
+    "group_nodes",
+    "lexmin",
+    "single_node_candidates",
+    "tightest_group_nodes",
+]
 
 
 def group_nodes(starts: IntArray, groups: IntArray) -> IntArray:
@@ -81,6 +89,23 @@ def tightest_group_nodes(
     if exclude is not None:
         nodes = nodes[~exclude[nodes]]
     return nodes if nodes.size else None
+
+
+def gang_placement(
+    chosen: list[int], k: int, rem: int, g: int, cap: Capacity, cpus: tuple[int, ...], mems: tuple[int, ...]
+) -> Placement:
+    """A gang on ``chosen``: all ``g`` GPUs of the first ``k`` nodes, and ``rem`` free GPUs of the last one."""
+    topo = cap.topo
+    ids = topo.node_gpu_ids
+    if not rem and len(chosen) > 8:
+        return Placement.on_whole_nodes(np.asarray(chosen, dtype=np.int64), ids, topo.gpu_start, g, cpus, mems)
+    node_gpus = [ids[n] for n in chosen[:k]]
+    if rem:
+        n = chosen[k]
+        start = int(topo.gpu_start[n])
+        free = cap.gpu_free[start : start + int(topo.node_gpus[n])].tolist()
+        node_gpus.append(tuple(start + i for i, f in enumerate(free) if f == 1000)[:rem])
+    return Placement(tuple(chosen), tuple(node_gpus), 1000, cpus, mems)
 
 
 def lexmin(cand: IntArray, keys: list[IntArray], rank: IntArray) -> int:
@@ -228,16 +253,7 @@ class Placer:
             if chosen is None:
                 reasons.append(f"not enough free {topo.models[m]} nodes")
                 continue
-            ids = topo.node_gpu_ids
-            if not rem and len(chosen) > 8:
-                return Placement.on_whole_nodes(np.asarray(chosen, dtype=np.int64), ids, topo.gpu_start, g, cpus, mems)
-            node_gpus = [ids[n] for n in chosen[:k]]
-            if rem:
-                n = chosen[k]
-                start = int(topo.gpu_start[n])
-                free = cap.gpu_free[start : start + int(topo.node_gpus[n])].tolist()
-                node_gpus.append(tuple(start + i for i, f in enumerate(free) if f == 1000)[:rem])
-            return Placement(tuple(chosen), tuple(node_gpus), 1000, cpus, mems)
+            return gang_placement(list(chosen), k, rem, g, cap, cpus, mems)
         return Status.unschedulable(*(reasons or ["no allowed GPU model on this site"]))
 
     def _choose_gang_nodes(

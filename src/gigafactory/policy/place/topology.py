@@ -23,6 +23,7 @@ from gigafactory.policy.place.common import (
     IntArray,
     _spread,
     cover,
+    gang_placement,
     group_nodes,
     lexmin,
     tightest_group_nodes,
@@ -117,14 +118,7 @@ class TopologyAware(BestFit):
             arr = np.asarray(picked, dtype=np.int64)
             if (cap.node_cpu[arr] < np.asarray(cpus)).any() or (cap.node_mem[arr] < np.asarray(mems)).any():
                 return None
-            ids = topo.node_gpu_ids
-            node_gpus = [ids[n] for n in picked[:k]]
-            if rem:
-                n = picked[k]
-                start = int(topo.gpu_start[n])
-                free_gpus = cap.gpu_free[start : start + int(topo.node_gpus[n])].tolist()
-                node_gpus.append(tuple(start + i for i, f in enumerate(free_gpus) if f == 1000)[:rem])
-            return Placement(tuple(picked), tuple(node_gpus), 1000, cpus, mems)
+            return gang_placement(picked, k, rem, g, cap, cpus, mems)
         return None
 
     def _choose_gang_nodes(
