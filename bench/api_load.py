@@ -191,9 +191,6 @@ class BenchExecutor:
     def nodes(self) -> list[Any]:
         return []
 
-    def log_path(self, job_id: int, attempt: int, stream: str) -> Path | None:
-        return None
-
 
 def cycle(tmp: Path, pending: int, steps: int) -> dict[str, Any]:
     from gigafactory.control.config import ControlConfig, init_control

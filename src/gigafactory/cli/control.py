@@ -56,6 +56,14 @@ def _when(t: float | None) -> str:
     return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def _table(*columns: str) -> Table:
+    """A plain table in the style of Slurm's commands: bold headers, no borders."""
+    table = Table(box=None, header_style="bold")
+    for col in columns:
+        table.add_column(col)
+    return table
+
+
 def _gpus(j: dict[str, Any]) -> str:
     return str(j["gpus"]) if j["gpu_milli"] == 1000 else f"{j['gpu_milli'] / 1000:g}"
 
@@ -155,9 +163,7 @@ def queue(
     """Running and waiting jobs with their estimated start, like ``squeue --start``."""
     with _client(url, token) as c:
         entries = c.queue(tenant)
-    table = Table(box=None, header_style="bold")
-    for col in ("JOBID", "TENANT", "NAME", "GPUS", "STATE", "POS", "START_TIME", "NODELIST(REASON)"):
-        table.add_column(col)
+    table = _table("JOBID", "TENANT", "NAME", "GPUS", "STATE", "POS", "START_TIME", "NODELIST(REASON)")
     for e in entries:
         j = e["job"]
         start = j["started_at"] if j["state"] == "running" else j["est_start"]
@@ -230,9 +236,7 @@ def usage(
     with _client(url, token) as c:
         spent = c.usage(since)["gpu_hours"]
         tenants = c.tenants()
-    table = Table(box=None, header_style="bold")
-    for col in ("TENANT", "SHARE", "GPUS NOW", "GPU-HOURS", "JOBS"):
-        table.add_column(col)
+    table = _table("TENANT", "SHARE", "GPUS NOW", "GPU-HOURS", "JOBS")
     for t in tenants:
         jobs = ", ".join(f"{k} {v}" for k, v in sorted(t["jobs"].items()))
         table.add_row(t["name"], f"{t['share']:g}", f"{t['gpus_running']:g}", f"{spent.get(t['name'], 0.0):.3f}", jobs)
@@ -247,9 +251,7 @@ def nodes(
     """Nodes with their state and GPUs in use (like ``sinfo -N``; ``--state down`` like ``sinfo -R``)."""
     with _client(url, token) as c:
         rows = c.nodes(state)
-    table = Table(box=None, header_style="bold")
-    for col in ("NODE", "MODEL", "GPUS", "USED", "STATE", "REASON"):
-        table.add_column(col)
+    table = _table("NODE", "MODEL", "GPUS", "USED", "STATE", "REASON")
     for n in rows:
         table.add_row(n["name"], n["model"], str(n["gpus"]), f"{n['gpus_used']:g}", n["state"], n["reason"])
     console.print(table)
@@ -296,9 +298,7 @@ def admin_tokens(url: Url = DEFAULT_URL, token: Token = None) -> None:
     """List tokens (not their secrets)."""
     with _client(url, token) as c:
         rows = c.tokens()
-    table = Table(box=None, header_style="bold")
-    for col in ("ID", "ROLE", "TENANT", "NAME", "CREATED", "REVOKED"):
-        table.add_column(col)
+    table = _table("ID", "ROLE", "TENANT", "NAME", "CREATED", "REVOKED")
     for t in rows:
         table.add_row(
             str(t["id"]), t["role"], t["tenant"] or "", t["name"], _when(t["created_at"]), "yes" if t["revoked"] else ""

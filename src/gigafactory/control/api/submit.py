@@ -25,8 +25,6 @@ class SubmissionWriter:
         self.max_batch = max_batch
         self._queue: asyncio.Queue[tuple[list[dict[str, Any]], asyncio.Future[list[int]]]] | None = None
         self._task: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.rows = 0
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -62,8 +60,6 @@ class SubmissionWriter:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            self.batches += 1
-            self.rows += len(rows)
             at = 0
             for batch, fut in pending:
                 if not fut.done():

@@ -155,10 +155,6 @@ class LocalExecutor:
     def nodes(self) -> list[NodeReport]:
         return []
 
-    def log_path(self, job_id: int, attempt: int, stream: str) -> Path | None:
-        path = self.attempt_dir(job_id, attempt) / f"{stream}.log"
-        return path if path.exists() else None
-
     def claims(self, job_id: int) -> list[int]:
         """The attempts of ``job_id`` that actually ran (for checks: each runs at most once)."""
         base = self.root / str(job_id)

@@ -203,10 +203,6 @@ class SlurmExecutor:
             reports[node] = NodeReport(node, "down" if down else "up", "" if reason == "none" else reason)
         return list(reports.values())
 
-    def log_path(self, job_id: int, attempt: int, stream: str) -> Path | None:
-        path = attempt_dir(self.data_dir, job_id, attempt) / f"{stream}.log"
-        return path if path.exists() else None
-
     # ---- helpers ---------------------------------------------------------------------------------------------
     def _sbatch_args(self, launch: Launch, d: Path) -> list[str]:
         per_node = [len(g) for g in launch.node_gpus]
