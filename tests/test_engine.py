@@ -8,6 +8,7 @@ import pytest
 
 from conftest import make_job
 from gigafactory.core import (
+    AttemptStopping,
     Code,
     InvariantError,
     Job,
@@ -16,6 +17,7 @@ from gigafactory.core import (
     JobFinished,
     JobId,
     JobInterrupted,
+    JobRestored,
     JobState,
     JobSubmitted,
     Locality,
@@ -29,6 +31,7 @@ from gigafactory.core import (
     StopReason,
     Tenant,
     TenantTree,
+    Tick,
     build_site,
 )
 from gigafactory.engine import Engine
@@ -281,3 +284,62 @@ def test_immediate_jobs_start_at_once_or_are_rejected() -> None:
 
 def immediate_job(i: int, gpus: int) -> Job:
     return replace(make_job(i, gpus), immediate=True)
+
+
+# ---- stopping takes time (hold_stopped, as the control plane runs the engine) ---------------------------------
+def test_a_cancelled_attempt_keeps_its_gpus_until_it_has_ended() -> None:
+    e = engine(hold_stopped=True)
+    e.handle([JobSubmitted(0, make_job(1, 8)), JobSubmitted(0, make_job(2, 8))])
+    acts = e.handle([JobCancelled(1, JobId(1))])
+    assert acts == [StopJob(1, JobId(1), 1, StopReason.CANCELLED, requeue=False)]  # job 2 does not start yet
+    assert e.state_of(1) is JobState.CANCELLED and e.held() == {1: 1}
+    assert e.placement_of(1, 1) is not None
+    assert e.handle([JobFinished(2, JobId(1), 2)]) == []  # a report of another attempt releases nothing
+    assert started(e.handle([JobInterrupted(3, JobId(1), 1, reason="stopped")])) == [2]
+    assert e.held() == {}
+
+
+def test_without_hold_a_cancelled_attempt_frees_its_gpus_at_once() -> None:
+    e = engine()
+    e.handle([JobSubmitted(0, make_job(1, 8)), JobSubmitted(0, make_job(2, 8))])
+    assert started(e.handle([JobCancelled(1, JobId(1))])) == [2]
+
+
+def test_a_requeued_job_waits_for_its_stopped_attempt_before_it_runs_again() -> None:
+    e = engine(hold_stopped=True)
+    e.handle([JobSubmitted(0, make_job(1, 4)), JobSubmitted(0, make_job(2, 4))])
+    acts = e.handle([NodeFailed(1, 0, reason="lost")])
+    assert [a.job_id for a in acts if isinstance(a, StopJob)] == [1]
+    assert e.state_of(1) is JobState.PENDING and e.pending() == []  # waiting out of the queue
+    assert "attempt 1 is stopping" in e.job(1).reason or e.story(1)[-1].reason.endswith("attempt 1 is stopping")
+    e.handle([NodeRepaired(2, 0)])
+    assert e.job(1).attempt == 1  # node 0 is back, but attempt 1 may still run there
+    acts = e.handle([JobInterrupted(3, JobId(1), 1, reason="gone")])
+    assert started(acts) == [1] and e.job(1).attempt == 2
+
+
+def test_preemption_waits_for_stopping_victims_and_stops_no_one_else() -> None:
+    site = "uniform:nodes=1,gpus=4"
+    # EASY: the GPUs being freed are reserved for the job that preempted (greedy would let a victim back on them).
+    e = Engine(build_site(site), "las:queues=2,threshold_gpu_h=1+easy+preempt+first-fit", validate=True,
+               hold_stopped=True)  # fmt: skip
+    e.handle([JobSubmitted(0, make_job(1, 2, est=10_000)), JobSubmitted(0, make_job(2, 2, est=10_000))])
+    acts = e.handle([JobSubmitted(1800, make_job(3, 4, est=100))])  # both are demoted by now
+    stopped = [a.job_id for a in acts if isinstance(a, StopJob)]
+    assert sorted(stopped) == [1, 2] and started(acts) == []
+    assert e.handle([Tick(1801)]) == []  # still stopping: nothing new is stopped or started
+    assert started(e.handle([JobInterrupted(1802, JobId(1), 1)])) == []
+    assert started(e.handle([JobFinished(1803, JobId(2), 1)])) == [3]
+
+
+def test_held_attempts_are_restored_after_a_restart() -> None:
+    e = engine(hold_stopped=True)
+    e.handle([JobSubmitted(0, make_job(1, 8)), JobSubmitted(0, make_job(2, 8))])
+    e.handle([JobCancelled(1, JobId(1))])
+    placement = e.placement_of(1, 1)
+    assert placement is not None
+    # A new engine from the driver's records: attempt 1 of job 1 is stopping, job 2 waits.
+    e2 = engine(hold_stopped=True)
+    e2.handle([AttemptStopping(5, JobId(1), 1, placement), JobRestored(5, make_job(2, 8), 0)])
+    assert e2.held() == {1: 1} and e2.pending() == [2]
+    assert started(e2.handle([JobFailed(6, JobId(1), 1, exit_code=143)])) == [2]

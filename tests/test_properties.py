@@ -152,3 +152,79 @@ def test_quick_node_choice_equals_the_full_scan(policy: str, fill: list[int], gp
         assert quick in (None, full)  # None only sends the request down the full path
         if mask is None:
             assert quick == full
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    site=st.sampled_from(SITES[:3]),
+    profile=st.sampled_from(["fifo+easy+first-fit", "las:queues=2,threshold_gpu_h=0.01+easy+preempt+best-fit",
+                             "fair-share+greedy+reclaim+packing", "sjf+greedy+preempt+first-fit"]),
+    script=st.lists(st.tuples(st.sampled_from(["submit", "submit", "cancel", "fail-node", "repair", "wait"]),
+                              st.integers(0, 50), st.integers(1, 8)), min_size=1, max_size=60),
+)  # fmt: skip
+def test_stopped_attempts_never_overlap_the_next_user_of_their_gpus(site: str, profile: str, script: list) -> None:  # type: ignore[type-arg]
+    """With ``hold_stopped`` (the control plane's engine), a stopped attempt keeps its GPUs until the driver says
+    it ended, so live attempts (running or stopping) never share a GPU and a job's attempts never overlap."""
+    from conftest import make_job
+    from gigafactory.core import (
+        JobCancelled,
+        JobFinished,
+        JobId,
+        JobInterrupted,
+        JobSubmitted,
+        NodeFailed,
+        NodeRepaired,
+        StartJob,
+        StopJob,
+        Tenant,
+        TenantTree,
+        Tick,
+    )  # fmt: skip
+    from gigafactory.engine import Engine
+
+    topo = build_site(site)
+    tenants = TenantTree([Tenant("a", 2.0), Tenant("b", 1.0)])
+    e = Engine(topo, profile, tenants=tenants, validate=True, hold_stopped=True)
+    live: dict[tuple[int, int], tuple[int, ...]] = {}  # (job, attempt) -> GPUs, while its "processes" run
+    stopping: list[tuple[int, int]] = []
+    t, next_id = 0.0, 1
+
+    def apply(actions: list[object]) -> None:
+        for a in actions:
+            if isinstance(a, StartJob):
+                assert all(j != a.job_id for j, _ in live), f"job {a.job_id} started while an attempt lives"
+                gpus = tuple(g for gs in a.placement.node_gpus for g in gs)
+                if a.placement.gpu_milli == 1000:
+                    taken = {g for k, gs in live.items() for g in gs if k[0] in whole}
+                    assert taken.isdisjoint(gpus), "a GPU was handed out while a live attempt used it"
+                    whole.add(a.job_id)
+                live[(a.job_id, a.attempt)] = gpus
+            elif isinstance(a, StopJob):
+                stopping.append((a.job_id, a.attempt))
+
+    whole: set[int] = set()
+    for kind, x, n in script:
+        t += 1.0
+        if kind == "submit":
+            apply(e.handle([JobSubmitted(t, make_job(next_id, min(n, topo.num_gpus), est=float(x + 1),
+                                                     tenant="ab"[next_id % 2]))]))  # fmt: skip
+            next_id += 1
+        elif kind == "cancel" and next_id > 1:
+            apply(e.handle([JobCancelled(t, JobId(1 + x % (next_id - 1)))]))
+        elif kind == "fail-node":
+            apply(e.handle([NodeFailed(t, x % topo.num_nodes)]))
+        elif kind == "repair":
+            apply(e.handle([NodeRepaired(t, x % topo.num_nodes)]))
+        elif stopping:  # one stopped attempt's processes are gone at last
+            job, attempt = stopping.pop(x % len(stopping))
+            live.pop((job, attempt), None)
+            apply(e.handle([JobInterrupted(t, JobId(job), attempt)]))
+        else:  # the running attempt that was started first finishes
+            running = [k for k in live if k[0] in e and e.placement_of(*k) is not None and k not in stopping]
+            if running:
+                job, attempt = running[0]
+                live.pop((job, attempt))
+                apply(e.handle([JobFinished(t, JobId(job), attempt)]))
+            else:
+                apply(e.handle([Tick(t)]))
+    assert set(e.held()) == {j for j, _ in stopping}

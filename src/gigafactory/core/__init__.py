@@ -15,6 +15,7 @@ from gigafactory.core.errors import (
     UserError,
 )
 from gigafactory.core.events import (
+    AttemptStopping,
     CheckpointWritten,
     Event,
     JobCancelled,
@@ -40,6 +41,7 @@ __all__ = [
     "SITE_PRESETS",
     "TERMINAL_STATES",
     "Action",
+    "AttemptStopping",
     "Capacity",
     "CheckpointWritten",
     "Code",

@@ -12,6 +12,7 @@ from gigafactory.core.jobs import Job, JobId
 from gigafactory.core.placement import Placement
 
 __all__ = [
+    "AttemptStopping",
     "CheckpointWritten",
     "Event",
     "JobCancelled",
@@ -82,6 +83,16 @@ class JobRestored(Event):
     placement: Placement | None = None
     started_s: float | None = None
     attained_gpu_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStopping(Event):
+    """After a restart: ``attempt`` of the job was stopped, and its processes may still hold ``placement``. Given
+    before the jobs are restored; the placement stays taken until a report says the attempt ended."""
+
+    job_id: JobId
+    attempt: int
+    placement: Placement
 
 
 @dataclass(frozen=True, slots=True)

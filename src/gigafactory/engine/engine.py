@@ -9,8 +9,17 @@ Who may change what (everything else only reads):
 * :meth:`Engine.handle` is the only entry point. It applies each event in turn, then runs one scheduling pass
   (with the ``rounds`` cycle policy, only on the ticks it asked for with :class:`~gigafactory.core.actions.Wake`).
 * ``_start`` / ``_end`` / ``_requeue`` are the only functions that move a job between states, and each writes
-  one transition-log entry. ``self.cap`` is changed only by ``_start`` and ``_release`` (allocate, release) and
-  by the node events (up, down, drain); ``self._usage`` only by ``_start`` and ``_release``.
+  one transition-log entry. ``self.cap`` is changed only by ``_start``, ``_release`` and ``_unhold`` (allocate,
+  release) and by the node events (up, down, drain); ``self._usage`` only by ``_start`` and ``_release``.
+
+**Stopping takes time** (``hold_stopped=True``, as the control plane runs it). In the twin a stopped attempt is gone
+at once. On real machines a cancelled, preempted or interrupted attempt's processes may take a while to die (a
+job that ignores SIGTERM lives until SIGKILL). With ``hold_stopped`` its placement stays allocated (*held*) until
+the driver reports that attempt ended (``JobFinished``, ``JobFailed`` or ``JobInterrupted`` for it; after a restart
+the driver hands held attempts back with ``AttemptStopping``, before the jobs), so no GPU is handed to another job while the old processes may still use it. A
+requeued job waits out of the queue until its held attempt ends, so two attempts of one job never overlap, and a
+job blocked only by held placements preempts no one else while they drain. Slurm's COMPLETING state is the same
+idea.
 
 A scheduling pass is incremental. It walks the queue in policy order (for a grouped order such as fair-share,
 tenant by tenant, re-ranking a tenant each time one of its jobs starts). A job its tenant's quota does not admit
@@ -23,7 +32,8 @@ Invariants (checked after every event when ``validate=True``):
 
 * no GPU, CPU or memory is allocated beyond its capacity, and the capacity columns agree with the running jobs;
 * no job starts before it was submitted;
-* every submitted job is in exactly one state, and the queue holds exactly the pending jobs;
+* every submitted job is in exactly one state, and the queue holds exactly the pending jobs not waiting for a
+  held attempt to end;
 * per-tenant GPUs held agree with the running jobs.
 """
 
@@ -41,6 +51,7 @@ from gigafactory.core.actions import Action, RejectJob, StartJob, StopJob, StopR
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.errors import InvariantError
 from gigafactory.core.events import (
+    AttemptStopping,
     CheckpointWritten,
     Event,
     JobCancelled,
@@ -140,8 +151,10 @@ class Engine:
         seed: int = 0,
         validate: bool = False,
         keep_log: bool = True,
+        hold_stopped: bool = False,
     ) -> None:
         self.topo = topo
+        self.hold_stopped = hold_stopped
         self.profile = parse_profile(profile) if isinstance(profile, str) else profile
         self.tenants = tenants
         if tenants is not None:
@@ -187,6 +200,9 @@ class Engine:
         self._running_ranked: SortedList | None = SortedList() if ranked else None
         self._rerank: list[tuple[float, int, int]] = []
         self._empty = Capacity(topo)
+        # Stopped attempts whose processes may still run (``hold_stopped``): job id -> (attempt, placement).
+        self._held: dict[int, tuple[int, Placement]] = {}
+        self._awaiting: set[int] = set()  # requeued jobs kept out of the queue until their held attempt ends
 
     # ---- public queries -----------------------------------------------------------------------------------
     def job(self, job_id: int) -> JobRecord:
@@ -204,6 +220,20 @@ class Engine:
 
     def running(self) -> list[int]:
         return sorted(jid for _, jid in self._ends)
+
+    def held(self) -> dict[int, int]:
+        """Stopped attempts still holding their placement (``hold_stopped``): job id -> attempt."""
+        return {jid: attempt for jid, (attempt, _) in self._held.items()}
+
+    def placement_of(self, job_id: int, attempt: int) -> Placement | None:
+        """Where ``attempt`` of the job runs, or ran if it is held; None once it has ended and been released."""
+        held = self._held.get(job_id)
+        if held is not None and held[0] == attempt:
+            return held[1]
+        rec = self._jobs.get(job_id)
+        if rec is not None and rec.state is JobState.RUNNING and rec.attempt == attempt:
+            return rec.placement
+        return None
 
     def counts(self) -> dict[JobState, int]:
         return dict(self._counts)
@@ -323,20 +353,28 @@ class Engine:
             self._submit(ev.job, out)
         elif isinstance(ev, JobRestored):
             self._restore(ev)
+        elif isinstance(ev, AttemptStopping):
+            self._hold(ev.job_id, ev.attempt, ev.placement)
         elif isinstance(ev, JobFinished):
             rec = self._current(ev.job_id, ev.attempt)
             if rec is not None:
                 self._end(rec, JobState.COMPLETED, "finished", exit_code=0)
+            else:
+                self._unhold(ev.job_id, ev.attempt)
         elif isinstance(ev, JobFailed):
             rec = self._current(ev.job_id, ev.attempt)
             if rec is not None:
                 self._end(rec, JobState.FAILED, ev.reason or f"exit code {ev.exit_code}", exit_code=ev.exit_code)
+            else:
+                self._unhold(ev.job_id, ev.attempt)
         elif isinstance(ev, JobCancelled):
             self._cancel(ev, out)
         elif isinstance(ev, JobInterrupted):
             rec = self._current(ev.job_id, ev.attempt)
             if rec is not None:
                 self._requeue(rec, ev.reason)
+            else:
+                self._unhold(ev.job_id, ev.attempt)
         elif isinstance(ev, NodeFailed):
             self._node_down(ev, out)
         elif isinstance(ev, NodeRepaired):
@@ -402,7 +440,10 @@ class Engine:
         if ev.placement is None:
             self._transition(rec, JobState.PENDING, "restored")
             self._jobs[job.id] = rec
-            self._enqueue(rec)
+            if job.id in self._held:
+                self._awaiting.add(job.id)
+            else:
+                self._enqueue(rec)
             return
         pl = ev.placement
         started = ev.started_s if ev.started_s is not None else self.now
@@ -460,10 +501,11 @@ class Engine:
         self.stats.starts += 1
         out.append(StartJob(self.now, job.id, rec.attempt, pl))
 
-    def _release(self, rec: JobRecord) -> None:
+    def _release(self, rec: JobRecord, *, stopped: bool = False) -> None:
+        """The attempt is over for the schedule. With ``stopped`` (we stopped it) and ``hold_stopped``, its
+        placement stays allocated until the driver reports the attempt ended (see :meth:`_unhold`)."""
         pl = rec.placement
         assert pl is not None and rec.started_s is not None
-        self.cap.release(pl)
         self._stops += 1
         if self._running_ranked is not None:
             self._running_ranked.remove((rec.run_key, rec.job.id))
@@ -471,13 +513,45 @@ class Engine:
             self._res_stale = True
         self._ends.remove((rec.est_end, rec.job.id))
         self._allocs.remove(rec.job.id)
+        if stopped and self.hold_stopped:
+            self._hold(rec.job.id, rec.attempt, pl)
+        else:
+            self.cap.release(pl)
         self._usage.change(rec.job.tenant, -pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
         rec.attained_s += rec.job.request.gpu_equivalent * (self.now - rec.started_s)
 
-    def _end(self, rec: JobRecord, state: JobState, reason: str, exit_code: int | None = None) -> None:
+    def _hold(self, job_id: int, attempt: int, pl: Placement) -> None:
+        """Keep ``pl`` allocated for a stopped attempt. For planning it is free from now on: it is being stopped."""
+        if job_id in self._held:
+            raise InvariantError(f"job {job_id} would hold two stopped attempts")
+        if job_id not in self._jobs or self._jobs[job_id].state is not JobState.RUNNING:
+            self.cap.allocate(pl)  # restored after a restart: nothing holds it yet
+        self._held[job_id] = (attempt, pl)
+        self._allocs.add(job_id, pl.nodes, self.now, [len(g) * pl.gpu_milli / 1000.0 for g in pl.node_gpus])
+
+    def _unhold(self, job_id: int, attempt: int) -> None:
+        """A held attempt has ended: its placement is free, and a requeued job may be tried again."""
+        held = self._held.get(job_id)
+        if held is None or held[0] != attempt:
+            return  # a stale report
+        del self._held[job_id]
+        self._allocs.remove(job_id)
+        self.cap.release(held[1])
+        self._res_stale = True
+        if job_id in self._awaiting:
+            self._awaiting.discard(job_id)
+            rec = self._jobs[job_id]
+            rec.fail_epoch = -1
+            self._enqueue(rec)
+
+    def _end(
+        self, rec: JobRecord, state: JobState, reason: str, exit_code: int | None = None, *, stopped: bool = False
+    ) -> None:
         if rec.state is JobState.RUNNING:
-            self._release(rec)
+            self._release(rec, stopped=stopped)
             rec.placement = None  # a finished job's placement lives on in the log and the store, not here
+        elif rec.job.id in self._awaiting:
+            self._awaiting.discard(rec.job.id)
         else:
             self._queue.remove(rec)
         rec.end_s = self.now
@@ -485,26 +559,35 @@ class Engine:
         rec.exit_code = exit_code
         self._transition(rec, state, reason if state is not JobState.COMPLETED else "")
 
-    def _requeue(self, rec: JobRecord, reason: str) -> None:
-        self._release(rec)
+    def _requeue(self, rec: JobRecord, reason: str, *, stopped: bool = False) -> None:
+        """Back to the queue after an attempt. One this engine ``stopped`` may still be dying (``hold_stopped``):
+        the job then waits out of the queue until it has ended."""
+        self._release(rec, stopped=stopped)
         rec.placement = None
         rec.fail_epoch = -1
-        self._transition(rec, JobState.PENDING, reason)
-        self._enqueue(rec)
+        if rec.job.id in self._held:
+            self._transition(rec, JobState.PENDING, f"{reason}; attempt {rec.attempt} is stopping")
+            self._awaiting.add(rec.job.id)
+        else:
+            self._transition(rec, JobState.PENDING, reason)
+            self._enqueue(rec)
 
     def _cancel(self, ev: JobCancelled, out: list[Action]) -> None:
         rec = self._jobs.get(ev.job_id)
         if rec is None or rec.state.terminal:
             return
-        if rec.state is JobState.RUNNING:
+        running = rec.state is JobState.RUNNING
+        if running:
             out.append(StopJob(self.now, rec.job.id, rec.attempt, StopReason.CANCELLED, requeue=False))
-        self._end(rec, JobState.CANCELLED, ev.reason)
+        self._end(rec, JobState.CANCELLED, ev.reason, stopped=running)
 
     def _node_down(self, ev: NodeFailed, out: list[Action]) -> None:
         for jid in self._allocs.jobs_on(ev.node):
+            if jid in self._held:
+                continue  # already stopping
             rec = self._jobs[jid]
             out.append(StopJob(self.now, rec.job.id, rec.attempt, StopReason.NODE_FAILED, requeue=True))
-            self._requeue(rec, f"node {self.topo.node_names[ev.node]} {ev.reason}")
+            self._requeue(rec, f"node {self.topo.node_names[ev.node]} {ev.reason}", stopped=True)
         self.cap.set_node(ev.node, up=False)
         if self._res is not None and self._res.nodes.size and self._res.nodes[ev.node]:
             self._res = None
@@ -692,6 +775,8 @@ class Engine:
         if rec.preempt_version == self.cap.version:
             return None  # nothing has changed since preemption last could not make room for it
         rec.preempt_version = self.cap.version
+        if self._held and self._fits_once_held_end(rec, exclude):
+            return None  # attempts being stopped will make room: stop no one else
         candidates = self.profile.preempt.candidates(rec, self)
         if not candidates:
             return None
@@ -723,10 +808,18 @@ class Engine:
                     graceful=self.profile.preempt.graceful,
                 )
             )  # fmt: skip
-            self._requeue(victim, f"preempted for job {rec.job.id} ({self.profile.preempt.name})")
+            self._requeue(victim, f"preempted for job {rec.job.id} ({self.profile.preempt.name})", stopped=True)
             self.stats.preempted += 1
         rec.fail_epoch = -1
         return self._try(rec, ctx, exclude)
+
+    def _fits_once_held_end(self, rec: JobRecord, exclude: np.ndarray | None) -> bool:
+        trial = self.cap.copy()
+        for _, pl in self._held.values():
+            trial.release(pl)
+        if not trial.could_fit(rec.job.request):
+            return False
+        return isinstance(self.profile.place.place(rec.job, trial, PlaceContext(self._plan_rng, exclude)), Placement)
 
     def _could_fit_without(self, req: JobRequest, jobs: list[int]) -> bool:
         """A necessary condition for ``req`` to fit once ``jobs`` stop: counted in whole GPUs per node."""
@@ -778,7 +871,9 @@ class Engine:
         running = [r for r in self._jobs.values() if r.state is JobState.RUNNING]
         if any(r.placement is None for r in running):
             raise InvariantError("a running job has no placement")
-        self.cap.check([r.placement for r in running if r.placement is not None])
+        self.cap.check(
+            [r.placement for r in running if r.placement is not None] + [pl for _, pl in self._held.values()]
+        )
         counts = dict.fromkeys(JobState, 0)
         for r in self._jobs.values():
             counts[r.state] += 1
@@ -787,9 +882,11 @@ class Engine:
         if counts != self._counts:
             raise InvariantError(f"state counts {self._counts} disagree with the records {counts}")
         queued = self._queue.ids()
-        pending = {jid for jid, r in self._jobs.items() if r.state is JobState.PENDING}
+        pending = {jid for jid, r in self._jobs.items() if r.state is JobState.PENDING} - self._awaiting
         if set(queued) != pending or len(queued) != len(pending):
             raise InvariantError("the queue does not hold exactly the pending jobs")
+        if not self._awaiting <= set(self._held):
+            raise InvariantError("a requeued job waits for an attempt that is not held")
         ends = {jid for _, jid in self._ends}
         if ends != {r.job.id for r in running} or len(ends) != len(running):
             raise InvariantError("the end index does not hold exactly the running jobs")

@@ -58,7 +58,8 @@ def forecast_starts(
         tie += 1
     heapq.heapify(heap)
     starts: dict[int, float] = {}
-    batch: list[Event] = [Tick(now)]
+    # Attempts being stopped are assumed gone now (they get a grace period of seconds, not hours).
+    batch: list[Event] = [*(JobFinished(now, JobId(jid), a) for jid, a in sim.held().items()), Tick(now)]
     t = now
     events = 0
     while True:
