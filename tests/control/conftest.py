@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from gigafactory.control.config import ControlConfig, init_control
 from gigafactory.control.daemon import Daemon
-from gigafactory.control.executors import LocalExecutor
+from gigafactory.control.serve import make_executor
 from gigafactory.control.store import accounts
 from gigafactory.core.tenants import Tenant
 
@@ -76,12 +76,17 @@ class Plane:
     tokens: dict[str, str]  # tenant -> token
 
     def daemon(self, **kw: Any) -> Daemon:
-        return Daemon(self.store, LocalExecutor(self.cfg.data_dir), data_dir=self.cfg.data_dir, **kw)
+        return Daemon(self.store, make_executor(self.cfg, self.store), **kw)
+
+    @property
+    def jobs(self) -> Path:
+        """Where the attempts' directories are."""
+        return self.cfg.data_dir / "jobs"
 
 
 def make_plane(data_dir: Path, db: str | None = None, site: str = SITE, **kw: Any) -> Plane:
     cfg = ControlConfig(data_dir, db)
-    store = init_control(cfg, site=site, tenants=TENANTS, **kw)
+    store = init_control(cfg, site=site, tenants=TENANTS, kill_wait_s=kw.pop("kill_wait_s", 2), **kw)
     tokens = {}
     with store.begin() as conn:
         for t in TENANTS:

@@ -96,6 +96,13 @@ def jobs_of_lab_a(plane: Plane) -> tuple[int, int]:
     return done, running
 
 
+def browser_as(api: TestClient, token: str) -> None:
+    """Sign the test client in as a browser does: the form posts the token, and a session cookie comes back."""
+    api.cookies.clear()
+    r = api.post("/login", data={"token": token, "next": "/"}, follow_redirects=False)
+    assert r.status_code == 303 and token not in r.headers.get("set-cookie", "")
+
+
 def test_authorisation_matrix(plane: Plane, api: TestClient, jobs_of_lab_a: tuple[int, int]) -> None:
     done, running = jobs_of_lab_a
     failures = []
@@ -125,10 +132,10 @@ def test_nothing_crosses_tenants(plane: Plane, api: TestClient, jobs_of_lab_a: t
     everyone = {j["tenant"] for j in api.get("/api/v1/jobs", headers=as_(plane, "admin")).json()}
     assert everyone == {OWN, OTHER}
     # Pages too: another tenant's job page is a 404, the queue page lists none of lab-a's jobs.
-    api.cookies.set("gf_token", plane.tokens[OTHER])
+    browser_as(api, plane.tokens[OTHER])
     assert api.get(f"/jobs/{jobs_of_lab_a[0]}").status_code == 404
     assert "echo hello" not in api.get("/queue").text
-    api.cookies.set("gf_token", plane.tokens[OWN])
+    browser_as(api, plane.tokens[OWN])
     assert api.get(f"/jobs/{jobs_of_lab_a[0]}").status_code == 200
     api.cookies.clear()
     assert api.get("/queue", follow_redirects=False).status_code == 303  # to the login page
@@ -213,15 +220,19 @@ def test_submissions_are_durable_and_seen_by_the_daemon(tmp_path, db_url) -> Non
         with TestClient(create_app(plane.cfg, plane.store)) as api:
             own = as_(plane, "own")
             ids = api.post("/api/v1/jobs/batch", json={"jobs": [{"command": ["true"]}] * 5}, headers=own).json()["ids"]
-            (one,) = api.post("/api/v1/jobs", json={"command": [PY, "-c", "print(6*7)"]}, headers=own).json()["ids"]
+            (one,) = api.post("/api/v1/jobs", json={"command": ["sh", "-c", "echo $((6*7))"]}, headers=own).json()[
+                "ids"
+            ]
             assert len(set(ids)) == 5 and one > max(ids)
             d = plane.daemon()
             run_until(d, lambda: api.get(f"/api/v1/jobs/{one}", headers=own).json()["state"] == "completed")
             assert api.get(f"/api/v1/jobs/{one}/logs", headers=own).text == "42\n"
             listed = api.get("/api/v1/jobs", params={"state": "completed"}, headers=own).json()
             assert one in {j["id"] for j in listed}
-            health = api.get("/api/v1/health").json()
+            assert api.get("/api/v1/health").json() == {"status": "up"}  # to anyone: nothing more
+            health = api.get("/api/v1/health", headers=own).json()
             assert health["status"] == "ok" and health["store"] == ("sqlite" if db_url is None else "postgresql")
+            assert health["jobs"]["completed"] >= 1 and health["isolation"].startswith(("on", "off"))
     finally:
         plane.store.dispose()
 
@@ -258,7 +269,7 @@ def test_a_large_site_map_shows_racks(tmp_path: Path) -> None:
     with plane.store.begin() as conn:
         set_node_state(conn, 18 * 7 + 3, "down", "GPU XID 79")  # a node of rack 7
     with TestClient(create_app(plane.cfg, plane.store)) as api:
-        api.cookies.set("gf_token", plane.admin_token)
+        browser_as(api, plane.admin_token)
         page = api.get("/").text
     plane.store.dispose()
     assert page.count('class="rackcell') == 60 and 'class="node ' not in page
@@ -322,8 +333,10 @@ def test_authorisation_matrix_of_the_pages(plane: Plane, api: TestClient, jobs_o
     for path, expected in pages:
         for who in WHO:
             api.cookies.clear()
-            if cookie[who]:
-                api.cookies.set("gf_token", cookie[who])
+            if who == "bad":
+                api.cookies.set("gf_session", "gfs_not-a-real-session")
+            elif cookie[who]:
+                browser_as(api, cookie[who])
             r = api.get(path, follow_redirects=False)
             if r.status_code != expected[who]:
                 failures.append(f"{path} as {who}: {r.status_code}, expected {expected[who]}")

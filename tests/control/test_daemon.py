@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from gigafactory.control.executors.runner import proc_start
 from gigafactory.control.store import inbox
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.schema import actions, transitions, usage
 from gigafactory.control.store.site import node_rows
 
 from .conftest import make_plane, run_until
-
-PY = sys.executable
 
 
 def submit(plane, *specs: dict) -> list[int]:  # type: ignore[no-untyped-def]
@@ -47,8 +49,8 @@ def test_jobs_run_as_processes_with_their_gpus_logs_and_exit_codes(plane_db) -> 
     d = plane.daemon()
     ok, bad, frac = submit(
         plane,
-        {"command": [PY, "-c", "import os; print('gpus', os.environ['CUDA_VISIBLE_DEVICES'])"], "gpus": 3},
-        {"command": [PY, "-c", "import sys; print('oops', file=sys.stderr); sys.exit(7)"], "gpus": 1},
+        {"command": ["sh", "-c", "echo gpus $CUDA_VISIBLE_DEVICES"], "gpus": 3},
+        {"command": ["sh", "-c", "echo oops >&2; exit 7"], "gpus": 1},
         {"command": ["sh", "-c", "echo $CUDA_VISIBLE_DEVICES $GIGAFACTORY_JOB_ID"], "gpus": 1, "gpu_milli": 250},
     )
     run_until(d, ended(plane, ok, bad, frac))
@@ -65,28 +67,40 @@ def test_jobs_run_as_processes_with_their_gpus_logs_and_exit_codes(plane_db) -> 
     assert "oops" in (logs / str(bad) / "1" / "stderr.log").read_text()
     assert (logs / str(frac) / "1" / "stdout.log").read_text().split()[1] == str(frac)
     with plane.store.connect() as conn:
-        # Accounting: one usage record per ended attempt, GPU-seconds = GPUs × wall time.
+        # Accounting: one usage record per ended attempt, GPU-seconds = GPUs × the runner's own times.
         recs = conn.execute(select(usage).order_by(usage.c.job_id)).all()
         assert [(r.job_id, r.attempt) for r in recs] == [(ok, 1), (bad, 1), (frac, 1)]
         assert recs[0].gpus == 3 and recs[2].gpus == 0.25
-        assert all(r.gpu_seconds >= 0 and r.ended_at >= r.started_at for r in recs)
+        for r in recs:
+            ran = json.loads((logs / str(r.job_id) / "1" / "status.json").read_text())
+            assert (r.started_at, r.ended_at) == (ran["started"], ran["ended"])
+            assert r.gpu_seconds == pytest.approx(r.gpus * (ran["ended"] - ran["started"]))
         # The story: submitted -> pending -> running -> completed.
         states = [r.new for r in jobstore.story(conn, ok)]
         assert states == ["pending", "running", "completed"]
         assert conn.execute(select(actions).where(actions.c.done.is_(False))).all() == []
 
 
+def running_child(plane, jid: int, attempt: int = 1) -> int | None:  # type: ignore[no-untyped-def]
+    """The pid of the attempt's main process, once the runner has started it."""
+    try:
+        return int(json.loads((plane.jobs / f"{jid}/{attempt}/runner.json").read_text())["child"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+
+
 def test_a_running_job_is_cancelled_and_its_process_stopped(plane) -> None:  # type: ignore[no-untyped-def]
     d = plane.daemon()
     (jid,) = submit(plane, {"command": ["sleep", "60"], "gpus": 8})
-    run_until(d, lambda: job(plane, jid).state == "running" and (plane.cfg.data_dir / f"jobs/{jid}/1/pid").exists())
-    pid = int((plane.cfg.data_dir / f"jobs/{jid}/1/pid").read_text())
+    run_until(d, lambda: job(plane, jid).state == "running" and running_child(plane, jid) is not None)
+    pid = running_child(plane, jid)
     with plane.store.begin() as conn:
         inbox.append(conn, "cancel", job_id=jid, reason="cancelled by the test")
     run_until(d, ended(plane, jid))
     row = job(plane, jid)
     assert row.state == "cancelled" and "cancelled by the test" in row.reason
-    run_until(d, lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2])
+    run_until(d, lambda: d.engine.held() == {})  # its GPUs are free only once it is gone
+    assert proc_start(pid) is None
 
 
 def test_a_pending_job_waits_then_starts_when_gpus_free(plane) -> None:  # type: ignore[no-untyped-def]
@@ -138,20 +152,14 @@ def test_restart_recovers_running_and_pending_jobs(plane) -> None:  # type: igno
 
 
 def test_interrupted_attempt_is_requeued(plane) -> None:  # type: ignore[no-untyped-def]
-    """A runner that dies without an exit code (its machine went away) is an interruption: a new attempt runs."""
+    """A runner killed without writing an end (its machine went away) is an interruption: what it left running is
+    killed first, and only then does a new attempt run."""
     d = plane.daemon()
-    marker = plane.cfg.data_dir / "first"
-    script = (
-        f"import os, time\nif not os.path.exists({str(marker)!r}):\n"
-        f"    open({str(marker)!r}, 'w').close(); time.sleep(60)\n"
-    )
-    (jid,) = submit(plane, {"command": [PY, "-c", script], "gpus": 1, "ckpt_s": 60})
-    pidfile = plane.cfg.data_dir / f"jobs/{jid}/1/pid"
-    run_until(d, lambda: pidfile.exists() and marker.exists())
-    import os
-    import signal
-
-    os.killpg(int(pidfile.read_text()), signal.SIGKILL)  # the runner and the job die, no exit code written
+    script = 'if [ "$GIGAFACTORY_ATTEMPT" = 1 ]; then sleep 300 & sleep 301; fi'
+    (jid,) = submit(plane, {"command": ["sh", "-c", script], "gpus": 1, "ckpt_s": 60})
+    run_until(d, lambda: running_child(plane, jid) is not None)
+    runner = json.loads((plane.jobs / f"{jid}/1/runner.json").read_text())["pid"]
+    os.kill(runner, signal.SIGKILL)  # no end is written
     run_until(d, ended(plane, jid))
     row = job(plane, jid)
     assert (row.state, row.attempt) == ("completed", 2)
@@ -180,6 +188,7 @@ def test_the_daemon_process_forecasts_starts_in_a_forked_child(plane) -> None:  
         {"command": ["true"], "gpus": 8, "estimate_s": 60.0},
     )
     proc = subprocess.Popen([sys.executable, "-m", "gigafactory", "daemon", "--data-dir", str(plane.cfg.data_dir)])
+    plane.store.dispose()
     try:
         deadline = time.monotonic() + 30
         while job(plane, waiting).est_start is None:
@@ -200,7 +209,6 @@ def test_the_daemon_process_forecasts_starts_in_a_forked_child(plane) -> None:  
 def test_a_start_that_never_ran_is_started_again_by_a_later_daemon(plane, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A start was carried out, but its runner never claimed the attempt (the machine lost it) and the daemon
     restarted too: the new executor finds the launch on disk and starts it once."""
-    import json
     import time
 
     from gigafactory.control.executors import LocalExecutor
@@ -208,15 +216,15 @@ def test_a_start_that_never_ran_is_started_again_by_a_later_daemon(plane, tmp_pa
     d = plane.daemon()
     (jid,) = submit(plane, {"command": ["sh", "-c", "echo ran"], "gpus": 1})
     d.step()  # decided and carried out: the runner starts and finishes
-    attempt = plane.cfg.data_dir / f"jobs/{jid}/1"
-    run_until(d, lambda: (attempt / "exit_code").exists())
+    attempt = plane.jobs / f"{jid}/1"
+    run_until(d, ended(plane, jid))
     # Rewind the attempt to "started but never claimed", as if the runner had been lost before it ran.
     launch = json.loads((attempt / "launch.json").read_text())
-    for name in ("exit_code", "pid", "stdout.log", "stderr.log"):
+    for name in ("status.json", "runner.json", "stdout.log", "stderr.log", "starts"):
         (attempt / name).unlink(missing_ok=True)
     (attempt / "claim").rmdir()
     assert launch["command"] == ["sh", "-c", "echo ran"] and launch["tenant"] == "lab-a"
-    ex = LocalExecutor(plane.cfg.data_dir, unclaimed_retry_s=0.2)
+    ex = LocalExecutor(plane.jobs, unclaimed_retry_s=0.2)
     assert ex.poll({jid: 1}) == []  # first sight: give the runner time
     time.sleep(0.3)
     assert ex.poll({jid: 1}) == []  # started again from launch.json

@@ -31,7 +31,16 @@ DataDir = Annotated[
 ]
 Db = Annotated[
     str | None,
-    typer.Option("--db", help="store URL, e.g. postgresql+psycopg://user@host/db [default: SQLite in the data dir]"),
+    typer.Option(
+        "--db",
+        envvar="GIGAFACTORY_DB",
+        help="store URL, e.g. postgresql+psycopg://user@host/db; put a password in $GIGAFACTORY_DB rather than "
+        "here, where every user of the machine can read it [default: SQLite in the data dir]",
+    ),
+]
+JobsDir = Annotated[
+    Path | None,
+    typer.Option("--jobs-dir", help="where jobs' directories go (first start only) [default: DATA/jobs]"),
 ]
 Url = Annotated[str, typer.Option("--url", envvar="GIGAFACTORY_URL", help="the API's address")]
 Token = Annotated[
@@ -39,8 +48,8 @@ Token = Annotated[
 ]
 
 
-def _cfg(data_dir: Path | None, db: str | None) -> ControlConfig:
-    return ControlConfig(data_dir or default_data_dir(), db)
+def _cfg(data_dir: Path | None, db: str | None, jobs_dir: Path | None = None) -> ControlConfig:
+    return ControlConfig(data_dir or default_data_dir(), db, jobs_dir)
 
 
 def _client(url: str, token: str | None) -> Client:
@@ -71,11 +80,18 @@ def _gpus(j: dict[str, Any]) -> str:
 def serve(
     data_dir: DataDir = None,
     db: Db = None,
+    jobs_dir: JobsDir = None,
     site: Annotated[
-        str, typer.Option(help="site preset (first start only), e.g. hgx-h100:nodes=4")
-    ] = "hgx-h100:nodes=4",
-    executor: Annotated[str, typer.Option(help="local | slurm (first start only)")] = "local",
-    policy: Annotated[str, typer.Option(help="policy profile (first start only)")] = "fifo+easy+best-fit",
+        str | None,
+        typer.Option(help="site preset (first start only) [default: hgx-h100:nodes=4]"),
+    ] = None,
+    executor: Annotated[str | None, typer.Option(help="local | slurm (first start only) [default: local]")] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="policy profile (first start only) [default: fifo+easy+best-fit]")
+    ] = None,
+    kill_wait: Annotated[
+        float | None, typer.Option("--kill-wait", help="seconds between SIGTERM and SIGKILL when a job is stopped")
+    ] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8642,
     no_daemon: Annotated[
@@ -83,28 +99,25 @@ def serve(
     ] = False,
 ) -> None:
     """Run the control plane: the API, the dashboard, and a supervised daemon."""
-    cfg = _cfg(data_dir, db)
-    topology = None
-    if executor == "slurm":
-        from gigafactory.control.executors.slurm import site_from_slurm
+    from gigafactory.control.identity import isolation_note
 
-        topology = site_from_slurm()
-        site = f"slurm:{topology.name}"
-    init_control(cfg, site=site, executor=executor, profile=policy, topology=topology)
+    cfg = _cfg(data_dir, db, jobs_dir)
+    init_control(cfg, site=site, executor=executor, profile=policy, kill_wait_s=kill_wait)
     from gigafactory.control.serve import serve_api
 
     def ready() -> None:
         console.print(f"[bold]gigafactory[/] control plane on http://{host}:{port} (dashboard /, API /docs)")
-        console.print(f"admin token in {cfg.admin_token_file}")
+        console.print(f"data in {cfg.data_dir}; admin token in {cfg.admin_token_file}")
+        console.print(f"isolation {isolation_note()}")
 
     serve_api(cfg, host=host, port=port, daemon=not no_daemon, on_ready=ready)
 
 
-def daemon(data_dir: DataDir = None, db: Db = None) -> None:
-    """Run the daemon alone (``serve`` starts one for you)."""
+def daemon(data_dir: DataDir = None, db: Db = None, jobs_dir: JobsDir = None) -> None:
+    """Run the daemon alone (``serve`` starts one for you). It refuses to start while another holds the store."""
     from gigafactory.control.serve import run_daemon
 
-    run_daemon(_cfg(data_dir, db))
+    run_daemon(_cfg(data_dir, db, jobs_dir))
 
 
 def submit(
@@ -262,17 +275,25 @@ def nodes(
 @user_errors
 def admin_tenant(
     name: str,
-    share: Annotated[float, typer.Option(help="fair-share weight")] = 1.0,
-    parent: Annotated[str, typer.Option(help="parent account")] = "root",
+    share: Annotated[float | None, typer.Option(help="fair-share weight [new tenant: 1]")] = None,
+    parent: Annotated[str | None, typer.Option(help="parent account [new tenant: root]")] = None,
     guarantee: Annotated[int | None, typer.Option(help="GPUs guaranteed")] = None,
     limit: Annotated[int | None, typer.Option(help="GPUs at most")] = None,
+    unix_user: Annotated[
+        str | None, typer.Option("--unix-user", help="run its jobs as this account (as root; else a dynamic uid)")
+    ] = None,
+    max_jobs: Annotated[int | None, typer.Option("--max-jobs", help="jobs waiting at most [10,000]")] = None,
+    max_rate: Annotated[float | None, typer.Option("--max-rate", help="submissions per second at most [100]")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Create or change a tenant."""
+    """Create or change a tenant: options not given keep their values."""
+    given = {"share": share, "parent": parent, "guarantee": guarantee, "limit": limit, "unix_user": unix_user,
+             "max_jobs": max_jobs, "max_rate": max_rate}  # fmt: skip
     with _client(url, token) as c:
-        t = c.put_tenant(name, share=share, parent=parent, guarantee=guarantee, limit=limit)
-    console.print(f"tenant {t['name']}: share {t['share']:g} under {t['parent']}")
+        t = c.put_tenant(name, **{k: v for k, v in given.items() if v is not None})
+    runs_as = t.get("unix_user") or (f"uid {t['uid']}" if t.get("uid") is not None else "-")
+    console.print(f"tenant {t['name']}: share {t['share']:g} under {t['parent']}; its jobs run as {runs_as}")
 
 
 @admin_app.command("token")
@@ -347,22 +368,17 @@ def register(app: typer.Typer) -> None:
     app.add_typer(admin_app, name="admin")
 
 
-def _demo_jobs(python: str) -> list[dict[str, Any]]:
+def _demo_jobs() -> list[dict[str, Any]]:
+    """Nine small jobs for three tenants. They are POSIX shell, so that they run under any tenant's uid (the
+    control plane's own Python may sit where tenants cannot reach it)."""
+
     def job(tenant: str, name: str, gpus: float, seconds: int, code: int = 0) -> dict[str, Any]:
         script = (
-            "import os, sys, time\n"
-            f"print('{name}: training on GPUs', os.environ['CUDA_VISIBLE_DEVICES'], flush=True)\n"
-            f"for step in range({seconds}):\n"
-            "    time.sleep(1)\n"
-            "    print('step', step, 'loss', round(3.0 / (step + 1), 3), flush=True)\n"
-            f"sys.exit({code})\n"
+            f'echo "{name}: training on GPUs $CUDA_VISIBLE_DEVICES"; i=0; '
+            f'while [ $i -lt {seconds} ]; do sleep 1; echo "step $i loss $(awk "BEGIN{{printf \\"%.3f\\", '
+            f'3/($i+1)}}")"; i=$((i+1)); done; exit {code}'
         )
-        spec: dict[str, Any] = {
-            "tenant": tenant,
-            "name": name,
-            "command": [python, "-c", script],
-            "estimate_s": seconds,
-        }
+        spec: dict[str, Any] = {"tenant": tenant, "name": name, "command": ["sh", "-c", script], "estimate_s": seconds}
         if gpus < 1:
             spec.update(gpus=1, gpu_milli=round(gpus * 1000))
         else:
@@ -382,16 +398,16 @@ def _demo_jobs(python: str) -> list[dict[str, Any]]:
 def control_demo(out: Path, port: int, seconds: float | None) -> None:
     """Start a control plane on embedded defaults, submit real jobs, and serve the dashboard."""
     import shutil
-    import sys
     import threading
 
-    from gigafactory.control.executors import LocalExecutor
-    from gigafactory.control.serve import serve_api
+    from gigafactory.control.identity import isolation_note
+    from gigafactory.control.serve import make_executor, serve_api
 
-    if (out / "gigafactory.db").exists():
-        shutil.rmtree(out)  # a fresh demo each time (only a directory an earlier demo made)
     cfg = ControlConfig(out)
-    init_control(cfg, site="hgx-h100:nodes=4", executor="local", profile="fifo+easy+best-fit", tenants=DEMO_TENANTS)
+    if (cfg.data_dir / "gigafactory.db").exists():
+        shutil.rmtree(cfg.data_dir)  # a fresh demo each time (only a directory an earlier demo made)
+    store = init_control(cfg, site="hgx-h100:nodes=4", executor="local", profile="fifo+easy+best-fit",
+                         tenants=DEMO_TENANTS, kill_wait_s=3)  # fmt: skip
     admin = cfg.admin_token_file.read_text().strip()
     url = f"http://127.0.0.1:{port}"
 
@@ -402,15 +418,22 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
     def _drive() -> None:
         with Client(url, admin) as c:
             tokens = {t.name: c.create_token("tenant", t.name, "demo")["token"] for t in DEMO_TENANTS}
-            ids = c.submit_many(_demo_jobs(sys.executable))
+            ids = c.submit_many(_demo_jobs())
             console.print(
-                f"[bold]gigafactory demo[/]: a control plane with {len(c.nodes())} nodes, 32 GPUs (local executor)"
+                f"[bold]gigafactory demo[/]: a control plane with {len(c.nodes())} nodes, 32 GPUs (local executor), "
+                f"data in {cfg.data_dir}"
             )
+            console.print(f"isolation {isolation_note()}")
             console.print(f"submitted {len(ids)} real jobs for {', '.join(tokens)}")
-            console.print(f"dashboard: [cyan]{url}/login?token={admin}[/]  (admin)", soft_wrap=True)
+            console.print("sign-in links (each works once, within 10 minutes):")
+            console.print(f"  dashboard as the admin: [cyan]{c.sign_in_link()}[/]", soft_wrap=True)
             for name, tok in tokens.items():
-                console.print(f"  as tenant {name}: {url}/login?token={tok}", soft_wrap=True)
-            console.print(f"CLI: GIGAFACTORY_TOKEN={admin} gigafactory queue --url {url}", soft_wrap=True)
+                with Client(url, tok) as as_tenant:
+                    console.print(f"  as tenant {name}: {as_tenant.sign_in_link()}", soft_wrap=True)
+            console.print(
+                f"CLI: GIGAFACTORY_TOKEN=$(cat {cfg.admin_token_file}) .venv/bin/gigafactory queue --url {url}",
+                soft_wrap=True,
+            )
             seen: dict[int, str] = {}
             while True:
                 jobs = {j["id"]: j for j in c.jobs(limit=1000)}
@@ -435,6 +458,6 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
         serve_api(cfg, host="127.0.0.1", port=port, stop_after_s=seconds,
                   on_ready=lambda: threading.Thread(target=drive, daemon=True).start())  # fmt: skip
     finally:
-        left = LocalExecutor(out).stop_all()  # a demo leaves nothing running behind it
+        left = make_executor(cfg, store).stop_all()  # type: ignore[attr-defined]  # the demo leaves nothing behind
         if left:
             console.print(f"stopped {left} job(s) still running")

@@ -150,6 +150,10 @@ class Client:
             self.request("PUT", f"/admin/tenants/{name}", json={k: v for k, v in body.items() if v is not None})
         )
 
+    def sign_in_link(self) -> str:
+        """A one-time link (``URL/login?code=...``) that signs a browser in as this client's token."""
+        return self.url + str(self.request("POST", "/sign-in-links")["path"])
+
     def create_token(self, role: str, tenant: str | None = None, name: str = "") -> dict[str, Any]:
         return dict(self.request("POST", "/admin/tokens", json={"role": role, "tenant": tenant, "name": name}))
 

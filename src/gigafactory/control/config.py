@@ -1,14 +1,23 @@
 """Where a control plane keeps its things, and setting one up.
 
-A control plane lives in a data directory (default ``~/.gigafactory``): the SQLite store (unless ``--db`` names a
-PostgreSQL server), the jobs' working directories and logs, and the first admin token. :func:`init_control` makes a
-store ready: migrated, holding the site, the executor's name, the policy profile and an admin token.
+A control plane lives in a **data directory** (default ``~/.gigafactory``, or ``$GIGAFACTORY_HOME``). It belongs to
+the control plane alone (mode 0700) and holds the SQLite store (unless ``--db`` names a PostgreSQL server), the
+first admin token, the leases, and by default the jobs' directories (``jobs/``). Relative paths are made absolute
+at once, so nothing depends on the directory a command was started from.
+
+The jobs may live elsewhere (``--jobs-dir``): the Slurm executor needs a directory that the tenants' accounts can
+reach on every node, such as one on the cluster's shared file system.
+
+:func:`init_control` makes a store ready: migrated, holding the site, the executor's name, the policy profile, the
+jobs directory and an admin token. Those are chosen at the first start and kept: a later start need not repeat
+them, and may not change them.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,16 +28,27 @@ from gigafactory.control.store import accounts
 from gigafactory.control.store.db import default_url, get_meta, open_store, set_meta
 from gigafactory.control.store.schema import tenants as tenants_table
 from gigafactory.control.store.schema import tokens
-from gigafactory.control.store.site import save_site
+from gigafactory.control.store.site import load_site, save_site
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.presets import build_site
 from gigafactory.core.tenants import Tenant
 from gigafactory.core.topology import Topology
 from gigafactory.policy.profile import parse_profile
 
-__all__ = ["EXECUTORS", "ControlConfig", "default_data_dir", "init_control"]
+__all__ = [
+    "DEFAULTS",
+    "EXECUTORS",
+    "ControlConfig",
+    "default_data_dir",
+    "init_control",
+    "jobs_root",
+    "reachable_by_all",
+    "write_secret",
+]
 
 EXECUTORS = ("local", "slurm")
+# What a first start chooses when it is not told.
+DEFAULTS = {"site": "hgx-h100:nodes=4", "executor": "local", "profile": "fifo+easy+best-fit"}
 
 
 def default_data_dir() -> Path:
@@ -40,6 +60,12 @@ def default_data_dir() -> Path:
 class ControlConfig:
     data_dir: Path
     db: str | None = None  # a URL; None: SQLite in data_dir
+    jobs_dir: Path | None = None  # None: as recorded at the first start (default data_dir/jobs)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(os.path.abspath(self.data_dir)))
+        if self.jobs_dir is not None:
+            object.__setattr__(self, "jobs_dir", Path(os.path.abspath(self.jobs_dir)))
 
     @property
     def url(self) -> str:
@@ -50,42 +76,84 @@ class ControlConfig:
         return self.data_dir / "admin.token"
 
     def open(self) -> Store:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.data_dir.stat().st_uid == os.geteuid():
+            self.data_dir.chmod(0o700)  # the store, the tokens and the leases are the control plane's alone
         return open_store(self.url)
+
+
+def jobs_root(cfg: ControlConfig, store: Store) -> Path:
+    with store.connect() as conn:
+        recorded = get_meta(conn, "jobs_dir")
+    return Path(recorded) if recorded else cfg.data_dir / "jobs"
+
+
+def reachable_by_all(path: Path) -> Path | None:
+    """The first directory on the way to ``path`` that other users may not pass through, or None."""
+    for part in [*reversed(path.parents), path]:
+        try:
+            mode = part.stat().st_mode
+        except FileNotFoundError:
+            return None
+        if not mode & stat.S_IXOTH:
+            return part
+    return None
 
 
 def init_control(
     cfg: ControlConfig,
     *,
-    site: str = "uniform:nodes=4,gpus=8",
-    executor: str = "local",
-    profile: str = "fifo+easy+best-fit",
+    site: str | None = None,
+    executor: str | None = None,
+    profile: str | None = None,
     tenants: list[Tenant] | None = None,
     topology: Topology | None = None,
+    kill_wait_s: float | None = None,
 ) -> Store:
     """Open (and on first use set up) the store. Returns it; the first admin token is in ``cfg.admin_token_file``.
 
-    ``topology`` overrides ``site`` (the Slurm executor reads the site from the cluster).
+    ``site``, ``executor`` and ``profile`` are set at the first start (None: :data:`DEFAULTS`); later, None keeps
+    what the store has, and anything else must agree with it. ``topology`` overrides ``site`` (the Slurm executor
+    reads the site from the cluster). ``kill_wait_s`` (how long a stopped job has between SIGTERM and SIGKILL, like
+    Slurm's ``KillWait``) may be changed at any start.
     """
-    if executor not in EXECUTORS:
+    if kill_wait_s is not None and not 0 <= kill_wait_s <= 3600:
+        raise ConfigError(f"--kill-wait {kill_wait_s:g}: between 0 and 3600 seconds")
+    if executor is not None and executor not in EXECUTORS:
         raise ConfigError(f"--executor {executor!r}; known: {', '.join(EXECUTORS)}")
-    parse_profile(profile)  # a bad profile is an error now, not when the daemon starts
-    topo = topology if topology is not None else build_site(site)
+    if profile is not None:
+        parse_profile(profile)  # a bad profile is an error now, not when the daemon starts
     store = cfg.open()
     with store.begin() as conn:
-        save_site(conn, topo, site)
+        stored = load_site(conn)
+        if stored is None:
+            if topology is None and (executor or get_meta(conn, "executor")) == "slurm":
+                from gigafactory.control.executors.slurm import site_from_slurm
+
+                topology = site_from_slurm()
+                site = site or f"slurm:{topology.name}"
+            spec = site or DEFAULTS["site"]
+            save_site(conn, topology if topology is not None else build_site(spec), spec)
+        elif site is not None and site != stored[0]:
+            raise ConfigError(f"this store already holds site {stored[0]!r}; it cannot become {site!r}")
         if get_meta(conn, "plane_id") is None:
             # Names this control plane's work where others may see it (Slurm job names on a shared cluster).
             set_meta(conn, "plane_id", secrets.token_hex(3))
-        for key, value in (("executor", executor), ("profile", profile)):
+        jobs = str(cfg.jobs_dir) if cfg.jobs_dir is not None else None
+        for key, value in (("executor", executor), ("profile", profile), ("jobs_dir", jobs)):
             have = get_meta(conn, key)
             if have is None:
-                set_meta(conn, key, value)
-            elif have != value:
+                if value is not None or key in DEFAULTS:
+                    set_meta(conn, key, value or DEFAULTS[key])
+            elif value is not None and have != value:
                 raise ConfigError(f"this store runs with {key} {have!r}; it cannot switch to {value!r}")
+        if kill_wait_s is not None:
+            set_meta(conn, "kill_wait_s", f"{kill_wait_s:g}")
+        capacity = (load_site(conn) or ("", build_site(DEFAULTS["site"])))[1].num_gpus
         for t in tenants or ():
             if conn.execute(select(tenants_table.c.name).where(tenants_table.c.name == t.name)).first() is None:
-                accounts.put_tenant(conn, t, capacity_gpus=topo.num_gpus)
+                accounts.put_tenant(conn, t, capacity_gpus=capacity)
+        accounts.assign_uids(conn)
         has_admin = conn.execute(select(tokens.c.id).where(tokens.c.role == "admin")).first() is not None
         if not has_admin or not cfg.admin_token_file.exists():
             _, secret = accounts.create_token(conn, role="admin", tenant=None, name="first admin")
@@ -97,7 +165,7 @@ def write_secret(path: Path, secret: str) -> None:
     """Write a token readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secret + "\n")
     tmp.replace(path)

@@ -1,14 +1,17 @@
 """The crash test: kill -9 the daemon at random moments while it runs real jobs, restart it, and check that
-nothing was lost or done twice.
+nothing was lost or done twice, and that every attempt was billed exactly for the time it ran.
 
-Every job's command appends ``<job> <attempt>`` to one launch log (``O_APPEND``, so lines never interleave). At the
-end, every job must be in the state its command implies (exit 0: completed; exit 3: failed with code 3; cancelled
-while it slept: cancelled), each attempt that ran must have run exactly once, and accounting must hold exactly one
-usage record per attempt that ran. Used by the test suite (a few kills) and by ``bench/crash.py`` (a hundred).
+Every job's command first prints ``<job> <attempt>`` to its log, which the runner opens for appending, so an
+attempt that ran twice would show two lines. At the end, every job must be in the state its command implies
+(exit 0: completed; exit 3: failed with code 3; cancelled while it slept: cancelled), each attempt that ran must
+have run exactly once, nothing may still run, and accounting must hold exactly one usage record per attempt that
+ran, whose start and end are the runner's own records (within a second). Used by the test suite (a few kills) and
+by ``bench/crash.py`` (a hundred).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -21,7 +24,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gigafactory.control.config import ControlConfig, init_control
+from gigafactory.control.config import ControlConfig, init_control, jobs_root
+from gigafactory.control.executors.runner import proc_start
 from gigafactory.control.store import inbox
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.schema import jobs as jobs_table
@@ -40,6 +44,9 @@ class CrashResult:
     wall_s: float
     states: dict[str, int]
     problems: list[str] = field(default_factory=list)
+    billed_gpu_s: float = 0.0  # what the usage table holds
+    ran_gpu_s: float = 0.0  # what the runners recorded
+    worst_billing_error_s: float = 0.0  # the largest gap, per attempt, between the two
 
     @property
     def ok(self) -> bool:
@@ -48,10 +55,9 @@ class CrashResult:
 
 def _daemon(cfg: ControlConfig, log: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "gigafactory", "daemon", "--data-dir", str(cfg.data_dir)]
-    if cfg.db:
-        cmd += ["--db", cfg.db]
+    env = {**os.environ, "GIGAFACTORY_DB": cfg.db} if cfg.db else None
     with log.open("ab") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
 
 def crash_run(
@@ -68,9 +74,8 @@ def crash_run(
     """Run ``jobs`` short jobs through a daemon process that is killed ``kills`` times; check the outcome."""
     rng = random.Random(seed)
     cfg = ControlConfig(data_dir, db)
-    store = init_control(cfg, site=site, tenants=[Tenant("a"), Tenant("b")])
-    launches = data_dir / "launches.log"
-    record = f'echo "$GIGAFACTORY_JOB_ID $GIGAFACTORY_ATTEMPT" >> {launches}'
+    store = init_control(cfg, site=site, tenants=[Tenant("a"), Tenant("b")], kill_wait_s=2)
+    record = 'echo "$GIGAFACTORY_JOB_ID $GIGAFACTORY_ATTEMPT"'
     rows, expect = [], []
     for i in range(jobs):
         kind = rng.choices(["ok", "fail", "cancel"], weights=[90, 5, 5])[0]
@@ -89,7 +94,7 @@ def crash_run(
     want = dict(zip(ids, expect, strict=True))
     to_cancel = [jid for jid, k in want.items() if k == "cancel"]
 
-    log = data_dir / "daemon.log"
+    log = data_dir.parent / f"{data_dir.name}-daemon.log"
     t0 = time.monotonic()
     proc = _daemon(cfg, log)
     done_kills = 0
@@ -123,7 +128,7 @@ def crash_run(
         except subprocess.TimeoutExpired:
             proc.kill()
     wall = time.monotonic() - t0
-    return _check(store, data_dir, want, launches, done_kills, wall)
+    return _check(store, jobs_root(cfg, store), want, done_kills, wall)
 
 
 def _cancel(store, ids: list[int]) -> None:  # type: ignore[no-untyped-def]
@@ -132,13 +137,18 @@ def _cancel(store, ids: list[int]) -> None:  # type: ignore[no-untyped-def]
             inbox.append(conn, "cancel", job_id=jid, reason="cancelled by the crash test")
 
 
-def _check(store, data_dir: Path, want: dict[int, str], launches: Path, kills: int, wall: float) -> CrashResult:  # type: ignore[no-untyped-def]
+def _check(store, jobs: Path, want: dict[int, str], kills: int, wall: float) -> CrashResult:  # type: ignore[no-untyped-def]
     problems: list[str] = []
     with store.connect() as conn:
         rows = {r.id: r for r in conn.execute(select(jobs_table))}
-        used = Counter((r.job_id, r.attempt) for r in conn.execute(select(usage.c.job_id, usage.c.attempt)))
+        billed = list(conn.execute(select(usage)))
     store.dispose()
-    ran = Counter(tuple(int(x) for x in line.split()) for line in launches.read_text().splitlines() if line.strip())
+    used = Counter((r.job_id, r.attempt) for r in billed)
+    ran: Counter[tuple[int, int]] = Counter()
+    for log in jobs.glob("*/*/stdout.log"):
+        for line in log.read_text().splitlines():
+            if line.strip():
+                ran[(int(line.split()[0]), int(line.split()[1]))] += 1
     states = Counter(r.state for r in rows.values())
     for jid, kind in want.items():
         row = rows.get(jid)
@@ -162,16 +172,36 @@ def _check(store, data_dir: Path, want: dict[int, str], launches: Path, kills: i
     for (jid, a), n in used.items():
         if n > 1:
             problems.append(f"job {jid} attempt {a} was accounted {n} times")
-    # Cancelled jobs that were running are stopped: nothing of theirs is left behind.
-    for d in (data_dir / "jobs").glob("*/*/pid"):
-        pid = int(d.read_text() or 0)
-        if (
-            pid
-            and os.path.exists(f"/proc/{pid}")
-            and str(d.parent).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-        ):
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-            if stat != "Z":
-                problems.append(f"attempt {d.parent} still runs after the test")
-                os.killpg(pid, signal.SIGKILL)
-    return CrashResult(jobs=len(want), kills=kills, wall_s=wall, states=dict(states), problems=problems)
+    # Billing: each record against the runner's own start and end.
+    billed_s = ran_s = worst = 0.0
+    for u in billed:
+        status = _json(jobs / str(u.job_id) / str(u.attempt) / "status.json")
+        if status is None or "ended" not in status:
+            problems.append(f"job {u.job_id} attempt {u.attempt} was billed, but its runner recorded no end")
+            continue
+        start = status["started"] if status.get("started") is not None else status["ended"]
+        truth = u.gpus * (status["ended"] - start)
+        gap = max(abs(u.started_at - start), abs(u.ended_at - status["ended"]))
+        worst = max(worst, gap)
+        billed_s += u.gpu_seconds
+        ran_s += truth
+        if gap > 1.0:
+            problems.append(f"job {u.job_id} attempt {u.attempt} billed {u.started_at:.3f}-{u.ended_at:.3f}, "
+                            f"ran {start:.3f}-{status['ended']:.3f}")  # fmt: skip
+    # Nothing of any attempt is left running.
+    for info in jobs.glob("*/*/runner.json"):
+        record = _json(info) or {}
+        pid = record.get("pid")
+        if isinstance(pid, int) and proc_start(pid) == record.get("start"):
+            problems.append(f"the runner of {info.parent} still runs after the test")
+            os.kill(pid, signal.SIGTERM)
+    return CrashResult(jobs=len(want), kills=kills, wall_s=wall, states=dict(states), problems=problems,
+                       billed_gpu_s=billed_s, ran_gpu_s=ran_s, worst_billing_error_s=worst)  # fmt: skip
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

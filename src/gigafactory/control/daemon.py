@@ -11,12 +11,26 @@ Each turn of the loop (:meth:`Daemon.step`):
 
 Because decisions are durable before anything acts, and executors are idempotent per (job, attempt), the daemon
 can be killed at any point (``kill -9``) and restarted: :meth:`Daemon.recover` rebuilds the engine from the store
-(waiting jobs as waiting, running jobs on their placements), carries out any action not yet done, and asks the
-executors how the running attempts are doing. No job is lost and none is launched twice.
+(waiting jobs as waiting, running jobs on their placements, stopped attempts not yet gone as held), and the next
+step reads the inbox (a cancellation waiting there wins) before it carries out the actions not yet done. No job is
+lost and none is launched twice.
+
+What it promises besides:
+
+* **GPUs are free only when processes are gone.** The engine runs with ``hold_stopped``: a cancelled or preempted
+  attempt keeps its placement until the executor reports it ended, and a requeued job waits for that too.
+* **Usage is billed once per attempt, from the executor's own times** (the runner's start, and the moment the last
+  process was gone), when the executor reports the end, even if the daemon was down at the time. The usage table
+  is unique per (job, attempt).
+* **One controller.** ``run_daemon`` takes the store's lease (:mod:`gigafactory.control.lease`), and every write
+  transaction here is fenced by it.
+* **A launch that fails fails its job alone**, with the reason; a store that is locked or unreachable is waited
+  for. Nothing a tenant submits can stop the loop.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import pickle
@@ -24,13 +38,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine as Store
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
-from gigafactory.control.executors.base import Executor, Launch, Report, attempt_dir
+from gigafactory.control.executors.base import Executor, Launch, LaunchError, Report
+from gigafactory.control.identity import Identity
+from gigafactory.control.lease import Lease
 from gigafactory.control.store import accounts, inbox, outbox
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import set_meta
@@ -39,6 +55,7 @@ from gigafactory.control.store.site import load_site, node_rows, set_node_state
 from gigafactory.core.actions import StartJob, StopJob
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.events import (
+    AttemptStopping,
     Event,
     JobCancelled,
     JobFailed,
@@ -62,6 +79,9 @@ from gigafactory.engine.log import TransitionLog
 __all__ = ["Daemon", "StepStats", "job_from_row", "placement_from_json", "placement_to_json"]
 
 HEARTBEAT_S = 2.0  # an idle daemon writes its heartbeat this often (health calls it stale after 30 s)
+START_TRIES = 3  # a start that fails for a reason that may pass (the executor unreachable) is tried this often
+
+log = logging.getLogger("gigafactory.daemon")
 
 
 @dataclass
@@ -126,16 +146,13 @@ class Daemon:
     clock: Callable[[], float] = time.time
     batch: int = 20_000
     forecast_every_s: float = 5.0
-    data_dir: Path | None = None  # where attempts' directories are (recorded in each job's log_dir)
     fork_forecast: bool = True
+    lease: Lease | None = None  # the store's lease, which fences every write (run_daemon takes it)
     engine: Engine = field(init=False)
     stats: list[StepStats] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
-        self._log_seen = 0
-        self._max_seen = 0  # the highest job id taken from the store
         self._forecast_cost_s = 0.0
-        self._running: dict[int, tuple[int, float, float]] = {}  # job -> (attempt, started, GPUs) for accounting
         self._last_forecast = -math.inf
         self._last_beat = -math.inf
         self._forecast_run: _ForecastRun | None = None
@@ -143,7 +160,14 @@ class Daemon:
 
     # ---- start-up ---------------------------------------------------------------------------------------------
     def recover(self) -> None:
-        """Rebuild the engine from the store, and carry out whatever the outbox still holds."""
+        """Rebuild the engine from the store. The next step reads the inbox, then carries out the outbox."""
+        self._log_seen = 0
+        self._max_seen = 0  # the highest job id taken from the store
+        # Every attempt started and not yet billed: (job, attempt) -> (tenant, GPUs, start as the daemon saw it).
+        self._attempts: dict[tuple[int, int], tuple[str, float, float]] = {}
+        self._late: list[Report] = []  # ends the daemon learnt of itself (starts that failed), for the next step
+        self._start_errors: dict[tuple[int, int], int] = {}
+        self._forget: set[int] = set()  # ended jobs whose stopped attempt is not gone yet
         with self.store.connect() as conn:
             site = load_site(conn)
             if site is None:
@@ -151,9 +175,16 @@ class Daemon:
             _, topo = site
             self.topo = topo
             tree = accounts.load_tree(conn)
-            self.engine = Engine(topo, self.profile, tenants=tree, seed=0, keep_log=True)
+            self._identities = accounts.identities(conn)
+            self.engine = Engine(topo, self.profile, tenants=tree, seed=0, keep_log=True, hold_stopped=True)
             now = self.clock()
             events: list[Event] = []
+            for row in jobstore.stopping_attempts(conn):
+                pl = placement_from_json(row.placement)
+                events.append(AttemptStopping(now, JobId(int(row.id)), int(row.attempt), pl))
+                self._attempts[(int(row.id), int(row.attempt))] = (row.tenant, _gpus(pl), float(row.started_at))
+                if row.state not in ("pending", "running"):
+                    self._forget.add(int(row.id))
             for node in node_rows(conn):
                 idx, reason = int(str(node["idx"])), str(node["reason"])
                 if node["state"] == "down":
@@ -170,19 +201,13 @@ class Daemon:
                 if row.state == "running" and row.placement:
                     pl = placement_from_json(row.placement)
                     events.append(JobRestored(now, job, int(row.attempt), pl, float(row.started_at), done_gpu_s))
-                    self._running[int(row.id)] = (
-                        int(row.attempt),
-                        float(row.started_at),
-                        pl.num_gpus * pl.gpu_milli / 1000,
-                    )
+                    self._attempts[(int(row.id), int(row.attempt))] = (row.tenant, _gpus(pl), float(row.started_at))
                 else:
                     events.append(JobRestored(now, job, int(row.attempt), None, None, done_gpu_s))
         # Restoring only rebuilds state: the engine may not start anything before the first real step.
         self.engine.handle(events)
         self.engine.log = TransitionLog()
-        self._log_seen = 0
         self._max_seen = max(self._max_seen_in_store(), 0)
-        self._act()
 
     # ---- one turn ---------------------------------------------------------------------------------------------
     def step(self) -> StepStats:
@@ -212,9 +237,12 @@ class Daemon:
         if tenants_changed:
             with self.store.connect() as conn:
                 self.engine.tenants = accounts.load_tree(conn)
-        running = {jid: self.engine.job(jid).attempt for jid in self.engine.running()}
-        reports = self.executor.poll(running)
+                self._identities = accounts.identities(conn)
+        watch = {jid: self.engine.job(jid).attempt for jid in self.engine.running()} | self.engine.held()
+        reports = self.executor.poll(watch) + self._late
+        self._late = []
         stats.reports = len(reports)
+        billed = self._bill(reports, now)
         events.extend(self._report_events(now, reports))
         node_states: list[tuple[int, str, str]] = []
         index = {name: i for i, name in enumerate(self.topo.node_names)}
@@ -240,7 +268,7 @@ class Daemon:
         stats.cycle_s = time.perf_counter() - t0
         stats.actions = len(actions)
         t1 = time.perf_counter()
-        self._persist(actions, [ev.seq for ev in requests], node_states, now)
+        self._persist(actions, [ev.seq for ev in requests], node_states, now, billed)
         stats.persist_s = time.perf_counter() - t1
         t2 = time.perf_counter()
         self._act()
@@ -252,12 +280,47 @@ class Daemon:
         return stats
 
     def run(self, *, poll_s: float = 0.2, stop: Callable[[], bool] = lambda: False) -> None:
+        """Step until ``stop()``. A store that is locked or unreachable is waited for, and the engine is then
+        rebuilt from it (a step it failed to persist did not happen). A lost lease ends the loop (LeaseLostError)."""
+        backoff = 0.0
+        broken = False
+        last_check = time.monotonic()
         while not stop():
-            s = self.step()
+            try:
+                if broken:
+                    self.recover()
+                    broken = False
+                s = self.step()
+            except OperationalError as exc:
+                backoff = min(5.0, max(0.2, backoff * 2))
+                log.warning("the store is unavailable (%s); trying again in %.1f s", exc.orig, backoff)
+                broken = True
+                time.sleep(backoff)
+                continue
+            backoff = 0.0
+            if self.lease is not None and time.monotonic() - last_check > HEARTBEAT_S:
+                self.lease.check()
+                last_check = time.monotonic()
             if not (s.submitted or s.events or s.reports or s.actions):
                 time.sleep(poll_s)
 
     # ---- helpers ----------------------------------------------------------------------------------------------
+    def _bill(self, reports: list[Report], now: float) -> list[dict[str, Any]]:
+        """Usage records for attempts that ended: GPUs × (the executor's end − its start), once per attempt."""
+        rows = []
+        for r in reports:
+            known = self._attempts.pop((r.job_id, r.attempt), None)
+            if known is None:
+                continue  # billed already (a report seen twice), or never started here
+            tenant, gpus, started_seen = known
+            started = r.started_at if r.started_at is not None else started_seen
+            ended = r.ended_at if r.ended_at is not None else now
+            ended = max(ended, started)
+            rows.append({"job_id": r.job_id, "attempt": r.attempt, "tenant": tenant, "gpus": gpus,
+                         "started_at": started, "ended_at": ended,
+                         "gpu_seconds": gpus * (ended - started)})  # fmt: skip
+        return rows
+
     def _report_events(self, now: float, reports: list[Report]) -> list[Event]:
         out: list[Event] = []
         for r in reports:
@@ -271,14 +334,18 @@ class Daemon:
         return out
 
     def _persist(
-        self, actions: list[Any], processed: list[int], node_states: list[tuple[int, str, str]], now: float
+        self,
+        actions: list[Any],
+        processed: list[int],
+        node_states: list[tuple[int, str, str]],
+        now: float,
+        accounting: list[dict[str, Any]],
     ) -> None:
-        log = self.engine.log
+        tlog = self.engine.log
         updates: dict[int, dict[str, Any]] = {}
         history: list[dict[str, Any]] = []
-        accounting: list[dict[str, Any]] = []
-        for i in range(self._log_seen, len(log)):
-            t = log.entry(i)
+        for i in range(self._log_seen, len(tlog)):
+            t = tlog.entry(i)
             jid = t.job_id
             rec = self.engine.job(jid)
             row = updates.setdefault(jid, {})
@@ -288,20 +355,15 @@ class Daemon:
                 {"time": t.time, "job_id": jid, "attempt": t.attempt, "old": t.old.value if t.old else None,
                  "new": t.new.value, "stimulus": t.stimulus, "reason": t.reason}
             )  # fmt: skip
-            if t.old is JobState.RUNNING and jid in self._running:
-                attempt, started, gpus = self._running.pop(jid)
-                accounting.append(
-                    {"job_id": jid, "attempt": attempt, "tenant": rec.job.tenant, "gpus": gpus, "started_at": started,
-                     "ended_at": t.time, "gpu_seconds": gpus * max(t.time - started, 0.0)}
-                )  # fmt: skip
             if t.new is JobState.RUNNING:
                 pl = rec.placement
                 assert pl is not None
                 row.update(started_at=t.time, placement=placement_to_json(pl), reason="", est_start=None)
-                if self.data_dir is not None:
-                    row["log_dir"] = str(attempt_dir(self.data_dir, jid, t.attempt))
+                where = self.executor.attempt_dir(jid, t.attempt)
+                if where is not None:
+                    row["log_dir"] = str(where)
                 row.setdefault("first_started_at", rec.first_start_s)
-                self._running[jid] = (t.attempt, t.time, pl.num_gpus * pl.gpu_milli / 1000)
+                self._attempts[(jid, t.attempt)] = (rec.job.tenant, _gpus(pl), t.time)
             elif t.new is JobState.PENDING:
                 row.update(reason=t.reason)
             elif t.new.terminal:
@@ -325,6 +387,8 @@ class Daemon:
             return  # nothing happened: no write (the heartbeat says the daemon lives, every few seconds)
         self._last_beat = now
         with self.store.begin() as conn:
+            if self.lease is not None:
+                self.lease.fence(conn)
             inbox.mark_processed(conn, processed)
             for jid, values in updates.items():
                 if "first_started_at" in values:
@@ -342,8 +406,12 @@ class Daemon:
         # Durable now: the engine need not remember it. Its history is in the store.
         self.engine.log = TransitionLog()
         self._log_seen = 0
-        for jid in ended:
-            self.engine.forget(jid)
+        held = self.engine.held()
+        self._forget.update(ended)
+        for jid in [j for j in self._forget if j not in held]:
+            self._forget.discard(jid)
+            if jid in self.engine:
+                self.engine.forget(jid)
 
     def _act(self) -> None:
         """Carry out the outbox: start and stop attempts, then mark them done."""
@@ -357,20 +425,41 @@ class Daemon:
         done = []
         for action in todo:
             row = rows.get(action.job_id)
-            if action.kind == "start" and row is not None:
-                if row.attempt == action.attempt and row.state == "running" and row.placement:
-                    self.executor.start(self._launch(row))
-            elif action.kind == "stop":
-                self.executor.stop(action.job_id, action.attempt)
+            key = (action.job_id, action.attempt)
+            try:
+                if action.kind == "start" and row is not None:
+                    if row.attempt == action.attempt and row.state == "running" and row.placement:
+                        self.executor.start(self._launch(row))
+                elif action.kind == "stop":
+                    self.executor.stop(action.job_id, action.attempt)
+            except LaunchError as exc:
+                self._start_failed(key, str(exc))
+            except Exception as exc:  # the executor or the machine failed, perhaps for a moment: try again
+                tries = self._start_errors[key] = self._start_errors.get(key, 0) + 1
+                log.warning("%s of job %d attempt %d failed (try %d): %s", action.kind, *key, tries, exc)
+                if action.kind != "start" or tries < START_TRIES:
+                    continue
+                self._start_failed(key, f"{exc} (after {tries} tries)")
+            self._start_errors.pop(key, None)
             done.append(action.seq)
         with self.store.begin() as conn:
+            if self.lease is not None:
+                self.lease.fence(conn)
             outbox.mark_done(conn, done)
+
+    def _start_failed(self, key: tuple[int, int], why: str) -> None:
+        """This attempt could not be launched: it fails at the next step, with the reason, and nothing else does."""
+        now = self.clock()
+        self._late.append(Report(key[0], key[1], "failed", None, f"could not start: {why}", now, now))
 
     def _launch(self, row: Any) -> Launch:
         pl = placement_from_json(row.placement)
         topo = self.topo
         names = [topo.node_names[n] for n in pl.nodes]
         local = [[g - int(topo.gpu_start[n]) for g in gpus] for n, gpus in zip(pl.nodes, pl.node_gpus, strict=True)]
+        who = self._identities.get(row.tenant)
+        if not isinstance(who, Identity):
+            raise LaunchError(f"tenant {row.tenant!r} has no account to run as: {who or 'unknown tenant'}")
         return Launch(
             job_id=int(row.id),
             attempt=int(row.attempt),
@@ -382,6 +471,10 @@ class Daemon:
             cpu_milli=list(pl.cpu),
             mem_mib=list(pl.mem),
             gpu_milli=pl.gpu_milli,
+            uid=who.uid,
+            gid=who.gid,
+            groups=list(who.groups),
+            user=who.user,
         )
 
     def forecast(self, now: float) -> None:
@@ -420,6 +513,8 @@ class Daemon:
         pending = self.engine.pending()
         if pending:
             with self.store.begin() as conn:
+                if self.lease is not None:
+                    self.lease.fence(conn)
                 jobstore.set_est_starts(conn, {jid: starts.get(jid) for jid in pending})
 
     def _max_seen_in_store(self) -> int:
@@ -428,6 +523,10 @@ class Daemon:
                 select(func.max(jobs_table.c.id)).where(jobs_table.c.state != jobstore.SUBMITTED)
             ).scalar()
         return int(top or 0)
+
+
+def _gpus(pl: Placement) -> float:
+    return pl.num_gpus * pl.gpu_milli / 1000
 
 
 @dataclass

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from gigafactory.control.store import accounts
 from gigafactory.control.store import jobs as jobstore
-from gigafactory.control.store.schema import jobs, usage
+from gigafactory.control.store.schema import jobs, tenants, usage
 from gigafactory.control.store.site import node_rows
 
 __all__ = ["SiteInfo", "node_use", "queue", "tenant_summaries", "utilisation_series"]
@@ -72,10 +72,13 @@ def tenant_summaries(conn: Connection, only: str | None = None) -> list[dict[str
         select(jobs.c.tenant, jobs.c.gpus, jobs.c.gpu_milli).where(jobs.c.state == "running")
     ):
         running[tenant] = running.get(tenant, 0.0) + gpus * milli / 1000.0
+    extra = {r.name: r for r in conn.execute(select(tenants.c.name, tenants.c.uid, tenants.c.unix_user,
+                                                               tenants.c.max_jobs, tenants.c.max_rate))}  # fmt: skip
     out = []
     for name in names:
         assert tree is not None
         t = tree[name]
+        x = extra.get(name)
         out.append(
             {
                 "name": name,
@@ -87,6 +90,10 @@ def tenant_summaries(conn: Connection, only: str | None = None) -> list[dict[str
                 "gpus_running": running.get(name, 0.0),
                 "gpu_hours": spent.get(name, 0.0) / 3600.0,
                 "jobs": jobstore.count_by_state(conn, name),
+                "uid": x.uid if x is not None else None,
+                "unix_user": x.unix_user if x is not None else None,
+                "max_jobs": x.max_jobs if x is not None else None,
+                "max_rate": x.max_rate if x is not None else None,
             }
         )
     return out

@@ -2,11 +2,23 @@
 
 The daemon is a process of its own so that the API answers while the engine thinks, and so that a daemon crash
 (or a ``kill -9``) is survived: the supervisor starts a new one, which rebuilds its state from the store.
+
+One controller per store (:mod:`gigafactory.control.lease`):
+
+* ``serve`` holds the store's *serve* lock, so a second ``serve`` on the same store refuses and names the first;
+* the daemon holds the *daemon* lease, and fences every write with it;
+* the daemon dies with its ``serve``, however ``serve`` ends (SIGTERM, SIGINT, SIGHUP or ``kill -9``): it asks the
+  kernel for SIGTERM when its parent dies, and checks its parent at start.
+
+The database URL, which may carry a password, reaches the daemon in its environment, never on its command line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -16,41 +28,73 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gigafactory.control.config import ControlConfig
+from sqlalchemy import Engine as Store
+
+from gigafactory.control.config import ControlConfig, jobs_root, reachable_by_all
 from gigafactory.control.daemon import Daemon
 from gigafactory.control.executors import Executor, LocalExecutor
+from gigafactory.control.identity import isolating
+from gigafactory.control.lease import Lease, LeaseLostError
 from gigafactory.control.store.db import get_meta
 from gigafactory.core.errors import ConfigError
 
 __all__ = ["DaemonSupervisor", "make_executor", "run_daemon", "serve_api"]
 
 log = logging.getLogger("gigafactory.serve")
+PR_SET_PDEATHSIG = 1
 
 
-def make_executor(cfg: ControlConfig, name: str) -> Executor:
+def make_executor(cfg: ControlConfig, store: Store, name: str | None = None) -> Executor:
+    """The executor the store was set up with (or ``name``), configured from the store."""
+    with store.connect() as conn:
+        name = name or get_meta(conn, "executor", "local") or "local"
+        plane = get_meta(conn, "plane_id") or "local"
+        kill_wait = float(get_meta(conn, "kill_wait_s", "10") or 10)
+    root = jobs_root(cfg, store)
     if name == "local":
-        return LocalExecutor(cfg.data_dir)
+        return LocalExecutor(root, plane=plane, kill_wait_s=kill_wait)
     if name == "slurm":
         from gigafactory.control.executors.slurm import SlurmExecutor
 
-        with cfg.open().connect() as conn:
-            plane = get_meta(conn, "plane_id")
-        if not plane:
-            raise ConfigError("the store has no plane_id; start it once with `gigafactory serve`")
-        return SlurmExecutor(cfg.data_dir, plane)
+        if isolating():
+            root.mkdir(parents=True, exist_ok=True)
+            closed = reachable_by_all(root)
+            if closed is not None:
+                raise ConfigError(
+                    f"the slurm executor runs jobs as the tenants' own accounts, which must reach the jobs directory "
+                    f"{root}, but {closed} is closed to them; start with --jobs-dir on a directory every node and "
+                    f"user can reach (the cluster's shared file system)"
+                )
+        return SlurmExecutor(root, plane)
     raise ConfigError(f"executor {name!r}; known: local, slurm")
 
 
+def _die_with_parent() -> None:
+    """Ask for SIGTERM when the process that started us dies, and leave now if it already has."""
+    parent = os.environ.get("GIGAFACTORY_PARENT_PID")
+    if not parent:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != int(parent):
+        raise SystemExit("gigafactory daemon: serve is gone; not starting")
+
+
 def run_daemon(cfg: ControlConfig, *, poll_s: float = 0.2, stop: Callable[[], bool] = lambda: False) -> None:
-    """The daemon loop, until ``stop()`` or SIGTERM."""
+    """The daemon process: take the store's lease, then loop until ``stop()`` or SIGTERM, SIGINT or SIGHUP."""
+    _die_with_parent()
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stopping.set())
     store = cfg.open()
     with store.connect() as conn:
-        executor_name = get_meta(conn, "executor", "local") or "local"
         profile = get_meta(conn, "profile", "fifo+easy+best-fit") or "fifo+easy+best-fit"
-    daemon = Daemon(store, make_executor(cfg, executor_name), profile=profile, data_dir=cfg.data_dir)
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    daemon.run(poll_s=poll_s, stop=lambda: stopping.is_set() or stop())
+    with Lease.acquire(store, "daemon") as lease:
+        daemon = Daemon(store, make_executor(cfg, store), profile=profile, lease=lease)
+        try:
+            daemon.run(poll_s=poll_s, stop=lambda: stopping.is_set() or stop())
+        except LeaseLostError as exc:
+            raise ConfigError(f"the daemon stops: {exc}") from exc
 
 
 class DaemonSupervisor:
@@ -66,9 +110,16 @@ class DaemonSupervisor:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "gigafactory", "daemon", "--data-dir", str(self.cfg.data_dir)]
-        if self.cfg.db:
-            cmd += ["--db", self.cfg.db]
+        if self.cfg.jobs_dir is not None:
+            cmd += ["--jobs-dir", str(self.cfg.jobs_dir)]
         return cmd
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "GIGAFACTORY_DB"}
+        env["GIGAFACTORY_PARENT_PID"] = str(os.getpid())
+        if self.cfg.db:
+            env["GIGAFACTORY_DB"] = self.cfg.db  # not on the command line, which every user may read
+        return env
 
     def start(self) -> None:
         self._spawn()
@@ -76,13 +127,17 @@ class DaemonSupervisor:
 
     def _spawn(self) -> None:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as out:
-            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as out:
+            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=self.environment())  # fmt: skip
 
     def _watch(self) -> None:
         while not self._stop.wait(0.5):
             if self.proc is not None and self.proc.poll() is not None:
-                log.warning("the daemon exited with %s; starting it again", self.proc.returncode)
+                log.warning(
+                    "the daemon exited with %s; starting it again (see %s)", self.proc.returncode, self.log_file
+                )
                 self.restarts += 1
                 time.sleep(min(5.0, 0.5 * self.restarts))
                 if not self._stop.is_set():
@@ -114,30 +169,35 @@ def serve_api(
     from gigafactory.control.api.app import create_app
 
     _check_port(host, port)
-    app = create_app(cfg)
-    supervisor = DaemonSupervisor(cfg) if daemon else None
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    if supervisor is not None:
-        supervisor.start()
-    if stop_after_s is not None:
-        timer = threading.Timer(stop_after_s, lambda: setattr(server, "should_exit", True))
-        timer.daemon = True
-        timer.start()
-    if on_ready is not None:
-
-        def wait_ready() -> None:
-            while not server.started and not server.should_exit:
-                time.sleep(0.05)
-            if server.started and on_ready is not None:
-                on_ready()
-
-        threading.Thread(target=wait_ready, daemon=True).start()
-    try:
-        server.run()
-    finally:
+    store = cfg.open()
+    with Lease.acquire(store, "serve"):
+        app = create_app(cfg, store)
+        supervisor = DaemonSupervisor(cfg) if daemon else None
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        server = uvicorn.Server(config)
         if supervisor is not None:
-            supervisor.stop()
+            supervisor.start()
+        if stop_after_s is not None:
+            timer = threading.Timer(stop_after_s, lambda: setattr(server, "should_exit", True))
+            timer.daemon = True
+            timer.start()
+        if on_ready is not None:
+
+            def wait_ready() -> None:
+                while not server.started and not server.should_exit:
+                    time.sleep(0.05)
+                if server.started and on_ready is not None:
+                    on_ready()
+
+            threading.Thread(target=wait_ready, daemon=True).start()
+        if threading.current_thread() is threading.main_thread():
+            # SIGHUP (the terminal went away) ends serve as cleanly as Ctrl-C does.
+            signal.signal(signal.SIGHUP, lambda *_: setattr(server, "should_exit", True))
+        try:
+            server.run()
+        finally:
+            if supervisor is not None:
+                supervisor.stop()
 
 
 def _check_port(host: str, port: int) -> None:

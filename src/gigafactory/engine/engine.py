@@ -16,10 +16,10 @@ Who may change what (everything else only reads):
 at once. On real machines a cancelled, preempted or interrupted attempt's processes may take a while to die (a
 job that ignores SIGTERM lives until SIGKILL). With ``hold_stopped`` its placement stays allocated (*held*) until
 the driver reports that attempt ended (``JobFinished``, ``JobFailed`` or ``JobInterrupted`` for it; after a restart
-the driver hands held attempts back with ``AttemptStopping``, before the jobs), so no GPU is handed to another job while the old processes may still use it. A
-requeued job waits out of the queue until its held attempt ends, so two attempts of one job never overlap, and a
-job blocked only by held placements preempts no one else while they drain. Slurm's COMPLETING state is the same
-idea.
+the driver hands held attempts back with ``AttemptStopping``, before the jobs), so no GPU is handed to another job
+while the old processes may still use it. A requeued job waits out of the queue until its held attempt ends, so two
+attempts of one job never overlap, and a job blocked only by held placements preempts no one else while they
+drain. Slurm's COMPLETING state is the same idea.
 
 A scheduling pass is incremental. It walks the queue in policy order (for a grouped order such as fair-share,
 tenant by tenant, re-ranking a tenant each time one of its jobs starts). A job its tenant's quota does not admit
@@ -593,6 +593,10 @@ class Engine:
             self._res = None
 
     # ---- admission: can this request ever run here? -------------------------------------------------------
+    def never_fits(self, job: Job) -> str | None:
+        """Why ``job`` could never run on this site, even empty (None if it could). Pure and cached per request."""
+        return self._never_fits(job)
+
     def _never_fits(self, job: Job) -> str | None:
         if self.tenants is not None and job.tenant not in self.tenants:
             return f"unknown tenant {job.tenant!r}"
@@ -623,7 +627,14 @@ class Engine:
                 unit = "NVLink domain" if req.locality is Locality.DOMAIN else "pod"
                 return f"asks for {req.gpus:,} GPUs in one {unit}; the largest {unit} has {biggest:,}"
         if req.cpu_milli > int(topo.node_cpu.max()) and (req.gpus <= 1 or self._empty.single_node(req)):
-            return f"asks for {req.cpu_milli / 1000:g} CPU cores on one node; the largest node has fewer"
+            return (
+                f"asks for {req.cpu_milli / 1000:g} CPU cores on one node; the largest node has "
+                f"{int(topo.node_cpu.max()) / 1000:g}"
+            )
+        if req.mem_mib > int(topo.node_mem.max()) and (req.gpus <= 1 or self._empty.single_node(req)):
+            return (
+                f"asks for {req.mem_mib:,} MiB of memory on one node; the largest node has {int(topo.node_mem.max()):,}"
+            )
         return None
 
     # ---- the scheduling pass ------------------------------------------------------------------------------

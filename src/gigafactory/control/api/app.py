@@ -1,14 +1,22 @@
 """The REST API (FastAPI). Tenants submit and watch their jobs; admins run the site.
 
-Authorisation is by bearer token (or the dashboard's cookie holding one). A tenant token sees and touches only its
-own tenant's jobs: another tenant's job is a 404, exactly as a job that does not exist, so nothing about other
-tenants leaks. An admin token sees everything and may use ``/admin``. The API writes submissions and the inbox
-(cancellations, drains, tenant changes); the daemon does the rest.
+Authorisation is by bearer token, or by the dashboard's session cookie (which carries a session, never a token). A
+tenant token sees and touches only its own tenant's jobs: another tenant's job is a 404, exactly as a job that
+does not exist, so nothing about other tenants leaks. An admin token sees everything and may use ``/admin``. The
+API writes submissions and the inbox (cancellations, drains, tenant changes); the daemon does the rest.
+
+Tenants are treated as hostile (see :mod:`.gate` and :mod:`.submit`): a body is read only from a caller with a
+valid token, and only up to its cap; every job is checked at submission against what the site could ever hold and
+what an executor could launch; each tenant has a limit on waiting jobs and on its submission rate. A job's logs
+are read by the control plane from files the job cannot replace, never from a path it controls.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import time
+import types
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,9 +31,11 @@ from sqlalchemy import select
 from gigafactory import __version__
 from gigafactory.control.api import models as m
 from gigafactory.control.api.errors import ApiError, install
-from gigafactory.control.api.submit import SubmissionWriter
+from gigafactory.control.api.gate import Gate
+from gigafactory.control.api.submit import RateLimiter, SubmissionWriter
 from gigafactory.control.config import ControlConfig
-from gigafactory.control.executors.base import attempt_dir
+from gigafactory.control.daemon import job_from_row
+from gigafactory.control.identity import isolation_note
 from gigafactory.control.queries import SiteInfo, node_use, queue, tenant_summaries
 from gigafactory.control.store import accounts, inbox
 from gigafactory.control.store import jobs as jobstore
@@ -34,54 +44,69 @@ from gigafactory.control.store.schema import tenants, tokens
 from gigafactory.control.store.site import load_site
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.tenants import Tenant
+from gigafactory.engine.engine import Engine
 
-__all__ = ["COOKIE", "Auth", "create_app"]
+__all__ = ["COOKIE", "Auth", "create_app", "read_log"]
 
-COOKIE = "gf_token"
+COOKIE = "gf_session"
 TOKEN_CACHE_S = 5.0  # a revoked token stops working within this long
 API = "/api/v1"
 
 
 class Auth:
-    """Bearer tokens to principals, with a short cache so that a busy API does not hash-and-query every call."""
+    """Bearer tokens and session secrets to principals, with a short cache so that a busy API does not
+    hash-and-query every call."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._cache: dict[str, tuple[accounts.Principal | None, float]] = {}
+        self._cache: dict[tuple[str, str], tuple[accounts.Principal | None, float]] = {}
 
     def lookup(self, token: str) -> accounts.Principal | None:
+        return self._cached("token", token)
+
+    def session(self, secret: str) -> accounts.Principal | None:
+        return self._cached("session", secret)
+
+    def who(self, token: str | None, session: str | None) -> accounts.Principal | None:
+        """The caller, by bearer token if there is one, else by session cookie."""
+        if token:
+            return self.lookup(token)
+        return self.session(session) if session else None
+
+    def _cached(self, kind: str, secret: str) -> accounts.Principal | None:
         now = time.monotonic()
-        hit = self._cache.get(token)
+        hit = self._cache.get((kind, secret))
         if hit is not None and hit[1] > now:
             return hit[0]
         with self.store.connect() as conn:
-            p = accounts.lookup_token(conn, token)
+            p = accounts.lookup_token(conn, secret) if kind == "token" else accounts.lookup_session(conn, secret)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[token] = (p, now + TOKEN_CACHE_S)
+        self._cache[(kind, secret)] = (p, now + TOKEN_CACHE_S)
         return p
 
     def forget(self) -> None:
         self._cache.clear()
 
 
-def _token(request: Request) -> str | None:
+def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise ApiError(401, "the Authorization header must be 'Bearer <token>'")
         return value.strip()
-    return request.cookies.get(COOKIE)
+    return None
 
 
 async def principal(request: Request) -> accounts.Principal:
-    token = _token(request)
-    if not token:
+    token = _bearer(request)
+    cookie = request.cookies.get(COOKIE)
+    if not token and not cookie:
         raise ApiError(401, "no token: send 'Authorization: Bearer <token>'")
-    p: accounts.Principal | None = request.app.state.auth.lookup(token)
+    p: accounts.Principal | None = request.app.state.auth.who(token, cookie)
     if p is None:
-        raise ApiError(401, "the token is not valid (unknown or revoked)")
+        raise ApiError(401, "the token is not valid (unknown or revoked)" if token else "the session has ended")
     return p
 
 
@@ -121,7 +146,23 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     """The API for the control plane in ``cfg``. The store must hold a site (see :func:`init_control`)."""
     store = store if store is not None else cfg.open()
     site = load_site_info(store)
-    writer = SubmissionWriter(store)
+    with store.connect() as conn:
+        topo = load_site(conn)[1]  # type: ignore[index]
+    # Whether a request could ever run here is the engine's own question, asked of an empty site.
+    oracle = Engine(topo, "fifo+none+first-fit", keep_log=False)
+    limits_cache: dict[str, accounts.Limits] = {}
+    limits_at = [0.0]
+
+    def limits(tenant: str) -> accounts.Limits:
+        if time.monotonic() - limits_at[0] > TOKEN_CACHE_S or tenant not in limits_cache:
+            with store.connect() as conn:
+                limits_cache.clear()
+                limits_cache.update(accounts.limits(conn))
+            limits_at[0] = time.monotonic()
+        return limits_cache.get(tenant, accounts.Limits(accounts.DEFAULT_MAX_JOBS, accounts.DEFAULT_MAX_RATE))
+
+    writer = SubmissionWriter(store, limits)
+    rates = RateLimiter()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -140,6 +181,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     app.state.site = site
     app.state.auth = Auth(store)
     app.state.writer = writer
+    app.add_middleware(Gate, who=app.state.auth.who)
     install(app)
 
     # ---- helpers -------------------------------------------------------------------------------------------
@@ -189,7 +231,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
                 f"{where}.locality: {spec.gpus} GPUs cannot fit in one {spec.locality} (at most {room} GPUs)",
                 f"{where}.locality",
             )
-        return {
+        row = {
             "tenant": tenant,
             "name": spec.name,
             "command": spec.command,
@@ -204,7 +246,21 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             "priority": spec.priority,
             "ckpt_s": spec.checkpoint_s,
             "client_key": spec.key,
+            "client_hash": spec.fingerprint() if spec.key else None,
         }
+        probe = types.SimpleNamespace(**row, id=1, submitted_at=0.0, ckpt_write_s=0.0)
+        why = oracle.never_fits(job_from_row(probe))
+        if why is not None:
+            field = "cpu_milli" if "CPU" in why else "mem_mib" if "memory" in why else "gpus"
+            raise ApiError(422, f"{where}: no node of this site could ever run it: it {why}", f"{where}.{field}")
+        return row
+
+    def take_rate(rows: list[dict[str, Any]]) -> None:
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["tenant"]] = counts.get(r["tenant"], 0) + 1
+        for tenant, n in counts.items():
+            rates.take(tenant, n, limits(tenant).max_rate)
 
     def visible_job(job_id: int, p: accounts.Principal) -> Any:
         with store.connect() as conn:
@@ -225,16 +281,22 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         return m.JobOut.from_row(row, site.node_names)
 
     # ---- public ---------------------------------------------------------------------------------------------
-    @app.get(f"{API}/health", response_model=m.Health, tags=["site"])
-    def health() -> m.Health:
+    @app.get(f"{API}/health", response_model=m.Health, response_model_exclude_none=True, tags=["site"])
+    def health(request: Request) -> m.Health:
+        """Up, to anyone. With a token: the daemon's heartbeat, the store, isolation, and job counts."""
+        token, cookie = _bearer(request), request.cookies.get(COOKIE)
+        p = app.state.auth.who(token, cookie) if token or cookie else None
+        if p is None:
+            return m.Health(status="up")
         with store.connect() as conn:
             beat = get_meta(conn, "daemon_heartbeat")
-            counts = jobstore.count_by_state(conn)
+            counts = jobstore.count_by_state(conn, None if p.admin else p.tenant)
         age = time.time() - float(beat) if beat else None
         return m.Health(
             status="ok" if age is not None and age < 30 else "degraded",
             store=store.dialect.name,
             daemon_heartbeat_age_s=age,
+            isolation=isolation_note(),
             jobs=counts,
         )
 
@@ -242,17 +304,27 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     async def whoami(p: Who) -> m.WhoAmI:
         return m.WhoAmI(role=p.role, tenant=p.tenant)
 
+    @app.post(f"{API}/sign-in-links", status_code=201, response_model=m.SignInLink, tags=["site"])
+    def sign_in_link(p: Who) -> m.SignInLink:
+        """A link that signs a browser in as this token, once, within ten minutes. The token itself never goes
+        into a URL or a cookie."""
+        with store.begin() as conn:
+            code = accounts.create_session(conn, p.token_id, kind="code")
+        return m.SignInLink(path=f"/login?code={code}", expires_at=time.time() + accounts.SIGN_IN_CODE_S)
+
     # ---- jobs -----------------------------------------------------------------------------------------------
     @app.post(f"{API}/jobs", status_code=201, response_model=m.BatchOut, tags=["jobs"])
     async def submit(spec: m.JobSpec, p: Who) -> m.BatchOut:
         """Submit one job. It is durable when this answers."""
         row = check_spec(spec, p, "body")
+        take_rate([row])
         return m.BatchOut(ids=await writer.submit([row]))
 
     @app.post(f"{API}/jobs/batch", status_code=201, response_model=m.BatchOut, tags=["jobs"])
     async def submit_batch(batch: m.Batch, p: Who) -> m.BatchOut:
         """Submit many jobs at once (all or none)."""
         rows = [check_spec(spec, p, f"body.jobs.{i}") for i, spec in enumerate(batch.jobs)]
+        take_rate(rows)
         return m.BatchOut(ids=await writer.submit(rows))
 
     @app.get(f"{API}/jobs", response_model=list[m.JobOut], tags=["jobs"])
@@ -294,8 +366,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         n = attempt or row.attempt
         if n < 1 or n > row.attempt:
             raise ApiError(404, f"job {job_id} has no attempt {n} yet (attempts so far: {row.attempt})", "attempt")
-        path = attempt_dir(cfg.data_dir, job_id, n) / f"{stream}.log"
-        return PlainTextResponse(_tail(path, tail))
+        return PlainTextResponse(read_log(row, n, stream, tail))
 
     @app.get(f"{API}/jobs/{{job_id}}/story", response_model=list[m.Transition], tags=["jobs"])
     def story(job_id: JobIdParam, p: Who) -> list[m.Transition]:
@@ -369,11 +440,24 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     # ---- admin ----------------------------------------------------------------------------------------------
     @app.put(f"{API}/admin/tenants/{{name}}", response_model=m.TenantOut, tags=["admin"])
     def put_tenant(name: TenantName, body: m.TenantIn, _: Admin) -> m.TenantOut:
-        """Create or change a tenant. The tree must stay consistent (known parent, guarantees within capacity)."""
+        """Create or change a tenant; on a change, fields not sent keep their values. The tree must stay
+        consistent (known parent, guarantees within capacity), and a Unix account runs one tenant at most."""
         with store.begin() as conn:
-            accounts.put_tenant(conn, Tenant(name, body.share, body.parent, body.guarantee, body.limit),
-                                capacity_gpus=site.num_gpus)  # fmt: skip
+            old = conn.execute(select(tenants).where(tenants.c.name == name)).first()
+            given = body.model_fields_set
+            if old is not None:
+                keep = {"share": old.share, "parent": old.parent, "guarantee": old.guarantee, "limit": old.limit_gpus,
+                        "unix_user": old.unix_user, "max_jobs": old.max_jobs, "max_rate": old.max_rate}  # fmt: skip
+                body = m.TenantIn(**{**keep, **body.model_dump(include=given)})
+            settings = {k: getattr(body, k) for k in ("unix_user", "max_jobs", "max_rate")}
+            try:
+                accounts.put_tenant(conn, Tenant(name, body.share, body.parent, body.guarantee, body.limit),
+                                    capacity_gpus=site.num_gpus, **settings)  # fmt: skip
+            except ConfigError as exc:
+                field = "body.unix_user" if "unix_user" in str(exc) else None
+                raise ApiError(422, str(exc), field) from exc
             inbox.append(conn, "tenants")
+        limits_at[0] = 0.0
         with store.connect() as conn:
             row = next(r for r in tenant_summaries(conn, name))
         return m.TenantOut(**{k: v for k, v in row.items() if k in m.TenantOut.model_fields})
@@ -445,13 +529,21 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     return app
 
 
-def _tail(path: Path, size: int) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, 2)
-            end = f.tell()
-            f.seek(max(0, end - size))
-            data = f.read()
-    except FileNotFoundError:
+def read_log(row: Any, attempt: int, stream: str, size: int) -> str:
+    """The last ``size`` bytes of an attempt's ``stream`` log, read safely: never through a link, never a FIFO or
+    device, and only a file that belongs to the job's tenant or to the control plane. Whatever a job does to its
+    own files, this reads nothing the tenant could not read itself."""
+    if not row.log_dir:
         return ""
+    path = Path(row.log_dir).parent / str(attempt) / f"{stream}.log"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or (st.st_uid == 0 and os.geteuid() != 0):
+            return ""
+        f.seek(max(0, st.st_size - size))
+        data = f.read(size)
     return data.decode("utf-8", errors="replace")

@@ -2,16 +2,21 @@
 engine's own types.
 
 Every number has bounds, so that nothing a client sends can overflow a column or the engine: a request that is
-out of bounds is a 422 that names the field.
+out of bounds is a 422 that names the field. Every string a job carries is free of NUL bytes (no ``execve``, and
+no PostgreSQL text, can hold one), and a job's command and environment together fit in :data:`LAUNCH_BYTES`, well
+inside what ``execve`` accepts, so that whatever is accepted here can be launched.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 __all__ = [
+    "LAUNCH_BYTES",
     "MAX_COMMAND_BYTES",
     "Batch",
     "BatchOut",
@@ -20,6 +25,7 @@ __all__ = [
     "JobSpec",
     "NodeOut",
     "QueueEntry",
+    "SignInLink",
     "TenantIn",
     "TenantOut",
     "TokenIn",
@@ -30,12 +36,25 @@ __all__ = [
 ]
 
 MAX_COMMAND_BYTES = 64 * 1024
+# The command and the environment together, counted as execve counts them (each string with its NUL and its
+# pointer). Linux accepts at least 128 KiB (2 MiB with the usual 8 MiB stack); the rest is left for the
+# variables the executor adds.
+LAUNCH_BYTES = 96 * 1024
 MAX_BATCH = 10_000
 YEAR_S = 366 * 24 * 3600.0
 
+
+def _no_nul(v: str) -> str:
+    if "\x00" in v:
+        raise ValueError("must not contain a NUL byte (\\u0000): no program can be given one")
+    return v
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 EnvName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-EnvValue = Annotated[str, StringConstraints(max_length=8192)]
+EnvValue = Annotated[Text, StringConstraints(max_length=8192)]
+UnixUser = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z_][a-z0-9_.-]*[$]?$")]
 JobState = Literal["submitted", "pending", "running", "completed", "failed", "cancelled", "rejected"]
 
 
@@ -46,17 +65,22 @@ class _Strict(BaseModel):
 class JobSpec(_Strict):
     """One job to run."""
 
-    command: list[Annotated[str, StringConstraints(max_length=MAX_COMMAND_BYTES)]] = Field(
+    command: list[Annotated[Text, StringConstraints(max_length=MAX_COMMAND_BYTES)]] = Field(
         min_length=1, max_length=4096, description="The program and its arguments, run without a shell."
     )
     gpus: int = Field(1, ge=1, le=1_000_000, description="Whole GPUs (with gpu_milli < 1000: exactly 1).")
     gpu_milli: int = Field(1000, ge=1, le=1000, description="Thousandths of one GPU, for a fractional request.")
     tenant: Name | None = Field(None, description="Who pays; a tenant token may name only its own tenant.")
-    name: Annotated[str, StringConstraints(max_length=200)] = ""
-    env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=256, description="Extra environment.")
+    name: Annotated[Text, StringConstraints(max_length=200)] = ""
+    env: dict[EnvName, EnvValue] = Field(
+        default_factory=dict,
+        max_length=256,
+        description="Extra environment. The job gets PATH, HOME, LANG and TMPDIR, then this, then "
+        "CUDA_VISIBLE_DEVICES and GIGAFACTORY_*; nothing of the server's own environment.",
+    )
     cpu_milli: int = Field(0, ge=0, le=10_000_000, description="CPU per node, in thousandths of a core (0: none).")
     mem_mib: int = Field(0, ge=0, le=1 << 40, description="Memory per node in MiB (0: none).")
-    models: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
+    models: list[Annotated[Text, StringConstraints(min_length=1, max_length=64)]] | None = Field(
         None, max_length=16, description="Allowed GPU models (none: any)."
     )
     locality: Literal["any", "pod", "domain"] = "any"
@@ -83,7 +107,25 @@ class JobSpec(_Strict):
     def _fraction(self) -> JobSpec:
         if self.gpu_milli < 1000 and self.gpus != 1:
             raise ValueError(f"gpu_milli={self.gpu_milli} is a fraction of one GPU, so gpus must be 1, not {self.gpus}")
+        size = launch_bytes(self.command, self.env)
+        if size > LAUNCH_BYTES:
+            raise ValueError(
+                f"the command and env take {size:,} bytes as the program would receive them; at most "
+                f"{LAUNCH_BYTES:,} are allowed (put large inputs in a file the job reads)"
+            )
         return self
+
+    def fingerprint(self) -> str:
+        """What was asked for, as a hash: a key sent again with a different job is a conflict, not a retry."""
+        body = self.model_dump(exclude={"key"}, exclude_defaults=True)
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def launch_bytes(command: list[str], env: dict[str, str]) -> int:
+    """Bytes ``execve`` counts: each argument and ``NAME=value`` with its NUL, and a pointer to each."""
+    return sum(len(a.encode()) + 9 for a in command) + sum(
+        len(k.encode()) + len(v.encode()) + 10 for k, v in env.items()
+    )
 
 
 class Batch(_Strict):
@@ -160,10 +202,17 @@ class Transition(BaseModel):
 
 
 class TenantIn(_Strict):
+    """A tenant to create or change. On a change, a field not sent keeps its value."""
+
     share: float = Field(1.0, gt=0, le=1e9)
     parent: Name = "root"
     guarantee: int | None = Field(None, ge=0, le=10_000_000)
     limit: int | None = Field(None, ge=0, le=10_000_000)
+    unix_user: UnixUser | None = Field(
+        None, description="The account its jobs run as, when the control plane runs as root (none: a dynamic uid)."
+    )
+    max_jobs: int | None = Field(None, ge=1, le=100_000_000, description="Jobs submitted or waiting at most.")
+    max_rate: float | None = Field(None, gt=0, le=1e9, description="Submissions per second at most, on average.")
 
 
 class TenantOut(BaseModel):
@@ -175,6 +224,10 @@ class TenantOut(BaseModel):
     gpus_running: float
     gpu_hours: float
     jobs: dict[str, int]
+    uid: int | None = None
+    unix_user: str | None = None
+    max_jobs: int | None = None
+    max_rate: float | None = None
 
 
 class UsageOut(BaseModel):
@@ -211,10 +264,19 @@ class NodeOut(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    store: str
-    daemon_heartbeat_age_s: float | None
-    jobs: dict[str, int]
+    """Without a token: only that the service is up. With one: the daemon's heartbeat, the store, whether jobs run
+    isolated, and job counts (a tenant sees its own)."""
+
+    status: Literal["up", "ok", "degraded"]
+    store: str | None = None
+    daemon_heartbeat_age_s: float | None = None
+    isolation: str | None = None
+    jobs: dict[str, int] | None = None
+
+
+class SignInLink(BaseModel):
+    path: str = Field(description="Open this on the server once, within the expiry, to sign a browser in.")
+    expires_at: float
 
 
 class WhoAmI(BaseModel):

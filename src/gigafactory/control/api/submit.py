@@ -1,27 +1,80 @@
-"""Submissions with group commit.
+"""Submissions: limits per tenant, and group commit.
 
 A submission is durable before the API answers. One transaction per request would cap throughput at the
 database's commit rate, so concurrent requests share one: each request queues its rows and waits; a single writer
-takes everything queued, inserts it in one transaction, and answers them all. Under light load a batch is one
-request; under heavy load batches grow by themselves, and so does throughput.
+takes everything queued, checks each request, inserts what passed in one transaction, and answers them all. Under
+light load a batch is one request; under heavy load batches grow by themselves, and so does throughput.
+
+No tenant can flood the site. Each tenant has two limits, answered with 429 and ``Retry-After``:
+
+* **jobs waiting** (submitted or pending) at most ``max_jobs``, like Slurm's ``MaxSubmitJobs``. It is checked in
+  the writer's transaction, so concurrent requests cannot pass it together.
+* **submission rate**: a token bucket of ``max_rate`` jobs per second that holds ten seconds' worth. A request may
+  take more than the bucket holds (a large batch); the tenant then waits until the bucket has refilled.
+
+A submission key sent again with the same job returns the job it made. Sent with a different job, it is a 409:
+that is a client bug, not a retry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine as Store
+from sqlalchemy.engine import Connection
 
+from gigafactory.control.api.errors import ApiError
+from gigafactory.control.store import accounts
 from gigafactory.control.store import jobs as jobstore
 
-__all__ = ["SubmissionWriter"]
+__all__ = ["RateLimiter", "SubmissionWriter"]
+
+BURST_S = 10.0
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+@dataclass
+class RateLimiter:
+    """Per-tenant token buckets (in this API process)."""
+
+    clock: Callable[[], float] = time.monotonic
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+
+    def take(self, tenant: str, n: int, rate: float) -> None:
+        """Take ``n`` submissions from ``tenant``'s bucket, or raise a 429 that says when to come back."""
+        now = self.clock()
+        size = rate * BURST_S
+        b = self._buckets.get(tenant)
+        if b is None:
+            b = self._buckets[tenant] = _Bucket(size, now)
+        b.tokens = min(size, b.tokens + (now - b.at) * rate)
+        b.at = now
+        if b.tokens < 0:
+            wait = math.ceil(-b.tokens / rate)
+            raise ApiError(
+                429,
+                f"tenant {tenant!r} submits faster than its limit of {rate:g} jobs per second; try again in {wait} s",
+                "tenant",
+                headers={"Retry-After": str(wait)},
+            )
+        b.tokens -= n
 
 
 class SubmissionWriter:
-    def __init__(self, store: Store, *, max_batch: int = 20_000) -> None:
+    def __init__(self, store: Store, limits: Callable[[str], accounts.Limits], *, max_batch: int = 20_000) -> None:
         self.store = store
+        self.limits = limits
         self.max_batch = max_batch
         self._queue: asyncio.Queue[tuple[list[dict[str, Any]], asyncio.Future[list[int]]]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -52,20 +105,77 @@ class SubmissionWriter:
                 item = self._queue.get_nowait()
                 pending.append(item)
                 size += len(item[0])
-            rows = [r for batch, _ in pending for r in batch]
             try:
-                ids = await loop.run_in_executor(None, self._insert, rows)
+                results = await loop.run_in_executor(None, self._insert, [rows for rows, _ in pending])
             except Exception as exc:  # the store failed: every waiting request gets the error
                 for _, fut in pending:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            at = 0
-            for batch, fut in pending:
-                if not fut.done():
-                    fut.set_result(ids[at : at + len(batch)])
-                at += len(batch)
+            for (_, fut), result in zip(pending, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(result, ApiError):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
 
-    def _insert(self, rows: list[dict[str, Any]]) -> list[int]:
+    def _insert(self, requests: list[list[dict[str, Any]]]) -> list[list[int] | ApiError]:
         with self.store.begin() as conn:
-            return jobstore.insert_jobs(conn, rows)
+            keyed = jobstore.keyed_jobs(conn, [(r["tenant"], r["client_key"]) for rows in requests for r in rows
+                                               if r.get("client_key")])  # fmt: skip
+            waiting: dict[str, int] = {}
+            verdicts: list[ApiError | None] = []
+            accepted: list[dict[str, Any]] = []
+            for rows in requests:
+                verdict = self._check(conn, rows, keyed, waiting)
+                verdicts.append(verdict)
+                if verdict is None:
+                    accepted.extend(rows)
+            ids = iter(jobstore.insert_jobs(conn, accepted))
+        return [v if v is not None else [next(ids) for _ in rows] for rows, v in zip(requests, verdicts, strict=True)]
+
+    def _check(
+        self,
+        conn: Connection,
+        rows: list[dict[str, Any]],
+        keyed: dict[tuple[str, str], tuple[int, str | None]],
+        waiting: dict[str, int],
+    ) -> ApiError | None:
+        """Whether one request may go in (its keys and its tenants' limits); it updates what later ones see."""
+        fresh: dict[str, int] = {}
+        mine: dict[tuple[str, str], str | None] = {}
+        for i, r in enumerate(rows):
+            key = (r["tenant"], r["client_key"]) if r.get("client_key") else None
+            if key is not None:
+                known = keyed.get(key)
+                digest = known[1] if known is not None else mine.get(key, r.get("client_hash"))
+                if digest is not None and r.get("client_hash") is not None and digest != r["client_hash"]:
+                    job = f"job {known[0]}" if known is not None and known[0] > 0 else "another submission"
+                    return ApiError(
+                        409,
+                        f"key {r['client_key']!r} was used for a different job ({job}); a retry must send the same "
+                        f"job, and a new job needs a new key",
+                        f"body.jobs.{i}.key" if len(rows) > 1 else "body.key",
+                    )
+                if known is not None or key in mine:
+                    continue  # a retry: the job it made is returned
+                mine[key] = r.get("client_hash")
+            fresh[r["tenant"]] = fresh.get(r["tenant"], 0) + 1
+        for tenant, n in fresh.items():
+            if tenant not in waiting:
+                waiting[tenant] = jobstore.count_waiting(conn, tenant)
+            limit = self.limits(tenant).max_jobs
+            if waiting[tenant] + n > limit:
+                return ApiError(
+                    429,
+                    f"tenant {tenant!r} has {waiting[tenant]:,} jobs waiting and may have {limit:,}; "
+                    f"{n:,} more would pass that (try again when some have started)",
+                    "tenant",
+                    headers={"Retry-After": "30"},
+                )
+        for tenant, n in fresh.items():
+            waiting[tenant] += n
+        for key, digest in mine.items():
+            keyed[key] = (-1, digest)
+        return None

@@ -1,16 +1,28 @@
-"""``local``: jobs as processes on this machine. Needs no GPU.
+"""``local``: jobs as processes on this machine. It needs no GPU.
 
-Each attempt gets a directory ``DATA/jobs/<job>/<attempt>/`` and is run by a small POSIX shell runner, started in
-a session of its own (``setsid -f``) so that the daemon dying does not take jobs with it. The runner:
+Each attempt has a directory ``JOBS/<job>/<attempt>/`` (``JOBS`` is ``DATA/jobs`` by default):
 
-1. claims the attempt by creating ``claim/`` (``mkdir`` is atomic): a second runner for the same attempt exits at
-   once, so an attempt never runs twice, however many times it is started;
-2. records its pid, runs the command with ``CUDA_VISIBLE_DEVICES`` set to the GPUs placed (their indices on the
-   node), stdout and stderr to ``stdout.log`` and ``stderr.log``;
-3. writes the exit status to ``exit_code`` (through a rename, so it is whole or absent).
+==================  ==============  =====================================================================
+path                owner, mode     what
+==================  ==============  =====================================================================
+``.``               plane, 0711     the tenant may pass through to ``work/``, but may list or create nothing
+``launch.json``     plane, 0600     what to run, as whom, with which environment (written before the start)
+``claim/``, ...     plane, 0600     the runner's records: ``runner.json``, ``status.json``, ``runner.log``
+``stdout.log``      tenant, 0600    the job's output, opened by the runner (the tenant cannot swap it)
+``stderr.log``      tenant, 0600
+``work/``           tenant, 0700    the job's cwd and ``$HOME`` (``work/tmp`` is its ``$TMPDIR``)
+==================  ==============  =====================================================================
 
-Polling reads those files: an exit code means finished or failed; a claim whose runner is gone without one means
-the attempt was lost (interrupted); no claim yet means it has not started, and a start is repeated.
+Every attempt is run by :mod:`.runner`, started detached (``setsid -f``), so the daemon's death leaves every job
+running. The runner claims the attempt, runs it as the tenant's uid, contains it (a process group, a subreaper,
+and a cgroup v2 where the host allows one), stops it as a whole, and records its real start and end.
+
+Polling reads the runner's records. If the runner has written the end, the attempt has ended and its processes are
+gone. If the runner died without writing it (``kill -9``), nothing is reported until every leftover process of the
+attempt is killed: the cgroup's, or, without one, those whose session or ``GIGAFACTORY_RUN`` marks them as the
+attempt's. Only then is the attempt reported *interrupted*, so it is never requeued while a copy still runs. If the
+runner never claimed the attempt, the start is repeated a few times, and then the attempt *fails* with what the
+runner said. Nothing retries silently forever.
 """
 
 from __future__ import annotations
@@ -21,88 +33,123 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from gigafactory.control.executors.base import Launch, NodeReport, Report, attempt_dir
+from gigafactory.control.executors import runner
+from gigafactory.control.executors.base import (
+    SAFE_PATH,
+    Launch,
+    NodeReport,
+    Report,
+    attempt_dir,
+    job_environment,
+)
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "cgroup_base"]
 
-RUNNER = r"""#!/bin/sh
-# gigafactory local runner: claim, run, record the exit status. Arguments: attempt directory, then the command.
-dir="$1"; shift
-mkdir "$dir/claim" 2>/dev/null || exit 0
-echo $$ > "$dir/pid.tmp" && mv "$dir/pid.tmp" "$dir/pid"
-child=
-trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; fi' TERM INT
-"$@" > "$dir/stdout.log" 2> "$dir/stderr.log" < /dev/null &
-child=$!
-while :; do
-    wait "$child"; code=$?
-    kill -0 "$child" 2>/dev/null || break
-done
-echo "$code" > "$dir/exit.tmp" && mv "$dir/exit.tmp" "$dir/exit_code"
-"""
-
-# An attempt whose start was carried out but whose runner has not claimed it after this long is started again.
+RUNNER = Path(runner.__file__).resolve()
+# An attempt whose start was carried out but whose runner has not claimed it after this long is started again, at
+# most START_TRIES times in all; then it fails.
 UNCLAIMED_RETRY_S = 10.0
+START_TRIES = 3
+KILL_WAIT_S = 10.0
+
+
+def cgroup_base(name: str) -> Path | None:
+    """A cgroup v2 directory for this control plane's attempts, inside the daemon's own cgroup, if the host lets us
+    make one (as root, or where systemd delegated the cgroup); None otherwise."""
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+        own = next(line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::"))
+    except (OSError, StopIteration):
+        return None
+    for line in mounts:
+        pre, _, post = line.partition(" - ")
+        if post.split()[:1] == ["cgroup2"]:
+            base = Path(pre.split()[4]) / own.strip().lstrip("/") / f"gigafactory-{name}"
+            try:
+                base.mkdir(exist_ok=True)
+            except OSError:
+                return None
+            return base if (base / "cgroup.procs").exists() else None
+    return None
 
 
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, data_dir: Path, *, unclaimed_retry_s: float = UNCLAIMED_RETRY_S) -> None:
-        self.data_dir = data_dir
+    def __init__(
+        self,
+        jobs_root: Path,
+        *,
+        plane: str = "local",
+        kill_wait_s: float = KILL_WAIT_S,
+        unclaimed_retry_s: float = UNCLAIMED_RETRY_S,
+        cgroups: bool = True,
+    ) -> None:
+        self.root = jobs_root
+        self.plane = plane
+        self.kill_wait_s = kill_wait_s
         self.unclaimed_retry_s = unclaimed_retry_s
-        self.root = data_dir / "jobs"
         self.root.mkdir(parents=True, exist_ok=True)
-        self.runner = data_dir / "runner.sh"
-        if not self.runner.exists() or self.runner.read_text() != RUNNER:
-            tmp = self.runner.with_suffix(".tmp")
-            tmp.write_text(RUNNER)
-            tmp.replace(self.runner)
+        self.root.chmod(0o711)
+        self.cgroups = cgroup_base(plane) if cgroups else None
         self._started_at: dict[tuple[int, int], float] = {}
-        self._launches: dict[tuple[int, int], Launch] = {}
 
     def attempt_dir(self, job_id: int, attempt: int) -> Path:
-        return attempt_dir(self.data_dir, job_id, attempt)
+        return attempt_dir(self.root, job_id, attempt)
 
+    # ---- the interface --------------------------------------------------------------------------------------
     def start(self, launch: Launch) -> None:
         d = self.attempt_dir(launch.job_id, launch.attempt)
-        d.mkdir(parents=True, exist_ok=True)
+        d.parent.mkdir(mode=0o711, exist_ok=True)
+        d.mkdir(mode=0o711, exist_ok=True)
         if (d / "claim").exists():
             return  # already running or run: never twice
         gpus = ",".join(str(g) for g in (launch.node_gpus[0] if launch.node_gpus else []))
-        env = {
-            **os.environ,
-            **launch.env,
-            "CUDA_VISIBLE_DEVICES": gpus,
-            "GIGAFACTORY_JOB_ID": str(launch.job_id),
-            "GIGAFACTORY_ATTEMPT": str(launch.attempt),
-            "GIGAFACTORY_NODES": ",".join(launch.nodes),
-            "GIGAFACTORY_TENANT": launch.tenant,
+        cgroup = self.cgroups / f"job-{launch.job_id}-{launch.attempt}" if self.cgroups is not None else None
+        record = {
+            **dataclasses.asdict(launch),
+            "env": job_environment(launch, d / "work", self.plane, gpus),
+            "kill_wait_s": self.kill_wait_s,
+            "cgroup": str(cgroup) if cgroup is not None else None,
         }
-        # What was launched, whole: a later daemon process can start it again if the runner never claimed it.
-        tmp = d / "launch.tmp"
-        tmp.write_text(json.dumps({**dataclasses.asdict(launch), "cuda_visible_devices": gpus}))
-        tmp.replace(d / "launch.json")
-        # `setsid -f` detaches the runner at once (a session of its own, not our child): the daemon holds no
-        # process handles, and its death (or kill -9) leaves every job running.
-        subprocess.run(  # the tenant's command: what it is for
-            ["setsid", "-f", "/bin/sh", str(self.runner), str(d), *launch.command],
-            env=env,
-            cwd=str(d),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=True,
-        )
+        _write_private(d / "launch.json", json.dumps(record))
+        self._spawn(d)
         self._started_at[(launch.job_id, launch.attempt)] = time.monotonic()
-        self._launches[(launch.job_id, launch.attempt)] = launch
+
+    def _spawn(self, d: Path) -> None:
+        tries = _read_int(d / "starts") or 0
+        _write_private(d / "starts", str(tries + 1))
+        log = os.open(d / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        try:
+            # `setsid -f` detaches the runner at once (a session of its own, not our child): the daemon holds no
+            # process handles, and its death (or kill -9) leaves every job running. The runner gets no environment
+            # of ours, and none of our descriptors (the daemon's lease among them).
+            subprocess.run(
+                ["setsid", "-f", sys.executable, "-I", "-S", str(RUNNER), str(d)],
+                env={"PATH": SAFE_PATH, "LANG": "C.UTF-8"},
+                cwd=str(d),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                check=True,
+                close_fds=True,
+            )
+        finally:
+            os.close(log)
 
     def stop(self, job_id: int, attempt: int) -> None:
-        pid = self._runner_pid(self.attempt_dir(job_id, attempt))
-        if pid is not None and _alive(pid):
+        d = self.attempt_dir(job_id, attempt)
+        if not d.is_dir():
+            return
+        # First the mark, then the signal: a runner that has not read the mark yet will; one that has is signalled.
+        _write_private(d / "stop", "")
+        pid = _live_runner(d)
+        if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
@@ -111,49 +158,97 @@ class LocalExecutor:
         now = time.monotonic()
         for job_id, attempt in running.items():
             d = self.attempt_dir(job_id, attempt)
-            code = _read_int(d / "exit_code")
-            if code is not None:
-                kind = "finished" if code == 0 else "failed"
-                out.append(Report(job_id, attempt, kind, code, "" if code == 0 else f"exit code {code}"))
+            status = _read_json(d / "status.json")
+            if status is not None and "ended" in status:
+                out.append(_report(job_id, attempt, status))
                 continue
             if not (d / "claim").exists():
-                started = self._started_at.get((job_id, attempt))
-                if started is None:
-                    # Carried out before this process started (a restart): give the runner time, then start again.
-                    self._started_at[(job_id, attempt)] = now
-                elif now - started > self.unclaimed_retry_s:
-                    again = self._launches.get((job_id, attempt)) or _read_launch(d)
-                    if again is not None:
-                        self.start(again)
+                report = self._unclaimed(job_id, attempt, d, now)
+                if report is not None:
+                    out.append(report)
                 continue
-            pid = self._runner_pid(d)
-            if pid is None:
-                continue  # claimed a moment ago; the pid file follows
-            if not _alive(pid, d):
-                # Look once more: the runner may have written its exit code just now.
-                code = _read_int(d / "exit_code")
-                if code is not None:
-                    kind = "finished" if code == 0 else "failed"
-                    out.append(Report(job_id, attempt, kind, code, "" if code == 0 else f"exit code {code}"))
-                else:
-                    out.append(Report(job_id, attempt, "interrupted", None, "the runner died without an exit code"))
+            if _live_runner(d) is not None:
+                continue
+            if not (d / "runner.json").exists():
+                # Claimed a moment ago, and its records follow; or the runner died before it started anything.
+                if time.time() - (d / "claim").stat().st_mtime > self.unclaimed_retry_s:
+                    out.append(Report(job_id, attempt, "interrupted", None, "the runner died before the job began",
+                                      ended_at=time.time()))  # fmt: skip
+                continue
+            # The runner died without recording an end (kill -9, OOM): end what it left, then report the loss.
+            status = _read_json(d / "status.json")
+            if status is not None and "ended" in status:
+                out.append(_report(job_id, attempt, status))
+            elif self._kill_leftovers(d):
+                started = status.get("started") if status else None
+                out.append(Report(job_id, attempt, "interrupted", None, "the runner died; its processes were killed",
+                                  started_at=started, ended_at=time.time()))  # fmt: skip
         return out
-
-    def stop_all(self) -> int:
-        """Stop every attempt still running under this data directory (the demo does this when it ends; a real
-        control plane leaves jobs running across its own restarts). Returns how many were stopped."""
-        stopped = 0
-        for pidfile in self.root.glob("*/*/pid"):
-            d = pidfile.parent
-            pid = _read_int(pidfile)
-            if pid is not None and not (d / "exit_code").exists() and _alive(pid, d):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                    stopped += 1
-        return stopped
 
     def nodes(self) -> list[NodeReport]:
         return []
+
+    # ---- helpers --------------------------------------------------------------------------------------------
+    def _unclaimed(self, job_id: int, attempt: int, d: Path, now: float) -> Report | None:
+        """A start that has not been claimed: give the runner time, start it again, and in the end fail it."""
+        key = (job_id, attempt)
+        started = self._started_at.get(key)
+        if started is None:
+            self._started_at[key] = now  # carried out before this process started (a restart): give it time
+            return None
+        if now - started <= self.unclaimed_retry_s:
+            return None
+        if not (d / "launch.json").exists():
+            return Report(job_id, attempt, "failed", None, "the start was lost before it was written down",
+                          ended_at=time.time())  # fmt: skip
+        if (_read_int(d / "starts") or 0) >= START_TRIES:
+            said = _tail(d / "runner.log", 300).strip() or "no message"
+            return Report(job_id, attempt, "failed", None, f"the runner never started: {said}", ended_at=time.time())
+        self._started_at[key] = now
+        try:
+            self._spawn(d)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            return Report(job_id, attempt, "failed", None, f"the runner cannot be started: {exc}", ended_at=time.time())
+        return None
+
+    def _kill_leftovers(self, d: Path) -> bool:
+        """Kill whatever is left of an attempt whose runner died; True once nothing is left."""
+        info = _read_json(d / "runner.json") or {}
+        launch = _read_json(d / "launch.json") or {}
+        cgroup = info.get("cgroup") or launch.get("cgroup")
+        left = set(runner.cgroup_pids(cgroup))
+        mark = launch.get("env", {}).get("GIGAFACTORY_RUN", "").encode()
+        session = info.get("child")
+        if mark:
+            left |= set(_marked(mark, session))
+        if not left:
+            if cgroup:
+                with contextlib.suppress(OSError):
+                    os.rmdir(cgroup)
+            return True
+        runner.kill_cgroup(cgroup)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        return False
+
+    def stop_all(self, wait_s: float | None = None) -> int:
+        """Stop every attempt still running under this executor and wait until they are gone (the demo does this
+        when it ends; a real control plane leaves jobs running across its own restarts). Returns how many."""
+        stopping = []
+        for claim in self.root.glob("*/*/claim"):
+            d = claim.parent
+            status = _read_json(d / "status.json")
+            if status is None or "ended" not in status:
+                self.stop(int(d.parent.name), int(d.name))
+                stopping.append(d)
+        stopping_at_first = list(stopping)
+        deadline = time.monotonic() + (self.kill_wait_s + 5.0 if wait_s is None else wait_s)
+        while stopping and time.monotonic() < deadline:
+            stopping = [d for d in stopping if "ended" not in (_read_json(d / "status.json") or {})]
+            stopping = [d for d in stopping if _live_runner(d) is not None or not self._kill_leftovers(d)]
+            time.sleep(0.05)
+        return len(stopping_at_first)
 
     def claims(self, job_id: int) -> list[int]:
         """The attempts of ``job_id`` that actually ran (for checks: each runs at most once)."""
@@ -162,43 +257,78 @@ class LocalExecutor:
             return []
         return sorted(int(p.name) for p in base.iterdir() if (p / "claim").exists())
 
-    @staticmethod
-    def _runner_pid(d: Path) -> int | None:
-        return _read_int(d / "pid")
+
+def _report(job_id: int, attempt: int, status: dict[str, Any]) -> Report:
+    code = status.get("exit_code")
+    times = {"started_at": status.get("started"), "ended_at": status.get("ended")}
+    reason = str(status.get("reason") or "")
+    if status.get("stopped"):
+        return Report(job_id, attempt, "interrupted", code, reason or "stopped", **times)
+    if code == 0:
+        return Report(job_id, attempt, "finished", 0, "", **times)
+    return Report(job_id, attempt, "failed", code if code is not None else 1, reason or f"exit code {code}", **times)
 
 
-def _read_launch(d: Path) -> Launch | None:
+def _marked(mark: bytes, session: int | None) -> list[int]:
+    """Processes of an attempt whose runner is gone: those in the job's session, or carrying its mark."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            if stat[0] in (b"Z", b"X"):
+                continue
+            if session is not None and int(stat[3]) == session:
+                found.append(int(name))
+                continue
+            env = Path(f"/proc/{name}/environ").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if b"GIGAFACTORY_RUN=" + mark + b"\0" in env:
+            found.append(int(name))
+    return found
+
+
+def _live_runner(d: Path) -> int | None:
+    """The pid of the attempt's runner if it still runs (the same process: pid and start time both match)."""
+    info = _read_json(d / "runner.json")
+    if not info:
+        return None
+    pid, start = info.get("pid"), info.get("start")
+    if not isinstance(pid, int) or runner.proc_start(pid) != start:
+        return None
+    return pid
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((d / "launch.json").read_text())
+        data = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return None
-    data.pop("cuda_visible_devices", None)
-    return Launch(**data)
+    return data if isinstance(data, dict) else None
 
 
 def _read_int(path: Path) -> int | None:
     try:
-        text = path.read_text().strip()
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _tail(path: Path, size: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def _alive(pid: int, attempt_dir: Path | None = None) -> bool:
-    """Is ``pid`` a live process (and, with ``attempt_dir``, our runner for that attempt, not a reused pid)?"""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False  # a zombie has exited
-    if attempt_dir is not None:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (FileNotFoundError, PermissionError):
-            return False
-        return str(attempt_dir).encode() in cmdline
-    return True
+        return ""

@@ -16,19 +16,43 @@ Nodes that Slurm has ``down`` or ``fail`` are reported down, which the engine tu
 
 A fraction of a GPU has no GRES in Slurm without MPS or shards; such a job asks Slurm for no GPU and gets the
 engine's GPU index in ``CUDA_VISIBLE_DEVICES`` from the batch script.
+
+Jobs never run as root or as the control plane. When the control plane runs as root, ``sbatch`` itself runs as the
+tenant's mapped account (``admin tenant NAME --unix-user U``): Slurm authenticates the submission as that user
+(munge) and runs the job as that user, as with any user's ``sbatch``. A tenant with no account cannot run on Slurm,
+and its job fails with that reason. ``sbatch`` gets a bare environment (``PATH`` and ``SLURM_CONF``), so nothing of
+the control plane's, and no ``SBATCH_*`` variable of the tenant's, reaches it. The batch script, sent on its stdin,
+sets the job's environment (:func:`~.base.job_environment`).
+
+The attempt's directory is laid out as for the local executor: the control plane's records, the logs (created
+here and owned by the tenant; Slurm opens them as the user, for appending), and ``work/``, the job's cwd. The jobs
+directory must therefore be reachable by the tenants' accounts on every node. Accounting comes from Slurm's own
+completion record: the start and end that ``sacct -c`` reports.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
 import shlex
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from gigafactory.control.executors.base import Launch, NodeReport, Report, attempt_dir
+from gigafactory.control.executors.base import (
+    SAFE_PATH,
+    Launch,
+    LaunchError,
+    NodeReport,
+    Report,
+    attempt_dir,
+    job_environment,
+)
+from gigafactory.control.identity import isolating
 from gigafactory.core.errors import ConfigError, UserError
 from gigafactory.core.topology import Topology
 
@@ -45,9 +69,11 @@ class SlurmError(UserError):
     """A Slurm command failed (the cluster is down or unreachable, or refused a request)."""
 
 
-def _slurm(args: list[str], *, timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _slurm(
+    args: list[str], *, timeout: float = 30.0, check: bool = True, **kw: Any
+) -> subprocess.CompletedProcess[str]:
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False, **kw)
     except FileNotFoundError as exc:
         raise ConfigError(f"{args[0]}: not found; the slurm executor needs Slurm's client commands") from exc
     except subprocess.TimeoutExpired as exc:
@@ -110,21 +136,27 @@ def site_from_slurm(name: str | None = None) -> Topology:
 class SlurmExecutor:
     name = "slurm"
 
-    def __init__(self, data_dir: Path, plane: str, *, partition: str | None = None) -> None:
-        self.data_dir = data_dir
+    def __init__(self, jobs_root: Path, plane: str, *, partition: str | None = None) -> None:
+        self.root = jobs_root
         self.plane = plane
         self.partition = partition
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o711)
         self._ids: dict[tuple[int, int], str] = {}
         self._missing_since: dict[tuple[int, int], float] = {}
 
     def job_name(self, job_id: int, attempt: int) -> str:
         return job_name(self.plane, job_id, attempt)
 
+    def attempt_dir(self, job_id: int, attempt: int) -> Path:
+        return attempt_dir(self.root, job_id, attempt)
+
     # ---- the interface --------------------------------------------------------------------------------------
     def start(self, launch: Launch) -> None:
         key = (launch.job_id, launch.attempt)
-        d = attempt_dir(self.data_dir, *key)
-        d.mkdir(parents=True, exist_ok=True)
+        d = self.attempt_dir(*key)
+        d.parent.mkdir(mode=0o711, exist_ok=True)
+        d.mkdir(mode=0o711, exist_ok=True)
         if self._slurm_id(*key) is not None:
             return  # submitted already: never twice
         found = self._find(self.job_name(*key))
@@ -133,10 +165,20 @@ class SlurmExecutor:
             return
         if (d / "start_error").exists():
             return  # refused before: poll reports it
-        script = d / "job.sh"
-        script.write_text(self._script(launch))
-        script.chmod(0o755)
-        proc = _slurm([*self._sbatch_args(launch, d), str(script)], check=False)
+        if isolating() and launch.user is None:
+            raise LaunchError(
+                f"tenant {launch.tenant!r} has no Unix account, and Slurm runs jobs as accounts: map one with "
+                f"`gigafactory admin tenant {launch.tenant} --unix-user USER`"
+            )
+        self._prepare(d, launch)
+        as_user: dict[str, Any] = {}
+        if isolating():
+            as_user = {"user": launch.uid, "group": launch.gid, "extra_groups": launch.groups}
+        env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8"}
+        if os.environ.get("SLURM_CONF"):
+            env["SLURM_CONF"] = os.environ["SLURM_CONF"]
+        proc = _slurm(self._sbatch_args(launch, d), check=False, input=self._script(launch, d), env=env,
+                      cwd="/", **as_user)  # fmt: skip
         if proc.returncode != 0 and "Batch job submission failed" in proc.stderr:
             # Slurm refused this job for good (a bad partition, a request no node can meet): the attempt fails,
             # and the refusal is kept where poll finds it, even after a restart. Anything else (slurmctld
@@ -147,6 +189,23 @@ class SlurmExecutor:
             raise SlurmError(f"sbatch failed (exit {proc.returncode}): {proc.stderr.strip()[:300]}")
         self._remember(key, proc.stdout.strip().split(";")[0])
 
+    @staticmethod
+    def _prepare(d: Path, launch: Launch) -> None:
+        """The workspace and the logs, owned by the tenant, in a directory that is not (so they cannot be swapped)."""
+        owner = (launch.uid, launch.gid) if isolating() and launch.uid is not None and launch.gid is not None else None
+        for name in ("work", "work/tmp"):
+            with contextlib.suppress(FileExistsError):
+                (d / name).mkdir(mode=0o700)
+            if owner is not None:
+                os.lchown(d / name, *owner)
+        for name in ("stdout.log", "stderr.log"):
+            fd = os.open(d / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            try:
+                if owner is not None:
+                    os.fchown(fd, *owner)
+            finally:
+                os.close(fd)
+
     def stop(self, job_id: int, attempt: int) -> None:
         sid = self._slurm_id(job_id, attempt) or self._find(self.job_name(job_id, attempt))
         if sid is not None:
@@ -156,15 +215,17 @@ class SlurmExecutor:
         if not running:
             return []
         queued = self._squeue()
-        ended: dict[str, tuple[str, int]] | None = None
+        ended: dict[str, tuple[str, int, float | None, float | None]] | None = None
         out: list[Report] = []
         now = time.monotonic()
         for job_id, attempt in running.items():
             key = (job_id, attempt)
             sid = self._slurm_id(job_id, attempt)
-            refused = attempt_dir(self.data_dir, job_id, attempt) / "start_error"
+            refused = self.attempt_dir(job_id, attempt) / "start_error"
             if sid is None and refused.exists():
-                out.append(Report(job_id, attempt, "failed", 1, f"Slurm refused it: {refused.read_text().strip()}"))
+                now_s = time.time()
+                out.append(Report(job_id, attempt, "failed", 1, f"Slurm refused it: {refused.read_text().strip()}",
+                                  now_s, now_s))  # fmt: skip
                 continue
             if sid is None:
                 sid = queued.get(self.job_name(job_id, attempt), (None, ""))[0]
@@ -182,14 +243,14 @@ class SlurmExecutor:
                     out.append(Report(job_id, attempt, "interrupted", None, f"Slurm job {sid} vanished"))
                 continue
             self._missing_since.pop(key, None)
-            state, code = ended[sid]
+            state, code, began, finished = ended[sid]
             if state in FINISHED:
-                out.append(Report(job_id, attempt, "finished", 0))
+                out.append(Report(job_id, attempt, "finished", 0, "", began, finished))
             elif state in INTERRUPTED:
-                out.append(Report(job_id, attempt, "interrupted", None, f"Slurm {state}"))
+                out.append(Report(job_id, attempt, "interrupted", None, f"Slurm {state}", began, finished))
             else:
                 reason = f"Slurm {state}" + (f", exit code {code}" if code else "")
-                out.append(Report(job_id, attempt, "failed", code or 1, reason))
+                out.append(Report(job_id, attempt, "failed", code or 1, reason, began, finished))
         return out
 
     def nodes(self) -> list[NodeReport]:
@@ -209,7 +270,8 @@ class SlurmExecutor:
         args = [
             "sbatch", "--parsable", f"--job-name={self.job_name(launch.job_id, launch.attempt)}",
             f"--nodelist={','.join(launch.nodes)}", f"--nodes={len(launch.nodes)}", "--ntasks-per-node=1",
-            "--no-requeue", f"--chdir={d}", f"--output={d / 'stdout.log'}", f"--error={d / 'stderr.log'}",
+            "--no-requeue", f"--chdir={d / 'work'}", f"--output={d / 'stdout.log'}", f"--error={d / 'stderr.log'}",
+            "--open-mode=append", "--export=ALL",
             f"--comment=gigafactory tenant {launch.tenant}",
             f"--cpus-per-task={max(1, -(-max(launch.cpu_milli or [0]) // 1000))}",
             f"--mem={max(1, max(launch.mem_mib or [0]))}",
@@ -223,16 +285,10 @@ class SlurmExecutor:
                 args.append(f"--gpus={sum(per_node)}")
         return args
 
-    def _script(self, launch: Launch) -> str:
+    def _script(self, launch: Launch, d: Path) -> str:
         lines = ["#!/bin/sh", "# written by gigafactory's slurm executor"]
-        env = {
-            **launch.env,
-            "GIGAFACTORY_JOB_ID": str(launch.job_id),
-            "GIGAFACTORY_ATTEMPT": str(launch.attempt),
-            "GIGAFACTORY_TENANT": launch.tenant,
-        }
-        if launch.gpu_milli < 1000:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in launch.node_gpus[0])
+        gpus = ",".join(str(g) for g in launch.node_gpus[0]) if launch.gpu_milli < 1000 else None
+        env = job_environment(launch, d / "work", self.plane, gpus)
         lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
         command = " ".join(shlex.quote(a) for a in launch.command)
         lines.append(f"exec srun --kill-on-bad-exit=1 {command}" if len(launch.nodes) > 1 else f"exec {command}")
@@ -243,7 +299,7 @@ class SlurmExecutor:
         if key in self._ids:
             return self._ids[key]
         try:
-            sid = (attempt_dir(self.data_dir, job_id, attempt) / "slurm_id").read_text().strip()
+            sid = (self.attempt_dir(job_id, attempt) / "slurm_id").read_text().strip()
         except FileNotFoundError:
             return None
         if sid:
@@ -252,7 +308,7 @@ class SlurmExecutor:
 
     def _remember(self, key: tuple[int, int], sid: str) -> None:
         self._ids[key] = sid
-        _write_atomic(attempt_dir(self.data_dir, *key) / "slurm_id", sid)
+        _write_atomic(self.attempt_dir(*key) / "slurm_id", sid)
 
     def _find(self, name: str) -> str | None:
         """A Slurm job of this name, queued or ended."""
@@ -283,18 +339,26 @@ class SlurmExecutor:
             if name.startswith(f"gf-{self.plane}-")
         }
 
-    def _sacct(self) -> dict[str, tuple[str, int]]:
-        """Ended Slurm jobs from the completion log: id → (state, exit code)."""
-        out = _slurm(["sacct", "-c", "-P", "-n", "-o", "JobID,State,ExitCode"], check=False).stdout
+    def _sacct(self) -> dict[str, tuple[str, int, float | None, float | None]]:
+        """Ended Slurm jobs from the completion log: id → (state, exit code, start, end)."""
+        out = _slurm(["sacct", "-c", "-P", "-n", "-o", "JobID,State,ExitCode,Start,End"], check=False).stdout
         rows = {}
         for line in out.splitlines():
             parts = line.split("|")
-            if len(parts) < 3:
+            if len(parts) < 5:
                 continue
             state = parts[1].split()[0] if parts[1] else ""
             try:
                 code = int(parts[2].split(":")[0])
             except ValueError:
                 code = 0
-            rows[parts[0]] = (state, code)
+            rows[parts[0]] = (state, code, _when(parts[3]), _when(parts[4]))
         return rows
+
+
+def _when(text: str) -> float | None:
+    """A time as sacct prints it (local time, ``2026-12-01T16:03:05``), as Unix time; None for Unknown/None."""
+    try:
+        return dt.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        return None

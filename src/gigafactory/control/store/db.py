@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from gigafactory.control.store.schema import meta
 from gigafactory.core.errors import ConfigError
 
-__all__ = ["default_url", "get_meta", "open_store", "set_meta"]
+__all__ = ["bump_meta", "default_url", "fence_meta", "get_meta", "open_store", "set_meta"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -75,6 +75,21 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
         conn.execute(meta.update().where(meta.c.key == key).values(value=value))
     else:
         conn.execute(meta.insert().values(key=key, value=value))
+
+
+def bump_meta(conn: Connection, key: str) -> int:
+    """Add one to an integer fact (0 if absent) and return the new value."""
+    value = int(get_meta(conn, key, "0") or 0) + 1
+    set_meta(conn, key, str(value))
+    return value
+
+
+def fence_meta(conn: Connection, key: str, value: str) -> bool:
+    """In a write transaction: True if ``key`` still holds ``value``. The row stays locked (PostgreSQL) or the
+    database stays reserved (SQLite) until the transaction ends, so the answer holds for the whole transaction."""
+    return bool(
+        conn.execute(meta.update().where(meta.c.key == key, meta.c.value == value).values(value=value)).rowcount
+    )
 
 
 def _redact(url: str) -> str:

@@ -20,13 +20,16 @@ from gigafactory.control.store.schema import jobs, transitions, usage
 __all__ = [
     "SUBMITTED",
     "count_by_state",
+    "count_waiting",
     "get_job",
     "gpu_seconds_by_job",
     "insert_jobs",
+    "keyed_jobs",
     "list_jobs",
     "record_transitions",
     "record_usage",
     "set_est_starts",
+    "stopping_attempts",
     "submitted",
     "update_job",
     "usage_by_tenant",
@@ -72,19 +75,30 @@ def insert_jobs(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
 
 
 def _keyed_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """The stored jobs of these (tenant, key) pairs, found through the (tenant, client_key) index."""
+    return {key: jid for key, (jid, _) in keyed_jobs(conn, keys).items()}
+
+
+def keyed_jobs(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str | None]]:
+    """The stored jobs of these (tenant, key) pairs, with the fingerprint each was submitted with, found through
+    the (tenant, client_key) index."""
     by_tenant: dict[str, set[str]] = {}
     for tenant, key in keys:
         by_tenant.setdefault(tenant, set()).add(key)
-    found: dict[tuple[str, str], int] = {}
+    found: dict[tuple[str, str], tuple[int, str | None]] = {}
     for tenant, names in by_tenant.items():
         ordered = sorted(names)
         for at in range(0, len(ordered), 10_000):
-            q = select(jobs.c.client_key, jobs.c.id).where(
+            q = select(jobs.c.client_key, jobs.c.id, jobs.c.client_hash).where(
                 jobs.c.tenant == tenant, jobs.c.client_key.in_(ordered[at : at + 10_000])
             )
-            found.update(((tenant, key), int(jid)) for key, jid in conn.execute(q))
+            found.update(((tenant, key), (int(jid), digest)) for key, jid, digest in conn.execute(q))
     return found
+
+
+def count_waiting(conn: Connection, tenant: str) -> int:
+    """The tenant's jobs submitted or waiting (what its ``max_jobs`` limits)."""
+    q = select(func.count()).where(jobs.c.tenant == tenant, jobs.c.state.in_([SUBMITTED, "pending"]))
+    return int(conn.execute(q).scalar() or 0)
 
 
 _DEFAULTS: dict[str, Any] = {
@@ -104,6 +118,7 @@ _DEFAULTS: dict[str, Any] = {
     "ckpt_write_s": 0.0,
     "gpu_milli": 1000,
     "client_key": None,
+    "client_hash": None,
 }
 
 
@@ -156,8 +171,27 @@ def set_est_starts(conn: Connection, starts: dict[int, float | None]) -> None:
 
 
 def record_usage(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(usage.insert(), list(rows))
+    """Bill ended attempts; an attempt already billed is left as it is (one record per (job, attempt))."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(usage).on_conflict_do_nothing(index_elements=["job_id", "attempt"]), list(rows))
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        conn.execute(sqlite_insert(usage).on_conflict_do_nothing(index_elements=["job_id", "attempt"]), list(rows))
+
+
+def stopping_attempts(conn: Connection) -> list[Any]:
+    """Attempts that started, are no longer running and have no usage record yet: stopped, and not yet reported
+    gone by their executor. Their GPUs stay held (the daemon restores them as such after a restart)."""
+    billed = select(usage.c.id).where(usage.c.job_id == jobs.c.id, usage.c.attempt == jobs.c.attempt).exists()
+    q = select(jobs.c.id, jobs.c.attempt, jobs.c.tenant, jobs.c.state, jobs.c.placement, jobs.c.started_at).where(
+        jobs.c.attempt >= 1, jobs.c.state != "running", jobs.c.placement.is_not(None), ~billed
+    )
+    return list(conn.execute(q.order_by(jobs.c.id)))
 
 
 def record_transitions(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

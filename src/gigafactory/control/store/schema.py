@@ -7,14 +7,19 @@ Who writes what (one writing module per table):
 table          holds                                       written by
 =============  ==========================================  ============================================
 sites, nodes   the site and its nodes, with their state    :mod:`.site`
-tenants        the account tree: shares, guarantees, caps  :mod:`.accounts`
+tenants        the account tree: shares, guarantees, caps, :mod:`.accounts`
+               uids, job and submission-rate limits
 tokens         API tokens, hashed, with tenant and role    :mod:`.accounts`
+sessions       browser sessions and one-time sign-in       :mod:`.accounts`
+               codes, hashed
 jobs           every job: request, state, placement, ...   :mod:`.jobs`
-usage          GPU-seconds per job attempt (accounting)    :mod:`.jobs`
+usage          GPU-seconds per job attempt (accounting),   :mod:`.jobs`
+               one record per (job, attempt)
 transitions    every state change, with its stimulus       :mod:`.jobs`
 events         the inbox: what the daemon must process     :mod:`.inbox`
 actions        the outbox: what executors must carry out   :mod:`.outbox`
-meta           small facts (versions, heartbeats)          :mod:`.db`
+meta           small facts (versions, heartbeats, the      :mod:`.db`
+               daemon's lease epoch)
 =============  ==========================================  ============================================
 
 Times are Unix seconds (floats). JSON columns hold lists and small objects.
@@ -44,6 +49,7 @@ __all__ = [
     "meta",
     "metadata",
     "nodes",
+    "sessions",
     "sites",
     "tenants",
     "tokens",
@@ -88,6 +94,11 @@ tenants = Table(
     Column("guarantee", Integer, nullable=True),
     Column("limit_gpus", Integer, nullable=True),
     Column("created_at", Float, nullable=False),
+    Column("unix_user", String(64), nullable=True),  # the account its jobs run as (else its dynamic uid)
+    Column("uid", Integer, nullable=True),  # its dynamic uid, unique among tenants
+    Column("max_jobs", Integer, nullable=True),  # submitted + waiting jobs at most (None: the site default)
+    Column("max_rate", Float, nullable=True),  # submissions per second at most (None: the site default)
+    Index("ux_tenants_uid", "uid", unique=True),
 )
 
 tokens = Table(
@@ -100,6 +111,18 @@ tokens = Table(
     Column("name", String(100), nullable=False, default=""),
     Column("created_at", Float, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("token_id", Integer, nullable=False),  # whose rights it carries; revoking the token ends it
+    Column("kind", String(16), nullable=False),  # session (a browser's cookie) | code (a one-time sign-in link)
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used", Boolean, nullable=False, default=False),
 )
 
 jobs = Table(
@@ -132,6 +155,7 @@ jobs = Table(
     Column("est_start", Float, nullable=True),  # the daemon's forecast while pending
     Column("log_dir", Text, nullable=False, default=""),
     Column("client_key", String(100), nullable=True),  # the client's name for the submission (retries)
+    Column("client_hash", String(64), nullable=True),  # what was submitted under that key (a fingerprint)
     Index("ix_jobs_tenant_state", "tenant", "state"),
     Index("ux_jobs_tenant_client_key", "tenant", "client_key", unique=True),
     Index("ix_jobs_state", "state"),
@@ -148,6 +172,7 @@ usage = Table(
     Column("started_at", Float, nullable=False),
     Column("ended_at", Float, nullable=False),
     Column("gpu_seconds", Float, nullable=False),
+    Index("ux_usage_job_attempt", "job_id", "attempt", unique=True),
 )
 
 transitions = Table(

@@ -2,9 +2,12 @@
 plotly.js is served from the installed Python package, so the dashboard works on a site with no internet.
 
 Pages: the site map (``/``), the queue (``/queue``), tenants' usage against their share (``/tenants``), one
-job's story (``/jobs/{id}``) and utilisation (``/utilisation``). A browser signs in once with a token
-(``/login?token=...``, which the demo prints); the token is kept in an HTTP-only cookie and the pages show what that
-token may see, exactly as the API does.
+job's story (``/jobs/{id}``) and utilisation (``/utilisation``).
+
+A browser signs in with a token typed into the form (posted, so it stays out of URLs and logs), or with a one-time
+sign-in link (``/login?code=...``, from ``POST /api/v1/sign-in-links``; the demo prints them). Either way it gets
+a session: the HTTP-only cookie holds the session's secret, never the token, and the session ends after
+twelve hours, or when its token is revoked. The pages show what that token may see, exactly as the API does.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from gigafactory.control.api.app import COOKIE
+from gigafactory.control.api.app import COOKIE, read_log
 from gigafactory.control.api.errors import ApiError
-from gigafactory.control.executors.base import attempt_dir
+from gigafactory.control.identity import isolating, isolation_note
 from gigafactory.control.queries import node_use, queue, tenant_summaries, utilisation_series
 from gigafactory.control.store import accounts
 from gigafactory.control.store import jobs as jobstore
@@ -74,13 +77,14 @@ def install_pages(app: FastAPI) -> None:
     site = app.state.site
 
     def who(request: Request) -> accounts.Principal | None:
-        token = request.cookies.get(COOKIE)
-        return app.state.auth.lookup(token) if token else None
+        secret = request.cookies.get(COOKIE)
+        return app.state.auth.session(secret) if secret else None
 
     def render(name: str, request: Request, p: accounts.Principal, **ctx: Any) -> HTMLResponse:
         html = _env.get_template(name).render(
-            style=STYLE, site=site, who=p, now=time.time(), path=request.url.path, **ctx
-        )
+            style=STYLE, site=site, who=p, now=time.time(), path=request.url.path, isolated=isolating(),
+            isolation=isolation_note(), **ctx,
+        )  # fmt: skip
         return HTMLResponse(html)
 
     def signed_in(request: Request) -> accounts.Principal:
@@ -99,12 +103,19 @@ def install_pages(app: FastAPI) -> None:
 
     @app.get("/login", include_in_schema=False)
     def login(
-        token: Annotated[str | None, Query(max_length=200)] = None,
+        code: Annotated[str | None, Query(max_length=200)] = None,
         next: Annotated[str, Query(max_length=200, pattern=r"^/[^/].*$|^/$")] = "/",
     ) -> Response:
-        if token is None:
+        if code is None:
             return HTMLResponse(_env.get_template("login.html").render(style=STYLE, error=None, next=next))
-        return sign_in(token, next)
+        with store.begin() as conn:
+            p = accounts.lookup_session(conn, code, kind="code")
+        if p is None:
+            page = _env.get_template("login.html").render(
+                style=STYLE, error="That sign-in link has expired or was used already.", next=next
+            )
+            return HTMLResponse(page, status_code=401)
+        return session_for(p, next)
 
     @app.post("/login", include_in_schema=False)
     async def login_form(request: Request) -> Response:
@@ -114,12 +125,18 @@ def install_pages(app: FastAPI) -> None:
         return sign_in((form.get("token") or [""])[0].strip(), nxt if re.fullmatch(r"/([^/].*)?", nxt) else "/")
 
     def sign_in(token: str, nxt: str) -> Response:
-        """A valid token becomes an httponly cookie and the browser goes on to ``nxt``."""
-        if not token or app.state.auth.lookup(token) is None:
+        """A valid token starts a session, and the browser goes on to ``nxt``."""
+        p = app.state.auth.lookup(token) if token else None
+        if p is None:
             page = _env.get_template("login.html").render(style=STYLE, error="That token is not valid.", next=nxt)
             return HTMLResponse(page, status_code=401)
+        return session_for(p, nxt)
+
+    def session_for(p: accounts.Principal, nxt: str) -> Response:
+        with store.begin() as conn:
+            secret = accounts.create_session(conn, p.token_id)
         resp = RedirectResponse(nxt, status_code=303)
-        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
+        resp.set_cookie(COOKIE, secret, httponly=True, samesite="strict", max_age=int(accounts.SESSION_S))
         return resp
 
     @app.get("/logout", include_in_schema=False)
@@ -206,8 +223,7 @@ def install_pages(app: FastAPI) -> None:
         logs = {}
         if row.attempt:
             for stream in ("stdout", "stderr"):
-                path = attempt_dir(app.state.cfg.data_dir, job_id, row.attempt) / f"{stream}.log"
-                logs[stream] = _tail(path, 16 * 1024)
+                logs[stream] = read_log(row, row.attempt, stream, 16 * 1024)
         nodes = [site.node_names[n] for n in (row.placement or {}).get("nodes", [])]
         return render("job.html", request, p, job=row, story=story, logs=logs, nodes=nodes)
 
@@ -239,13 +255,3 @@ def _node_css(state: str, used_fraction: float) -> str:
     if used_fraction < 1:
         return "mid"
     return "full"
-
-
-def _tail(path: Path, size: int) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - size))
-            return f.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""

@@ -1,0 +1,109 @@
+"""The API's gate: who is asking, and how much they send, settled before a body is read.
+
+* A request under ``/api/`` that carries a body (POST, PUT, PATCH) must present a valid token (or a browser
+  session) before a byte of its body is read. An unauthenticated client gets its 401 at once, however much it
+  sends.
+* Every body is capped, by path. A body larger than its cap, by ``Content-Length`` or as it streams in, is a 413,
+  and is not read further. Only then does the application parse it.
+
+The sign-in form (``/login``) is the one body taken without a token, and its cap is 4 KiB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+__all__ = ["BODY_CAPS", "DEFAULT_CAP", "Gate"]
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_CAP = 1 << 20  # 1 MiB: one job at the largest is about 100 KiB
+BODY_CAPS = {"/api/v1/jobs/batch": 32 << 20, "/login": 4096}
+
+
+class Gate:
+    def __init__(self, app: App, who: Callable[[str | None, str | None], object | None]) -> None:
+        """``who(bearer_token, session_cookie)`` names the caller, or returns None (it may touch the store)."""
+        self.app = app
+        self.who = who
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if path.startswith("/api/"):
+            auth = headers.get("authorization")
+            if auth is not None:
+                scheme, _, token = auth.partition(" ")
+                if scheme.lower() != "bearer" or not token.strip():
+                    await _error(send, 401, "the Authorization header must be 'Bearer <token>'")
+                    return
+            cookie = _cookie(headers.get("cookie", ""), "gf_session")
+            bearer = token.strip() if auth is not None else None
+            if not bearer and not cookie:
+                await _error(send, 401, "no token: send 'Authorization: Bearer <token>'")
+                return
+            if await run_in_threadpool(self.who, bearer, cookie) is None:
+                await _error(send, 401, "the token is not valid (unknown or revoked)")
+                return
+        cap = BODY_CAPS.get(path, DEFAULT_CAP)
+        too_big = f"the body is over {cap:,} bytes, the most {path} takes" + (
+            "; send the jobs in several batches" if path.endswith("/batch") else ""
+        )
+        try:
+            declared = int(headers.get("content-length", "0"))
+        except ValueError:
+            await _error(send, 400, "Content-Length is not a number")
+            return
+        if declared > cap:
+            await _error(send, 413, too_big)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > cap:
+                await _error(send, 413, too_big)
+                return
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return value
+    return None
+
+
+async def _error(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": {"status": status, "message": message, "field": None}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

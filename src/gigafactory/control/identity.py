@@ -1,0 +1,109 @@
+"""Who a tenant's jobs run as.
+
+A job never runs as root or as the control plane's own user. When the control plane runs as root (a production
+install, and CI here), each tenant's jobs run under that tenant's own uid and gid:
+
+* a tenant **mapped** to a Unix account (``gigafactory admin tenant NAME --unix-user U``) runs as U, with U's
+  primary group and supplementary groups. The Slurm executor needs this: Slurm runs jobs as real accounts;
+* any other tenant runs as a **dynamic uid** from :data:`DYNAMIC_UIDS`, chosen when the tenant is created, with
+  gid = uid and no supplementary group. No host account is needed: this is systemd's ``DynamicUser``. A uid that
+  the host's user or group database already knows is never chosen.
+
+Two tenants never share a uid, so a tenant can see no other tenant's files or processes.
+
+When the control plane runs unprivileged (a laptop demo), it cannot change uid, so isolation is **off**: jobs run
+as that user. They still get a clean environment and are contained and stopped as a whole. ``serve``, ``/health``
+and the dashboard all say so.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from dataclasses import dataclass
+
+from gigafactory.core.errors import ConfigError
+
+__all__ = ["DYNAMIC_UIDS", "Identity", "allocate_uid", "check_unix_user", "identity", "isolating", "isolation_note"]
+
+# systemd's DynamicUser range; a uid in use on the host (in /etc/passwd or /etc/group, or from NSS) is skipped.
+DYNAMIC_UIDS = range(61184, 65520)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The uid, gid and groups a tenant's jobs run as; ``uid`` None means as the control plane (isolation off)."""
+
+    uid: int | None = None
+    gid: int | None = None
+    groups: tuple[int, ...] = ()
+    user: str | None = None  # the mapped account's name, if the tenant has one
+
+
+def isolating() -> bool:
+    """Jobs run under their tenants' own uids only when the control plane can change uid: as root."""
+    return os.geteuid() == 0
+
+
+def isolation_note() -> str:
+    if isolating():
+        return "on: each tenant's jobs run under the tenant's own uid"
+    user = _name(os.geteuid())
+    return f"off: not running as root, so every job runs as {user} (the control plane's user)"
+
+
+def _name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _known_on_host(uid: int) -> bool:
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        try:
+            lookup(uid)
+            return True
+        except KeyError:
+            pass
+    return False
+
+
+def allocate_uid(taken: set[int]) -> int:
+    """The lowest dynamic uid not taken by another tenant and unknown to the host."""
+    for uid in DYNAMIC_UIDS:
+        if uid not in taken and not _known_on_host(uid):
+            return uid
+    raise ConfigError(f"no dynamic uid left in {DYNAMIC_UIDS.start}-{DYNAMIC_UIDS.stop - 1}; map tenants to accounts")
+
+
+def check_unix_user(name: str) -> int:
+    """The uid of account ``name``, which a tenant's jobs may run as; a clear error if they may not."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise ConfigError(f"unix_user {name!r}: no such account on this host") from None
+    if entry.pw_uid == 0:
+        raise ConfigError(f"unix_user {name!r}: jobs never run as root")
+    if entry.pw_uid == os.geteuid():
+        raise ConfigError(f"unix_user {name!r}: that is the control plane's own account; jobs never run as it")
+    return entry.pw_uid
+
+
+def identity(unix_user: str | None, uid: int | None) -> Identity:
+    """What a tenant's jobs run as, from its ``unix_user`` and dynamic ``uid`` (see the module docstring)."""
+    if not isolating():
+        return Identity()
+    if unix_user:
+        try:
+            entry = pwd.getpwnam(unix_user)
+        except KeyError:
+            raise ConfigError(f"tenant's unix_user {unix_user!r} no longer exists on this host") from None
+        if entry.pw_uid in (0, os.geteuid()):
+            raise ConfigError(f"tenant's unix_user {unix_user!r} is root or the control plane's own account")
+        groups = tuple(g for g in os.getgrouplist(unix_user, entry.pw_gid) if g != 0)
+        return Identity(entry.pw_uid, entry.pw_gid, groups, unix_user)
+    if uid is None:
+        raise ConfigError("the tenant has no uid; restart the control plane to assign one")
+    return Identity(uid, uid, (), None)
