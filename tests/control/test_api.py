@@ -296,7 +296,7 @@ def test_a_lost_database_is_a_503_not_a_500(tmp_path: Path, pg_admin) -> None:  
             with pg_admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
             for r in (api.post("/api/v1/jobs", json={"command": ["true"]}, headers=own),
-                      api.get("/api/v1/jobs", headers=own), api.get("/api/v1/health")):  # fmt: skip
+                      api.get("/api/v1/jobs", headers=own), api.get("/api/v1/health", headers=own)):  # fmt: skip
                 assert r.status_code == 503, r.text
                 assert "store is unavailable" in r.json()["error"]["message"]
                 assert r.headers["retry-after"] == "5"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,9 +42,8 @@ def _wait(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_dashboard_pages(browser, live: LiveServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    py = sys.executable
     with Client(live.url, live.plane.admin_token) as c:
-        done = c.submit(tenant="lab-a", name="hello", command=[py, "-c", "print('hello from the job')"], gpus=2)
+        done = c.submit(tenant="lab-a", name="hello", command=["sh", "-c", "echo hello from the job"], gpus=2)
         running = c.submit(tenant="lab-a", name="long", command=["sleep", "30"], gpus=24, estimate_s=30)
         waiting = c.submit(tenant="startup-b", name="waits", command=["true"], gpus=16, estimate_s=60)
         _wait(lambda: c.job(done)["state"] == "completed" and c.job(running)["state"] == "running")
@@ -105,12 +103,20 @@ def test_dashboard_pages(browser, live: LiveServer, tmp_path: Path) -> None:  # 
     assert errors == []
     assert (tmp_path / "site.png").stat().st_size > 10_000
 
-    # A tenant sees only its own jobs.
+    # The cookie holds a session, not the token, and lives for hours, not a month.
+    (cookie,) = page.context.cookies()
+    assert cookie["httpOnly"] and cookie["value"].startswith("gfs_") and live.plane.admin_token not in cookie["value"]
+    assert cookie["expires"] - time.time() < 13 * 3600
+
+    # A tenant signs in with a one-time link, and sees only its own jobs.
     page.context.clear_cookies()
-    page.goto(f"{live.url}/login")
-    page.fill("#token", live.plane.tokens["startup-b"])
-    page.click("#sign-in")
+    with Client(live.url, live.plane.tokens["startup-b"]) as tenant:
+        link = tenant.sign_in_link()
+    assert "gf_" not in link
+    page.goto(link)
     page.goto(f"{live.url}/queue")
     assert [r.get_attribute("data-job") for r in page.locator("#queue tbody tr").all()] == [str(waiting)]
     assert page.goto(f"{live.url}/jobs/{done}").status == 404
+    page.context.clear_cookies()
+    assert page.goto(link).status == 401  # the link works once
     page.close()

@@ -13,8 +13,8 @@ from gigafactory.control.client import Client
 from .conftest import LiveServer
 
 
-def gf(live: LiveServer, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "GIGAFACTORY_TOKEN": token or live.plane.admin_token}
+def gf(live: LiveServer, *args: str, token: str | None = None, columns: int = 200) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": str(columns), "GIGAFACTORY_TOKEN": token or live.plane.admin_token}
     return subprocess.run(
         [sys.executable, "-m", "gigafactory", *args, "--url", live.url] if args[0] != "submit" else
         [sys.executable, "-m", "gigafactory", "submit", "--url", live.url, *args[1:]],
@@ -55,8 +55,12 @@ def test_queue_shows_estimated_starts_like_squeue(live: LiveServer) -> None:
     lines = q.stdout.splitlines()
     assert lines[0].split()[:7] == ["JOBID", "TENANT", "NAME", "GPUS", "STATE", "POS", "START_TIME"]
     row = next(line for line in lines if line.split()[0] == str(later))
-    assert row.split()[4:6] == ["PENDING", "1"] and "T" in row.split()[6]  # position 1, an ISO start time
+    assert row.split()[4:6] == ["PENDING", "1"] and row.split()[6].count(":") == 2  # position 1, a time today
     assert row.split()[7] == "(Resources)"
+    # On an 80-column terminal nothing is cut: long values fold onto a second line instead.
+    narrow = gf(live, "queue", columns=80).stdout
+    assert "…" not in narrow and max(map(len, narrow.splitlines())) <= 80
+    assert "later" in narrow and "(Resources)" in narrow
     cancel = gf(live, "cancel", str(big), token=live.plane.tokens["lab-a"])
     assert cancel.returncode == 0
     other = gf(live, "cancel", str(later), token=live.plane.tokens["lab-a"])
@@ -98,7 +102,7 @@ def test_admin_commands_and_errors(live: LiveServer) -> None:
 def test_serve_refuses_bad_set_ups_clearly(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
     cases = [
-        (["--executor", "slurm"], "SLURM_CONF is not set"),
+        (["--executor", "slurm"], "SLURM_CONF"),  # with Slurm installed ("is not set") or without ("not found")
         (["--site", "nosuch:nodes=3"], "unknown site preset 'nosuch'"),
         (["--policy", "fifo+nope"], "unknown policy 'nope'"),
         (["--db", "mysql://x/y"], "only sqlite:///PATH and postgresql+psycopg://"),

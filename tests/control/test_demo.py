@@ -1,43 +1,71 @@
-"""The main job, as `make demo` runs it: the control plane on embedded defaults with real jobs; and --twin-only."""
+"""The main job, as a newcomer runs it: ``make demo``'s command in a fresh clone, with the default relative data
+directory, seeing real jobs complete; and ``--twin-only``."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from gigafactory.control.executors import LocalExecutor
+from gigafactory.control.executors.runner import proc_start
 
 from .conftest import free_port
 
+REPO = Path(__file__).resolve().parents[2]
 
-def test_demo_runs_real_jobs_and_serves_the_dashboard(tmp_path: Path) -> None:
+
+def _make_demo_command() -> list[str]:
+    """What `make demo` runs once the environment is installed, as the Makefile says it."""
+    out = subprocess.run(["make", "-s", "-n", "-C", str(REPO), "demo"], capture_output=True, text=True, check=True)
+    line = [x for x in out.stdout.splitlines() if "gigafactory" in x][-1]
+    return shlex.split(line)
+
+
+def test_make_demo_runs_real_jobs_from_a_fresh_clone(tmp_path: Path) -> None:
+    command = _make_demo_command()
+    assert command == [".venv/bin/gigafactory", "demo"], command  # relative: it runs from the checkout
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    (clone / ".venv").symlink_to(Path(sys.executable).parent.parent)  # the environment `make` would install
     port = free_port()
-    out = tmp_path / "demo"
-    r = subprocess.run(
-        [sys.executable, "-m", "gigafactory", "demo", "--out", str(out), "--port", str(port), "--for", "20"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
+    proc = subprocess.Popen(
+        command, cwd=clone, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200", "GIGAFACTORY_PORT": str(port)}, start_new_session=True,
     )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-2000:]
-    text = r.stdout
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if "jobs ended" in line or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGINT)  # Ctrl-C, as the demo tells the newcomer
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = "".join(seen) + rest
+    assert proc.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
     assert "submitted 9 real jobs for lab-a, startup-b, uni-c" in text
-    assert f"dashboard: http://127.0.0.1:{port}/login?token=gf_" in text
-    assert "as tenant uni-c:" in text
-    lines = [line.split() for line in text.splitlines() if line.strip().startswith("job")]
-    ended = {(w[3], w[4]) for w in lines if len(w) >= 5}
-    assert ("broken-config", "failed") in ended and ("eval-harness", "completed") in ended
-    assert "Traceback" not in r.stderr
-    # Real processes ran: their output is where the job says.
-    logs = sorted(out.glob("jobs/*/1/stdout.log"))
-    assert any("training on GPUs" in p.read_text() for p in logs)
-    assert (out / "gigafactory.db").exists() and (out / "admin.token").stat().st_mode & 0o077 == 0
-    # It stopped after 20 s with the longer jobs unfinished: it stopped them too, and says so.
-    assert "job(s) still running" in text
-    time.sleep(1.0)
-    assert LocalExecutor(out).stop_all() == 0  # nothing of it still runs
+    assert f"dashboard as the admin: http://127.0.0.1:{port}/login?code=gfc_" in text
+    assert "gf_" not in text.replace("gfc_", "")  # no token is printed, only one-time codes
+    assert "all 9 jobs ended (8 completed, 1 failed as intended)" in text, text[-3000:]
+    # The data went where a newcomer expects it: under the clone, relative to where the command ran.
+    data = clone / "out" / "control-demo"
+    assert (data / "gigafactory.db").exists() and data.stat().st_mode & 0o077 == 0
+    logs = sorted(data.glob("jobs/*/1/stdout.log"))
+    assert len(logs) == 9 and any("training on GPUs" in p.read_text() for p in logs)
+    # Nothing of it still runs.
+    for info in data.glob("jobs/*/*/runner.json"):
+        record = json.loads(info.read_text())
+        assert proc_start(record["pid"]) != record["start"], f"{info.parent} still runs"
 
 
 def test_demo_twin_only_simulates(tmp_path: Path) -> None:

@@ -1,11 +1,16 @@
 """The Slurm executor against a real multi-node Slurm cluster (Debian's Slurm, fake GPUs), started here by
-``scripts/slurm-cluster.sh``: submit, complete, fail, cancel, node failure → requeue, and idempotent starts."""
+``scripts/slurm-cluster.sh``: submit, complete, fail, cancel, node failure → requeue, and idempotent starts.
+
+Run as root (as CI runs it), jobs go to Slurm as the tenants' own accounts, which the test creates
+(``gf-lab-a``, ...), and the cluster and the jobs directory live where those accounts can reach them."""
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +21,9 @@ from gigafactory.control.config import ControlConfig, init_control
 from gigafactory.control.daemon import Daemon
 from gigafactory.control.executors.base import Launch
 from gigafactory.control.executors.slurm import SlurmExecutor, site_from_slurm
+from gigafactory.control.identity import isolating
 from gigafactory.control.serve import make_executor
-from gigafactory.control.store import inbox
+from gigafactory.control.store import accounts, inbox
 from gigafactory.control.store import jobs as jobstore
 
 from .conftest import TENANTS, run_until
@@ -32,7 +38,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         if os.environ.get("GIGAFACTORY_REQUIRE_SLURM") == "1":
             pytest.fail("Slurm is required here (apt-get install slurmctld slurmd slurm-client munge)")
         pytest.skip("Slurm is not installed (Debian: slurmctld slurmd slurm-client munge)")
-    d = tmp_path_factory.mktemp("slurm")
+    # Outside pytest's private temporary directory: the tenants' accounts must reach slurm.conf and munge's socket.
+    d = Path(tempfile.mkdtemp(prefix="gf-slurm-", dir="/tmp"))
+    d.chmod(0o755)
     old = os.environ.get("SLURM_CONF")
     # Each test process gets a cluster of its own on ports of its own (xdist may spread this module's tests).
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
@@ -44,21 +52,44 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield d
     finally:
         subprocess.run([str(SCRIPT), "stop", str(d)], check=False, timeout=120)
+        shutil.rmtree(d, ignore_errors=True)
         if old is None:
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = old
 
 
+def unix_user(name: str) -> str:
+    """A system account for a tenant's jobs (created once; the test cluster needs real accounts)."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+    return name
+
+
+def slurm_store(tmp_path: Path) -> tuple[ControlConfig, object]:
+    """A control plane for the cluster, its tenants mapped to accounts, its jobs where those accounts reach them."""
+    jobs = Path(tempfile.mkdtemp(prefix="gf-jobs-", dir="/tmp"))
+    jobs.chmod(0o711)
+    cfg = ControlConfig(tmp_path / "gf", jobs_dir=jobs)
+    store = init_control(cfg, site="slurm", executor="slurm", tenants=TENANTS, topology=site_from_slurm())
+    if isolating():
+        with store.begin() as conn:  # type: ignore[attr-defined]
+            for t in TENANTS:
+                accounts.put_tenant(conn, t, capacity_gpus=NODES * GPUS, unix_user=unix_user(f"gf-{t.name}"))
+    return cfg, store
+
+
 @pytest.fixture
 def slurm_plane(cluster: Path, tmp_path: Path) -> Iterator[tuple[Daemon, ControlConfig]]:
-    cfg = ControlConfig(tmp_path / "gf")
-    topo = site_from_slurm()
-    store = init_control(cfg, site="slurm", executor="slurm", tenants=TENANTS, topology=topo)
-    d = Daemon(store, make_executor(cfg, "slurm"), data_dir=cfg.data_dir)
+    cfg, store = slurm_store(tmp_path)
+    d = Daemon(store, make_executor(cfg, store))  # type: ignore[arg-type]
     yield d, cfg
     subprocess.run(["scancel", "--quiet", "--name", ",".join(_our_names(d))], check=False)
-    store.dispose()
+    store.dispose()  # type: ignore[attr-defined]
+    assert cfg.jobs_dir is not None
+    shutil.rmtree(cfg.jobs_dir, ignore_errors=True)
 
 
 def _our_names(d: Daemon) -> list[str]:
@@ -100,12 +131,17 @@ def test_submit_complete_and_fail(slurm_plane: tuple[Daemon, ControlConfig]) -> 
     assert (row(d, one).state, row(d, one).exit_code) == ("completed", 0)
     assert row(d, multi).state == "completed"
     assert (row(d, bad).state, row(d, bad).exit_code) == ("failed", 3)
-    out = (cfg.data_dir / f"jobs/{one}/1/stdout.log").read_text().split()
+    jobs = cfg.jobs_dir
+    assert jobs is not None
+    out = (jobs / f"{one}/1/stdout.log").read_text().split()
     assert out[2] == f"job={one}" and len(out[1].removeprefix("gpus=").split(",")) == 3  # Slurm bound 3 GPUs
-    lines = (cfg.data_dir / f"jobs/{multi}/1/stdout.log").read_text().splitlines()
+    lines = (jobs / f"{multi}/1/stdout.log").read_text().splitlines()
     assert len(lines) == 2 and all(len(line.split()[1].removeprefix("gpus=").split(",")) == 8 for line in lines)
-    assert "failing" in (cfg.data_dir / f"jobs/{bad}/1/stderr.log").read_text()
+    assert "failing" in (jobs / f"{bad}/1/stderr.log").read_text()
     assert len(row(d, multi).placement["nodes"]) == 2
+    if isolating():  # Slurm ran it as the tenant's account, in its own workspace
+        assert (jobs / f"{one}/1/work").stat().st_uid == pwd.getpwnam("gf-lab-a").pw_uid
+        assert (jobs / f"{one}/1/stdout.log").stat().st_uid == pwd.getpwnam("gf-lab-a").pw_uid
 
 
 def test_cancel_stops_the_slurm_job(slurm_plane: tuple[Daemon, ControlConfig]) -> None:
@@ -140,7 +176,8 @@ def test_node_failure_interrupts_and_requeues(slurm_plane: tuple[Daemon, Control
         with d.store.connect() as conn:
             story = [(t.attempt, t.new, t.stimulus) for t in jobstore.story(conn, jid)]
         assert any(a == 1 and new == "pending" for a, new, _ in story), story
-        assert (cfg.data_dir / f"jobs/{jid}/2/stdout.log").read_text() == "resumed\n"
+        assert cfg.jobs_dir is not None
+        assert (cfg.jobs_dir / f"{jid}/2/stdout.log").read_text() == "resumed\n"
     finally:
         subprocess.run(["scontrol", "update", f"nodename={name}", "state=resume"], check=False)
     # The node comes back, and the engine may use it again.
@@ -148,17 +185,23 @@ def test_node_failure_interrupts_and_requeues(slurm_plane: tuple[Daemon, Control
 
 
 def test_start_is_idempotent_per_attempt(cluster: Path, tmp_path: Path) -> None:
-    ex = SlurmExecutor(tmp_path, "t1")
+    jobs = Path(tempfile.mkdtemp(prefix="gf-jobs-", dir="/tmp"))
+    jobs.chmod(0o711)
+    ex = SlurmExecutor(jobs, "t1")
+    user = pwd.getpwnam(unix_user("gf-lab-a")) if isolating() else None
     launch = Launch(job_id=999, attempt=1, command=["sleep", "30"], env={}, tenant="lab-a", nodes=["node1"],
-                    node_gpus=[[0]], cpu_milli=[0], mem_mib=[0], gpu_milli=1000)  # fmt: skip
+                    node_gpus=[[0]], cpu_milli=[0], mem_mib=[0], gpu_milli=1000,
+                    uid=user.pw_uid if user else None, gid=user.pw_gid if user else None,
+                    user=user.pw_name if user else None)  # fmt: skip
     ex.start(launch)
     ex.start(launch)
-    SlurmExecutor(tmp_path, "t1").start(launch)  # a restarted daemon
-    (tmp_path / "jobs/999/1/slurm_id").unlink()  # a crash between sbatch and remembering the id
-    SlurmExecutor(tmp_path, "t1").start(launch)
+    SlurmExecutor(jobs, "t1").start(launch)  # a restarted daemon
+    (jobs / "999/1/slurm_id").unlink()  # a crash between sbatch and remembering the id
+    SlurmExecutor(jobs, "t1").start(launch)
     out = subprocess.run(["squeue", "-h", "--name", ex.job_name(999, 1), "-o", "%i"], capture_output=True, text=True)
     assert len(out.stdout.split()) == 1
     ex.stop(999, 1)
+    shutil.rmtree(jobs, ignore_errors=True)
 
 
 def _squeue_state(name: str) -> str | None:
@@ -167,15 +210,32 @@ def _squeue_state(name: str) -> str | None:
 
 
 def test_a_job_slurm_refuses_fails_instead_of_stalling_the_daemon(cluster: Path, tmp_path: Path) -> None:
-    cfg = ControlConfig(tmp_path / "gf")
-    store = init_control(cfg, site="slurm", executor="slurm", tenants=TENANTS, topology=site_from_slurm())
-    d = Daemon(store, SlurmExecutor(cfg.data_dir, "t2", partition="no-such-partition"))
+    cfg, store = slurm_store(tmp_path)
+    assert cfg.jobs_dir is not None
+    d = Daemon(store, SlurmExecutor(cfg.jobs_dir, "t2", partition="no-such-partition"))  # type: ignore[arg-type]
     (jid,) = submit(d, {"command": ["true"], "gpus": 1})
     run_until(d, ended(d, jid), timeout=30, poll=0.2)
     r = row(d, jid)
     assert r.state == "failed" and "Slurm refused it" in r.reason and "partition" in r.reason.lower()
     # A restarted daemon sees the same refusal, and submits nothing.
-    assert (cfg.data_dir / f"jobs/{jid}/1/start_error").exists()
-    SlurmExecutor(cfg.data_dir, "t2", partition="no-such-partition").start(d._launch(row(d, jid)))
-    assert not (cfg.data_dir / f"jobs/{jid}/1/slurm_id").exists()
-    store.dispose()
+    assert (cfg.jobs_dir / f"{jid}/1/start_error").exists()
+    SlurmExecutor(cfg.jobs_dir, "t2", partition="no-such-partition").start(d._launch(row(d, jid)))
+    assert not (cfg.jobs_dir / f"{jid}/1/slurm_id").exists()
+    store.dispose()  # type: ignore[attr-defined]
+    shutil.rmtree(cfg.jobs_dir, ignore_errors=True)
+
+
+def test_a_tenant_without_an_account_fails_with_the_reason(cluster: Path, tmp_path: Path) -> None:
+    """Slurm runs jobs as accounts: a tenant with none cannot run there, and is told how to get one."""
+    if not isolating():
+        pytest.skip("needs root: without it every job runs as the control plane's user")
+    cfg, store = slurm_store(tmp_path)
+    with store.begin() as conn:  # type: ignore[attr-defined]
+        accounts.put_tenant(conn, TENANTS[2], capacity_gpus=NODES * GPUS, unix_user=None)
+    d = Daemon(store, make_executor(cfg, store))  # type: ignore[arg-type]
+    with store.begin() as conn:  # type: ignore[attr-defined]
+        (jid,) = jobstore.insert_jobs(conn, [{"tenant": "uni-c", "command": ["true"], "gpus": 1}])
+    run_until(d, ended(d, jid), timeout=30, poll=0.2)
+    r = row(d, jid)
+    assert r.state == "failed" and "--unix-user" in r.reason
+    store.dispose()  # type: ignore[attr-defined]

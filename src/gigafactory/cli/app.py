@@ -2,6 +2,9 @@
 
 User errors (:class:`~gigafactory.core.errors.UserError`) become one red line on stderr and exit code 2;
 anything else is a bug and keeps its traceback.
+
+Every command imports what it needs when it runs, so that ``gigafactory --version`` or ``gigafactory queue``
+does not pay for numpy, the engine and the store.
 """
 
 from __future__ import annotations
@@ -9,22 +12,27 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from gigafactory import __version__
-from gigafactory.cli.control import control_demo, register
+from gigafactory.cli.control import register
 from gigafactory.cli.output import console, user_errors
 from gigafactory.core.errors import UserError
-from gigafactory.core.presets import SITE_PRESETS
-from gigafactory.policy.profile import NAMED_PROFILES, POINTS
-from gigafactory.twin.experiment import Experiment, load_experiment, run_one
-from gigafactory.twin.report import write_outputs
-from gigafactory.twin.sim import SimResult
-from gigafactory.twin.workloads import WORKLOADS
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from gigafactory.twin.experiment import Experiment
+    from gigafactory.twin.sim import SimResult
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
 
 app = typer.Typer(
     name="gigafactory",
@@ -36,16 +44,29 @@ app = typer.Typer(
 twin_app = typer.Typer(help="The digital twin: simulate a site under a workload and a policy.", no_args_is_help=True)
 app.add_typer(twin_app, name="twin")
 
-DEMO = Experiment(
-    site="gb200-nvl72:racks=1389",
-    workload="llm:load=0.85,tenants=10",
-    policy="default",
-    days=30.0,
-    seeds=(1,),
-    name="demo",
-    # Llama 3's failure rates, plus whole-rack failures (an assumed rate: none is published).
-    failures="llama3:rack_per_day=0.002,rack_repair_h=8-24",
-)
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """The open operating layer for AI gigafactories: one scheduling engine, a digital twin, a control plane."""
+
+
+def demo_experiment() -> Experiment:
+    from gigafactory.twin.experiment import Experiment
+
+    return Experiment(
+        site="gb200-nvl72:racks=1389",
+        workload="llm:load=0.85,tenants=10",
+        policy="default",
+        days=30.0,
+        seeds=(1,),
+        name="demo",
+        # Llama 3's failure rates, plus whole-rack failures (an assumed rate: none is published).
+        failures="llama3:rack_per_day=0.002,rack_repair_h=8-24",
+    )
 
 
 def _fmt_s(x: float | None) -> str:
@@ -59,6 +80,8 @@ def _fmt_s(x: float | None) -> str:
 
 
 def summary_table(s: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{s['site']} · {s['policy']} · seed {s['seed']}", show_header=False, title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
@@ -90,6 +113,10 @@ def summary_table(s: dict[str, Any]) -> Table:
 
 
 def _run_with_progress(exp: Experiment, seed: int, quiet: bool) -> SimResult:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gigafactory.twin.experiment import run_one
+
     if quiet or not console.is_terminal:
         return run_one(exp, seed)
     with Progress(
@@ -109,6 +136,8 @@ def _run_with_progress(exp: Experiment, seed: int, quiet: bool) -> SimResult:
 
 
 def run_experiment(exp: Experiment, out: Path, *, quiet: bool = False) -> list[SimResult]:
+    from gigafactory.twin.report import write_outputs
+
     exp.check()
     results = []
     for seed in exp.seeds:
@@ -161,6 +190,8 @@ def twin_run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")] = False,
 ) -> None:
     """Simulate a site: write OUT/summary.json and OUT/report.html."""
+    from gigafactory.twin.experiment import Experiment, load_experiment
+
     exp = load_experiment(config) if config is not None else Experiment()
     exp = exp.with_overrides(
         site=site,
@@ -195,6 +226,9 @@ def twin_fgd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Replay the FGD experiment (ATC'23) on the Alibaba openb cluster: allocation.csv, fragmentation.csv, report."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
     from gigafactory.twin.fgd import fgd_policies, workload_file
     from gigafactory.twin.fgd_grid import GridTask, compare, parse_seeds, read_published, run_grid, write_csv
     from gigafactory.twin.fgd_grid import write_report as write_fgd_report
@@ -273,7 +307,7 @@ def demo(
     twin_only: Annotated[bool, typer.Option("--twin-only", help="only the simulation demo")] = False,
     out: Annotated[Path, typer.Option(help="output directory")] = Path("out") / "demo",
     days: Annotated[float, typer.Option(help="days to simulate (--twin-only)")] = 30.0,
-    port: Annotated[int, typer.Option(help="the control plane's port")] = 8642,
+    port: Annotated[int, typer.Option(envvar="GIGAFACTORY_PORT", help="the control plane's port")] = 8642,
     seconds: Annotated[
         float | None, typer.Option("--for", help="stop the control plane after this many seconds")
     ] = None,
@@ -281,9 +315,11 @@ def demo(
     """The main job: a live control plane running real jobs, with its dashboard; or, with --twin-only, 30 days of a
     100k-GPU GB200 NVL72 site shared by 10 tenants, with failures, simulated."""
     if not twin_only:
+        from gigafactory.cli.control import control_demo
+
         control_demo(out.parent / "control-demo" if out == Path("out") / "demo" else out, port, seconds)
         return
-    exp = DEMO.with_overrides(days=days)
+    exp = demo_experiment().with_overrides(days=days)
     console.print(
         f"[bold]gigafactory demo[/]: {days:g} days of a {exp.site} site (100,008 GPUs), "
         f"workload {exp.workload}, policy {exp.profile()}, failures {exp.failures}"
@@ -294,6 +330,10 @@ def demo(
 @app.command()
 def policies() -> None:
     """List the scheduling policies by extension point, and the named profiles."""
+    from rich.table import Table
+
+    from gigafactory.policy.profile import NAMED_PROFILES, POINTS
+
     for point, registry in POINTS.items():
         table = Table(title=f"{point} policies", title_justify="left")
         table.add_column("name", style="bold")
@@ -311,6 +351,10 @@ def policies() -> None:
 @app.command()
 def sites() -> None:
     """List the site presets and their parameters."""
+    from rich.table import Table
+
+    from gigafactory.core.presets import SITE_PRESETS
+
     table = Table(title="site presets", title_justify="left")
     table.add_column("name", style="bold")
     table.add_column("what it is")
@@ -324,6 +368,10 @@ def sites() -> None:
 @app.command()
 def workloads() -> None:
     """List the workload sources and their parameters."""
+    from rich.table import Table
+
+    from gigafactory.twin.workloads import WORKLOADS
+
     table = Table(title="workloads", title_justify="left")
     table.add_column("name", style="bold")
     table.add_column("what it is")

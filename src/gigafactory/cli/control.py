@@ -8,16 +8,20 @@ import datetime as dt
 import math
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from gigafactory.cli.output import console, user_errors
-from gigafactory.control.client import DEFAULT_URL, Client, ClientError, find_token
-from gigafactory.control.config import ControlConfig, default_data_dir, init_control
 from gigafactory.core.errors import ConfigError
-from gigafactory.core.tenants import Tenant
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from gigafactory.control.client import Client
+    from gigafactory.control.config import ControlConfig
+
+DEFAULT_URL = "http://127.0.0.1:8642"
 
 __all__ = ["admin_app", "register"]
 
@@ -49,10 +53,14 @@ Token = Annotated[
 
 
 def _cfg(data_dir: Path | None, db: str | None, jobs_dir: Path | None = None) -> ControlConfig:
+    from gigafactory.control.config import ControlConfig, default_data_dir
+
     return ControlConfig(data_dir or default_data_dir(), db, jobs_dir)
 
 
 def _client(url: str, token: str | None) -> Client:
+    from gigafactory.control.client import Client, find_token
+
     tok = find_token(token)
     if tok is None:
         raise ConfigError("no token: pass --token, set GIGAFACTORY_TOKEN, or run where ~/.gigafactory/admin.token is")
@@ -60,17 +68,26 @@ def _client(url: str, token: str | None) -> Client:
 
 
 def _when(t: float | None) -> str:
+    """A time as squeue prints it, shorter: the date only when it is not today."""
     if t is None or not math.isfinite(t):
         return "N/A"
-    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S")
+    when = dt.datetime.fromtimestamp(t)
+    return when.strftime("%H:%M:%S" if when.date() == dt.date.today() else "%m-%dT%H:%M")
 
 
 def _table(*columns: str) -> Table:
-    """A plain table in the style of Slurm's commands: bold headers, no borders."""
-    table = Table(box=None, header_style="bold")
+    """A plain table in the style of Slurm's commands: bold headers, no borders. Columns named in ``WRAP`` fold
+    their long values onto more lines, so a table fits the terminal (80 columns at least) without cutting."""
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
     for col in columns:
-        table.add_column(col)
+        wraps = col in WRAP
+        table.add_column(col, overflow="fold" if wraps else "ellipsis", no_wrap=not wraps, ratio=1 if wraps else None)
     return table
+
+
+WRAP = {"NAME", "NODELIST(REASON)", "REASON", "JOBS", "TENANT"}
 
 
 def _gpus(j: dict[str, Any]) -> str:
@@ -93,7 +110,7 @@ def serve(
         float | None, typer.Option("--kill-wait", help="seconds between SIGTERM and SIGKILL when a job is stopped")
     ] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8642,
+    port: Annotated[int, typer.Option(envvar="GIGAFACTORY_PORT", help="port to listen on")] = 8642,
     no_daemon: Annotated[
         bool, typer.Option("--no-daemon", help="serve the API only (run `gigafactory daemon` yourself)")
     ] = False,
@@ -102,8 +119,10 @@ def serve(
     from gigafactory.control.identity import isolation_note
 
     cfg = _cfg(data_dir, db, jobs_dir)
-    init_control(cfg, site=site, executor=executor, profile=policy, kill_wait_s=kill_wait)
+    from gigafactory.control.config import init_control
     from gigafactory.control.serve import serve_api
+
+    init_control(cfg, site=site, executor=executor, profile=policy, kill_wait_s=kill_wait)
 
     def ready() -> None:
         console.print(f"[bold]gigafactory[/] control plane on http://{host}:{port} (dashboard /, API /docs)")
@@ -359,7 +378,7 @@ def admin_resume(node: str, url: Url = DEFAULT_URL, token: Token = None) -> None
     console.print(f"resuming {node}")
 
 
-DEMO_TENANTS = [Tenant("lab-a", share=2.0), Tenant("startup-b", share=1.0), Tenant("uni-c", share=1.0)]
+DEMO_TENANTS = (("lab-a", 2.0), ("startup-b", 1.0), ("uni-c", 1.0))  # name, share
 
 
 def register(app: typer.Typer) -> None:
@@ -400,14 +419,17 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
     import shutil
     import threading
 
+    from gigafactory.control.client import Client, ClientError
+    from gigafactory.control.config import ControlConfig, init_control
     from gigafactory.control.identity import isolation_note
     from gigafactory.control.serve import make_executor, serve_api
+    from gigafactory.core.tenants import Tenant
 
     cfg = ControlConfig(out)
     if (cfg.data_dir / "gigafactory.db").exists():
         shutil.rmtree(cfg.data_dir)  # a fresh demo each time (only a directory an earlier demo made)
     store = init_control(cfg, site="hgx-h100:nodes=4", executor="local", profile="fifo+easy+best-fit",
-                         tenants=DEMO_TENANTS, kill_wait_s=3)  # fmt: skip
+                         tenants=[Tenant(n, share=w) for n, w in DEMO_TENANTS], kill_wait_s=3)  # fmt: skip
     admin = cfg.admin_token_file.read_text().strip()
     url = f"http://127.0.0.1:{port}"
 
@@ -417,7 +439,7 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
 
     def _drive() -> None:
         with Client(url, admin) as c:
-            tokens = {t.name: c.create_token("tenant", t.name, "demo")["token"] for t in DEMO_TENANTS}
+            tokens = {name: c.create_token("tenant", name, "demo")["token"] for name, _ in DEMO_TENANTS}
             ids = c.submit_many(_demo_jobs())
             console.print(
                 f"[bold]gigafactory demo[/]: a control plane with {len(c.nodes())} nodes, 32 GPUs (local executor), "
@@ -457,6 +479,8 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
     try:
         serve_api(cfg, host="127.0.0.1", port=port, stop_after_s=seconds,
                   on_ready=lambda: threading.Thread(target=drive, daemon=True).start())  # fmt: skip
+    except KeyboardInterrupt:
+        console.print("stopped (Ctrl-C)")  # what the demo said to do: not an error
     finally:
         left = make_executor(cfg, store).stop_all()  # type: ignore[attr-defined]  # the demo leaves nothing behind
         if left:

@@ -15,6 +15,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 __all__ = ["BODY_CAPS", "DEFAULT_CAP", "Gate"]
@@ -53,7 +54,13 @@ class Gate:
             if not bearer and not cookie:
                 await _error(send, 401, "no token: send 'Authorization: Bearer <token>'")
                 return
-            if await run_in_threadpool(self.who, bearer, cookie) is None:
+            try:
+                known = await run_in_threadpool(self.who, bearer, cookie)
+            except OperationalError as exc:
+                await _error(send, 503, f"the store is unavailable ({type(exc.orig).__name__}); nothing was changed, "
+                             "try again", {"retry-after": "5"})  # fmt: skip
+                return
+            if known is None:
                 await _error(send, 401, "the token is not valid (unknown or revoked)")
                 return
         cap = BODY_CAPS.get(path, DEFAULT_CAP)
@@ -99,9 +106,10 @@ def _cookie(header: str, name: str) -> str | None:
     return None
 
 
-async def _error(send: Send, status: int, message: str) -> None:
+async def _error(send: Send, status: int, message: str, extra: dict[str, str] | None = None) -> None:
     body = json.dumps({"error": {"status": status, "message": message, "field": None}}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
     headers.append((b"connection", b"close"))

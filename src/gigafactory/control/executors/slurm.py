@@ -75,7 +75,10 @@ def _slurm(
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False, **kw)
     except FileNotFoundError as exc:
-        raise ConfigError(f"{args[0]}: not found; the slurm executor needs Slurm's client commands") from exc
+        raise ConfigError(
+            f"{args[0]}: not found; the slurm executor needs Slurm's client commands (sbatch, squeue, scontrol, sacct) "
+            "and SLURM_CONF naming the cluster's slurm.conf"
+        ) from exc
     except subprocess.TimeoutExpired as exc:
         raise SlurmError(f"{' '.join(args[:2])} did not answer in {timeout:g} s") from exc
     if check and proc.returncode != 0:
