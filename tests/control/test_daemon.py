@@ -84,7 +84,7 @@ def test_jobs_run_as_processes_with_their_gpus_logs_and_exit_codes(plane_db) -> 
 def running_child(plane, jid: int, attempt: int = 1) -> int | None:  # type: ignore[no-untyped-def]
     """The pid of the attempt's main process, once the runner has started it."""
     try:
-        return int(json.loads((plane.jobs / f"{jid}/{attempt}/runner.json").read_text())["child"])
+        return int(json.loads((plane.jobs / f"{jid}/{attempt}/claim/runner.json").read_text())["child"])
     except (FileNotFoundError, KeyError, ValueError):
         return None
 
@@ -158,7 +158,7 @@ def test_interrupted_attempt_is_requeued(plane) -> None:  # type: ignore[no-unty
     script = 'if [ "$GIGAFACTORY_ATTEMPT" = 1 ]; then sleep 300 & sleep 301; fi'
     (jid,) = submit(plane, {"command": ["sh", "-c", script], "gpus": 1, "ckpt_s": 60})
     run_until(d, lambda: running_child(plane, jid) is not None)
-    runner = json.loads((plane.jobs / f"{jid}/1/runner.json").read_text())["pid"]
+    runner = json.loads((plane.jobs / f"{jid}/1/claim/runner.json").read_text())["pid"]
     os.kill(runner, signal.SIGKILL)  # no end is written
     run_until(d, ended(plane, jid))
     row = job(plane, jid)
@@ -220,7 +220,7 @@ def test_a_start_that_never_ran_is_started_again_by_a_later_daemon(plane, tmp_pa
     run_until(d, ended(plane, jid))
     # Rewind the attempt to "started but never claimed", as if the runner had been lost before it ran.
     launch = json.loads((attempt / "launch.json").read_text())
-    for name in ("status.json", "runner.json", "stdout.log", "stderr.log", "starts"):
+    for name in ("status.json", "claim/runner.json", "stdout.log", "stderr.log", "starts"):
         (attempt / name).unlink(missing_ok=True)
     (attempt / "claim").rmdir()
     assert launch["command"] == ["sh", "-c", "echo ran"] and launch["tenant"] == "lab-a"

@@ -63,7 +63,7 @@ def test_make_demo_runs_real_jobs_from_a_fresh_clone(tmp_path: Path) -> None:
     logs = sorted(data.glob("jobs/*/1/stdout.log"))
     assert len(logs) == 9 and any("training on GPUs" in p.read_text() for p in logs)
     # Nothing of it still runs.
-    for info in data.glob("jobs/*/*/runner.json"):
+    for info in data.glob("jobs/*/*/claim/runner.json"):
         record = json.loads(info.read_text())
         assert proc_start(record["pid"]) != record["start"], f"{info.parent} still runs"
 

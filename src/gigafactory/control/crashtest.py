@@ -189,11 +189,11 @@ def _check(store, jobs: Path, want: dict[int, str], kills: int, wall: float) -> 
             problems.append(f"job {u.job_id} attempt {u.attempt} billed {u.started_at:.3f}-{u.ended_at:.3f}, "
                             f"ran {start:.3f}-{status['ended']:.3f}")  # fmt: skip
     # Nothing of any attempt is left running.
-    for info in jobs.glob("*/*/runner.json"):
+    for info in jobs.glob("*/*/claim/runner.json"):
         record = _json(info) or {}
         pid = record.get("pid")
         if isinstance(pid, int) and proc_start(pid) == record.get("start"):
-            problems.append(f"the runner of {info.parent} still runs after the test")
+            problems.append(f"the runner of {info.parent.parent} still runs after the test")
             os.kill(pid, signal.SIGTERM)
     return CrashResult(jobs=len(want), kills=kills, wall_s=wall, states=dict(states), problems=problems,
                        billed_gpu_s=billed_s, ran_gpu_s=ran_s, worst_billing_error_s=worst)  # fmt: skip

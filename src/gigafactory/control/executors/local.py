@@ -7,7 +7,7 @@ path                owner, mode     what
 ==================  ==============  =====================================================================
 ``.``               plane, 0711     the tenant may pass through to ``work/``, but may list or create nothing
 ``launch.json``     plane, 0600     what to run, as whom, with which environment (written before the start)
-``claim/``, ...     plane, 0600     the runner's records: ``runner.json``, ``status.json``, ``runner.log``
+``claim/``, ...     plane, 0600     the runner's records: ``claim/runner.json``, ``status.json``, ``runner.log``
 ``stdout.log``      tenant, 0600    the job's output, opened by the runner (the tenant cannot swap it)
 ``stderr.log``      tenant, 0600
 ``work/``           tenant, 0700    the job's cwd and ``$HOME`` (``work/tmp`` is its ``$TMPDIR``)
@@ -169,12 +169,6 @@ class LocalExecutor:
                 continue
             if _live_runner(d) is not None:
                 continue
-            if not (d / "runner.json").exists():
-                # Claimed a moment ago, and its records follow; or the runner died before it started anything.
-                if time.time() - (d / "claim").stat().st_mtime > self.unclaimed_retry_s:
-                    out.append(Report(job_id, attempt, "interrupted", None, "the runner died before the job began",
-                                      ended_at=time.time()))  # fmt: skip
-                continue
             # The runner died without recording an end (kill -9, OOM): end what it left, then report the loss.
             status = _read_json(d / "status.json")
             if status is not None and "ended" in status:
@@ -213,7 +207,7 @@ class LocalExecutor:
 
     def _kill_leftovers(self, d: Path) -> bool:
         """Kill whatever is left of an attempt whose runner died; True once nothing is left."""
-        info = _read_json(d / "runner.json") or {}
+        info = _read_json(d / "claim" / "runner.json") or {}
         launch = _read_json(d / "launch.json") or {}
         cgroup = info.get("cgroup") or launch.get("cgroup")
         left = set(runner.cgroup_pids(cgroup))
@@ -292,7 +286,7 @@ def _marked(mark: bytes, session: int | None) -> list[int]:
 
 def _live_runner(d: Path) -> int | None:
     """The pid of the attempt's runner if it still runs (the same process: pid and start time both match)."""
-    info = _read_json(d / "runner.json")
+    info = _read_json(d / "claim" / "runner.json")
     if not info:
         return None
     pid, start = info.get("pid"), info.get("start")

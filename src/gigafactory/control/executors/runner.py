@@ -7,10 +7,11 @@ user (root in production) and uses nothing but the standard library. It reads ``
 wrote, and keeps all of its records in the attempt directory, which belongs to the control plane, so that the job
 can neither read another job's records nor forge its own:
 
-1. It **claims** the attempt by creating ``claim/``. ``mkdir`` is atomic, so a second runner for the same attempt
-   exits at once. An attempt therefore never runs twice, however often it is started.
-2. It writes ``runner.json`` (its pid and start time), and stops here if ``stop`` exists: the daemon asked for the
-   stop before the job began.
+1. It **claims** the attempt: it makes a directory of its own holding ``runner.json`` (its pid and start time) and
+   renames it to ``claim/``. The rename is atomic and fails if ``claim/`` exists, so a second runner for the same
+   attempt exits at once, and a claim always names its runner. An attempt therefore never runs twice, however
+   often it is started.
+2. It stops here if ``stop`` exists: the daemon asked for the stop before the job began.
 3. It becomes a **child subreaper**. Every process the job starts stays its descendant even after a double fork
    and ``setsid``. Where the host allows, the job also gets a **cgroup** of its own. It then forks the job:
    - a new session and process group, in that cgroup;
@@ -173,15 +174,19 @@ def _child(launch: dict[str, Any], out: int, err: int, cgroup: str | None, repor
 def run(attempt_dir: str) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)  # handled in order by sigtimedwait below, never lost
     os.chdir(attempt_dir)
+    me = os.getpid()
+    mine = f"claim.{me}"
+    os.mkdir(mine, 0o700)
+    _write_json(f"{mine}/runner.json", {"pid": me, "start": proc_start(me)})
     try:
-        os.mkdir("claim", 0o700)
-    except FileExistsError:
-        return 0  # another runner has this attempt
+        os.rename(mine, "claim")
+    except OSError:  # claim/ exists (and is not empty): another runner has this attempt
+        os.unlink(f"{mine}/runner.json")
+        os.rmdir(mine)
+        return 0
     with open("launch.json") as f:
         launch = json.load(f)
-    me = os.getpid()
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    _write_json("runner.json", {"pid": me, "start": proc_start(me)})
     if os.path.exists("stop"):
         now = time.time()
         _write_json("status.json", {"started": None, "ended": now, "exit_code": None, "stopped": True,
@@ -209,7 +214,7 @@ def run(attempt_dir: str) -> int:
     os.close(w)
     os.close(out)
     os.close(err)
-    _write_json("runner.json", {"pid": me, "start": proc_start(me), "child": child, "cgroup": cgroup})
+    _write_json("claim/runner.json", {"pid": me, "start": proc_start(me), "child": child, "cgroup": cgroup})
     failed = b""
     while chunk := os.read(r, 512):  # closed on a successful exec, or carries the errno of a failed one
         failed += chunk
