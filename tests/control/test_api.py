@@ -343,3 +343,91 @@ def test_authorisation_matrix_of_the_pages(plane: Plane, api: TestClient, jobs_o
             if r.status_code == 303:
                 assert r.headers["location"].startswith("/login?next=")
     assert failures == []
+
+
+def test_a_body_is_read_only_from_a_known_caller_and_only_up_to_its_cap(live_api) -> None:  # type: ignore[no-untyped-def]
+    """Over a real socket: an unknown caller's 100 MB body gets its 401 before the server reads it, and a known
+    caller's oversized body a 413, by its Content-Length or as it streams in."""
+    import socket
+
+    host, port = live_api.url.removeprefix("http://").split(":")
+    own = live_api.plane.tokens[OWN]
+
+    def post(token: str | None, size: int, *, declared: bool = True) -> tuple[int, float]:
+        head = "POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        head += f"Authorization: Bearer {token}\r\n" if token else ""
+        head += f"Content-Length: {size}\r\n\r\n" if declared else "Transfer-Encoding: chunked\r\n\r\n"
+        with socket.create_connection((host, int(port)), timeout=20) as s:
+            s.sendall(head.encode())
+            sent = 0
+            chunk = b"x" * 65536
+            try:
+                while sent < size:
+                    s.sendall(chunk if declared else b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                    sent += len(chunk)
+                    s.settimeout(0.001)
+                    try:
+                        if s.recv(1, socket.MSG_PEEK):
+                            break  # the server answered before it had it all
+                    except (TimeoutError, BlockingIOError):
+                        pass
+                    s.settimeout(20)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            s.settimeout(20)
+            status = int(s.recv(200).split()[1])
+        return status, sent
+
+    status, sent = post(None, 100 << 20)
+    assert status == 401 and sent < (100 << 20)
+    status, sent = post("gf_not-a-token", 100 << 20)
+    assert status == 401 and sent < (100 << 20)
+    status, sent = post(own, 5 << 20)
+    assert status == 413 and sent < (5 << 20)
+    status, sent = post(own, 5 << 20, declared=False)
+    assert status == 413 and sent < (5 << 20)
+
+
+def test_tenants_are_limited_in_jobs_waiting_and_in_submission_rate(plane: Plane, api: TestClient) -> None:
+    admin, own = as_(plane, "admin"), as_(plane, "own")
+    assert api.put(f"/api/v1/admin/tenants/{OWN}", json={"max_jobs": 3}, headers=admin).json()["max_jobs"] == 3
+    assert api.post("/api/v1/jobs/batch", json={"jobs": [{"command": ["true"]}] * 3}, headers=own).status_code == 201
+    r = api.post("/api/v1/jobs", json={"command": ["true"]}, headers=own)
+    assert r.status_code == 429 and "may have 3" in r.json()["error"]["message"] and r.headers["retry-after"]
+    # The limit is the tenant's: another tenant still submits; an admin submitting for the tenant does not pass it.
+    assert api.post("/api/v1/jobs", json={"command": ["true"]}, headers=as_(plane, "other")).status_code == 201
+    assert api.post("/api/v1/jobs", json={"command": ["true"], "tenant": OWN}, headers=admin).status_code == 429
+    # The rate: a bucket of ten seconds' worth, then 429 with the wait.
+    api.put(f"/api/v1/admin/tenants/{OTHER}", json={"max_rate": 1}, headers=admin)
+    other = as_(plane, "other")
+    answers = [api.post("/api/v1/jobs", json={"command": ["true"]}, headers=other) for _ in range(12)]
+    codes = [a.status_code for a in answers]
+    assert codes.count(201) in (10, 11) and codes[-1] == 429, codes  # (one token refilled while it ran)
+    assert (
+        int(answers[-1].headers["retry-after"]) >= 1 and "1 jobs per second" in answers[-1].json()["error"]["message"]
+    )
+    # A change of one field keeps the others.
+    after = api.put(f"/api/v1/admin/tenants/{OWN}", json={"share": 5}, headers=admin).json()
+    assert (after["share"], after["max_jobs"], after["parent"]) == (5.0, 3, "root")
+
+
+def test_a_key_sent_again_with_another_job_is_a_conflict(plane: Plane, api: TestClient) -> None:
+    own = as_(plane, "own")
+    first = api.post("/api/v1/jobs", json={"command": ["true"], "key": "k1"}, headers=own)
+    again = api.post("/api/v1/jobs", json={"command": ["true"], "key": "k1"}, headers=own)
+    assert first.status_code == again.status_code == 201 and first.json() == again.json()
+    other = api.post("/api/v1/jobs", json={"command": ["false"], "key": "k1"}, headers=own)
+    assert other.status_code == 409 and other.json()["error"]["field"] == "body.key"
+    assert f"job {first.json()['ids'][0]}" in other.json()["error"]["message"]
+    batch = api.post("/api/v1/jobs/batch", json={"jobs": [{"command": ["true"], "key": "k2"},
+                                                          {"command": ["id"], "key": "k2"}]}, headers=own)  # fmt: skip
+    assert batch.status_code == 409 and batch.json()["error"]["field"] == "body.jobs.1.key"
+    with plane.store.connect() as conn:
+        assert [r.client_key for r in jobstore.list_jobs(conn, tenant=OWN)].count("k2") == 0  # all or none
+
+
+def test_health_tells_strangers_only_that_it_is_up(plane: Plane, api: TestClient) -> None:
+    assert api.get("/api/v1/health").json() == {"status": "up"}
+    assert api.get("/api/v1/health", headers=as_(plane, "bad")).json() == {"status": "up"}
+    mine = api.get("/api/v1/health", headers=as_(plane, "own")).json()
+    assert {"status", "store", "isolation", "jobs"} <= set(mine)  # (no daemon here: no heartbeat)

@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from gigafactory.control.config import ControlConfig, init_control
 from gigafactory.control.store import accounts
 from gigafactory.control.store import jobs as jobstore
+from gigafactory.control.store.db import get_meta
 from gigafactory.control.store.schema import metadata, tokens
 from gigafactory.control.store.site import load_site
 from gigafactory.core.errors import ConfigError
@@ -91,11 +92,27 @@ def test_jobs_insert_in_order_and_filter(plane) -> None:  # type: ignore[no-unty
 
 def test_a_store_keeps_its_executor_and_profile(tmp_path: Path) -> None:
     cfg = ControlConfig(tmp_path / "gf")
-    init_control(cfg, executor="local", profile="fifo+easy+best-fit").dispose()
+    init_control(cfg, site="uniform:nodes=2,gpus=8", executor="local", profile="fifo+easy+best-fit").dispose()
     with pytest.raises(ConfigError, match="cannot switch"):
         init_control(cfg, executor="local", profile="sjf+easy+best-fit")
     with pytest.raises(ConfigError, match="executor 'k8s'"):
         init_control(cfg, executor="k8s")
+    with pytest.raises(ConfigError, match="already holds site 'uniform:nodes=2,gpus=8'"):
+        init_control(cfg, site="hgx-h100:nodes=4")
+    # A restart need not repeat its set-up: what the first start chose stands.
+    store = init_control(cfg)
+    with store.connect() as conn:
+        assert load_site(conn)[0] == "uniform:nodes=2,gpus=8"  # type: ignore[index]
+        assert get_meta(conn, "profile") == "fifo+easy+best-fit" and get_meta(conn, "executor") == "local"
+    store.dispose()
+
+
+def test_relative_data_directories_are_made_absolute_and_private(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    cfg = ControlConfig(Path("rel") / "gf")
+    assert cfg.data_dir == tmp_path / "rel" / "gf"
+    init_control(cfg).dispose()
+    assert (tmp_path / "rel" / "gf").stat().st_mode & 0o777 == 0o700
 
 
 def test_an_older_store_is_migrated_with_its_data(tmp_path: Path, db_url: str | None) -> None:

@@ -70,6 +70,7 @@ def crash_run(
     site: str = "uniform:nodes=16,gpus=8",
     max_sleep_s: float = 0.2,
     timeout_s: float = 600.0,
+    kill_every_s: tuple[float, float] = (0.3, 2.0),
 ) -> CrashResult:
     """Run ``jobs`` short jobs through a daemon process that is killed ``kills`` times; check the outcome."""
     rng = random.Random(seed)
@@ -104,7 +105,7 @@ def crash_run(
             if time.monotonic() - t0 > timeout_s:
                 break
             if done_kills < kills:
-                time.sleep(rng.uniform(0.3, 2.0))
+                time.sleep(rng.uniform(*kill_every_s))
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 done_kills += 1

@@ -53,7 +53,7 @@ def install(app: FastAPI) -> None:
         parts = []
         for e in errors[:5]:
             where = _where(e.get("loc", ()))
-            msg = str(e.get("msg", "invalid"))
+            msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
             if e.get("type") == "json_invalid":
                 msg = f"the body is not valid JSON ({e.get('ctx', {}).get('error', msg)})"
             parts.append(f"{where}: {msg}" if where else msg)

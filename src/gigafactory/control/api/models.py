@@ -110,8 +110,8 @@ class JobSpec(_Strict):
         size = launch_bytes(self.command, self.env)
         if size > LAUNCH_BYTES:
             raise ValueError(
-                f"the command and env take {size:,} bytes as the program would receive them; at most "
-                f"{LAUNCH_BYTES:,} are allowed (put large inputs in a file the job reads)"
+                f"the command and env take {size:,} bytes as execve counts them; at most {LAUNCH_BYTES:,} are "
+                f"allowed (put large inputs in a file the job reads)"
             )
         return self
 
