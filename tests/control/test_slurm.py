@@ -239,3 +239,38 @@ def test_a_tenant_without_an_account_fails_with_the_reason(cluster: Path, tmp_pa
     r = row(d, jid)
     assert r.state == "failed" and "--unix-user" in r.reason
     store.dispose()  # type: ignore[attr-defined]
+
+
+def test_a_hostile_tenant_on_slurm_reaches_nothing_of_another(slurm_plane: tuple[Daemon, ControlConfig],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The attack suite's cases that apply on Slurm: jobs run as their tenants' accounts, so A can read neither
+    B's output nor the control plane's secrets, and sees no environment but its own."""
+    if not isolating():
+        pytest.skip("tenant isolation needs the control plane to run as root")
+    d, cfg = slurm_plane
+    monkeypatch.setenv("GIGAFACTORY_TOKEN", "server-secret-5150")  # as if exported where the daemon runs
+    secret = "b-secret-on-slurm"
+    with d.store.begin() as conn:
+        (b,) = jobstore.insert_jobs(conn, [{"tenant": "startup-b", "command": ["sh", "-c", "echo $0; sleep 15", secret],
+                                            "gpus": 1, "env": {"B_KEY": secret}}])  # fmt: skip
+    jobs = cfg.jobs_dir
+    assert jobs is not None
+    run_until(d, lambda: secret in (jobs / f"{b}/1/stdout.log").read_text() if (jobs / f"{b}/1/stdout.log").exists()
+              else False, timeout=60, poll=0.3)  # fmt: skip
+    attacks = "; ".join(f"({line}) 2>/dev/null" for line in [
+        f"cat {jobs}/{b}/1/stdout.log && echo LEAK b-stdout",
+        f"ls {jobs}/{b}/1/work && echo LEAK b-workspace",
+        f"cat {cfg.data_dir}/admin.token && echo LEAK admin-token",
+        f"echo x >> {jobs}/{b}/1/stdout.log && echo LEAK wrote-b-log",
+        "for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f 2>/dev/null; done | "
+        f"grep -e {secret} -e server-secret-5150 && echo LEAK environ",
+        "env | grep -e server-secret -e GIGAFACTORY_TOKEN && echo LEAK env",  # (Slurm adds SLURM_* of its own)
+        "id -un",
+    ])  # fmt: skip
+    with d.store.begin() as conn:
+        (a,) = jobstore.insert_jobs(conn, [{"tenant": "lab-a", "command": ["sh", "-c", attacks], "gpus": 1}])
+    run_until(d, ended(d, a), timeout=90, poll=0.3)
+    out = (jobs / f"{a}/1/stdout.log").read_text()
+    assert row(d, a).state == "completed", row(d, a).reason
+    assert "LEAK" not in out and secret not in out, out
+    assert out.split()[-1] == "gf-lab-a"
