@@ -3,7 +3,8 @@
     python bench/crash.py [--jobs 3000] [--kills 100] [--db postgresql+psycopg://…]
 
 Writes ``bench/results/crash.json`` (``crash_postgresql.json`` with ``--db``): jobs, kills, wall time, final
-states and any problem found (there must be none).
+states, GPU-seconds billed against GPU-seconds the runners recorded (and the largest gap for one attempt), and any
+problem found (there must be none).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def main() -> int:
         "wall_s": round(r.wall_s, 1),
         "states": r.states,
         "problems": r.problems[:50],
+        "billed_gpu_s": round(r.billed_gpu_s, 3),
+        "ran_gpu_s": round(r.ran_gpu_s, 3),
+        "worst_billing_error_s": round(r.worst_billing_error_s, 6),
         "ok": r.ok,
         "store": "postgresql" if args.db else "sqlite",
     }

@@ -186,9 +186,15 @@ def crash(doc: dict[str, Any]) -> str:
 def _crash_line(doc: dict[str, Any]) -> str:
     states = ", ".join(f"{v:,} {k}" for k, v in sorted(doc["states"].items()))
     verdict = "no job lost, none run twice, every final state right" if doc["ok"] else f"PROBLEMS: {doc['problems']}"
+    billing = ""
+    if "billed_gpu_s" in doc:
+        billing = (
+            f" Billed {doc['billed_gpu_s']:,.1f} GPU-seconds against {doc['ran_gpu_s']:,.1f} recorded by the runners; "
+            f"the largest gap for one attempt {doc['worst_billing_error_s']:.3f} s."
+        )
     return (
         f"{doc['kills']} × `kill -9` of the daemon during {doc['jobs']:,} real jobs ({states}) on {doc['store']}, "
-        f"{doc['wall_s']:.0f} s: **{verdict}**. Measured on {_machine(doc)}."
+        f"{doc['wall_s']:.0f} s: **{verdict}**.{billing} Measured on {_machine(doc)}."
     )
 
 

@@ -73,6 +73,14 @@ class Auth:
             return self.lookup(token)
         return self.session(session) if session else None
 
+    def known(self, token: str | None, session: str | None) -> tuple[bool, accounts.Principal | None]:
+        """(True, the caller) if the cache can tell without asking the store; else (False, None)."""
+        key = ("token", token) if token else ("session", session or "")
+        hit = self._cache.get(key)
+        if hit is not None and hit[1] > time.monotonic():
+            return True, hit[0]
+        return False, None
+
     def _cached(self, kind: str, secret: str) -> accounts.Principal | None:
         now = time.monotonic()
         hit = self._cache.get((kind, secret))
@@ -150,6 +158,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         topo = load_site(conn)[1]  # type: ignore[index]
     # Whether a request could ever run here is the engine's own question, asked of an empty site.
     oracle = Engine(topo, "fifo+none+first-fit", keep_log=False)
+    never: dict[tuple[Any, ...], str | None] = {}  # its answers, by request shape
     limits_cache: dict[str, accounts.Limits] = {}
     limits_at = [0.0]
 
@@ -181,7 +190,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     app.state.site = site
     app.state.auth = Auth(store)
     app.state.writer = writer
-    app.add_middleware(Gate, who=app.state.auth.who)
+    app.add_middleware(Gate, who=app.state.auth.who, known=app.state.auth.known)
     install(app)
 
     # ---- helpers -------------------------------------------------------------------------------------------
@@ -248,8 +257,13 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             "client_key": spec.key,
             "client_hash": spec.fingerprint() if spec.key else None,
         }
-        probe = types.SimpleNamespace(**row, id=1, submitted_at=0.0, ckpt_write_s=0.0)
-        why = oracle.never_fits(job_from_row(probe))
+        shape = (spec.gpus, spec.gpu_milli, spec.cpu_milli, spec.mem_mib, tuple(spec.models or ()), spec.locality)
+        if shape not in never:
+            if len(never) > 10_000:
+                never.clear()
+            probe = types.SimpleNamespace(**row, id=1, submitted_at=0.0, ckpt_write_s=0.0)
+            never[shape] = oracle.never_fits(job_from_row(probe))
+        why = never[shape]
         if why is not None:
             field = "cpu_milli" if "CPU" in why else "mem_mib" if "memory" in why else "gpus"
             raise ApiError(422, f"{where}: no node of this site could ever run it: it {why}", f"{where}.{field}")

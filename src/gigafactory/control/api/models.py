@@ -117,7 +117,7 @@ class JobSpec(_Strict):
 
     def fingerprint(self) -> str:
         """What was asked for, as a hash: a key sent again with a different job is a conflict, not a retry."""
-        body = self.model_dump(exclude={"key"}, exclude_defaults=True)
+        body = {name: getattr(self, name) for name in type(self).model_fields if name != "key"}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

@@ -8,7 +8,9 @@ light load a batch is one request; under heavy load batches grow by themselves, 
 No tenant can flood the site. Each tenant has two limits, answered with 429 and ``Retry-After``:
 
 * **jobs waiting** (submitted or pending) at most ``max_jobs``, like Slurm's ``MaxSubmitJobs``. It is checked in
-  the writer's transaction, so concurrent requests cannot pass it together.
+  the writer's transaction, so concurrent requests cannot pass it together. Counting a tenant's waiting jobs costs
+  as much as it has, so the writer keeps each count, adds what it inserts, and counts again every few seconds (the
+  daemon's starts only lower it) and whenever a request would pass the limit.
 * **submission rate**: a token bucket of ``max_rate`` jobs per second that holds ten seconds' worth. A request may
   take more than the bucket holds (a large batch); the tenant then waits until the bucket has refilled.
 
@@ -36,6 +38,7 @@ from gigafactory.control.store import jobs as jobstore
 __all__ = ["RateLimiter", "SubmissionWriter"]
 
 BURST_S = 10.0
+RECOUNT_S = 5.0
 
 
 @dataclass
@@ -76,6 +79,7 @@ class SubmissionWriter:
         self.store = store
         self.limits = limits
         self.max_batch = max_batch
+        self._waiting: dict[str, tuple[int, float]] = {}  # tenant -> (jobs waiting, when counted)
         self._queue: asyncio.Queue[tuple[list[dict[str, Any]], asyncio.Future[list[int]]]] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -124,23 +128,35 @@ class SubmissionWriter:
         with self.store.begin() as conn:
             keyed = jobstore.keyed_jobs(conn, [(r["tenant"], r["client_key"]) for rows in requests for r in rows
                                                if r.get("client_key")])  # fmt: skip
-            waiting: dict[str, int] = {}
+            added: dict[str, int] = {}  # jobs accepted in this transaction, per tenant
             verdicts: list[ApiError | None] = []
             accepted: list[dict[str, Any]] = []
             for rows in requests:
-                verdict = self._check(conn, rows, keyed, waiting)
+                verdict = self._check(conn, rows, keyed, added)
                 verdicts.append(verdict)
                 if verdict is None:
                     accepted.extend(rows)
-            ids = iter(jobstore.insert_jobs(conn, accepted))
+            stored = {key: jid for key, (jid, _) in keyed.items() if jid > 0}
+            ids = iter(jobstore.insert_jobs(conn, accepted, stored))
+        for tenant, n in added.items():
+            count, at = self._waiting[tenant]
+            self._waiting[tenant] = (count + n, at)
         return [v if v is not None else [next(ids) for _ in rows] for rows, v in zip(requests, verdicts, strict=True)]
+
+    def _count(self, conn: Connection, tenant: str, *, fresh: bool = False) -> int:
+        known = self._waiting.get(tenant)
+        now = time.monotonic()
+        if fresh or known is None or now - known[1] > RECOUNT_S:
+            known = (jobstore.count_waiting(conn, tenant), now)
+            self._waiting[tenant] = known
+        return known[0]
 
     def _check(
         self,
         conn: Connection,
         rows: list[dict[str, Any]],
         keyed: dict[tuple[str, str], tuple[int, str | None]],
-        waiting: dict[str, int],
+        added: dict[str, int],
     ) -> ApiError | None:
         """Whether one request may go in (its keys and its tenants' limits); it updates what later ones see."""
         fresh: dict[str, int] = {}
@@ -163,19 +179,20 @@ class SubmissionWriter:
                 mine[key] = r.get("client_hash")
             fresh[r["tenant"]] = fresh.get(r["tenant"], 0) + 1
         for tenant, n in fresh.items():
-            if tenant not in waiting:
-                waiting[tenant] = jobstore.count_waiting(conn, tenant)
             limit = self.limits(tenant).max_jobs
-            if waiting[tenant] + n > limit:
+            have = self._count(conn, tenant) + added.get(tenant, 0)
+            if have + n > limit:  # some may have started since the last count
+                have = self._count(conn, tenant, fresh=True) + added.get(tenant, 0)
+            if have + n > limit:
                 return ApiError(
                     429,
-                    f"tenant {tenant!r} has {waiting[tenant]:,} jobs waiting and may have {limit:,}; "
+                    f"tenant {tenant!r} has {have:,} jobs waiting and may have {limit:,}; "
                     f"{n:,} more would pass that (try again when some have started)",
                     "tenant",
                     headers={"Retry-After": "30"},
                 )
         for tenant, n in fresh.items():
-            waiting[tenant] += n
+            added[tenant] = added.get(tenant, 0) + n
         for key, digest in mine.items():
             keyed[key] = (-1, digest)
         return None

@@ -39,15 +39,21 @@ SUBMITTED = "submitted"
 ACTIVE = ("submitted", "pending", "running")
 
 
-def insert_jobs(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+def insert_jobs(
+    conn: Connection, rows: Sequence[dict[str, Any]], known: dict[tuple[str, str], int] | None = None
+) -> list[int]:
     """Insert submissions in one statement; returns their ids in the order of ``rows``.
 
     A row with a ``client_key`` its tenant has used before (or earlier in ``rows``) is not inserted again: its id
-    is the stored job's. So a client that lost an answer may send the same submission again.
+    is the stored job's. So a client that lost an answer may send the same submission again. ``known``: the
+    stored jobs of the keys in ``rows``, if the caller has looked them up already.
     """
     if not rows:
         return []
-    known = _keyed_ids(conn, [(r["tenant"], r["client_key"]) for r in rows if r.get("client_key")])
+    if known is None:
+        known = _keyed_ids(conn, [(r["tenant"], r["client_key"]) for r in rows if r.get("client_key")])
+    else:
+        known = dict(known)
     fresh: list[dict[str, Any]] = []
     slots: list[int | tuple[str, str]] = []  # per row: an index into fresh, or the key of an earlier job
     now = time.time()
