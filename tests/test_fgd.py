@@ -239,7 +239,8 @@ def test_cli_writes_the_published_csv_format_and_compares(openb: Path, tmp_path:
     assert rows[0][-1] == "130"
     assert rows[1][:5] == ["openb_pod_list_default", "05-BestFit", "1.3", "42", "6212"]
     assert rows[1][-1] == "93.13"
-    assert "+0.00" in result.output
+    assert "93.13/93.13 +0.00" in result.output  # ours/published at 130%, and the gap
+    assert "…" not in result.output and max(map(len, result.output.splitlines())) <= 80  # nothing cut at 80 columns
     assert (tmp_path / "fragmentation.csv").exists()
     assert "Plotly.newPlot" in (tmp_path / "report.html").read_text()
 
