@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from gigafactory.control.config import default_data_dir
+from gigafactory.control.home import default_data_dir
 from gigafactory.core.errors import UserError
 
 __all__ = ["DEFAULT_URL", "Client", "ClientError", "find_token"]

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import Engine as Store
 from sqlalchemy import select
 
+from gigafactory.control.home import default_data_dir
 from gigafactory.control.store import accounts
 from gigafactory.control.store.db import default_url, get_meta, open_store, set_meta
 from gigafactory.control.store.schema import tenants as tenants_table
@@ -49,11 +50,6 @@ __all__ = [
 EXECUTORS = ("local", "slurm")
 # What a first start chooses when it is not told.
 DEFAULTS = {"site": "hgx-h100:nodes=4", "executor": "local", "profile": "fifo+easy+best-fit"}
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("GIGAFACTORY_HOME")
-    return Path(env) if env else Path.home() / ".gigafactory"
 
 
 @dataclass(frozen=True)
