@@ -406,6 +406,13 @@ def test_tenants_are_limited_in_jobs_waiting_and_in_submission_rate(plane: Plane
     assert (
         int(answers[-1].headers["retry-after"]) >= 1 and "1 jobs per second" in answers[-1].json()["error"]["message"]
     )
+    # An invalid submission costs as much as a valid one, and a tenant in debt is refused before its body is read.
+    third = auth(plane.tokens["uni-c"])
+    api.put("/api/v1/admin/tenants/uni-c", json={"max_rate": 1}, headers=admin)
+    bad = api.post("/api/v1/jobs/batch", json={"jobs": [{"command": ["true"]}] * 49 + [{"gpus": 1}]}, headers=third)
+    assert bad.status_code == 422
+    later = api.post("/api/v1/jobs", json={"command": ["true"]}, headers=third)
+    assert later.status_code == 429 and int(later.headers["retry-after"]) > 30
     # A change of one field keeps the others.
     after = api.put(f"/api/v1/admin/tenants/{OWN}", json={"share": 5}, headers=admin).json()
     assert (after["share"], after["max_jobs"], after["parent"]) == (5.0, 3, "root")

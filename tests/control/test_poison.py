@@ -5,6 +5,7 @@ holds its GPUs is cancelled by an admin, and the cancel always takes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,11 +20,9 @@ from gigafactory.control.store import jobs as jobstore
 
 from .conftest import Plane, make_plane, run_until
 
-ARG = st.one_of(
-    st.sampled_from(["true", "false", "sh", "echo", "sleep", "env", "/nonexistent/x", "-c", "exit 3", "0.2", "--"]),
-    st.text(max_size=40),
-    st.integers(0, 70_000).map(lambda n: "x" * n),
-)
+# Lone surrogates (\ud800) are valid JSON escapes, but no store can encode them.
+WORDS = ["true", "false", "sh", "echo", "sleep", "env", "/nonexistent/x", "-c", "exit 3", "0.2", "--", "\ud800"]
+ARG = st.one_of(st.sampled_from(WORDS), st.text(max_size=40), st.integers(0, 70_000).map(lambda n: "x" * n))
 ENV_NAME = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,30}\Z")
 ENV_VALUE = st.one_of(st.text(max_size=50), st.integers(0, 9000).map(lambda n: "v" * n))
 
@@ -37,7 +36,7 @@ def job_specs(draw: st.DrawFn) -> dict[str, Any]:
         "cpu_milli": st.integers(0, 20_000_000),
         "mem_mib": st.integers(0, 1 << 41),
         "env": st.dictionaries(ENV_NAME, ENV_VALUE, max_size=300),
-        "name": st.text(max_size=210),
+        "name": st.one_of(st.text(max_size=210), st.just("\ud800")),
         "models": st.one_of(st.none(), st.lists(st.text(max_size=10), max_size=3)),
         "locality": st.sampled_from(["any", "pod", "domain"]),
         "estimate_s": st.one_of(st.none(), st.floats(0.1, 1e5)),
@@ -61,6 +60,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plane, Test
     plane.store.dispose()
 
 
+def post_json(api: TestClient, path: str, body: object, headers: dict[str, str]) -> Any:
+    """POST ``body`` as ASCII JSON (\\u escapes), as a hostile client may: lone surrogates and all."""
+    return api.post(path, content=json.dumps(body), headers={**headers, "Content-Type": "application/json"})
+
+
 def _state(plane: Plane, jid: int) -> str:
     with plane.store.connect() as conn:
         return str(jobstore.get_job(conn, jid).state)
@@ -74,7 +78,7 @@ def test_no_submission_stops_another_tenants_job(site: tuple[Plane, TestClient, 
     attacker = {"Authorization": f"Bearer {plane.tokens['lab-a']}"}
     victim = {"Authorization": f"Bearer {plane.tokens['uni-c']}"}
     admin = {"Authorization": f"Bearer {plane.admin_token}"}
-    r = api.post("/api/v1/jobs", json=spec, headers=attacker)
+    r = post_json(api, "/api/v1/jobs", spec, attacker)
     assert r.status_code in (201, 409, 422, 429), r.text
     if r.status_code != 201:
         assert r.json()["error"]["message"]
@@ -102,13 +106,15 @@ def test_what_no_program_could_be_given_is_refused_at_the_door(site: tuple[Plane
         ({"command": ["echo", "a\x00b"]}, 422, "body.command.1", "NUL"),
         ({"command": ["true"], "env": {"K": "a\x00b"}}, 422, "body.env.K", "NUL"),
         ({"command": ["true"], "name": "a\x00"}, 422, "body.name", "NUL"),
+        ({"command": ["true"], "name": "\ud800"}, 422, "body.name", "lone surrogate"),
+        ({"command": ["true"], "checkpoint_s": 5e-324}, 422, "body.checkpoint_s", "greater than or equal to 1"),
         ({"command": ["true"], "env": {f"V{i}": "x" * 1024 for i in range(120)}}, 422, "body", "execve"),
         ({"command": ["true"], "env": {f"V{i}": "x" * 8192 for i in range(256)}}, 413, None, "over 1,048,576 bytes"),
         ({"command": ["true"], "cpu_milli": 9_000_000}, 422, "body.cpu_milli", "CPU cores"),
         ({"command": ["true"], "mem_mib": 1 << 40}, 422, "body.mem_mib", "memory"),
     ]
     for body, status, field, words in cases:
-        r = api.post("/api/v1/jobs", json=body, headers=own)
+        r = post_json(api, "/api/v1/jobs", body, own)
         assert r.status_code == status, (body, r.text[:300])
         error = r.json()["error"]
         assert error["field"] == field and words.lower() in error["message"].lower(), error

@@ -107,6 +107,13 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
+def _bearer_or_none(request: Request) -> str | None:
+    try:
+        return _bearer(request)
+    except ApiError:
+        return None
+
+
 async def principal(request: Request) -> accounts.Principal:
     token = _bearer(request)
     cookie = request.cookies.get(COOKIE)
@@ -190,7 +197,28 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     app.state.site = site
     app.state.auth = Auth(store)
     app.state.writer = writer
-    app.add_middleware(Gate, who=app.state.auth.who, known=app.state.auth.known)
+
+    def hold(caller: object, path: str) -> tuple[int, str]:
+        """A tenant in debt to its rate limit is refused before its submission is read."""
+        tenant = getattr(caller, "tenant", None)
+        if tenant is None or path not in (f"{API}/jobs", f"{API}/jobs/batch"):
+            return 0, ""
+        rate = limits(tenant).max_rate
+        wait = rates.wait_s(tenant, rate)
+        why = f"tenant {tenant!r} submits faster than its limit of {rate:g} jobs per second; try again in {wait} s"
+        return wait, why
+
+    def on_invalid(request: Request, body: Any) -> None:
+        """An invalid submission costs its sender as much as a valid one would."""
+        if request.url.path not in (f"{API}/jobs", f"{API}/jobs/batch"):
+            return
+        known, p = app.state.auth.known(_bearer_or_none(request), request.cookies.get(COOKIE))
+        if known and p is not None and p.tenant is not None:
+            jobs = body.get("jobs") if isinstance(body, dict) else None
+            rates.charge(p.tenant, len(jobs) if isinstance(jobs, list) else 1, limits(p.tenant).max_rate)
+
+    app.state.on_invalid = on_invalid
+    app.add_middleware(Gate, who=app.state.auth.who, known=app.state.auth.known, hold=hold)
     install(app)
 
     # ---- helpers -------------------------------------------------------------------------------------------
@@ -525,6 +553,10 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     def drain(name: Annotated[str, PathParam(max_length=200)], _: Admin,
               reason: Annotated[str, Query(max_length=500)] = "drained by an admin") -> dict[str, str]:  # fmt: skip
         """Stop placing jobs on a node; jobs on it run to their end."""
+        try:
+            m.clean_text(reason)
+        except ValueError as exc:
+            raise ApiError(422, f"reason: {exc}", "reason") from None
         idx = node_index(name)
         with store.begin() as conn:
             inbox.append(conn, "drain", node=idx, reason=reason)

@@ -48,7 +48,10 @@ def install(app: FastAPI) -> None:
         return JSONResponse(_body(exc.status, exc.message, exc.field), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        hook = getattr(request.app.state, "on_invalid", None)
+        if hook is not None:
+            hook(request, exc.body)
         errors = exc.errors()
         parts = []
         for e in errors[:5]:

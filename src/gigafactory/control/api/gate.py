@@ -27,7 +27,7 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_CAP = 1 << 20  # 1 MiB: one job at the largest is about 100 KiB
-BODY_CAPS = {"/api/v1/jobs/batch": 32 << 20, "/login": 4096}
+BODY_CAPS = {"/api/v1/jobs/batch": 8 << 20, "/login": 4096}
 
 
 class Gate:
@@ -36,12 +36,14 @@ class Gate:
         app: App,
         who: Callable[[str | None, str | None], object | None],
         known: Callable[[str | None, str | None], tuple[bool, object | None]] | None = None,
+        hold: Callable[[object, str], tuple[int, str]] | None = None,
     ) -> None:
         """``who(bearer_token, session_cookie)`` names the caller, or returns None (it may touch the store);
         ``known`` answers the same from a cache, without the store, when it can (sparing a thread per request)."""
         self.app = app
         self.who = who
         self.known = known
+        self.hold = hold  # hold(caller, path): (seconds the caller must wait before sending this, why); 0: none
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -71,6 +73,10 @@ class Gate:
                 return
             if known is None:
                 await _error(send, 401, "the token is not valid (unknown or revoked)")
+                return
+            wait, why = self.hold(known, path) if self.hold is not None else (0, "")
+            if wait > 0:
+                await _error(send, 429, why, {"retry-after": str(wait)})
                 return
         cap = BODY_CAPS.get(path, DEFAULT_CAP)
         too_big = f"the body is over {cap:,} bytes, the most {path} takes" + (

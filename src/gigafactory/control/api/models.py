@@ -2,9 +2,10 @@
 engine's own types.
 
 Every number has bounds, so that nothing a client sends can overflow a column or the engine: a request that is
-out of bounds is a 422 that names the field. Every string a job carries is free of NUL bytes (no ``execve``, and
-no PostgreSQL text, can hold one), and a job's command and environment together fit in :data:`LAUNCH_BYTES`, well
-inside what ``execve`` accepts, so that whatever is accepted here can be launched.
+out of bounds is a 422 that names the field. Every free-text string is valid Unicode (no lone surrogate, which no
+store can encode) and free of NUL bytes (no ``execve``, and no PostgreSQL text, can hold one), and a job's command
+and environment together fit in :data:`LAUNCH_BYTES`, well inside what ``execve`` accepts, so that whatever is
+accepted here can be stored and launched.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "Transition",
     "UsageOut",
     "WhoAmI",
+    "clean_text",
 ]
 
 MAX_COMMAND_BYTES = 64 * 1024
@@ -41,16 +43,21 @@ MAX_COMMAND_BYTES = 64 * 1024
 # variables the executor adds.
 LAUNCH_BYTES = 96 * 1024
 MAX_BATCH = 10_000
+MIN_CHECKPOINT_S = 1.0
 YEAR_S = 366 * 24 * 3600.0
 
 
-def _no_nul(v: str) -> str:
+def clean_text(v: str) -> str:
     if "\x00" in v:
         raise ValueError("must not contain a NUL byte (\\u0000): no program can be given one")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (it holds a lone surrogate, such as \\ud800)") from None
     return v
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+Text = Annotated[str, AfterValidator(clean_text)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 EnvName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 EnvValue = Annotated[Text, StringConstraints(max_length=8192)]
@@ -84,9 +91,17 @@ class JobSpec(_Strict):
         None, max_length=16, description="Allowed GPU models (none: any)."
     )
     locality: Literal["any", "pod", "domain"] = "any"
-    estimate_s: float | None = Field(None, gt=0, le=YEAR_S, description="Expected run time (for backfill).")
+    estimate_s: float | None = Field(
+        None,
+        ge=1,
+        le=YEAR_S,
+        description="Its time limit in seconds (like Slurm's --time): backfill plans with it, and a job that runs "
+        "past it is stopped.",
+    )
     priority: int = Field(0, ge=-1_000_000, le=1_000_000)
-    checkpoint_s: float | None = Field(None, gt=0, le=YEAR_S, description="Checkpoint interval, if it checkpoints.")
+    checkpoint_s: float | None = Field(
+        None, ge=MIN_CHECKPOINT_S, le=YEAR_S, description="Checkpoint interval in seconds, if it checkpoints."
+    )
     key: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] | None = Field(
         None,
         description="The client's name for this submission. Sending the same key again (say, after a lost answer) "
@@ -238,7 +253,7 @@ class UsageOut(BaseModel):
 class TokenIn(_Strict):
     role: Literal["tenant", "admin"] = "tenant"
     tenant: Name | None = None
-    name: Annotated[str, StringConstraints(max_length=100)] = ""
+    name: Annotated[Text, StringConstraints(max_length=100)] = ""
 
 
 class TokenOut(BaseModel):

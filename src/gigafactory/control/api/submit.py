@@ -12,7 +12,9 @@ No tenant can flood the site. Each tenant has two limits, answered with 429 and 
   as much as it has, so the writer keeps each count, adds what it inserts, and counts again every few seconds (the
   daemon's starts only lower it) and whenever a request would pass the limit.
 * **submission rate**: a token bucket of ``max_rate`` jobs per second that holds ten seconds' worth. A request may
-  take more than the bucket holds (a large batch); the tenant then waits until the bucket has refilled.
+  take more than the bucket holds (a large batch); the tenant then waits until the bucket has refilled, and while
+  it waits the gate refuses its submissions before reading them. A submission refused as invalid costs as much as
+  a valid one, so that a flood of them costs the same.
 
 A submission key sent again with the same job returns the job it made. Sent with a different job, it is a 409:
 that is a client bug, not a retry.
@@ -30,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import Engine as Store
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from gigafactory.control.api.errors import ApiError
 from gigafactory.control.store import accounts
@@ -53,6 +56,20 @@ class RateLimiter:
 
     clock: Callable[[], float] = time.monotonic
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
+
+    def wait_s(self, tenant: str, rate: float) -> int:
+        """Seconds until ``tenant`` may submit again (0: now). The gate asks before it reads a body."""
+        b = self._buckets.get(tenant)
+        if b is None:
+            return 0
+        tokens = min(rate * BURST_S, b.tokens + (self.clock() - b.at) * rate)
+        return math.ceil(-tokens / rate) if tokens < 0 else 0
+
+    def charge(self, tenant: str, n: int, rate: float) -> None:
+        """Take ``n`` without asking (a refused submission costs what it would have)."""
+        with contextlib.suppress(ApiError):
+            self.take(tenant, 0, rate)
+        self._buckets[tenant].tokens -= n
 
     def take(self, tenant: str, n: int, rate: float) -> None:
         """Take ``n`` submissions from ``tenant``'s bucket, or raise a 429 that says when to come back."""
@@ -110,16 +127,26 @@ class SubmissionWriter:
                 pending.append(item)
                 size += len(item[0])
             try:
-                results = await loop.run_in_executor(None, self._insert, [rows for rows, _ in pending])
-            except Exception as exc:  # the store failed: every waiting request gets the error
+                results: list[list[int] | ApiError | Exception] = list(
+                    await loop.run_in_executor(None, self._insert, [rows for rows, _ in pending])
+                )
+            except OperationalError as exc:  # the store failed: every waiting request gets the error
                 for _, fut in pending:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
+            except Exception:
+                # One request broke the shared transaction: each goes alone, so that only its own sender fails.
+                results = []
+                for rows, _ in pending:
+                    try:
+                        results.extend(await loop.run_in_executor(None, self._insert, [rows]))
+                    except Exception as alone:
+                        results.append(alone)
             for (_, fut), result in zip(pending, results, strict=True):
                 if fut.done():
                     continue
-                if isinstance(result, ApiError):
+                if isinstance(result, Exception):
                     fut.set_exception(result)
                 else:
                     fut.set_result(result)
