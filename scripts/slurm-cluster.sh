@@ -11,6 +11,7 @@
 # separate device indices (CUDA_VISIBLE_DEVICES) to concurrent jobs. Needs Debian's slurmctld, slurmd,
 # slurm-client and munge packages. See ../shared/docs/slurm-local.md for the facts this rests on.
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"   # slurmctld, slurmd and munged live there; a normal user's PATH lacks it
 
 cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,12p' "$0"; exit 2; }

@@ -29,6 +29,25 @@ TENANTS = [Tenant("lab-a", share=2.0), Tenant("startup-b", share=1.0), Tenant("u
 SITE = "uniform:nodes=4,gpus=8"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _spool() -> Iterator[None]:
+    """Run as root, control planes keep their jobs in a spool (/var/spool/gigafactory): here, one of the session's
+    own, which the tenants' uids can reach (under /tmp, unlike pytest's private temporary directories)."""
+    import shutil
+    import tempfile
+
+    spool = Path(tempfile.mkdtemp(prefix="gf-spool-", dir="/tmp"))
+    spool.chmod(0o755)
+    old = os.environ.get("GIGAFACTORY_SPOOL")
+    os.environ["GIGAFACTORY_SPOOL"] = str(spool)
+    yield
+    if old is None:
+        os.environ.pop("GIGAFACTORY_SPOOL", None)
+    else:
+        os.environ["GIGAFACTORY_SPOOL"] = old
+    shutil.rmtree(spool, ignore_errors=True)
+
+
 def _pg_reachable() -> bool:
     try:
         eng = create_engine(PG_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 2})
@@ -81,7 +100,9 @@ class Plane:
     @property
     def jobs(self) -> Path:
         """Where the attempts' directories are."""
-        return self.cfg.data_dir / "jobs"
+        from gigafactory.control.config import jobs_root
+
+        return jobs_root(self.cfg, self.store)
 
 
 def make_plane(data_dir: Path, db: str | None = None, site: str = SITE, **kw: Any) -> Plane:

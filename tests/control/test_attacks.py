@@ -22,8 +22,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from gigafactory.control.config import init_control
 from gigafactory.control.executors import runner as runner_module
+from gigafactory.control.executors.local import MAX_PROCS
 from gigafactory.control.identity import isolating
 from gigafactory.control.store import jobs as jobstore
 
@@ -78,6 +81,7 @@ def _attacks(plane: Plane, b_job: int, *, reads_only: bool = False) -> str:
         # Signals.
         "pkill -f '^sleep 8.12[3]' && echo LEAK killed-b",
         f"kill -TERM {os.getpid()} && echo LEAK signalled-daemon",
+        "ulimit -p",  # (dash: -p is the processes limit)
         "id -u",
     ]
     return "; ".join(f"({line}) 2>/dev/null" for line in lines)
@@ -111,6 +115,7 @@ def test_a_hostile_tenant_reaches_nothing_of_another_or_of_the_control_plane(tmp
     assert B_SECRET not in out and SERVER_SECRET not in out and plane.admin_token not in out
     a_uid = int(out.split()[-1])
     assert a_uid not in (0, os.geteuid())  # it ran as neither root nor the control plane
+    assert int(out.split()[-2]) == MAX_PROCS  # and its uid may not take the machine's last pid
     for path, digest in watched.items():
         assert _digest(path) == digest, f"{path} changed"
     # B ran to its end, untouched, billed from its own runner's times; so did A, as A.
@@ -152,3 +157,31 @@ def test_the_layout_on_disk_keeps_tenants_apart(tmp_path: Path) -> None:
                                      "GIGAFACTORY_NODES", "GIGAFACTORY_RUN", "GIGAFACTORY_TENANT", "HOME", "LANG",
                                      "PATH", "TMPDIR"]  # fmt: skip
     plane.store.dispose()
+
+
+def test_two_control_planes_on_one_host_never_share_a_uid(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("GIGAFACTORY_UID_REGISTRY", str(tmp_path / "uids"))
+    a, b = make_plane(tmp_path / "a"), make_plane(tmp_path / "b")
+
+    def uids(plane: Plane) -> set[int]:
+        with plane.store.connect() as conn:
+            return {r[0] for r in conn.execute(text("select uid from tenants"))}
+
+    assert len(uids(a)) == len(uids(b)) == 3 and uids(a).isdisjoint(uids(b))
+    claims = sorted(p.name for p in (tmp_path / "uids").iterdir())
+    assert claims == sorted(str(u) for u in uids(a) | uids(b))
+    # A control plane that is gone frees its uids for the next; the one still there keeps its own.
+    a.store.dispose()
+    freed = uids(a)
+    import shutil
+
+    shutil.rmtree(tmp_path / "a")
+    c = make_plane(tmp_path / "c")
+    assert uids(c) == freed and uids(c).isdisjoint(uids(b))
+    # A store whose uids another control plane took meanwhile gets new ones at its next start.
+    with b.store.begin() as conn:
+        conn.execute(text("update tenants set uid = :u where name = 'lab-a'"), {"u": min(uids(c))})
+    init_control(b.cfg).dispose()
+    assert uids(b).isdisjoint(uids(c))
+    for plane in (b, c):
+        plane.store.dispose()

@@ -56,13 +56,13 @@ def test_jobs_run_as_processes_with_their_gpus_logs_and_exit_codes(plane_db) -> 
     run_until(d, ended(plane, ok, bad, frac))
     a, b, c = job(plane, ok), job(plane, bad), job(plane, frac)
     assert (a.state, a.exit_code, a.attempt) == ("completed", 0, 1)
-    assert a.log_dir == str(plane.cfg.data_dir / "jobs" / str(ok) / "1")
+    assert a.log_dir == str(plane.jobs / str(ok) / "1")
     assert (b.state, b.exit_code) == ("failed", 7)
     assert c.state == "completed"
     # The GPUs the engine placed are the ones the process saw.
     placed = ",".join(str(g) for g in a.placement["gpus"][0])
     assert len(a.placement["gpus"][0]) == 3
-    logs = plane.cfg.data_dir / "jobs"
+    logs = plane.jobs
     assert (logs / str(ok) / "1" / "stdout.log").read_text().strip() == f"gpus {placed}"
     assert "oops" in (logs / str(bad) / "1" / "stderr.log").read_text()
     assert (logs / str(frac) / "1" / "stdout.log").read_text().split()[1] == str(frac)
@@ -234,3 +234,64 @@ def test_a_start_that_never_ran_is_started_again_by_a_later_daemon(plane, tmp_pa
         time.sleep(0.05)
     assert [(r.kind, r.exit_code) for r in reports] == [("finished", 0)]
     assert (attempt / "stdout.log").read_text() == "ran\n" and ex.claims(jid) == [1]
+
+
+def test_a_job_uses_its_workspace_by_its_full_path(plane) -> None:  # type: ignore[no-untyped-def]
+    """$HOME, $TMPDIR and the cwd are the job's own, reachable by path under whatever uid it runs as."""
+    d = plane.daemon()
+    script = 'echo a > "$TMPDIR/x" && cat "$TMPDIR/x" && echo b > "$HOME/y" && cat "$PWD/y" && dirname "$(mktemp)"'
+    (jid,) = submit(plane, {"command": ["sh", "-c", script], "gpus": 1})
+    run_until(d, ended(plane, jid))
+    row = job(plane, jid)
+    out = (plane.jobs / f"{jid}/1/stdout.log").read_text().split()
+    assert row.state == "completed", (plane.jobs / f"{jid}/1/stderr.log").read_text()
+    assert out == ["a", "b", str(plane.jobs / f"{jid}/1/work/tmp")]
+
+
+def test_a_program_that_cannot_be_run_fails_with_the_reason_in_its_log(plane) -> None:  # type: ignore[no-untyped-def]
+    d = plane.daemon()
+    (jid,) = submit(plane, {"command": ["no-such-program", "--flag"], "gpus": 1})
+    run_until(d, ended(plane, jid))
+    row = job(plane, jid)
+    assert (row.state, row.exit_code) == ("failed", 127)
+    assert row.reason == "cannot execute 'no-such-program': No such file or directory"
+    err = (plane.jobs / f"{jid}/1/stderr.log").read_text()
+    assert err == "gigafactory: cannot execute 'no-such-program': No such file or directory\n"
+
+
+def test_a_job_is_stopped_at_its_time_limit(plane, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """--time is a limit, as in Slurm: backfill trusts it, so a job that overruns it is stopped."""
+    from gigafactory.control import daemon as daemon_module
+
+    monkeypatch.setattr(daemon_module, "TIME_LIMIT_GRACE_S", 0.5)
+    d = plane.daemon()
+    (liar, honest) = submit(plane, {"command": ["sleep", "300"], "gpus": 1, "estimate_s": 1.0},
+                            {"command": ["sleep", "1"], "gpus": 1, "estimate_s": 5.0})  # fmt: skip
+    run_until(d, ended(plane, liar, honest), timeout=30)
+    row = job(plane, liar)
+    assert row.state == "cancelled" and row.reason == "time limit: it ran past its 1 s"
+    assert row.ended_at - row.started_at < 5
+    assert job(plane, honest).state == "completed"
+
+
+def test_a_runner_that_never_starts_fails_its_job_and_a_late_one_runs_nothing(plane, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import time
+
+    from gigafactory.control.executors import local
+    from gigafactory.control.executors.base import Launch
+
+    ex = local.LocalExecutor(plane.jobs, unclaimed_retry_s=0.05)
+    monkeypatch.setattr(local.subprocess, "run", lambda *a, **k: None)  # every start is lost
+    ex.start(Launch(job_id=77, attempt=1, command=["sh", "-c", "echo ran"], env={}, tenant="lab-a", nodes=["u00000"],
+                    node_gpus=[[0]]))  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not (reports := ex.poll({77: 1})):
+        assert time.monotonic() < deadline
+        time.sleep(0.06)
+    assert [(r.kind, r.reason.split(":")[0]) for r in reports] == [("failed", "the runner never started")]
+    monkeypatch.undo()
+    # The runner turns up at last: the attempt is taken, so it runs nothing.
+    d = plane.jobs / "77" / "1"
+    subprocess.run([sys.executable, "-I", "-S", str(local.RUNNER), str(d)], check=True, timeout=30)
+    assert not (d / "status.json").exists() and not (d / "stdout.log").exists()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from gigafactory.control.executors.runner import proc_start
+from gigafactory.control.identity import isolating
 
 from .conftest import free_port
 
@@ -60,12 +61,22 @@ def test_make_demo_runs_real_jobs_from_a_fresh_clone(tmp_path: Path) -> None:
     # The data went where a newcomer expects it: under the clone, relative to where the command ran.
     data = clone / "out" / "control-demo"
     assert (data / "gigafactory.db").exists() and data.stat().st_mode & 0o077 == 0
-    logs = sorted(data.glob("jobs/*/1/stdout.log"))
+    jobs = data / "jobs"
+    if isolating():  # run as root, the jobs live in the spool, where their tenants' uids reach them
+        jobs = Path(os.environ["GIGAFACTORY_SPOOL"]) / _meta(data, "plane_id")
+    logs = sorted(jobs.glob("*/1/stdout.log"))
     assert len(logs) == 9 and any("training on GPUs" in p.read_text() for p in logs)
     # Nothing of it still runs.
-    for info in data.glob("jobs/*/*/claim/runner.json"):
+    for info in jobs.glob("*/*/claim/runner.json"):
         record = json.loads(info.read_text())
         assert proc_start(record["pid"]) != record["start"], f"{info.parent} still runs"
+
+
+def _meta(data: Path, key: str) -> str:
+    import sqlite3
+
+    with sqlite3.connect(data / "gigafactory.db") as db:
+        return str(db.execute("select value from meta where key = ?", (key,)).fetchone()[0])
 
 
 def test_demo_twin_only_simulates(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ def test_without_slurm_postgresql_or_chromium_the_suite_skips_and_says_why(tmp_p
         GIGAFACTORY_PG_URL="postgresql+psycopg://gf:gf@127.0.0.1:9/nowhere",
         GIGAFACTORY_CHROMIUM=str(tmp_path / "no-chromium"),
         SLURM_CONF="",
+        GIGAFACTORY_SBIN="",
     )
     tests = ["tests/control/test_slurm.py", "tests/control/test_browser.py",
              "tests/control/test_store.py::test_migrations_build_exactly_the_schema"]  # fmt: skip

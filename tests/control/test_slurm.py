@@ -34,7 +34,10 @@ NODES, GPUS = 3, 8
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if shutil.which("slurmctld") is None or shutil.which("munged") is None:
+    # The daemons live in /usr/sbin, which is on root's PATH but not a normal user's ($GIGAFACTORY_SBIN: where else
+    # to look; test_setup.py empties it to play a machine without Slurm).
+    daemons = os.pathsep.join([os.environ.get("PATH", ""), os.environ.get("GIGAFACTORY_SBIN", "/usr/sbin:/sbin")])
+    if shutil.which("slurmctld", path=daemons) is None or shutil.which("munged", path=daemons) is None:
         if os.environ.get("GIGAFACTORY_REQUIRE_SLURM") == "1":
             pytest.fail("Slurm is required here (apt-get install slurmctld slurmd slurm-client munge)")
         pytest.skip("Slurm is not installed (Debian: slurmctld slurmd slurm-client munge)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -76,7 +77,7 @@ def _when(t: float | None) -> str:
 
 
 def _table(*columns: str) -> Table:
-    """A plain table in the style of Slurm's commands: bold headers, no borders. Columns named in ``WRAP`` fold
+    """A plain table in the style of Slurm's commands: bold headers, no borders. Columns named in 'WRAP' fold
     their long values onto more lines, so a table fits the terminal (80 columns at least) without cutting."""
     from rich.table import Table
 
@@ -129,11 +130,13 @@ def serve(
         console.print(f"data in {cfg.data_dir}; admin token in {cfg.admin_token_file}")
         console.print(f"isolation {isolation_note()}")
 
-    serve_api(cfg, host=host, port=port, daemon=not no_daemon, on_ready=ready)
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_api(cfg, host=host, port=port, daemon=not no_daemon, on_ready=ready)
+    console.print("stopped: the API and the daemon are down; jobs run on, and a later serve takes them up")
 
 
 def daemon(data_dir: DataDir = None, db: Db = None, jobs_dir: JobsDir = None) -> None:
-    """Run the daemon alone (``serve`` starts one for you). It refuses to start while another holds the store."""
+    """Run the daemon alone ('serve' starts one for you). It refuses to start while another holds the store."""
     from gigafactory.control.serve import run_daemon
 
     run_daemon(_cfg(data_dir, db, jobs_dir))
@@ -150,7 +153,7 @@ def submit(
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Submit a job: ``gigafactory submit --gpus 8 -- python train.py``. Prints its id."""
+    """Submit a job: 'gigafactory submit --gpus 8 -- python train.py'. Prints its id."""
     spec: dict[str, Any] = {
         "command": command,
         "tenant": tenant,
@@ -192,7 +195,7 @@ def queue(
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Running and waiting jobs with their estimated start, like ``squeue --start``."""
+    """Running and waiting jobs with their estimated start, like 'squeue --start'."""
     with _client(url, token) as c:
         entries = c.queue(tenant)
     table = _table("JOBID", "TENANT", "NAME", "GPUS", "STATE", "POS", "START_TIME", "NODELIST(REASON)")
@@ -221,7 +224,7 @@ def status(job_id: int, url: Url = DEFAULT_URL, token: Token = None) -> None:
         j = c.job(job_id)
         story = c.story(job_id)
     console.print(f"[bold]job {j['id']}[/] {j['name']} · tenant {j['tenant']} · [bold]{j['state']}[/] {j['reason']}")
-    console.print(f"  command   {' '.join(j['command'])}")
+    console.print(f"  command   {shlex.join(j['command'])}", markup=False, highlight=False)
     console.print(f"  GPUs      {_gpus(j)} ({j['locality']}) on {', '.join(j['nodes']) or '-'}")
     console.print(f"  attempts  {j['attempt']}   exit code {j['exit_code'] if j['exit_code'] is not None else '-'}")
     console.print(
@@ -238,7 +241,7 @@ def status(job_id: int, url: Url = DEFAULT_URL, token: Token = None) -> None:
 def cancel(
     job_ids: Annotated[list[int], typer.Argument(help="job ids")], url: Url = DEFAULT_URL, token: Token = None
 ) -> None:
-    """Cancel jobs (like ``scancel``)."""
+    """Cancel jobs (like 'scancel')."""
     with _client(url, token) as c:
         for jid in job_ids:
             c.cancel(jid)
@@ -280,7 +283,8 @@ def nodes(
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Nodes with their state and GPUs in use (like ``sinfo -N``; ``--state down`` like ``sinfo -R``)."""
+    """Nodes with their state and GPUs in use (like 'sinfo -N'); '--state down --state drained' lists what
+    'sinfo -R' lists: the nodes out of service, with why."""
     with _client(url, token) as c:
         rows = c.nodes(state)
     table = _table("NODE", "MODEL", "GPUS", "USED", "STATE", "REASON")
@@ -416,18 +420,16 @@ def _demo_jobs() -> list[dict[str, Any]]:
 
 def control_demo(out: Path, port: int, seconds: float | None) -> None:
     """Start a control plane on embedded defaults, submit real jobs, and serve the dashboard."""
-    import shutil
     import threading
 
     from gigafactory.control.client import Client, ClientError
-    from gigafactory.control.config import ControlConfig, init_control
+    from gigafactory.control.config import ControlConfig, init_control, remove_control
     from gigafactory.control.identity import isolation_note
     from gigafactory.control.serve import make_executor, serve_api
     from gigafactory.core.tenants import Tenant
 
     cfg = ControlConfig(out)
-    if (cfg.data_dir / "gigafactory.db").exists():
-        shutil.rmtree(cfg.data_dir)  # a fresh demo each time (only a directory an earlier demo made)
+    remove_control(cfg)  # a fresh demo each time (only a directory an earlier demo made, with its jobs)
     store = init_control(cfg, site="hgx-h100:nodes=4", executor="local", profile="fifo+easy+best-fit",
                          tenants=[Tenant(n, share=w) for n, w in DEMO_TENANTS], kill_wait_s=3)  # fmt: skip
     admin = cfg.admin_token_file.read_text().strip()

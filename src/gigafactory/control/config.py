@@ -5,8 +5,11 @@ the control plane alone (mode 0700) and holds the SQLite store (unless ``--db`` 
 first admin token, the leases, and by default the jobs' directories (``jobs/``). Relative paths are made absolute
 at once, so nothing depends on the directory a command was started from.
 
-The jobs may live elsewhere (``--jobs-dir``): the Slurm executor needs a directory that the tenants' accounts can
-reach on every node, such as one on the cluster's shared file system.
+The jobs' directories live elsewhere when the tenants' uids must reach them by path (their ``$HOME``,
+``$TMPDIR`` and cwd are in them) and the data directory, 0700, is in their way. Run as root, a control plane's
+jobs go by default to ``/var/spool/gigafactory/<plane id>`` (``$GIGAFACTORY_SPOOL`` to move it), as Slurm's go to
+``/var/spool/slurmd``; unprivileged, to ``DATA/jobs``. ``--jobs-dir`` chooses; the Slurm executor needs one that
+the tenants' accounts can reach on every node, such as a directory on the cluster's shared file system.
 
 :func:`init_control` makes a store ready: migrated, holding the site, the executor's name, the policy profile, the
 jobs directory and an admin token. Those are chosen at the first start and kept: a later start need not repeat
@@ -25,6 +28,7 @@ from sqlalchemy import Engine as Store
 from sqlalchemy import select
 
 from gigafactory.control.home import default_data_dir
+from gigafactory.control.identity import isolating
 from gigafactory.control.store import accounts
 from gigafactory.control.store.db import default_url, get_meta, open_store, set_meta
 from gigafactory.control.store.schema import tenants as tenants_table
@@ -44,6 +48,8 @@ __all__ = [
     "init_control",
     "jobs_root",
     "reachable_by_all",
+    "remove_control",
+    "spool_dir",
     "write_secret",
 ]
 
@@ -76,6 +82,31 @@ class ControlConfig:
         if self.data_dir.stat().st_uid == os.geteuid():
             self.data_dir.chmod(0o700)  # the store, the tokens and the leases are the control plane's alone
         return open_store(self.url)
+
+
+def spool_dir() -> Path:
+    """Where a control plane run as root keeps its jobs' directories unless told otherwise."""
+    return Path(os.environ.get("GIGAFACTORY_SPOOL") or "/var/spool/gigafactory")
+
+
+def remove_control(cfg: ControlConfig) -> None:
+    """Delete a control plane made by the demo: its data directory, and its jobs' directories in the spool."""
+    import shutil
+
+    db = cfg.data_dir / "gigafactory.db"
+    if not db.exists():
+        return
+    store = open_store(default_url(cfg.data_dir), migrate=False)
+    try:
+        with store.connect() as conn:
+            jobs, plane = get_meta(conn, "jobs_dir"), get_meta(conn, "plane_id")
+    except Exception:
+        jobs = plane = None
+    finally:
+        store.dispose()
+    if jobs and plane and Path(jobs) == spool_dir() / plane:
+        shutil.rmtree(jobs, ignore_errors=True)
+    shutil.rmtree(cfg.data_dir)
 
 
 def jobs_root(cfg: ControlConfig, store: Store) -> Path:
@@ -136,6 +167,8 @@ def init_control(
             # Names this control plane's work where others may see it (Slurm job names on a shared cluster).
             set_meta(conn, "plane_id", secrets.token_hex(3))
         jobs = str(cfg.jobs_dir) if cfg.jobs_dir is not None else None
+        if jobs is None and get_meta(conn, "jobs_dir") is None and isolating():
+            jobs = str(spool_dir() / str(get_meta(conn, "plane_id")))  # where the tenants' uids can reach them
         for key, value in (("executor", executor), ("profile", profile), ("jobs_dir", jobs)):
             have = get_meta(conn, key)
             if have is None:
@@ -146,10 +179,11 @@ def init_control(
         if kill_wait_s is not None:
             set_meta(conn, "kill_wait_s", f"{kill_wait_s:g}")
         capacity = (load_site(conn) or ("", build_site(DEFAULTS["site"])))[1].num_gpus
+        uids = accounts.registry(conn, cfg.data_dir)
         for t in tenants or ():
             if conn.execute(select(tenants_table.c.name).where(tenants_table.c.name == t.name)).first() is None:
-                accounts.put_tenant(conn, t, capacity_gpus=capacity)
-        accounts.assign_uids(conn)
+                accounts.put_tenant(conn, t, capacity_gpus=capacity, uids=uids)
+        accounts.assign_uids(conn, uids)
         has_admin = conn.execute(select(tokens.c.id).where(tokens.c.role == "admin")).first() is not None
         if not has_admin or not cfg.admin_token_file.exists():
             _, secret = accounts.create_token(conn, role="admin", tenant=None, name="first admin")

@@ -74,7 +74,7 @@ def crash_run(
 ) -> CrashResult:
     """Run ``jobs`` short jobs through a daemon process that is killed ``kills`` times; check the outcome."""
     rng = random.Random(seed)
-    cfg = ControlConfig(data_dir, db)
+    cfg = ControlConfig(data_dir, db, jobs_dir=data_dir.with_name(data_dir.name + "-jobs"))
     store = init_control(cfg, site=site, tenants=[Tenant("a"), Tenant("b")], kill_wait_s=2)
     record = 'echo "$GIGAFACTORY_JOB_ID $GIGAFACTORY_ATTEMPT"'
     rows, expect = [], []

@@ -26,10 +26,14 @@ What it promises besides:
   transaction here is fenced by it.
 * **A launch that fails fails its job alone**, with the reason; a store that is locked or unreachable is waited
   for. Nothing a tenant submits can stop the loop.
+* **A job's ``estimate_s`` is its time limit** (``--time``, as in Slurm). Backfill plans with it, so a job that ran
+  past it would take GPUs promised to others: it is stopped :data:`TIME_LIMIT_GRACE_S` after its limit (the
+  launch's own delay), and ends *cancelled* with the reason.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import os
@@ -79,7 +83,10 @@ from gigafactory.engine.log import TransitionLog
 __all__ = ["Daemon", "StepStats", "job_from_row", "placement_from_json", "placement_to_json"]
 
 HEARTBEAT_S = 2.0  # an idle daemon writes its heartbeat this often (health calls it stale after 30 s)
-START_TRIES = 3  # a start that fails for a reason that may pass (the executor unreachable) is tried this often
+# A start that fails for a reason that may pass (the executor unreachable, the machine out of processes for a
+# moment) is tried again for this long; then its job fails with the reason.
+START_RETRY_S = 120.0
+TIME_LIMIT_GRACE_S = 10.0
 
 log = logging.getLogger("gigafactory.daemon")
 
@@ -166,8 +173,9 @@ class Daemon:
         # Every attempt started and not yet billed: (job, attempt) -> (tenant, GPUs, start as the daemon saw it).
         self._attempts: dict[tuple[int, int], tuple[str, float, float]] = {}
         self._late: list[Report] = []  # ends the daemon learnt of itself (starts that failed), for the next step
-        self._start_errors: dict[tuple[int, int], int] = {}
+        self._start_errors: dict[tuple[int, int], tuple[float, int]] = {}  # (job, attempt) -> (first error, tries)
         self._forget: set[int] = set()  # ended jobs whose stopped attempt is not gone yet
+        self._deadlines: list[tuple[float, int, int]] = []  # heap of (time limit, job, attempt) of running jobs
         with self.store.connect() as conn:
             site = load_site(conn)
             if site is None:
@@ -202,6 +210,7 @@ class Daemon:
                     pl = placement_from_json(row.placement)
                     events.append(JobRestored(now, job, int(row.attempt), pl, float(row.started_at), done_gpu_s))
                     self._attempts[(int(row.id), int(row.attempt))] = (row.tenant, _gpus(pl), float(row.started_at))
+                    self._limit(job, int(row.attempt), float(row.started_at))
                 else:
                     events.append(JobRestored(now, job, int(row.attempt), None, None, done_gpu_s))
         # Restoring only rebuilds state: the engine may not start anything before the first real step.
@@ -224,6 +233,7 @@ class Daemon:
         # Submissions are taken in id order, a batch at a time: a cancellation of one not taken yet waits for it.
         requests = [ev for ev in requests if ev.kind != "cancel" or int(ev.job_id) <= self._max_seen]
         tenants_changed = False
+        events.extend(self._over_time(now))
         for ev in requests:
             if ev.kind == "cancel":
                 events.append(JobCancelled(now, JobId(int(ev.job_id)), reason=ev.payload.get("reason", "cancelled")))
@@ -291,9 +301,11 @@ class Daemon:
                     self.recover()
                     broken = False
                 s = self.step()
-            except OperationalError as exc:
+            except (OperationalError, OSError) as exc:
+                # The store is locked or unreachable, or the machine is out of something (processes, files) for a
+                # moment: wait, then rebuild from the store, since this step may not have been persisted.
                 backoff = min(5.0, max(0.2, backoff * 2))
-                log.warning("the store is unavailable (%s); trying again in %.1f s", exc.orig, backoff)
+                log.warning("%s; trying again in %.1f s", getattr(exc, "orig", None) or exc, backoff)
                 broken = True
                 time.sleep(backoff)
                 continue
@@ -305,6 +317,21 @@ class Daemon:
                 time.sleep(poll_s)
 
     # ---- helpers ----------------------------------------------------------------------------------------------
+    def _limit(self, job: Job, attempt: int, started: float) -> None:
+        if job.estimate_s is not None and math.isfinite(job.estimate_s):
+            heapq.heappush(self._deadlines, (started + job.estimate_s + TIME_LIMIT_GRACE_S, int(job.id), attempt))
+
+    def _over_time(self, now: float) -> list[Event]:
+        """Cancellations of the running attempts that have passed their time limit."""
+        out: list[Event] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, jid, attempt = heapq.heappop(self._deadlines)
+            rec = self.engine.job(jid) if jid in self.engine else None
+            if rec is not None and rec.state is JobState.RUNNING and rec.attempt == attempt:
+                limit = rec.job.estimate_s or 0.0
+                out.append(JobCancelled(now, JobId(jid), reason=f"time limit: it ran past its {_duration(limit)}"))
+        return out
+
     def _bill(self, reports: list[Report], now: float) -> list[dict[str, Any]]:
         """Usage records for attempts that ended: GPUs × (the executor's end − its start), once per attempt."""
         rows = []
@@ -364,6 +391,7 @@ class Daemon:
                     row["log_dir"] = str(where)
                 row.setdefault("first_started_at", rec.first_start_s)
                 self._attempts[(jid, t.attempt)] = (rec.job.tenant, _gpus(pl), t.time)
+                self._limit(rec.job, t.attempt, t.time)
             elif t.new is JobState.PENDING:
                 row.update(reason=t.reason)
             elif t.new.terminal:
@@ -435,11 +463,12 @@ class Daemon:
             except LaunchError as exc:
                 self._start_failed(key, str(exc))
             except Exception as exc:  # the executor or the machine failed, perhaps for a moment: try again
-                tries = self._start_errors[key] = self._start_errors.get(key, 0) + 1
-                log.warning("%s of job %d attempt %d failed (try %d): %s", action.kind, *key, tries, exc)
-                if action.kind != "start" or tries < START_TRIES:
+                first, tries = self._start_errors.get(key, (time.monotonic(), 0))
+                self._start_errors[key] = (first, tries + 1)
+                log.warning("%s of job %d attempt %d failed (try %d): %s", action.kind, *key, tries + 1, exc)
+                if action.kind != "start" or time.monotonic() - first < START_RETRY_S:
                     continue
-                self._start_failed(key, f"{exc} (after {tries} tries)")
+                self._start_failed(key, f"{exc} (tried {tries + 1} times over {START_RETRY_S:.0f} s)")
             self._start_errors.pop(key, None)
             done.append(action.seq)
         with self.store.begin() as conn:
@@ -503,7 +532,10 @@ class Daemon:
             return
         self._last_forecast = now
         if self.fork_forecast and threading.active_count() == 1 and self.engine.pending():
-            self._forecast_run = _ForecastRun.start(self.engine, now)
+            try:
+                self._forecast_run = _ForecastRun.start(self.engine, now)
+            except OSError as exc:  # no process to spare now: the estimates wait for the next round
+                log.warning("no forecast this round: %s", exc)
         else:
             t0 = time.perf_counter()
             self.forecast(now)
@@ -529,6 +561,14 @@ def _gpus(pl: Placement) -> float:
     return pl.num_gpus * pl.gpu_milli / 1000
 
 
+def _duration(s: float) -> str:
+    if s < 120:
+        return f"{s:g} s"
+    if s < 7200:
+        return f"{s / 60:g} min"
+    return f"{s / 3600:g} h"
+
+
 @dataclass
 class _Outcome:
     starts: dict[int, float] | None  # None: the child failed
@@ -546,7 +586,12 @@ class _ForecastRun:
     @classmethod
     def start(cls, engine: Engine, now: float) -> _ForecastRun:
         r, w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(r)
+            os.close(w)
+            raise
         if pid == 0:  # the child: play the queue out, send the answer, leave without running any cleanup
             code = 0
             try:

@@ -9,7 +9,11 @@ install, and CI here), each tenant's jobs run under that tenant's own uid and gi
   gid = uid and no supplementary group. No host account is needed: this is systemd's ``DynamicUser``. A uid that
   the host's user or group database already knows is never chosen.
 
-Two tenants never share a uid, so a tenant can see no other tenant's files or processes.
+Two tenants never share a uid, not even tenants of two control planes on one host: a dynamic uid is claimed in a
+host-wide registry (:class:`UidRegistry`, ``/var/lib/gigafactory/uids``) before it is used, and every start
+claims its tenants' uids again (a tenant whose uid another control plane holds gets a new one). So a tenant can
+neither read nor signal another tenant's files or processes. (``/proc`` still shows every process's command line to
+every user unless it is mounted with ``hidepid``; :func:`isolation_note` says so.)
 
 When the control plane runs unprivileged (a laptop demo), it cannot change uid, so isolation is **off**: jobs run
 as that user. They still get a clean environment and are contained and stopped as a whole. ``serve``, ``/health``
@@ -21,11 +25,22 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from gigafactory.core.errors import ConfigError
 
-__all__ = ["DYNAMIC_UIDS", "Identity", "allocate_uid", "check_unix_user", "identity", "isolating", "isolation_note"]
+__all__ = [
+    "DYNAMIC_UIDS",
+    "Identity",
+    "UidRegistry",
+    "allocate_uid",
+    "check_unix_user",
+    "identity",
+    "isolating",
+    "isolation_note",
+]
 
 # systemd's DynamicUser range; a uid in use on the host (in /etc/passwd or /etc/group, or from NSS) is skipped.
 DYNAMIC_UIDS = range(61184, 65520)
@@ -48,9 +63,27 @@ def isolating() -> bool:
 
 def isolation_note() -> str:
     if isolating():
-        return "on: each tenant's jobs run under the tenant's own uid"
+        note = "on: each tenant's jobs run under the tenant's own uid"
+        if not _proc_hides_pids():
+            note += "; /proc shows every process's command line to every user (mount it with hidepid=invisible)"
+        return note
     user = _name(os.geteuid())
     return f"off: not running as root, so every job runs as {user} (the control plane's user)"
+
+
+def _proc_hides_pids() -> bool:
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return False
+    try:
+        for line in lines:
+            pre, _, post = line.partition(" - ")
+            if pre.split()[4] == "/proc" and "hidepid=" in post and "hidepid=0" not in post:
+                return True
+    except IndexError:
+        pass
+    return False
 
 
 def _name(uid: int) -> str:
@@ -70,10 +103,48 @@ def _known_on_host(uid: int) -> bool:
     return False
 
 
-def allocate_uid(taken: set[int]) -> int:
-    """The lowest dynamic uid not taken by another tenant and unknown to the host."""
+class UidRegistry:
+    """The host's record of which dynamic uid runs whose jobs, shared by every control plane on the host.
+
+    One file per uid in ``path`` (root's, 0700), created with ``O_EXCL``, naming its owner (control plane and
+    tenant) and the owner's data directory. A claim whose data directory is gone is stale, and may be taken.
+    """
+
+    def __init__(self, owner: str, home: Path, path: Path | None = None) -> None:
+        self.owner = owner  # "<plane id>"; a claim names "<plane id>/<tenant>"
+        self.home = home
+        env = os.environ.get("GIGAFACTORY_UID_REGISTRY")
+        self.path = path or (Path(env) if env else Path("/var/lib/gigafactory/uids"))
+
+    def claim(self, uid: int, tenant: str) -> bool:
+        """Make ``uid`` this control plane's tenant's; False if another holds it."""
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        record = self.path / str(uid)
+        mine = f"{self.owner}/{tenant}\n{self.home}\n"
+        for _ in range(2):
+            try:
+                fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except FileExistsError:
+                try:
+                    owner, home = [*record.read_text().splitlines(), "", ""][:2]
+                except FileNotFoundError:
+                    continue
+                if owner == f"{self.owner}/{tenant}":
+                    return True
+                if home and not Path(home).exists():
+                    record.unlink(missing_ok=True)  # its control plane is gone: the uid is free
+                    continue
+                return False
+            with os.fdopen(fd, "w") as f:
+                f.write(mine)
+            return True
+        return False
+
+
+def allocate_uid(taken: set[int], claim: Callable[[int], bool] | None = None) -> int:
+    """The lowest dynamic uid not taken by another tenant, unknown to the host, and (with ``claim``) claimed."""
     for uid in DYNAMIC_UIDS:
-        if uid not in taken and not _known_on_host(uid):
+        if uid not in taken and not _known_on_host(uid) and (claim is None or claim(uid)):
             return uid
     raise ConfigError(f"no dynamic uid left in {DYNAMIC_UIDS.start}-{DYNAMIC_UIDS.stop - 1}; map tenants to accounts")
 

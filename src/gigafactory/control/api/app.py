@@ -494,7 +494,8 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             settings = {k: getattr(body, k) for k in ("unix_user", "max_jobs", "max_rate")}
             try:
                 accounts.put_tenant(conn, Tenant(name, body.share, body.parent, body.guarantee, body.limit),
-                                    capacity_gpus=site.num_gpus, **settings)  # fmt: skip
+                                    capacity_gpus=site.num_gpus, uids=accounts.registry(conn, cfg.data_dir),
+                                    **settings)  # fmt: skip
             except ConfigError as exc:
                 field = "body.unix_user" if "unix_user" in str(exc) else None
                 raise ApiError(422, str(exc), field) from exc

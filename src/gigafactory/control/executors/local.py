@@ -58,6 +58,19 @@ START_TRIES = 3
 KILL_WAIT_S = 10.0
 
 
+def _max_procs() -> int:
+    """Processes (threads count) a tenant's uid may have on this machine: an eighth of its pids, within 1,024
+    and 65,536, so that no tenant, however hostile, can take the machine's last pid."""
+    try:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    except (OSError, ValueError):
+        pid_max = 32768
+    return min(65536, max(1024, pid_max // 8))
+
+
+MAX_PROCS = _max_procs()
+
+
 def cgroup_base(name: str) -> Path | None:
     """A cgroup v2 directory for this control plane's attempts, inside the daemon's own cgroup, if the host lets us
     make one (as root, or where systemd delegated the cgroup); None otherwise."""
@@ -74,7 +87,13 @@ def cgroup_base(name: str) -> Path | None:
                 base.mkdir(exist_ok=True)
             except OSError:
                 return None
-            return base if (base / "cgroup.procs").exists() else None
+            if not (base / "cgroup.procs").exists():
+                return None
+            # Limits for the attempts, where the host lends us these controllers (a pure cgroup v2 host).
+            for controller in ("+pids", "+memory"):
+                with contextlib.suppress(OSError):
+                    (base / "cgroup.subtree_control").write_text(controller)
+            return base
     return None
 
 
@@ -116,6 +135,7 @@ class LocalExecutor:
             "env": job_environment(launch, d / "work", self.plane, gpus),
             "kill_wait_s": self.kill_wait_s,
             "cgroup": str(cgroup) if cgroup is not None else None,
+            "max_procs": MAX_PROCS,
         }
         _write_private(d / "launch.json", json.dumps(record))
         self._spawn(d)
@@ -192,12 +212,14 @@ class LocalExecutor:
             return None
         if now - started <= self.unclaimed_retry_s:
             return None
-        if not (d / "launch.json").exists():
-            return Report(job_id, attempt, "failed", None, "the start was lost before it was written down",
-                          ended_at=time.time())  # fmt: skip
-        if (_read_int(d / "starts") or 0) >= START_TRIES:
-            said = _tail(d / "runner.log", 300).strip() or "no message"
-            return Report(job_id, attempt, "failed", None, f"the runner never started: {said}", ended_at=time.time())
+        if not (d / "launch.json").exists() or (_read_int(d / "starts") or 0) >= START_TRIES:
+            if not _claim_dead(d):
+                return None  # a runner claimed it just now after all: it runs, and is watched as any other
+            if not (d / "launch.json").exists():
+                why = "the start was lost before it was written down"
+            else:
+                why = f"the runner never started: {_tail(d / 'runner.log', 300).strip() or 'no message'}"
+            return Report(job_id, attempt, "failed", None, why, ended_at=time.time())
         self._started_at[key] = now
         try:
             self._spawn(d)
@@ -256,11 +278,28 @@ def _report(job_id: int, attempt: int, status: dict[str, Any]) -> Report:
     code = status.get("exit_code")
     times = {"started_at": status.get("started"), "ended_at": status.get("ended")}
     reason = str(status.get("reason") or "")
-    if status.get("stopped"):
+    if status.get("stopped") or status.get("interrupted"):
         return Report(job_id, attempt, "interrupted", code, reason or "stopped", **times)
     if code == 0:
         return Report(job_id, attempt, "finished", 0, "", **times)
     return Report(job_id, attempt, "failed", code if code is not None else 1, reason or f"exit code {code}", **times)
+
+
+def _claim_dead(d: Path) -> bool:
+    """Claim an attempt for no runner, so that a runner starting late can never run it unwatched. False if a runner
+    holds the claim already."""
+    d.mkdir(mode=0o711, parents=True, exist_ok=True)
+    _write_private(d / "stop", "")
+    mine = d / "claim.abandoned"
+    mine.mkdir(mode=0o700, exist_ok=True)
+    _write_private(mine / "runner.json", json.dumps({"pid": None, "abandoned": True}))
+    try:
+        mine.rename(d / "claim")
+    except OSError:
+        (mine / "runner.json").unlink(missing_ok=True)
+        mine.rmdir()
+        return False
+    return True
 
 
 def _marked(mark: bytes, session: int | None) -> list[int]:

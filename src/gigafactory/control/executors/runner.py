@@ -13,9 +13,11 @@ can neither read another job's records nor forge its own:
    often it is started.
 2. It stops here if ``stop`` exists: the daemon asked for the stop before the job began.
 3. It becomes a **child subreaper**. Every process the job starts stays its descendant even after a double fork
-   and ``setsid``. Where the host allows, the job also gets a **cgroup** of its own. It then forks the job:
+   and ``setsid``. Where the host allows, the job also gets a **cgroup** of its own, with ``pids.max`` and
+   ``memory.max`` (its memory request) where those controllers are there. It then forks the job:
    - a new session and process group, in that cgroup;
-   - the tenant's uid, gid and groups (nothing of root's is kept);
+   - the tenant's uid, gid and groups (nothing of root's is kept), with ``RLIMIT_NPROC`` capping the processes
+     of that uid, so that no tenant can take the machine's last pid;
    - a parent-death signal (SIGKILL), so the job dies if the runner is killed;
    - ``work/`` as its cwd, and the clean environment from ``launch.json``;
    - stdout and stderr to ``stdout.log`` and ``stderr.log``, which the runner opened and gave to the tenant's uid.
@@ -35,6 +37,7 @@ import ctypes
 import errno
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -152,6 +155,9 @@ def _child(launch: dict[str, Any], out: int, err: int, cgroup: str | None, repor
         os.chdir("work")
         uid, gid = launch.get("uid"), launch.get("gid")
         if uid is not None and gid is not None:
+            procs = launch.get("max_procs")
+            if procs:
+                resource.setrlimit(resource.RLIMIT_NPROC, (int(procs), int(procs)))
             os.setgroups([int(g) for g in launch.get("groups") or ()])
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
@@ -166,6 +172,8 @@ def _child(launch: dict[str, Any], out: int, err: int, cgroup: str | None, repor
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.write(report, f"{exc.errno} {exc.strerror}".encode())
+            # Where the tenant looks first: its own stderr.
+            os.write(2, f"gigafactory: cannot execute {launch['command'][0]!r}: {exc.strerror}\n".encode())
         os._exit(127 if exc.errno == errno.ENOENT else 126)
     except BaseException:
         os._exit(126)
@@ -204,10 +212,21 @@ def run(attempt_dir: str) -> int:
             pass
         except OSError:
             cgroup = None
+    if cgroup:
+        mem = max(launch.get("mem_mib") or [0])
+        for name, value in (("pids.max", launch.get("max_procs")), ("memory.max", mem * 1024 * 1024 if mem else None)):
+            if value:
+                with contextlib.suppress(OSError), open(os.path.join(cgroup, name), "w") as f:
+                    f.write(str(value))
     r, w = os.pipe2(os.O_CLOEXEC)
     started = time.time()
     _write_json("status.json", {"started": started})
-    child = os.fork()
+    try:
+        child = os.fork()
+    except OSError as exc:  # the machine is out of processes or memory for a moment: not the job's fault
+        _write_json("status.json", {"started": None, "ended": time.time(), "exit_code": None, "interrupted": True,
+                                    "reason": f"could not start it: {exc.strerror}"})  # fmt: skip
+        return 0
     if child == 0:
         os.close(r)
         _child(launch, out, err, cgroup, w, me)

@@ -12,13 +12,14 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from gigafactory.control.identity import Identity, allocate_uid, check_unix_user, identity
-from gigafactory.control.store.schema import sessions, tenants, tokens
+from gigafactory.control.identity import Identity, UidRegistry, allocate_uid, check_unix_user, identity, isolating
+from gigafactory.control.store.schema import meta, sessions, tenants, tokens
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.tenants import ROOT, Tenant, TenantTree
 
@@ -39,6 +40,7 @@ __all__ = [
     "lookup_session",
     "lookup_token",
     "put_tenant",
+    "registry",
     "revoke_token",
 ]
 
@@ -131,15 +133,26 @@ def identities(conn: Connection) -> dict[str, Identity | str]:
     return out
 
 
-def assign_uids(conn: Connection) -> None:
-    """Give every tenant without one a dynamic uid (tenants made before uids existed)."""
+def registry(conn: Connection, home: Path) -> UidRegistry | None:
+    """The host's uid registry, as this control plane's; None where uids do not matter (isolation is off)."""
+    if not isolating():
+        return None
+    plane = conn.execute(select(meta.c.value).where(meta.c.key == "plane_id")).scalar()
+    return UidRegistry(str(plane or "local"), home)
+
+
+def assign_uids(conn: Connection, uids: UidRegistry | None = None) -> None:
+    """Give every tenant without a dynamic uid one, and claim each tenant's uid in the host's registry; a tenant
+    whose uid another control plane holds gets a new one."""
     rows = conn.execute(select(tenants.c.name, tenants.c.uid).order_by(tenants.c.name)).all()
     taken = {r.uid for r in rows if r.uid is not None}
     for r in rows:
-        if r.uid is None:
-            uid = allocate_uid(taken)
-            taken.add(uid)
-            conn.execute(tenants.update().where(tenants.c.name == r.name).values(uid=uid))
+        if r.uid is not None and (uids is None or uids.claim(r.uid, r.name)):
+            continue
+        claim = (lambda u, name=r.name: uids.claim(u, name)) if uids is not None else None
+        uid = allocate_uid(taken, claim)
+        taken.add(uid)
+        conn.execute(tenants.update().where(tenants.c.name == r.name).values(uid=uid))
 
 
 def load_tree(conn: Connection) -> TenantTree | None:
@@ -149,11 +162,14 @@ def load_tree(conn: Connection) -> TenantTree | None:
     return TenantTree(Tenant(r.name, r.share, r.parent, r.guarantee, r.limit_gpus) for r in rows)
 
 
-def put_tenant(conn: Connection, tenant: Tenant, *, capacity_gpus: int, **settings: Any) -> None:
+def put_tenant(
+    conn: Connection, tenant: Tenant, *, capacity_gpus: int, uids: UidRegistry | None = None, **settings: Any
+) -> None:
     """Create or change a tenant; the resulting tree must be consistent, or nothing changes.
 
     ``settings`` may set ``unix_user`` (the account its jobs run as; None: its dynamic uid), ``max_jobs`` and
-    ``max_rate`` (None: the site defaults). A setting not given keeps its stored value.
+    ``max_rate`` (None: the site defaults). A setting not given keeps its stored value. A new tenant's dynamic uid
+    is claimed in ``uids``, the host's registry, when isolation is on.
     """
     unknown = set(settings) - {"unix_user", "max_jobs", "max_rate"}
     assert not unknown, unknown
@@ -182,7 +198,8 @@ def put_tenant(conn: Connection, tenant: Tenant, *, capacity_gpus: int, **settin
     if tenant.name in current:
         conn.execute(tenants.update().where(tenants.c.name == tenant.name).values(**values))
     else:
-        uid = allocate_uid({r.uid for r in current.values() if r.uid is not None})
+        claim = (lambda u: uids.claim(u, tenant.name)) if uids is not None else None
+        uid = allocate_uid({r.uid for r in current.values() if r.uid is not None}, claim)
         conn.execute(tenants.insert().values(name=tenant.name, created_at=time.time(), uid=uid, **values))
 
 
