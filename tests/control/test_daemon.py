@@ -295,3 +295,23 @@ def test_a_runner_that_never_starts_fails_its_job_and_a_late_one_runs_nothing(pl
     d = plane.jobs / "77" / "1"
     subprocess.run([sys.executable, "-I", "-S", str(local.RUNNER), str(d)], check=True, timeout=30)
     assert not (d / "status.json").exists() and not (d / "stdout.log").exists()
+
+
+def test_a_stop_before_the_runner_starts_takes_the_attempt_back_and_costs_nothing(plane, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    from gigafactory.control.executors import local
+    from gigafactory.control.executors.base import Launch
+
+    ex = local.LocalExecutor(plane.jobs)
+    monkeypatch.setattr(local.subprocess, "run", lambda *a, **k: None)  # the runner is slow to come
+    ex.start(Launch(job_id=78, attempt=1, command=["sh", "-c", "echo ran"], env={}, tenant="lab-a", nodes=["u00000"],
+                    node_gpus=[[0]]))  # fmt: skip
+    ex.stop(78, 1)
+    (report,) = ex.poll({78: 1})
+    assert (report.kind, report.reason) == ("interrupted", "stopped before it started")
+    assert report.started_at == report.ended_at is not None  # nothing ran, so nothing is billed
+    monkeypatch.undo()
+    d = plane.jobs / "78" / "1"
+    subprocess.run([sys.executable, "-I", "-S", str(local.RUNNER), str(d)], check=True, timeout=30)
+    assert not (d / "stdout.log").exists()  # the runner came, and ran nothing

@@ -178,7 +178,10 @@ def _check(store, jobs: Path, want: dict[int, str], kills: int, wall: float) -> 
     for u in billed:
         status = _json(jobs / str(u.job_id) / str(u.attempt) / "status.json")
         if status is None or "ended" not in status:
-            problems.append(f"job {u.job_id} attempt {u.attempt} was billed, but its runner recorded no end")
+            # No runner ran it (its start was taken back when it was stopped): it must cost nothing.
+            if u.gpu_seconds != 0:
+                problems.append(f"job {u.job_id} attempt {u.attempt} was billed {u.gpu_seconds:.3f} GPU-s, but no "
+                                "runner ran it")  # fmt: skip
             continue
         start = status["started"] if status.get("started") is not None else status["ended"]
         truth = u.gpus * (status["ended"] - start)

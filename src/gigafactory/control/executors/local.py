@@ -167,11 +167,14 @@ class LocalExecutor:
         if not d.is_dir():
             return
         # First the mark, then the signal: a runner that has not read the mark yet will; one that has is signalled.
+        # No runner yet: take the attempt from under it, so that nothing runs and the stop is over at once.
         _write_private(d / "stop", "")
         pid = _live_runner(d)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        elif not (d / "claim").exists():
+            _claim_dead(d)
 
     def poll(self, running: dict[int, int]) -> list[Report]:
         out: list[Report] = []
@@ -187,6 +190,10 @@ class LocalExecutor:
                 if report is not None:
                     out.append(report)
                 continue
+            if (_read_json(d / "claim" / "runner.json") or {}).get("abandoned"):
+                when = (d / "claim").stat().st_mtime  # taken from under any runner: nothing of it ever ran
+                out.append(Report(job_id, attempt, "interrupted", None, "stopped before it started", when, when))
+                continue
             if _live_runner(d) is not None:
                 continue
             # The runner died without recording an end (kill -9, OOM): end what it left, then report the loss.
@@ -194,9 +201,10 @@ class LocalExecutor:
             if status is not None and "ended" in status:
                 out.append(_report(job_id, attempt, status))
             elif self._kill_leftovers(d):
-                started = status.get("started") if status else None
+                ended = time.time()
+                started = status.get("started") if status else None  # none: it died before the job began
                 out.append(Report(job_id, attempt, "interrupted", None, "the runner died; its processes were killed",
-                                  started_at=started, ended_at=time.time()))  # fmt: skip
+                                  started if started is not None else ended, ended))  # fmt: skip
         return out
 
     def nodes(self) -> list[NodeReport]:
@@ -219,7 +227,8 @@ class LocalExecutor:
                 why = "the start was lost before it was written down"
             else:
                 why = f"the runner never started: {_tail(d / 'runner.log', 300).strip() or 'no message'}"
-            return Report(job_id, attempt, "failed", None, why, ended_at=time.time())
+            when = time.time()
+            return Report(job_id, attempt, "failed", None, why, when, when)  # nothing ran: nothing to bill
         self._started_at[key] = now
         try:
             self._spawn(d)
@@ -276,7 +285,9 @@ class LocalExecutor:
 
 def _report(job_id: int, attempt: int, status: dict[str, Any]) -> Report:
     code = status.get("exit_code")
-    times = {"started_at": status.get("started"), "ended_at": status.get("ended")}
+    ended = status.get("ended")
+    started = status.get("started")
+    times = {"started_at": started if started is not None else ended, "ended_at": ended}  # never began: 0 s
     reason = str(status.get("reason") or "")
     if status.get("stopped") or status.get("interrupted"):
         return Report(job_id, attempt, "interrupted", code, reason or "stopped", **times)
