@@ -164,8 +164,8 @@ class LocalExecutor:
 
     def stop(self, job_id: int, attempt: int) -> None:
         d = self.attempt_dir(job_id, attempt)
-        if not d.is_dir():
-            return
+        d.parent.mkdir(mode=0o711, exist_ok=True)
+        d.mkdir(mode=0o711, exist_ok=True)
         # First the mark, then the signal: a runner that has not read the mark yet will; one that has is signalled.
         # No runner yet: take the attempt from under it, so that nothing runs and the stop is over at once.
         _write_private(d / "stop", "")
@@ -299,7 +299,8 @@ def _report(job_id: int, attempt: int, status: dict[str, Any]) -> Report:
 def _claim_dead(d: Path) -> bool:
     """Claim an attempt for no runner, so that a runner starting late can never run it unwatched. False if a runner
     holds the claim already."""
-    d.mkdir(mode=0o711, parents=True, exist_ok=True)
+    d.parent.mkdir(mode=0o711, exist_ok=True)
+    d.mkdir(mode=0o711, exist_ok=True)
     _write_private(d / "stop", "")
     mine = d / "claim.abandoned"
     mine.mkdir(mode=0o700, exist_ok=True)
