@@ -438,3 +438,14 @@ def test_health_tells_strangers_only_that_it_is_up(plane: Plane, api: TestClient
     assert api.get("/api/v1/health", headers=as_(plane, "bad")).json() == {"status": "up"}
     mine = api.get("/api/v1/health", headers=as_(plane, "own")).json()
     assert {"status", "store", "isolation", "jobs"} <= set(mine)  # (no daemon here: no heartbeat)
+
+
+def test_the_dashboard_says_when_isolation_is_off(plane: Plane, api: TestClient, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from gigafactory.control.web import pages
+
+    browser_as(api, plane.admin_token)
+    monkeypatch.setattr(pages, "isolating", lambda: False)
+    monkeypatch.setattr(pages, "isolation_note", lambda: "off: not running as root")
+    assert 'id="isolation"' in api.get("/").text and "Isolation is off" in api.get("/queue").text
+    monkeypatch.setattr(pages, "isolating", lambda: True)
+    assert 'id="isolation"' not in api.get("/").text

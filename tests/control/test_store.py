@@ -150,3 +150,29 @@ def test_submission_keys_make_retries_safe(plane) -> None:  # type: ignore[no-un
     assert again[3] not in first  # another tenant's key is its own
     with plane.store.connect() as conn:
         assert jobstore.count_by_state(conn) == {"submitted": 5}
+
+
+def test_one_daemon_lease_per_store_and_every_write_fenced(tmp_path: Path, db_url: str | None) -> None:
+    """A second lease on one store is refused, naming the holder; a daemon whose lease was taken over writes
+    nothing more."""
+    from gigafactory.control.daemon import Daemon
+    from gigafactory.control.lease import Lease, LeaseHeldError, LeaseLostError
+    from gigafactory.control.serve import make_executor
+    from gigafactory.control.store.db import bump_meta
+
+    plane = make_plane(tmp_path / "gf", db_url)
+    with Lease.acquire(plane.store, "daemon") as lease:
+        with pytest.raises(LeaseHeldError, match=r"already has a daemon: gigafactory daemon pid \d+ on "):
+            Lease.acquire(plane.store, "daemon")
+        Lease.acquire(plane.store, "serve").release()  # another name: another lock
+        d = Daemon(plane.store, make_executor(plane.cfg, plane.store), lease=lease)
+        d.step()
+        with plane.store.begin() as conn:
+            bump_meta(conn, "daemon_epoch")  # as a daemon that took the store over would
+            (jid,) = jobstore.insert_jobs(conn, [{"tenant": "lab-a", "command": ["true"], "gpus": 1}])
+        with pytest.raises(LeaseLostError):
+            d.step()
+        with plane.store.connect() as conn:
+            assert jobstore.get_job(conn, jid).state == "submitted"  # the fenced step wrote nothing
+    Lease.acquire(plane.store, "daemon").release()  # released with its holder
+    plane.store.dispose()
