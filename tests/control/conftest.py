@@ -30,22 +30,26 @@ SITE = "uniform:nodes=4,gpus=8"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _spool() -> Iterator[None]:
-    """Run as root, control planes keep their jobs in a spool (/var/spool/gigafactory): here, one of the session's
-    own, which the tenants' uids can reach (under /tmp, unlike pytest's private temporary directories)."""
+def _host_paths() -> Iterator[None]:
+    """Run as root, control planes keep their jobs in a spool (/var/spool/gigafactory) and claim dynamic uids in a
+    host-wide registry (/var/lib/gigafactory/uids): here, the session's own, so that tests leave nothing on the
+    host. The spool sits under /tmp, where the tenants' uids can reach it (pytest's own directories are private)."""
     import shutil
     import tempfile
 
-    spool = Path(tempfile.mkdtemp(prefix="gf-spool-", dir="/tmp"))
-    spool.chmod(0o755)
-    old = os.environ.get("GIGAFACTORY_SPOOL")
-    os.environ["GIGAFACTORY_SPOOL"] = str(spool)
+    base = Path(tempfile.mkdtemp(prefix="gf-host-", dir="/tmp"))
+    base.chmod(0o755)
+    (base / "spool").mkdir(mode=0o755)
+    old = {k: os.environ.get(k) for k in ("GIGAFACTORY_SPOOL", "GIGAFACTORY_UID_REGISTRY")}
+    os.environ["GIGAFACTORY_SPOOL"] = str(base / "spool")
+    os.environ["GIGAFACTORY_UID_REGISTRY"] = str(base / "uids")
     yield
-    if old is None:
-        os.environ.pop("GIGAFACTORY_SPOOL", None)
-    else:
-        os.environ["GIGAFACTORY_SPOOL"] = old
-    shutil.rmtree(spool, ignore_errors=True)
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _pg_reachable() -> bool:

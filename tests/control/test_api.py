@@ -449,3 +449,25 @@ def test_the_dashboard_says_when_isolation_is_off(plane: Plane, api: TestClient,
     assert 'id="isolation"' in api.get("/").text and "Isolation is off" in api.get("/queue").text
     monkeypatch.setattr(pages, "isolating", lambda: True)
     assert 'id="isolation"' not in api.get("/").text
+
+
+def test_listings_cut_long_commands_and_every_job_holds_a_cpu(plane: Plane, api: TestClient) -> None:
+    own = as_(plane, "own")
+    long = ["sh", "-c", "echo " + "x" * 5000]
+    (jid,) = api.post("/api/v1/jobs", json={"command": long, "cpu_milli": 1}, headers=own).json()["ids"]
+    listed = next(j for j in api.get("/api/v1/jobs", headers=own).json() if j["id"] == jid)
+    assert listed["command_truncated"] and sum(map(len, listed["command"])) <= 1024 + 1
+    whole = api.get(f"/api/v1/jobs/{jid}", headers=own).json()
+    assert whole["command"] == long and not whole["command_truncated"]
+    with plane.store.connect() as conn:
+        assert jobstore.get_job(conn, jid).cpu_milli == 1000  # at least one CPU, as in Slurm
+
+
+def test_big_submissions_cost_by_their_size(plane: Plane, api: TestClient) -> None:
+    """One unit of the rate per 8 KiB of command and environment: bytes are what the store must keep."""
+    admin, own = as_(plane, "admin"), as_(plane, "own")
+    api.put(f"/api/v1/admin/tenants/{OWN}", json={"max_rate": 1}, headers=admin)  # a bucket of 10
+    big = {"command": ["true"], "env": {f"V{i}": "x" * 8000 for i in range(11)}}  # about 88 KiB: 11 units
+    assert api.post("/api/v1/jobs", json=big, headers=own).status_code == 201
+    refused = api.post("/api/v1/jobs/", json={"command": ["true"]}, headers=own)  # (a trailing slash, too)
+    assert refused.status_code == 429 and "1 jobs per second" in refused.json()["error"]["message"]

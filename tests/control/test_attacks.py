@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from gigafactory.control.config import init_control
+from gigafactory.control.config import init_control, remove_control
 from gigafactory.control.executors import runner as runner_module
 from gigafactory.control.executors.local import MAX_PROCS
 from gigafactory.control.identity import isolating
@@ -55,6 +56,7 @@ def _attacks(plane: Plane, b_job: int, *, reads_only: bool = False) -> str:
     lines = [
         # Reading what is not A's.
         f"cat {b}/stdout.log && echo LEAK b-stdout",
+        f"stat {b}/stdout.log && echo LEAK b-stat",
         f"cat {b}/launch.json && echo LEAK b-launch",
         f"ls {b}/work && echo LEAK b-workspace",
         f"cat {b}/claim/runner.json && echo LEAK b-runner-record",
@@ -81,6 +83,7 @@ def _attacks(plane: Plane, b_job: int, *, reads_only: bool = False) -> str:
         # Signals.
         "pkill -f '^sleep 8.12[3]' && echo LEAK killed-b",
         f"kill -TERM {os.getpid()} && echo LEAK signalled-daemon",
+        "grep NoNewPrivs /proc/self/status",
         "ulimit -p",  # (dash: -p is the processes limit)
         "id -u",
     ]
@@ -116,6 +119,7 @@ def test_a_hostile_tenant_reaches_nothing_of_another_or_of_the_control_plane(tmp
     a_uid = int(out.split()[-1])
     assert a_uid not in (0, os.geteuid())  # it ran as neither root nor the control plane
     assert int(out.split()[-2]) == MAX_PROCS  # and its uid may not take the machine's last pid
+    assert out.split()[-4:-2] == ["NoNewPrivs:", "1"]  # nor gain privileges through a setuid program
     for path, digest in watched.items():
         assert _digest(path) == digest, f"{path} changed"
     # B ran to its end, untouched, billed from its own runner's times; so did A, as A.
@@ -147,7 +151,8 @@ def test_the_layout_on_disk_keeps_tenants_apart(tmp_path: Path) -> None:
     a = plane.jobs / f"{jid}/1"
     assert owner_mode(plane.cfg.data_dir) == (me, 0o700)
     assert owner_mode(plane.cfg.admin_token_file) == (me, 0o600)
-    assert owner_mode(a) == (me, 0o711)
+    assert owner_mode(a) == owner_mode(a.parent) == (me, 0o710)
+    assert a.stat().st_gid == a.parent.stat().st_gid == tenant_uid  # only the tenant's group may pass through
     assert owner_mode(a / "work") == (tenant_uid, 0o700)
     assert owner_mode(a / "stdout.log") == (tenant_uid, 0o600)
     for record in ("launch.json", "status.json", "claim/runner.json"):
@@ -170,18 +175,31 @@ def test_two_control_planes_on_one_host_never_share_a_uid(tmp_path: Path, monkey
     assert len(uids(a)) == len(uids(b)) == 3 and uids(a).isdisjoint(uids(b))
     claims = sorted(p.name for p in (tmp_path / "uids").iterdir())
     assert claims == sorted(str(u) for u in uids(a) | uids(b))
-    # A control plane that is gone frees its uids for the next; the one still there keeps its own.
+    # A control plane whose data directory has merely vanished (from our view: it may live in another mount
+    # namespace) keeps its uids; only one taken down on purpose frees them.
     a.store.dispose()
-    freed = uids(a)
-    import shutil
-
+    held = uids(a)
     shutil.rmtree(tmp_path / "a")
     c = make_plane(tmp_path / "c")
-    assert uids(c) == freed and uids(c).isdisjoint(uids(b))
+    freed = uids(c)
+    assert freed.isdisjoint(held | uids(b))
+    c.store.dispose()
+    remove_control(c.cfg)  # taken down on purpose (the demo does this): its uids are free again
+    d = make_plane(tmp_path / "d")
+    assert uids(d) == freed
     # A store whose uids another control plane took meanwhile gets new ones at its next start.
     with b.store.begin() as conn:
-        conn.execute(text("update tenants set uid = :u where name = 'lab-a'"), {"u": min(uids(c))})
+        conn.execute(text("update tenants set uid = :u where name = 'lab-a'"), {"u": min(uids(d))})
     init_control(b.cfg).dispose()
-    assert uids(b).isdisjoint(uids(c))
-    for plane in (b, c):
+    assert uids(b).isdisjoint(uids(d))
+    # A uid that some process runs as is never handed out.
+    busy = subprocess.Popen(["setpriv", f"--reuid={max(uids(b) | uids(d)) + 1}", "--clear-groups", "sleep", "30"])
+    try:
+        e = make_plane(tmp_path / "e")
+        assert max(uids(b) | uids(d)) + 1 not in uids(e)
+        e.store.dispose()
+    finally:
+        busy.kill()
+        busy.wait()
+    for plane in (b, d):
         plane.store.dispose()

@@ -121,14 +121,15 @@ def serve(
 
     cfg = _cfg(data_dir, db, jobs_dir)
     from gigafactory.control.config import init_control
-    from gigafactory.control.serve import serve_api
+    from gigafactory.control.serve import containment, serve_api
 
-    init_control(cfg, site=site, executor=executor, profile=policy, kill_wait_s=kill_wait)
+    store = init_control(cfg, site=site, executor=executor, profile=policy, kill_wait_s=kill_wait)
 
     def ready() -> None:
         console.print(f"[bold]gigafactory[/] control plane on http://{host}:{port} (dashboard /, API /docs)")
         console.print(f"data in {cfg.data_dir}; admin token in {cfg.admin_token_file}")
         console.print(f"isolation {isolation_note()}")
+        console.print(f"containment: {containment(cfg, store)}")
 
     with contextlib.suppress(KeyboardInterrupt):
         serve_api(cfg, host=host, port=port, daemon=not no_daemon, on_ready=ready)

@@ -90,8 +90,11 @@ def spool_dir() -> Path:
 
 
 def remove_control(cfg: ControlConfig) -> None:
-    """Delete a control plane made by the demo: its data directory, and its jobs' directories in the spool."""
+    """Take down a control plane made by the demo, whose jobs have all been stopped: its jobs' directories in the
+    spool, its data directory, and its claims on dynamic uids."""
     import shutil
+
+    from gigafactory.control.identity import UidRegistry
 
     db = cfg.data_dir / "gigafactory.db"
     if not db.exists():
@@ -107,6 +110,8 @@ def remove_control(cfg: ControlConfig) -> None:
     if jobs and plane and Path(jobs) == spool_dir() / plane:
         shutil.rmtree(jobs, ignore_errors=True)
     shutil.rmtree(cfg.data_dir)
+    if plane and isolating():
+        UidRegistry(plane, cfg.data_dir).release()
 
 
 def jobs_root(cfg: ControlConfig, store: Store) -> Path:

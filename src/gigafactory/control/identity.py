@@ -11,9 +11,12 @@ install, and CI here), each tenant's jobs run under that tenant's own uid and gi
 
 Two tenants never share a uid, not even tenants of two control planes on one host: a dynamic uid is claimed in a
 host-wide registry (:class:`UidRegistry`, ``/var/lib/gigafactory/uids``) before it is used, and every start
-claims its tenants' uids again (a tenant whose uid another control plane holds gets a new one). So a tenant can
-neither read nor signal another tenant's files or processes. (``/proc`` still shows every process's command line to
-every user unless it is mounted with ``hidepid``; :func:`isolation_note` says so.)
+claims its tenants' uids again (a tenant whose uid another control plane holds gets a new one). A claim is never
+freed by guessing that its owner is gone (its data directory may sit in a mount namespace we cannot see, and files
+it owns may outlive it): only :meth:`UidRegistry.release`, when a control plane is taken down on purpose, frees its
+uids. A uid that any process runs as is never handed out. So a tenant can neither read nor signal another tenant's
+files or processes. (``/proc`` still shows every process's command line to every user unless it is mounted with
+``hidepid``; :func:`isolation_note` says so.)
 
 When the control plane runs unprivileged (a laptop demo), it cannot change uid, so isolation is **off**: jobs run
 as that user. They still get a clean environment and are contained and stopped as a whole. ``serve``, ``/health``
@@ -107,7 +110,7 @@ class UidRegistry:
     """The host's record of which dynamic uid runs whose jobs, shared by every control plane on the host.
 
     One file per uid in ``path`` (root's, 0700), created with ``O_EXCL``, naming its owner (control plane and
-    tenant) and the owner's data directory. A claim whose data directory is gone is stale, and may be taken.
+    tenant) and the owner's data directory. A claim stands until its control plane releases it.
     """
 
     def __init__(self, owner: str, home: Path, path: Path | None = None) -> None:
@@ -120,31 +123,45 @@ class UidRegistry:
         """Make ``uid`` this control plane's tenant's; False if another holds it."""
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         record = self.path / str(uid)
-        mine = f"{self.owner}/{tenant}\n{self.home}\n"
-        for _ in range(2):
+        try:
+            fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            return record.read_text().split("\n", 1)[0] == f"{self.owner}/{tenant}"
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{self.owner}/{tenant}\n{self.home}\n")
+        return True
+
+    def release(self) -> list[int]:
+        """Free every uid this control plane holds (it is being taken down, its jobs gone). Returns them."""
+        freed = []
+        for record in self.path.glob("[0-9]*") if self.path.is_dir() else ():
             try:
-                fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            except FileExistsError:
-                try:
-                    owner, home = [*record.read_text().splitlines(), "", ""][:2]
-                except FileNotFoundError:
-                    continue
-                if owner == f"{self.owner}/{tenant}":
-                    return True
-                if home and not Path(home).exists():
-                    record.unlink(missing_ok=True)  # its control plane is gone: the uid is free
-                    continue
-                return False
-            with os.fdopen(fd, "w") as f:
-                f.write(mine)
-            return True
-        return False
+                if record.read_text().split("/", 1)[0] == self.owner:
+                    record.unlink()
+                    freed.append(int(record.name))
+            except (OSError, ValueError):
+                continue
+        return sorted(freed)
+
+
+def _running_as() -> set[int]:
+    """The real uids of every process on the host."""
+    uids = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                uids.add(os.stat(f"/proc/{name}").st_uid)
+            except OSError:
+                continue
+    return uids
 
 
 def allocate_uid(taken: set[int], claim: Callable[[int], bool] | None = None) -> int:
-    """The lowest dynamic uid not taken by another tenant, unknown to the host, and (with ``claim``) claimed."""
+    """The lowest dynamic uid not taken by another tenant, unknown to the host, that no process runs as, and
+    (with ``claim``) claimed."""
+    busy = _running_as()
     for uid in DYNAMIC_UIDS:
-        if uid not in taken and not _known_on_host(uid) and (claim is None or claim(uid)):
+        if uid not in taken and uid not in busy and not _known_on_host(uid) and (claim is None or claim(uid)):
             return uid
     raise ConfigError(f"no dynamic uid left in {DYNAMIC_UIDS.start}-{DYNAMIC_UIDS.stop - 1}; map tenants to accounts")
 

@@ -38,7 +38,7 @@ from gigafactory.control.lease import Lease, LeaseLostError
 from gigafactory.control.store.db import get_meta
 from gigafactory.core.errors import ConfigError
 
-__all__ = ["DaemonSupervisor", "make_executor", "run_daemon", "serve_api"]
+__all__ = ["DaemonSupervisor", "containment", "make_executor", "run_daemon", "serve_api"]
 
 log = logging.getLogger("gigafactory.serve")
 PR_SET_PDEATHSIG = 1
@@ -67,6 +67,12 @@ def make_executor(cfg: ControlConfig, store: Store, name: str | None = None) -> 
                 )
         return SlurmExecutor(root, plane)
     raise ConfigError(f"executor {name!r}; known: local, slurm")
+
+
+def containment(cfg: ControlConfig, store: Store) -> str:
+    """How the store's executor contains jobs on this host, in words."""
+    executor = make_executor(cfg, store)
+    return str(getattr(executor, "containment", "as the Slurm cluster's cgroup.conf configures it"))
 
 
 def _die_with_parent() -> None:

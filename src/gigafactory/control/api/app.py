@@ -50,6 +50,7 @@ __all__ = ["COOKIE", "Auth", "create_app", "read_log"]
 
 COOKIE = "gf_session"
 TOKEN_CACHE_S = 5.0  # a revoked token stops working within this long
+COST_BYTES = 8192  # a submission costs one unit of its tenant's rate per this many bytes of command and env
 API = "/api/v1"
 
 
@@ -88,6 +89,8 @@ class Auth:
             return hit[0]
         with self.store.connect() as conn:
             p = accounts.lookup_token(conn, secret) if kind == "token" else accounts.lookup_session(conn, secret)
+        if p is None:
+            return None  # not cached: a flood of made-up tokens must not push the real ones out
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[(kind, secret)] = (p, now + TOKEN_CACHE_S)
@@ -196,26 +199,31 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     app.state.cfg = cfg
     app.state.site = site
     app.state.auth = Auth(store)
+    from gigafactory.control.serve import containment
+
+    app.state.containment = containment(cfg, store)
     app.state.writer = writer
 
     def hold(caller: object, path: str) -> tuple[int, str]:
         """A tenant in debt to its rate limit is refused before its submission is read."""
         tenant = getattr(caller, "tenant", None)
         if tenant is None or path not in (f"{API}/jobs", f"{API}/jobs/batch"):
-            return 0, ""
+            return 0, ""  # (the gate strips a trailing slash)
         rate = limits(tenant).max_rate
         wait = rates.wait_s(tenant, rate)
         why = f"tenant {tenant!r} submits faster than its limit of {rate:g} jobs per second; try again in {wait} s"
         return wait, why
 
     def on_invalid(request: Request, body: Any) -> None:
-        """An invalid submission costs its sender as much as a valid one would."""
-        if request.url.path not in (f"{API}/jobs", f"{API}/jobs/batch"):
+        """An invalid submission costs its sender as much as a valid one would: a job each, and one per 8 KiB."""
+        if request.url.path.rstrip("/") not in (f"{API}/jobs", f"{API}/jobs/batch"):
             return
         known, p = app.state.auth.known(_bearer_or_none(request), request.cookies.get(COOKIE))
         if known and p is not None and p.tenant is not None:
             jobs = body.get("jobs") if isinstance(body, dict) else None
-            rates.charge(p.tenant, len(jobs) if isinstance(jobs, list) else 1, limits(p.tenant).max_rate)
+            size = getattr(request.state, "body_bytes", 0)
+            cost = max(len(jobs) if isinstance(jobs, list) else 1, -(-size // COST_BYTES))
+            rates.charge(p.tenant, cost, limits(p.tenant).max_rate)
 
     app.state.on_invalid = on_invalid
     app.add_middleware(Gate, who=app.state.auth.who, known=app.state.auth.known, hold=hold)
@@ -275,7 +283,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             "env": spec.env,
             "gpus": spec.gpus,
             "gpu_milli": spec.gpu_milli,
-            "cpu_milli": spec.cpu_milli,
+            "cpu_milli": max(spec.cpu_milli, m.MIN_CPU_MILLI),
             "mem_mib": spec.mem_mib,
             "models": spec.models,
             "locality": spec.locality,
@@ -285,7 +293,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             "client_key": spec.key,
             "client_hash": spec.fingerprint() if spec.key else None,
         }
-        shape = (spec.gpus, spec.gpu_milli, spec.cpu_milli, spec.mem_mib, tuple(spec.models or ()), spec.locality)
+        shape = (spec.gpus, spec.gpu_milli, row["cpu_milli"], spec.mem_mib, tuple(spec.models or ()), spec.locality)
         if shape not in never:
             if len(never) > 10_000:
                 never.clear()
@@ -298,9 +306,13 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         return row
 
     def take_rate(rows: list[dict[str, Any]]) -> None:
+        """A job costs one submission per 8 KiB of command and environment (most cost one): the rate bounds the
+        bytes a tenant can make the store keep, as well as the jobs."""
         counts: dict[str, int] = {}
         for r in rows:
-            counts[r["tenant"]] = counts.get(r["tenant"], 0) + 1
+            counts[r["tenant"]] = counts.get(r["tenant"], 0) + max(
+                1, -(-m.launch_bytes(r["command"], r["env"]) // COST_BYTES)
+            )
         for tenant, n in counts.items():
             rates.take(tenant, n, limits(tenant).max_rate)
 
@@ -319,8 +331,8 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             raise ApiError(403, f"this token sees only tenant {p.tenant!r}", "tenant")
         return p.tenant
 
-    def out(row: Any) -> m.JobOut:
-        return m.JobOut.from_row(row, site.node_names)
+    def out(row: Any, *, whole: bool = True) -> m.JobOut:
+        return m.JobOut.from_row(row, site.node_names, whole=whole)
 
     # ---- public ---------------------------------------------------------------------------------------------
     @app.get(f"{API}/health", response_model=m.Health, response_model_exclude_none=True, tags=["site"])
@@ -339,6 +351,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             store=store.dialect.name,
             daemon_heartbeat_age_s=age,
             isolation=isolation_note(),
+            containment=app.state.containment,
             jobs=counts,
         )
 
@@ -379,7 +392,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     ) -> list[m.JobOut]:
         with store.connect() as conn:
             rows = jobstore.list_jobs(conn, tenant=scope(p, tenant), states=state, limit=limit, offset=offset)
-        return [out(r) for r in rows]
+        return [out(r, whole=False) for r in rows]
 
     @app.get(f"{API}/jobs/{{job_id}}", response_model=m.JobOut, tags=["jobs"])
     def get_job(job_id: JobIdParam, p: Who) -> m.JobOut:
@@ -430,7 +443,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         """Running jobs, then waiting ones in expected order, with their estimated start (like ``squeue --start``)."""
         with store.connect() as conn:
             rows = queue(conn, scope(p, tenant), limit)
-        return [m.QueueEntry(position=pos, job=out(r)) for pos, r in rows]
+        return [m.QueueEntry(position=pos, job=out(r, whole=False)) for pos, r in rows]
 
     # ---- tenants, usage, nodes ------------------------------------------------------------------------------
     @app.get(f"{API}/tenants", response_model=list[m.TenantOut], tags=["site"])

@@ -49,7 +49,7 @@ class Gate:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
+        path: str = scope["path"].rstrip("/") or "/"  # /api/v1/jobs/batch/ is /api/v1/jobs/batch
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if path.startswith("/api/"):
             auth = headers.get("authorization")
@@ -101,6 +101,7 @@ class Gate:
                 return
             if not message.get("more_body"):
                 break
+        scope.setdefault("state", {})["body_bytes"] = len(body)  # what an invalid submission is charged by
         replayed = False
 
         async def replay() -> Message:

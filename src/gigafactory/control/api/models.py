@@ -44,6 +44,9 @@ MAX_COMMAND_BYTES = 64 * 1024
 LAUNCH_BYTES = 96 * 1024
 MAX_BATCH = 10_000
 MIN_CHECKPOINT_S = 1.0
+# Every job holds at least one CPU, as in Slurm: so the CPUs of a node bound how many jobs (and their supervisors)
+# it runs at once, however small their GPU shares.
+MIN_CPU_MILLI = 1000
 YEAR_S = 366 * 24 * 3600.0
 
 
@@ -85,7 +88,9 @@ class JobSpec(_Strict):
         description="Extra environment. The job gets PATH, HOME, LANG and TMPDIR, then this, then "
         "CUDA_VISIBLE_DEVICES and GIGAFACTORY_*; nothing of the server's own environment.",
     )
-    cpu_milli: int = Field(0, ge=0, le=10_000_000, description="CPU per node, in thousandths of a core (0: none).")
+    cpu_milli: int = Field(
+        0, ge=0, le=10_000_000, description="CPU per node, in thousandths of a core; every job holds at least one core."
+    )
     mem_mib: int = Field(0, ge=0, le=1 << 40, description="Memory per node in MiB (0: none).")
     models: list[Annotated[Text, StringConstraints(min_length=1, max_length=64)]] | None = Field(
         None, max_length=16, description="Allowed GPU models (none: any)."
@@ -151,11 +156,15 @@ class BatchOut(BaseModel):
     ids: list[int]
 
 
+LISTED_COMMAND_CHARS = 1024  # a listing shows this much of each command; the job itself shows it whole
+
+
 class JobOut(BaseModel):
     id: int
     tenant: str
     name: str
     command: list[str]
+    command_truncated: bool = Field(False, description="In a listing, a long command is cut; GET the job for all.")
     gpus: int
     gpu_milli: int
     locality: str
@@ -175,13 +184,17 @@ class JobOut(BaseModel):
     key: str | None = Field(None, description="The submission key the client gave, if any.")
 
     @classmethod
-    def from_row(cls, row: Any, node_names: list[str]) -> JobOut:
+    def from_row(cls, row: Any, node_names: list[str], *, whole: bool = True) -> JobOut:
         pl = row.placement or {}
+        command, cut = list(row.command), False
+        if not whole and sum(len(a) for a in command) > LISTED_COMMAND_CHARS:
+            command, cut = _cut(command, LISTED_COMMAND_CHARS), True
         return cls(
             id=row.id,
             tenant=row.tenant,
             name=row.name,
-            command=list(row.command),
+            command=command,
+            command_truncated=cut,
             gpus=row.gpus,
             gpu_milli=row.gpu_milli,
             locality=row.locality,
@@ -200,6 +213,17 @@ class JobOut(BaseModel):
             log_dir=row.log_dir or "",
             key=row.client_key,
         )
+
+
+def _cut(command: list[str], budget: int) -> list[str]:
+    out = []
+    for arg in command:
+        if len(arg) > budget:
+            out.append(arg[:budget] + "…")
+            break
+        out.append(arg)
+        budget -= len(arg)
+    return out
 
 
 class QueueEntry(BaseModel):
@@ -286,6 +310,7 @@ class Health(BaseModel):
     store: str | None = None
     daemon_heartbeat_age_s: float | None = None
     isolation: str | None = None
+    containment: str | None = None
     jobs: dict[str, int] | None = None
 
 

@@ -5,7 +5,8 @@ Each attempt has a directory ``JOBS/<job>/<attempt>/`` (``JOBS`` is ``DATA/jobs`
 ==================  ==============  =====================================================================
 path                owner, mode     what
 ==================  ==============  =====================================================================
-``.``               plane, 0711     the tenant may pass through to ``work/``, but may list or create nothing
+``.``               plane, 0710     group: the tenant's gid, which may pass through to ``work/`` (and nobody
+                                    else), but may list or create nothing; so is ``JOBS/<job>/``
 ``launch.json``     plane, 0600     what to run, as whom, with which environment (written before the start)
 ``claim/``, ...     plane, 0600     the runner's records: ``claim/runner.json``, ``status.json``, ``runner.log``
 ``stdout.log``      tenant, 0600    the job's output, opened by the runner (the tenant cannot swap it)
@@ -48,7 +49,7 @@ from gigafactory.control.executors.base import (
     job_environment,
 )
 
-__all__ = ["LocalExecutor", "cgroup_base"]
+__all__ = ["LocalExecutor", "cgroup_base", "containment_note", "passage"]
 
 RUNNER = Path(runner.__file__).resolve()
 # An attempt whose start was carried out but whose runner has not claimed it after this long is started again, at
@@ -97,6 +98,22 @@ def cgroup_base(name: str) -> Path | None:
     return None
 
 
+def containment_note(base: Path | None) -> str:
+    """How this host lets attempts be contained, in words (``serve`` and ``/health`` show it)."""
+    if base is None:
+        return ("process groups and a subreaper (no cgroup v2 this process may use: a job that escapes both, with "
+                "its runner killed, can outlive its stop; memory requests are not enforced)")  # fmt: skip
+    try:
+        lent = set((base / "cgroup.subtree_control").read_text().split())
+    except OSError:
+        lent = set()
+    missing = [name for name, c in (("memory requests", "memory"), ("a pids cap per job", "pids")) if c not in lent]
+    if not missing:
+        return "a cgroup v2 per attempt, with its memory request and a pids cap enforced"
+    return (f"a cgroup v2 per attempt (stopped as a whole), but the host lends no controller for "
+            f"{' or '.join(missing)}: those are not enforced (processes are capped per tenant uid)")  # fmt: skip
+
+
 class LocalExecutor:
     name = "local"
 
@@ -116,6 +133,7 @@ class LocalExecutor:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o711)
         self.cgroups = cgroup_base(plane) if cgroups else None
+        self.containment = containment_note(self.cgroups)
         self._started_at: dict[tuple[int, int], float] = {}
 
     def attempt_dir(self, job_id: int, attempt: int) -> Path:
@@ -124,8 +142,7 @@ class LocalExecutor:
     # ---- the interface --------------------------------------------------------------------------------------
     def start(self, launch: Launch) -> None:
         d = self.attempt_dir(launch.job_id, launch.attempt)
-        d.parent.mkdir(mode=0o711, exist_ok=True)
-        d.mkdir(mode=0o711, exist_ok=True)
+        passage(d, launch.gid if launch.uid is not None else None)
         if (d / "claim").exists():
             return  # already running or run: never twice
         gpus = ",".join(str(g) for g in (launch.node_gpus[0] if launch.node_gpus else []))
@@ -164,8 +181,7 @@ class LocalExecutor:
 
     def stop(self, job_id: int, attempt: int) -> None:
         d = self.attempt_dir(job_id, attempt)
-        d.parent.mkdir(mode=0o711, exist_ok=True)
-        d.mkdir(mode=0o711, exist_ok=True)
+        passage(d, None)
         # First the mark, then the signal: a runner that has not read the mark yet will; one that has is signalled.
         # No runner yet: take the attempt from under it, so that nothing runs and the stop is over at once.
         _write_private(d / "stop", "")
@@ -245,7 +261,7 @@ class LocalExecutor:
         mark = launch.get("env", {}).get("GIGAFACTORY_RUN", "").encode()
         session = info.get("child")
         if mark:
-            left |= set(_marked(mark, session))
+            left |= set(_marked(mark, session, launch.get("uid")))
         if not left:
             if cgroup:
                 with contextlib.suppress(OSError):
@@ -296,11 +312,24 @@ def _report(job_id: int, attempt: int, status: dict[str, Any]) -> Report:
     return Report(job_id, attempt, "failed", code if code is not None else 1, reason or f"exit code {code}", **times)
 
 
+def passage(d: Path, gid: int | None) -> None:
+    """Make an attempt's directory and its job's: the control plane's, which the tenant's group ``gid`` alone may
+    pass through (0710) to reach its workspace; with no ``gid`` (isolation off, or nothing to run), 0700."""
+    for path in (d.parent, d):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            if gid is None:
+                continue
+        if gid is not None:
+            os.chown(path, -1, gid)
+            path.chmod(0o710)
+
+
 def _claim_dead(d: Path) -> bool:
     """Claim an attempt for no runner, so that a runner starting late can never run it unwatched. False if a runner
     holds the claim already."""
-    d.parent.mkdir(mode=0o711, exist_ok=True)
-    d.mkdir(mode=0o711, exist_ok=True)
+    passage(d, None)
     _write_private(d / "stop", "")
     mine = d / "claim.abandoned"
     mine.mkdir(mode=0o700, exist_ok=True)
@@ -314,13 +343,16 @@ def _claim_dead(d: Path) -> bool:
     return True
 
 
-def _marked(mark: bytes, session: int | None) -> list[int]:
-    """Processes of an attempt whose runner is gone: those in the job's session, or carrying its mark."""
+def _marked(mark: bytes, session: int | None, uid: int | None) -> list[int]:
+    """Processes of an attempt whose runner is gone: those in the job's session, or carrying its mark, and running
+    as its tenant's uid (a pid, and so a session id, may have been reused by someone else's process since)."""
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
+            if uid is not None and os.stat(f"/proc/{name}").st_uid != uid:
+                continue
             stat = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()
             if stat[0] in (b"Z", b"X"):
                 continue

@@ -17,7 +17,8 @@ can neither read another job's records nor forge its own:
    ``memory.max`` (its memory request) where those controllers are there. It then forks the job:
    - a new session and process group, in that cgroup;
    - the tenant's uid, gid and groups (nothing of root's is kept), with ``RLIMIT_NPROC`` capping the processes
-     of that uid, so that no tenant can take the machine's last pid;
+     of that uid, so that no tenant can take the machine's last pid, and ``no_new_privs``, so that no setuid
+     program can give it more;
    - a parent-death signal (SIGKILL), so the job dies if the runner is killed;
    - ``work/`` as its cwd, and the clean environment from ``launch.json``;
    - stdout and stderr to ``stdout.log`` and ``stderr.log``, which the runner opened and gave to the tenant's uid.
@@ -45,6 +46,7 @@ from typing import Any
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 WATCHED = {*STOP_SIGNALS, signal.SIGCHLD}
 
@@ -161,8 +163,10 @@ def _child(launch: dict[str, Any], out: int, err: int, cgroup: str | None, repor
             os.setgroups([int(g) for g in launch.get("groups") or ()])
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
-        # A change of uid clears the parent-death signal, so it is set afterwards; if the runner is already gone,
-        # leave now rather than run unsupervised.
+        # No privilege can be gained back (a setuid program runs as the job's uid: Kubernetes'
+        # allowPrivilegeEscalation=false). A change of uid clears the parent-death signal, so it is set afterwards;
+        # if the runner is already gone, leave now rather than run unsupervised.
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != runner:
             os._exit(137)

@@ -52,6 +52,7 @@ from gigafactory.control.executors.base import (
     attempt_dir,
     job_environment,
 )
+from gigafactory.control.executors.local import passage
 from gigafactory.control.identity import isolating
 from gigafactory.core.errors import ConfigError, UserError
 from gigafactory.core.topology import Topology
@@ -158,8 +159,7 @@ class SlurmExecutor:
     def start(self, launch: Launch) -> None:
         key = (launch.job_id, launch.attempt)
         d = self.attempt_dir(*key)
-        d.parent.mkdir(mode=0o711, exist_ok=True)
-        d.mkdir(mode=0o711, exist_ok=True)
+        passage(d, launch.gid if isolating() and launch.uid is not None else None)
         if self._slurm_id(*key) is not None:
             return  # submitted already: never twice
         found = self._find(self.job_name(*key))
