@@ -94,7 +94,7 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: s
     ("text", "message"),
     [
         ('site = "uniform:nodes=2"\nworkload =\n', "not valid TOML"),
-        ('sight = "x"\n', "unknown key 'sight'; allowed: days, failures, horizon_days, name, out, policy"),
+        ('sight = "x"\n', "unknown key 'sight'; allowed: days, failures, horizon_days, name, network, out, policy"),
         ('days = "ten"\n', "days = 'ten' must be a int or float"),
         ('seeds = [1, "a"]\n', "seeds must be a list of whole numbers"),
         ('policy = "fifo+fifo"\n', "names two order policies"),
@@ -118,8 +118,9 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_listing_commands() -> None:
     code, out = invoke("policies")
     assert code == 0 and "topology" in out and "easy" in out and "fifo+easy+topology" in out
-    code, out = invoke("sites")
-    assert code == 0 and "gb200-nvl72" in out
+    assert "earliest-start" in out and "cheapest-energy" in out  # route policies too
+    code, out = invoke("presets")
+    assert code == 0 and "gb200-nvl72" in out and "eu-2030" in out
     code, out = invoke("workloads")
     assert code == 0 and "llm" in out
 

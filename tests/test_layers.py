@@ -15,11 +15,12 @@ ALLOWED = {
     "policy": {"policy", "core"},
     "engine": {"engine", "policy", "core"},
     "report": {"report"},
-    "twin": {"twin", "engine", "policy", "core", "report"},
-    "control": {"control", "engine", "policy", "core", "report"},  # the live clock: it never needs the twin
-    "cli": {"cli", "twin", "control", "engine", "policy", "core", "report"},
+    "twin": {"twin", "network", "engine", "policy", "core", "report"},
+    "network": {"network", "engine", "policy", "core"},
+    "control": {"control", "network", "engine", "policy", "core", "report"},  # the live clock: it never needs the twin
+    "cli": {"cli", "twin", "control", "network", "engine", "policy", "core", "report"},
 }
-PURE = {"core", "policy", "engine"}
+PURE = {"core", "policy", "engine", "network"}
 IMPURE_MODULES = {"time", "datetime", "os", "io", "socket", "subprocess", "random", "pathlib", "shutil", "sqlite3"}
 
 

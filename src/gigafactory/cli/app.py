@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from gigafactory.twin.experiment import Experiment
+    from gigafactory.twin.network_sim import NetworkResult
     from gigafactory.twin.sim import SimResult
 
 
@@ -135,10 +136,74 @@ def _run_with_progress(exp: Experiment, seed: int, quiet: bool) -> SimResult:
         return run_one(exp, seed, progress=progress)
 
 
-def run_experiment(exp: Experiment, out: Path, *, quiet: bool = False) -> list[SimResult]:
-    from gigafactory.twin.report import write_outputs
+def network_table(s: dict[str, Any]) -> Table:
+    from rich.table import Table
+
+    table = Table(
+        title=f"network {s['network']} · route {s['route']} · {s['policy']} · seed {s['seed']}",
+        title_justify="left",
+    )
+    for col, justify in (("site", "left"), ("jobs", "right"), ("util.", "right"), ("queueing", "right"),
+                         ("MWh", "right"), ("€k", "right"), ("t CO₂e", "right")):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+
+    def row(name: str, v: dict[str, Any], jobs: int) -> list[str]:
+        return [
+            name,
+            f"{jobs:,}",
+            f"{v['utilisation']:.1%}",
+            _fmt_s(v["avg_queue_s"]),
+            f"{v['energy_mwh']:,.0f}",
+            f"{v['cost_eur'] / 1000:,.0f}",
+            f"{v['emissions_t']:,.0f}",
+        ]
+
+    for name, v in s["sites"].items():
+        table.add_row(*row(f"{name} ({v['country']})", v, v["received"]))
+    table.add_row(*row("[bold]network[/]", s, s["jobs"] - s["unroutable"]), end_section=True)
+    if s["unroutable"]:
+        table.caption = f"{s['unroutable']:,} jobs rejected: no allowed site could hold them"
+    return table
+
+
+def _run_network(exp: Experiment, seed: int, quiet: bool) -> NetworkResult:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gigafactory.twin.experiment import run_network
+
+    if quiet or not console.is_terminal:
+        return run_network(exp, seed)
+    with Progress(
+        TextColumn("[bold]simulating the network[/] seed {task.fields[seed]}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}% of submissions · day {task.fields[day]:.1f}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("sim", total=1.0, seed=seed, day=0.0)
+
+        def progress(frac: float, t: float) -> None:
+            bar.update(task, completed=frac, day=t / 86_400.0)
+
+        return run_network(exp, seed, progress=progress)
+
+
+def run_experiment(exp: Experiment, out: Path, *, quiet: bool = False) -> list[Any]:
+    from gigafactory.twin.report import write_network_outputs, write_outputs
 
     exp.check()
+    if exp.network is not None:
+        runs = []
+        for seed in exp.seeds:
+            net_result = _run_network(exp, seed, quiet)
+            target = out if len(exp.seeds) == 1 else out / f"seed-{seed}"
+            summary_path, report_path = write_network_outputs(net_result, target)
+            runs.append(net_result)
+            if not quiet:
+                console.print(network_table(net_result.summary))
+                console.print(f"summary: [cyan]{summary_path}[/]  report: [cyan]{report_path}[/]")
+        return runs
     results = []
     for seed in exp.seeds:
         result = _run_with_progress(exp, seed, quiet)
@@ -187,9 +252,18 @@ def twin_run(
         bool, typer.Option("--skip-bad-rows", help="leave out malformed trace rows (and count them) instead of failing")
     ] = False,
     validate: Annotated[bool, typer.Option(help="check engine invariants after every event (slow)")] = False,
+    network: Annotated[
+        str | None, typer.Option(help="simulate a network instead of one site: a preset (eu-2030, pair) or FILE.toml")
+    ] = None,
+    route: Annotated[
+        str | None, typer.Option(help="route policy for --network, e.g. earliest-start, cheapest-energy:max_wait_h=2")
+    ] = None,
+    residency: Annotated[
+        float | None, typer.Option(help="share of jobs (0-1) that may run only in their tenant's home country")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")] = False,
 ) -> None:
-    """Simulate a site: write OUT/summary.json and OUT/report.html."""
+    """Simulate a site, or a network of sites: write OUT/summary.json and OUT/report.html."""
     from gigafactory.twin.experiment import Experiment, load_experiment
 
     exp = load_experiment(config) if config is not None else Experiment()
@@ -204,6 +278,9 @@ def twin_run(
         skip_bad_rows=skip_bad_rows or None,
         tenants=str(tenants) if tenants else None,
         validate=validate or None,
+        network=network,
+        route=route,
+        residency=residency,
     )
     target = out or (Path(exp.out) if exp.out else Path("out") / "twin")
     run_experiment(exp, target, quiet=quiet)
@@ -349,14 +426,28 @@ def policies() -> None:
         console.print(table)
     for name, text in NAMED_PROFILES.items():
         console.print(f"profile [bold]{name}[/] = {text}")
+    from gigafactory.policy.base import ROUTE
+    from gigafactory.policy.profile import DEFAULT_ROUTE
+
+    table = Table(title="route policies (which site of a network; residency always applies)", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("what it does")
+    table.add_column("parameters")
+    for name in ROUTE:
+        f = ROUTE.get(name)
+        params = ", ".join(f"{k}={p.default}" for k, p in f.params.items()) or "–"
+        table.add_row(name, f.summary, params)
+    console.print(table)
+    console.print(f"default route = {DEFAULT_ROUTE}")
 
 
 @app.command()
-def sites() -> None:
-    """List the site presets and their parameters."""
+def presets() -> None:
+    """List the site presets with their parameters, and the network presets with their sites."""
     from rich.table import Table
 
     from gigafactory.core.presets import SITE_PRESETS
+    from gigafactory.network import NETWORK_PRESETS, network_preset
 
     table = Table(title="site presets", title_justify="left")
     table.add_column("name", style="bold")
@@ -366,6 +457,14 @@ def sites() -> None:
         p = SITE_PRESETS.get(name)
         table.add_row(name, p.summary, ", ".join(f"{k}={v.default}" for k, v in p.params.items()))
     console.print(table)
+    nets = Table(title="network presets (twin run --network NAME)", title_justify="left")
+    nets.add_column("name", style="bold")
+    nets.add_column("what it is")
+    nets.add_column("sites")
+    for name in NETWORK_PRESETS:
+        net = network_preset(name)
+        nets.add_row(name, NETWORK_PRESETS.get(name)[0], ", ".join(s.name for s in net.sites))
+    console.print(nets)
 
 
 @app.command()

@@ -109,3 +109,7 @@ class Job:
     name: str = ""
     immediate: bool = False  # start in the pass that follows submission, or be rejected (Slurm's --immediate)
     checkpoint: Checkpointing = NO_CHECKPOINTS  # how it saves its work (see core.progress)
+    # Where in a network it may run (None = anywhere): site names and ISO country codes; both must allow a site.
+    sites: tuple[str, ...] | None = None
+    countries: tuple[str, ...] | None = None
+    reroute: bool = False  # after a site failure, may it be routed to another allowed site (else: requeued there)

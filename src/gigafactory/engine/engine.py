@@ -74,7 +74,7 @@ from gigafactory.core.topology import Topology
 from gigafactory.engine.allocs import AllocTable
 from gigafactory.engine.log import Transition, TransitionLog
 from gigafactory.engine.planner import EndPlanner
-from gigafactory.engine.queue import PendingQueue
+from gigafactory.engine.queue import DEFAULT_RUNTIME_S, PendingQueue
 from gigafactory.engine.usage import UsageLedger
 from gigafactory.policy.base import GroupedOrder, JobView, PlaceContext, Reservation
 from gigafactory.policy.place.first_fit import FirstFit
@@ -591,6 +591,62 @@ class Engine:
         self.cap.set_node(ev.node, up=False)
         if self._res is not None and self._res.nodes.size and self._res.nodes[ev.node]:
             self._res = None
+
+    # ---- what a router asks of a site ---------------------------------------------------------------------
+    def busy_gpus(self) -> float:
+        """GPUs held now: by running jobs, by attempts being stopped, and down nodes' GPUs count as held."""
+        return float(self.topo.num_gpus - self.cap.free_whole())
+
+    def queued_gpus(self) -> float:
+        """GPUs the waiting jobs ask for."""
+        return self._queue.gpus
+
+    def estimate_start(self, job: Job, now: float, *, ahead_gpus: float = 0.0, ahead_work_gpu_s: float = 0.0) -> float:
+        """When ``job`` would start here if it were submitted now: a fluid estimate of this site's own schedule.
+
+        Running jobs end at their time limits (``DEFAULT_RUNTIME_S`` without one); the waiting jobs (plus
+        ``ahead_*``, work a router has just sent here) go first and use every GPU as it frees up, so their
+        GPU-seconds are served before the job. The job then starts at the first moment both that work is done and
+        enough GPUs are free. It counts GPUs, not their shape: a job that fragmentation or a one-domain constraint
+        would delay starts later than this says. With an empty queue and enough free GPUs it is ``now``.
+        Cost: a walk over running jobs in order of their ends, stopping as soon as the answer is known.
+        """
+        now = max(now, self.now)
+        g = job.request.gpu_equivalent
+        free = float(self.cap.free_whole(job.request.models))
+        work = self._queue.work_gpu_s + ahead_work_gpu_s
+        if work <= 0.0 and ahead_gpus <= 0.0 and free >= g:
+            return now
+        # The fluid model: A(t) = GPU-seconds not held by running jobs between now and t; the queue needs `work`.
+        t, area = now, 0.0
+        jobs = self._jobs
+        open_ended: list[float] = []
+        for end, jid in self._ends:
+            if end == math.inf:
+                rec = jobs[jid]
+                started = rec.started_s if rec.started_s is not None else now
+                open_ended.append(max(started + DEFAULT_RUNTIME_S, now))
+                continue
+            end = max(end, now)
+            step = free * (end - t)
+            if area + step >= work and free >= g:
+                return t + (max(work - area, 0.0) / free if free > 0 else 0.0)
+            area += step
+            t = end
+            free += jobs[jid].job.request.gpu_equivalent
+        if open_ended:
+            by_end = sorted(open_ended)
+            gpus = [self._jobs[jid].job.request.gpu_equivalent for end, jid in self._ends if end == math.inf]
+            for end in by_end:
+                step = free * (end - t)
+                if area + step >= work and free >= g:
+                    return t + (max(work - area, 0.0) / free if free > 0 else 0.0)
+                area += step
+                t = end
+                free += gpus.pop()  # open-ended jobs all run DEFAULT_RUNTIME_S: which frees first hardly matters
+        if free < g or free <= 0.0:
+            return math.inf  # not even when everything has ended (nodes are down)
+        return t + max(work - area, 0.0) / free
 
     # ---- admission: can this request ever run here? -------------------------------------------------------
     def never_fits(self, job: Job) -> str | None:

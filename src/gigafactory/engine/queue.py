@@ -17,7 +17,15 @@ from sortedcontainers import SortedList
 if TYPE_CHECKING:
     from gigafactory.engine.engine import JobRecord
 
-__all__ = ["PendingQueue", "Walk"]
+__all__ = ["DEFAULT_RUNTIME_S", "PendingQueue", "Walk", "expected_runtime"]
+
+# How long a job without a time limit is assumed to run, for estimates (Slurm assumes the partition's limit).
+DEFAULT_RUNTIME_S = 24 * 3600.0
+
+
+def expected_runtime(estimate_s: float | None) -> float:
+    return DEFAULT_RUNTIME_S if estimate_s is None or not estimate_s < float("inf") else estimate_s
+
 
 Ranker = Callable[[list[str], dict[str, float]], dict[str, Any]]
 
@@ -28,6 +36,8 @@ class PendingQueue:
         self._lists: dict[str, SortedList] = {}
         self._size = 0
         self.cpu_only = 0  # pending jobs that ask for no GPU
+        self.gpus = 0.0  # GPUs asked for by the pending jobs (a fraction counting as its share)
+        self.work_gpu_s = 0.0  # their GPUs × time limits (a job without one counts DEFAULT_RUNTIME_S)
 
     def __len__(self) -> int:
         return self._size
@@ -41,6 +51,9 @@ class PendingQueue:
         self._size += 1
         if rec.job.request.gpus == 0:
             self.cpu_only += 1
+        g = rec.job.request.gpu_equivalent
+        self.gpus += g
+        self.work_gpu_s += g * expected_runtime(rec.job.estimate_s)
 
     def remove(self, rec: JobRecord) -> None:
         lst = self._lists[rec.group]
@@ -48,6 +61,11 @@ class PendingQueue:
         self._size -= 1
         if rec.job.request.gpus == 0:
             self.cpu_only -= 1
+        g = rec.job.request.gpu_equivalent
+        self.gpus -= g
+        self.work_gpu_s -= g * expected_runtime(rec.job.estimate_s)
+        if not self._size:
+            self.gpus = self.work_gpu_s = 0.0  # no drift from float sums
         if not lst and self.grouped:
             del self._lists[rec.group]
 

@@ -9,6 +9,7 @@ point         decides                                      protocol
 ``preempt``   whom to stop for a blocked job               :class:`PreemptPolicy`
 ``place``     which nodes and GPUs                         :class:`PlacePolicy`
 ``cycle``     when a scheduling pass runs                  :class:`CyclePolicy`
+``route``     which site of a network gets a job           :class:`RoutePolicy` (filters: :class:`RouteFilter`)
 ============  ===========================================  =====================================
 
 Policies are pure: they read the job, the :class:`~gigafactory.core.capacity.Capacity`, the engine's read-only
@@ -40,6 +41,7 @@ __all__ = [
     "ORDER",
     "PLACE",
     "PREEMPT",
+    "ROUTE",
     "AdmitPolicy",
     "BackfillPolicy",
     "CyclePolicy",
@@ -52,7 +54,10 @@ __all__ = [
     "PolicyFactory",
     "PreemptPolicy",
     "Reservation",
+    "RouteFilter",
+    "RoutePolicy",
     "SchedulerView",
+    "SiteView",
 ]
 
 BoolArray = npt.NDArray[np.bool_]
@@ -254,9 +259,60 @@ class PolicyFactory:
         return self.build(**{k: v for k, v in context.items() if k in self.context})
 
 
+class SiteView(Protocol):
+    """One site of a network, as a router sees it: what it is, what it costs, and what its own engine says."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def country(self) -> str: ...
+
+    @property
+    def price_eur_mwh(self) -> float: ...
+
+    @property
+    def carbon_g_kwh(self) -> float: ...
+
+    @property
+    def gpus(self) -> int: ...
+
+    def load(self) -> float:
+        """(GPUs held + GPUs asked for by waiting jobs) / GPUs: above 1 means a queue."""
+        ...
+
+    def estimate_start(self, job: Job, now: float) -> float:
+        """When the site's engine expects ``job`` to start if it were sent there now (``inf``: not while nodes
+        stay down)."""
+        ...
+
+    def energy_mwh(self, job: Job) -> float:
+        """Facility energy of the job's run here at its time limit: IT power × PUE × hours."""
+        ...
+
+
+class RouteFilter(Protocol):
+    """Rules a site out for a job: the reason, or ``None`` if the site may take it."""
+
+    @property
+    def name(self) -> str: ...
+
+    def excludes(self, job: Job, site: SiteView) -> str | None: ...
+
+
+class RoutePolicy(Protocol):
+    """Chooses among the sites the filters left (never empty): the index into ``sites`` and why, in words."""
+
+    @property
+    def name(self) -> str: ...
+
+    def choose(self, job: Job, sites: list[SiteView], now: float, rng: np.random.Generator) -> tuple[int, str]: ...
+
+
 ORDER: Registry[PolicyFactory] = Registry("order policy")
 ADMIT: Registry[PolicyFactory] = Registry("admission policy")
 PLACE: Registry[PolicyFactory] = Registry("placement policy")
 BACKFILL: Registry[PolicyFactory] = Registry("backfill policy")
 PREEMPT: Registry[PolicyFactory] = Registry("preemption policy")
 CYCLE: Registry[PolicyFactory] = Registry("cycle policy")
+ROUTE: Registry[PolicyFactory] = Registry("route policy")  # choosers and filters; a filter's object has ``excludes``

@@ -24,6 +24,7 @@ from gigafactory.policy import cycle as _cycle  # noqa: F401
 from gigafactory.policy import order as _order  # noqa: F401
 from gigafactory.policy import place as _place  # noqa: F401
 from gigafactory.policy import preempt as _preempt  # noqa: F401
+from gigafactory.policy import route as _route  # noqa: F401
 from gigafactory.policy.base import (
     ADMIT,
     BACKFILL,
@@ -31,6 +32,7 @@ from gigafactory.policy.base import (
     ORDER,
     PLACE,
     PREEMPT,
+    ROUTE,
     AdmitPolicy,
     BackfillPolicy,
     CyclePolicy,
@@ -38,9 +40,21 @@ from gigafactory.policy.base import (
     PlacePolicy,
     PolicyFactory,
     PreemptPolicy,
+    RouteFilter,
+    RoutePolicy,
 )
 
-__all__ = ["DEFAULT_PROFILE", "NAMED_PROFILES", "POINTS", "Profile", "parse_profile", "profile_from_table"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "DEFAULT_ROUTE",
+    "NAMED_PROFILES",
+    "POINTS",
+    "Profile",
+    "RouteProfile",
+    "parse_profile",
+    "parse_route",
+    "profile_from_table",
+]
 
 POINTS: dict[str, Registry[PolicyFactory]] = {
     "order": ORDER,
@@ -90,7 +104,18 @@ def _point_of(name: str) -> str:
 
 
 def _build(point: str, name: str, given: Mapping[str, object], context: Mapping[str, Any]) -> tuple[Any, str]:
-    factory = POINTS[point].get(name)
+    return _build_point(POINTS[point], point, name, given, context)
+
+
+def _build_point(
+    registry: Registry[PolicyFactory],
+    point: str,
+    name: str,
+    given: Mapping[str, object],
+    context: Mapping[str, Any] | None = None,
+) -> tuple[Any, str]:
+    context = context or {}
+    factory = registry.get(name)
     params = bind_params(f"{point} policy {name}", factory.params, given)
     text = name
     shown = {k: v for k, v in params.items() if k in given and v != factory.params[k].default}
@@ -153,3 +178,52 @@ def _assemble(chosen: Mapping[str, tuple[str, Mapping[str, object]]]) -> Profile
         preempt=built["preempt"],
         cycle=built["cycle"],
     )
+
+
+# ---- routes: which site of a network ------------------------------------------------------------------------
+DEFAULT_ROUTE = "earliest-start"
+ALWAYS_FILTERED = ("residency",)  # a job's residency is a promise: every route applies it, named or not
+
+
+@dataclass(frozen=True)
+class RouteProfile:
+    """Filters (each may rule a site out) then one chooser, written ``residency+earliest-start``."""
+
+    filters: tuple[RouteFilter, ...]
+    chooser: RoutePolicy
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_route(text: str) -> RouteProfile:
+    """Parse ``[filter+...]chooser``; ``residency`` is always among the filters. Errors list what is allowed."""
+    text = text.strip()
+    if not text:
+        raise ConfigError("empty route policy")
+    filters: dict[str, RouteFilter] = {}
+    chooser: tuple[str, RoutePolicy] | None = None
+    for part in text.split("+"):
+        spec = parse_spec(part, what="route policy")
+        if spec.name not in ROUTE:
+            raise ConfigError(f"unknown route policy {spec.name!r}; known: {', '.join(ROUTE.names())}")
+        obj, shown = _build_route(spec.name, spec.params)
+        if hasattr(obj, "excludes"):
+            filters[shown] = obj
+        elif chooser is not None:
+            raise ConfigError(f"route {text!r} names two choosers: {chooser[0]!r} and {shown!r}; keep one")
+        else:
+            chooser = (shown, obj)
+    for name in ALWAYS_FILTERED:
+        if not any(k.split(":")[0] == name for k in filters):
+            obj, shown = _build_route(name, {})
+            filters = {shown: obj, **filters}
+    if chooser is None:
+        obj, shown = _build_route(DEFAULT_ROUTE, {})
+        chooser = (shown, obj)
+    return RouteProfile(tuple(filters.values()), chooser[1], "+".join([*filters, chooser[0]]))
+
+
+def _build_route(name: str, given: Mapping[str, object]) -> tuple[Any, str]:
+    return _build_point(ROUTE, "route", name, given)

@@ -20,20 +20,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.presets import build_site
+from gigafactory.core.spec import Spec, parse_spec
 from gigafactory.core.tenants import TenantTree
-from gigafactory.policy.profile import Profile, parse_profile, profile_from_table
+from gigafactory.network import NETWORK_PRESETS, Network, network_from_toml, network_preset
+from gigafactory.policy.profile import Profile, parse_profile, parse_route, profile_from_table
 from gigafactory.twin.failures import load_failures
+from gigafactory.twin.network_sim import NetworkResult, NetworkSimulation, Restriction
 from gigafactory.twin.sim import Progress, SimResult, Simulation
 from gigafactory.twin.tenants_file import load_tenants, tenants_from_table
 from gigafactory.twin.workloads import load_workload
 
-__all__ = ["Experiment", "load_experiment", "run_one"]
+__all__ = ["Experiment", "home_countries", "load_experiment", "read_network", "run_network", "run_one"]
 
 _KEYS = {
     "site", "workload", "policy", "days", "seed", "seeds", "out", "validate", "name", "failures", "horizon_days",
-    "tenants", "tenant",
+    "tenants", "tenant", "network", "route", "residency",
 }  # fmt: skip
 
 
@@ -52,6 +57,9 @@ class Experiment:
     skip_bad_rows: bool = False
     tenants: str | None = None  # a tenant TOML file; None: the workload's own tenants
     tenant_table: tuple[Any, ...] | None = None  # [[tenant]] tables written in the experiment file itself
+    network: str | None = None  # a network preset or TOML file: then ``site`` is unused
+    route: str | None = None  # the route policy; None: the network's own
+    residency: float = 0.0  # share of jobs that may run only in their tenant's home country
     extra: dict[str, Any] = field(default_factory=dict)
 
     def profile(self) -> Profile:
@@ -71,11 +79,20 @@ class Experiment:
         if self.horizon_days is not None and not self.horizon_days > 0:
             raise ConfigError(f"horizon_days={self.horizon_days} must be greater than 0")
         self.profile()
-        topo = build_site(self.site)
+        if not 0.0 <= self.residency <= 1.0:
+            raise ConfigError(f"residency={self.residency} must be a share between 0 and 1")
+        if self.network is not None:
+            net = read_network(self.network)
+            parse_route(self.route or net.route)
+            gpus = net.largest_site_gpus
+        else:
+            if self.route is not None or self.residency:
+                raise ConfigError("route and residency apply to a network: give --network too")
+            gpus = build_site(self.site).num_gpus
         load_failures(self.failures)
         tree = self.tenant_tree()
         if tree is not None:
-            tree.check_capacity(topo.num_gpus)
+            tree.check_capacity(gpus)
 
     def tenant_tree(self) -> TenantTree | None:
         if self.tenant_table is not None:
@@ -136,6 +153,9 @@ def load_experiment(path: Path) -> Experiment:
         out=get("out", str),
         validate=get("validate", bool),
         name=get("name", str),
+        network=get("network", str),
+        route=get("route", str),
+        residency=None if (r := get("residency", (int, float))) is None else float(r),
     )
     try:
         exp.check()
@@ -172,4 +192,72 @@ def run_one(exp: Experiment, seed: int, *, progress: Progress | None = None, kee
     result = sim.run()
     result.summary["days"] = exp.days
     result.summary["skipped_rows"] = workload.skipped_rows
+    return result
+
+
+def read_network(spec: str) -> Network:
+    """A network preset by name, or a network TOML file by path."""
+    if spec in NETWORK_PRESETS:
+        return network_preset(spec)
+    path = Path(spec)
+    if not spec.endswith(".toml") and not path.exists():
+        raise ConfigError(
+            f"unknown network {spec!r}: give a preset ({', '.join(NETWORK_PRESETS.names())}) or a TOML file"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the network file ({exc})") from exc
+    return network_from_toml(text, str(path))
+
+
+def home_countries(net: Network, tenants: tuple[str, ...], largest_job: int) -> dict[str, str]:
+    """Each tenant's home country, for ``residency``: round-robin over the countries of the sites that can hold
+    the workload's largest job (so a restricted job can always run somewhere), in the network's order."""
+    big = [s.country for s in net.sites if s.topology.num_gpus >= largest_job] or [net.sites[0].country]
+    homes = list(dict.fromkeys(big))
+    return {t: homes[k % len(homes)] for k, t in enumerate(tenants)}
+
+
+def run_network(exp: Experiment, seed: int, *, progress: Progress | None = None) -> NetworkResult:
+    """Run ``exp`` on its network: one workload for the whole network, routed job by job."""
+    assert exp.network is not None
+    net = read_network(exp.network)
+    spec = parse_spec(exp.workload, what="workload")
+    if spec.name == "llm" and "max_gpus" not in spec.params:
+        # Size classes follow the largest site, not the sum of the network: no job is sized for a site that
+        # does not exist.
+        spec = Spec(spec.name, {**spec.params, "max_gpus": str(max(1, net.largest_site_gpus // 6))})
+    workload, tenants = load_workload(spec, net.topology, days=exp.days, seed=seed, skip_bad_rows=exp.skip_bad_rows)
+    tree = exp.tenant_tree()
+    if tree is not None:
+        tenants = tree
+    restrictions: list[Restriction | None] | None = None
+    if exp.residency > 0:
+        homes = home_countries(net, workload.tenants, int(workload.gpus.max()) if len(workload) else 1)
+        rng = np.random.default_rng([seed, 0x5E5])
+        pick = rng.random(len(workload)) < exp.residency
+        names = workload.tenants
+        restrictions = [
+            (None, (homes[names[int(k)]],)) if p else None
+            for p, k in zip(pick.tolist(), workload.tenant.tolist(), strict=True)
+        ]
+    sim = NetworkSimulation(
+        net,
+        workload,
+        exp.profile(),
+        exp.route,
+        seed=seed,
+        tenants=tenants,
+        failures=load_failures(exp.failures),
+        restrictions=restrictions,
+        horizon_s=None if exp.horizon_days is None else exp.horizon_days * 86_400.0,
+        validate=exp.validate,
+        progress=progress,
+    )
+    result = sim.run()
+    result.summary["days"] = exp.days
+    result.summary["residency"] = exp.residency
+    if exp.name:
+        result.summary["experiment"] = exp.name
     return result

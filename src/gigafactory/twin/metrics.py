@@ -148,6 +148,25 @@ class Metrics:
         self._t_queue.append(t)
         self._d_queue.append(-1)
 
+    def part(
+        self,
+        idx: np.ndarray,
+        num_gpus: int,
+        t_alloc: array,
+        d_alloc: array,
+        t_queue: array,
+        d_queue: array,
+        tenant_gpu_s: FloatArray,
+    ) -> Metrics:
+        """The metrics of the jobs ``idx`` alone (one site of a network), with that site's own change logs."""
+        out = Metrics(0, num_gpus, tenant_gpu_s.size)
+        for name in ("first_start", "end", "state", "attempts", "_run_start", "run_s", "kept_s", "lost_s", "ckpt_s",
+                     "restart_s", "interrupts", "preempts"):  # fmt: skip
+            setattr(out, name, getattr(self, name)[idx])
+        out.tenant_gpu_s = tenant_gpu_s
+        out._t_alloc, out._d_alloc, out._t_queue, out._d_queue = t_alloc, d_alloc, t_queue, d_queue
+        return out
+
     # ---- summary ------------------------------------------------------------------------------------------
     def series(self, start: float, stop: float, max_bins: int = 1000) -> Series:
         span = max(stop - start, 1.0)

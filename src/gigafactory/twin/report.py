@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from gigafactory.report.html import Report, bar_figure, cdf_figure, line_figure, share_figure
+from gigafactory.twin.network_sim import NetworkResult
 from gigafactory.twin.sim import SimResult
 
-__all__ = ["build_report", "write_outputs"]
+__all__ = ["build_network_report", "build_report", "write_network_outputs", "write_outputs"]
 
 
 def _hours(x: float | None) -> str:
@@ -132,4 +133,89 @@ def write_outputs(result: SimResult, out: Path) -> tuple[Path, Path]:
     summary_path.write_text(json.dumps(_jsonable(result.summary), indent=2) + "\n")
     report_path = out / "report.html"
     report_path.write_text(build_report(result).html())
+    return summary_path, report_path
+
+
+def build_network_report(result: NetworkResult) -> Report:
+    """The network's report: the whole first, then a per-site view (what each site received, how it served it,
+    and what its energy cost and emitted), then each site's utilisation over time."""
+    s = result.summary
+    sites = s["sites"]
+    names = list(sites)
+    rep = Report(
+        f"gigafactory twin: network {s['network']}",
+        f"{len(names)} sites · {s['gpus']:,} GPUs · workload {s['workload']} · route {s['route']} · "
+        f"policy {s['policy']} · seed {s['seed']} · {s['jobs']:,} jobs simulated in {s['wall_s']:.1f} s",
+    )
+    rep.kpis(
+        [
+            ("utilisation", f"{s['utilisation']:.1%}"),
+            ("offered load", "–" if s.get("offered_load") is None else f"{s['offered_load']:.2f}"),
+            ("mean queueing delay", _hours(s["avg_queue_s"])),
+            ("p99 queueing delay", _hours(s["p99_queue_s"])),
+            ("mean JCT", _hours(s["avg_jct_s"])),
+            ("energy", f"{s['energy_mwh']:,.0f} MWh"),
+            ("energy cost", f"€{s['cost_eur']:,.0f}"),
+            ("emissions", f"{s['emissions_t']:,.0f} t CO₂e"),
+            ("rejected: no allowed site", f"{s['unroutable']:,}"),
+        ]
+    )
+    rep.heading("Sites")
+    rep.paragraph(
+        "Energy is the GPU-time of the jobs each site ran × its system power per GPU × its PUE (idle draw is not "
+        "counted); cost and emissions multiply it by the site's electricity price and carbon intensity."
+    )
+    rep.table(
+        ["site", "country", "GPUs", "jobs received", "utilisation", "mean queueing", "MWh", "€", "t CO₂e"],
+        [
+            [
+                n,
+                v["country"],
+                f"{v['gpus']:,}",
+                f"{v['received']:,}",
+                f"{v['utilisation']:.1%}",
+                _hours(v["avg_queue_s"]),
+                f"{v['energy_mwh']:,.0f}",
+                f"{v['cost_eur']:,.0f}",
+                f"{v['emissions_t']:,.0f}",
+            ]
+            for n, v in sites.items()
+        ],
+    )
+    labels = [f"{n} ({sites[n]['country']})" for n in names]
+    rep.figure(bar_figure(labels, [sites[n]["received"] for n in names], title="Jobs received", y_title="jobs"))
+    rep.figure(
+        bar_figure(labels, [sites[n]["utilisation"] for n in names], title="Utilisation", y_title="share of GPUs")
+    )
+    rep.figure(
+        bar_figure(
+            labels,
+            [(sites[n]["avg_queue_s"] or 0.0) / 3600.0 for n in names],
+            title="Mean queueing delay",
+            y_title="hours",
+        )
+    )
+    rep.figure(bar_figure(labels, [sites[n]["cost_eur"] for n in names], title="Energy cost", y_title="EUR"))
+    rep.figure(bar_figure(labels, [sites[n]["emissions_t"] for n in names], title="Emissions", y_title="t CO2e"))
+    rep.heading("Utilisation over time, per site")
+    days = result.series.t_s / 86_400.0
+    rep.figure(
+        line_figure(
+            days,
+            {"network": result.series.utilisation, **{n: result.site_series[n].utilisation for n in names}},
+            title="Share of GPUs allocated",
+            x_title="day",
+            y_title="allocated",
+            percent=True,
+        )
+    )
+    return rep
+
+
+def write_network_outputs(result: NetworkResult, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / "summary.json"
+    summary_path.write_text(json.dumps(_jsonable(result.summary), indent=2) + "\n")
+    report_path = out / "report.html"
+    report_path.write_text(build_network_report(result).html())
     return summary_path, report_path

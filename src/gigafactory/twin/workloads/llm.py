@@ -20,7 +20,8 @@ What the generator reproduces, and from which published figure:
   see, writing for 30 s (under 256 GPUs) or 60 s, and pay 120 s to (re)start; smaller jobs do neither.
 
 Parameters: ``load`` (offered load, default 0.85), ``tenants`` (default 10), ``diurnal`` (amplitude of the
-daily swing, 0..0.9, default 0.3), ``model`` (restrict jobs to one GPU model). The simulated window is the
+daily swing, 0..0.9, default 0.3), ``model`` (restrict jobs to one GPU model), ``max_gpus`` (the largest size
+class; default a sixth of the site, or of a network's largest site). The simulated window is the
 experiment's ``days``.
 """
 
@@ -83,6 +84,7 @@ PARAMS = {
     "tenants": Param(int, 10, minimum=1, maximum=64, help="number of tenants"),
     "diurnal": Param(float, 0.3, minimum=0.0, maximum=0.9, help="amplitude of the daily swing"),
     "model": Param(str, "", help="restrict jobs to this GPU model"),
+    "max_gpus": Param(int, 0, minimum=0, help="largest job size class (0: a sixth of the site)"),
 }
 
 
@@ -93,9 +95,9 @@ def tenant_tree(count: int) -> tuple[tuple[str, ...], TenantTree]:
     return names, TenantTree.flat(shares)
 
 
-def _size_table(topo: Topology) -> np.ndarray:
-    """The size classes that fit a sixth of the site, their job shares renormalised."""
-    cap = max(1, topo.num_gpus // 6)
+def _size_table(topo: Topology, max_gpus: int = 0) -> np.ndarray:
+    """The size classes up to ``max_gpus`` (0: a sixth of the site), their job shares renormalised."""
+    cap = max_gpus if max_gpus > 0 else max(1, topo.num_gpus // 6)
     rows = np.array([c for c in SIZE_CLASSES if c[0] <= cap or c[0] == 1], dtype=np.float64)
     rows[:, 1] /= rows[:, 1].sum()
     return rows
@@ -110,6 +112,7 @@ def generate(
     tenants: int = 10,
     diurnal: float = 0.3,
     model: str = "",
+    max_gpus: int = 0,
 ) -> tuple[Workload, TenantTree]:
     if not days > 0:
         raise ConfigError(f"workload llm: days={days} must be greater than 0")
@@ -119,7 +122,7 @@ def generate(
             raise ConfigError(f"workload llm: model={model!r} is not on this site; it has {', '.join(topo.models)}")
         model_sets = ((model,),)
     rng = np.random.default_rng([seed, 0x11A])
-    table = _size_table(topo)
+    table = _size_table(topo, max_gpus)
     sizes, shares, medians, sigmas, caps, p_fail, p_cancel = table.T
     # Mean planned GPU-hours per job, by class, for the arrival rate that gives the offered load.
     mean_hours = np.array(

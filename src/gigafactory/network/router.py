@@ -1,0 +1,151 @@
+"""Routing a job to one site of a network: filters first (residency), then whether the site could ever hold it,
+then the route policy's choice among the rest. Pure: the twin and the control plane call the same code.
+
+A :class:`SiteState` is one site as the router sees it (a :class:`~gigafactory.policy.base.SiteView`): its spec
+and its engine. Jobs routed to a site since the site's engine last handled events are counted as work *ahead*
+(:meth:`SiteState.settle` clears them once the engine has them), so a burst of submissions in one instant does
+not all land on the site that looked emptiest before the burst.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gigafactory.core.hardware import system_watts
+from gigafactory.core.jobs import Job
+from gigafactory.core.status import Status
+from gigafactory.engine.engine import Engine
+from gigafactory.engine.queue import expected_runtime
+from gigafactory.network.model import SiteSpec
+from gigafactory.policy.profile import RouteProfile
+
+__all__ = ["Routed", "Router", "SiteState"]
+
+
+class SiteState:
+    def __init__(self, spec: SiteSpec, engine: Engine) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.ahead_gpus = 0.0
+        self.ahead_work = 0.0
+        topo = engine.topo
+        gpus = topo.node_gpus.astype(np.float64)
+        watts = np.array([system_watts(m) for m in topo.models])[topo.node_model]
+        total = float(gpus.sum())
+        self._watts_per_gpu = float((gpus * watts).sum() / total) if total else 0.0
+
+    # SiteView
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def country(self) -> str:
+        return self.spec.country
+
+    @property
+    def price_eur_mwh(self) -> float:
+        return self.spec.price_eur_mwh
+
+    @property
+    def carbon_g_kwh(self) -> float:
+        return self.spec.carbon_g_kwh
+
+    @property
+    def gpus(self) -> int:
+        return self.engine.topo.num_gpus
+
+    def load(self) -> float:
+        eng = self.engine
+        return (eng.busy_gpus() + eng.queued_gpus() + self.ahead_gpus) / max(self.gpus, 1)
+
+    def estimate_start(self, job: Job, now: float) -> float:
+        return self.engine.estimate_start(job, now, ahead_gpus=self.ahead_gpus, ahead_work_gpu_s=self.ahead_work)
+
+    def energy_mwh(self, job: Job) -> float:
+        return self.job_energy_mwh(job.request.gpu_equivalent, expected_runtime(job.estimate_s))
+
+    def job_energy_mwh(self, gpus: float, seconds: float) -> float:
+        """Facility energy of ``gpus`` GPUs busy for ``seconds`` here."""
+        return gpus * self._watts_per_gpu * self.spec.pue * seconds / 3.6e9
+
+    # bookkeeping
+    def sent(self, job: Job) -> None:
+        g = job.request.gpu_equivalent
+        self.ahead_gpus += g
+        self.ahead_work += g * expected_runtime(job.estimate_s)
+
+    def settle(self) -> None:
+        """The engine has now handled every job routed here: stop counting them twice."""
+        self.ahead_gpus = self.ahead_work = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    site: int  # index into the router's sites
+    name: str
+    reason: str
+
+
+class Router:
+    def __init__(self, sites: list[SiteState], route: RouteProfile, *, seed: int = 0) -> None:
+        if not sites:
+            raise ValueError("a router needs at least one site")
+        self.sites = sites
+        self.route = route
+        self._rng = np.random.default_rng([seed, 7])
+        self._index = {s.name: k for k, s in enumerate(sites)}
+
+    def candidates(self, job: Job) -> list[int] | Status:
+        """The sites that may take ``job`` and could ever hold it, or why none can."""
+        allowed: list[int] = []
+        why: list[str] = []
+        for k, site in enumerate(self.sites):
+            out = next((r for f in self.route.filters if (r := f.excludes(job, site)) is not None), None)
+            if out is None:
+                allowed.append(k)
+        if not allowed:
+            return Status.unresolvable(_no_site(job, self.sites))
+        fits = []
+        for k in allowed:
+            never = self.sites[k].engine.never_fits(job)
+            if never is None:
+                fits.append(k)
+            else:
+                why.append(f"{self.sites[k].name}: {never}")
+        if not fits:
+            return Status.unresolvable("no allowed site could ever hold it: " + "; ".join(why))
+        return fits
+
+    def route_job(self, job: Job, now: float) -> Routed | Status:
+        """Choose the site for ``job`` and count it there as work ahead (see the module docstring)."""
+        fits = self.candidates(job)
+        if isinstance(fits, Status):
+            return fits
+        views = [self.sites[k] for k in fits]
+        if len(views) == 1:
+            k, reason = 0, "the only allowed site that can hold it"
+        else:
+            k, reason = self.route.chooser.choose(job, list(views), now, self._rng)
+        site = fits[k]
+        self.sites[site].sent(job)
+        return Routed(site, self.sites[site].name, f"{self.route.chooser.name}: {reason}")
+
+    def index(self, name: str) -> int:
+        return self._index[name]
+
+    def settle(self) -> None:
+        for s in self.sites:
+            s.settle()
+
+
+def _no_site(job: Job, sites: list[SiteState]) -> str:
+    parts = []
+    if job.sites is not None:
+        parts.append(f"sites {', '.join(job.sites)}")
+    if job.countries is not None:
+        parts.append(f"countries {', '.join(job.countries)}")
+    have = ", ".join(f"{s.name} ({s.country})" for s in sites)
+    return f"no site of the network is allowed by its {' and '.join(parts)}; the network has {have}"
