@@ -267,7 +267,7 @@ def test_a_large_site_map_shows_racks(tmp_path: Path) -> None:
 
     plane = make_plane(tmp_path / "gf", site="gb200-nvl72:racks=60")  # 1,080 nodes
     with plane.store.begin() as conn:
-        set_node_state(conn, 18 * 7 + 3, "down", "GPU XID 79")  # a node of rack 7
+        set_node_state(conn, 1, 18 * 7 + 3, "down", "GPU XID 79")  # a node of rack 7 (of site 1)
     with TestClient(create_app(plane.cfg, plane.store)) as api:
         browser_as(api, plane.admin_token)
         page = api.get("/").text

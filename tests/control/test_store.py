@@ -33,7 +33,7 @@ def test_migrations_build_exactly_the_schema(plane) -> None:  # type: ignore[no-
     with plane.store.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0004"
 
 
 def test_site_round_trips(plane) -> None:  # type: ignore[no-untyped-def]
@@ -176,3 +176,40 @@ def test_one_daemon_lease_per_store_and_every_write_fenced(tmp_path: Path, db_ur
             assert jobstore.get_job(conn, jid).state == "submitted"  # the fenced step wrote nothing
     Lease.acquire(plane.store, "daemon").release()  # released with its holder
     plane.store.dispose()
+
+
+def test_a_single_site_store_upgrades_to_networks_with_nothing_lost(tmp_path: Path, db_url: str | None) -> None:
+    """A store of the single-site era (0003): after the upgrade every job that left 'submitted', and every usage
+    record, belongs to its one site; submitted jobs wait to be routed; nothing else changed."""
+    from gigafactory.control.store.db import open_store, upgrade
+
+    url = db_url or f"sqlite:///{tmp_path / 'old.db'}"
+    store = open_store(url, migrate=False)
+    upgrade(store, "0003")
+    with store.begin() as conn:
+        conn.execute(text("insert into sites (id, name, spec, created_at) values (1, 'hgx-h100:nodes=4', "
+                          "'hgx-h100:nodes=4', 0)"))  # fmt: skip
+        for k, state in enumerate(["completed", "running", "pending", "submitted"], start=1):
+            conn.execute(text(
+                "insert into jobs (id, tenant, name, command, env, gpus, gpu_milli, cpu_milli, mem_mib, locality, "
+                "priority, ckpt_write_s, state, attempt, submitted_at, reason, log_dir) values "
+                f"({k}, 'a', 'j{k}', '[\"true\"]', '{{}}', 1, 1000, 0, 0, 'any', 0, 0, '{state}', 1, 1.0, '', '')"
+            ))  # fmt: skip
+        conn.execute(text("insert into usage (job_id, attempt, tenant, gpus, started_at, ended_at, gpu_seconds) "
+                          "values (1, 1, 'a', 1, 1, 11, 10)"))  # fmt: skip
+    upgrade(store)
+    with store.connect() as conn:
+        query = text("select id, name, state, site, sites, countries, reroute from jobs")
+        rows = {r.id: r for r in conn.execute(query)}
+        assert {k: (r.name, r.state) for k, r in rows.items()} == {
+            1: ("j1", "completed"),
+            2: ("j2", "running"),
+            3: ("j3", "pending"),
+            4: ("j4", "submitted"),
+        }
+        assert [rows[k].site for k in (1, 2, 3, 4)] == ["hgx-h100:nodes=4"] * 3 + [None]
+        assert all(r.sites is None and r.countries is None and not r.reroute for r in rows.values())
+        u = conn.execute(text("select job_id, gpu_seconds, site from usage")).one()
+        assert (u.job_id, u.gpu_seconds, u.site) == (1, 10, "hgx-h100:nodes=4")
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    store.dispose()

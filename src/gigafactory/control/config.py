@@ -26,6 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine as Store
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
 from gigafactory.control.home import default_data_dir
 from gigafactory.control.identity import isolating
@@ -33,11 +34,12 @@ from gigafactory.control.store import accounts
 from gigafactory.control.store.db import default_url, get_meta, open_store, set_meta
 from gigafactory.control.store.schema import tenants as tenants_table
 from gigafactory.control.store.schema import tokens
-from gigafactory.control.store.site import load_site, save_site
+from gigafactory.control.store.site import load_site, load_sites, save_site
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.presets import build_site
 from gigafactory.core.tenants import Tenant
 from gigafactory.core.topology import Topology
+from gigafactory.network.model import Network
 from gigafactory.policy.profile import parse_profile
 
 __all__ = [
@@ -141,6 +143,7 @@ def init_control(
     tenants: list[Tenant] | None = None,
     topology: Topology | None = None,
     kill_wait_s: float | None = None,
+    network: Network | None = None,
 ) -> Store:
     """Open (and on first use set up) the store. Returns it; the first admin token is in ``cfg.admin_token_file``.
 
@@ -148,6 +151,9 @@ def init_control(
     what the store has, and anything else must agree with it. ``topology`` overrides ``site`` (the Slurm executor
     reads the site from the cluster). ``kill_wait_s`` (how long a stopped job has between SIGTERM and SIGKILL, like
     Slurm's ``KillWait``) may be changed at any start.
+
+    ``network`` serves several sites (``serve --network FILE.toml``): each is saved at the first start with its
+    country, energy figures and executor; a later start may name the same network again (or nothing), not another.
     """
     if kill_wait_s is not None and not 0 <= kill_wait_s <= 3600:
         raise ConfigError(f"--kill-wait {kill_wait_s:g}: between 0 and 3600 seconds")
@@ -155,10 +161,14 @@ def init_control(
         raise ConfigError(f"--executor {executor!r}; known: {', '.join(EXECUTORS)}")
     if profile is not None:
         parse_profile(profile)  # a bad profile is an error now, not when the daemon starts
+    if network is not None and site is not None:
+        raise ConfigError("give either --site or --network, not both")
     store = cfg.open()
     with store.begin() as conn:
         stored = load_site(conn)
-        if stored is None:
+        if network is not None:
+            _save_network(conn, network, executor or get_meta(conn, "executor") or DEFAULTS["executor"])
+        elif stored is None:
             if topology is None and (executor or get_meta(conn, "executor")) == "slurm":
                 from gigafactory.control.executors.slurm import site_from_slurm
 
@@ -183,7 +193,7 @@ def init_control(
                 raise ConfigError(f"this store runs with {key} {have!r}; it cannot switch to {value!r}")
         if kill_wait_s is not None:
             set_meta(conn, "kill_wait_s", f"{kill_wait_s:g}")
-        capacity = (load_site(conn) or ("", build_site(DEFAULTS["site"])))[1].num_gpus
+        capacity = sum(x.topology.num_gpus for x in load_sites(conn))
         uids = accounts.registry(conn, cfg.data_dir)
         for t in tenants or ():
             if conn.execute(select(tenants_table.c.name).where(tenants_table.c.name == t.name)).first() is None:
@@ -194,6 +204,23 @@ def init_control(
             _, secret = accounts.create_token(conn, role="admin", tenant=None, name="first admin")
             write_secret(cfg.admin_token_file, secret)
     return store
+
+
+def _save_network(conn: Connection, network: Network, executor: str) -> None:
+    """Save the network's sites, or check that the store holds exactly these."""
+    held = {x.name: x for x in load_sites(conn)}
+    if held and set(held) != set(network.names):
+        raise ConfigError(
+            f"this store serves {', '.join(held)}; the network file names {', '.join(network.names)}: "
+            "a network's sites are fixed at its first start"
+        )
+    for spec in network.sites:
+        kind = spec.executor.get("kind", executor)
+        if kind not in EXECUTORS:
+            raise ConfigError(f"site {spec.name}: executor kind {kind!r}; known: {', '.join(EXECUTORS)}")
+        save_site(conn, spec.topology, spec.preset, spec)
+    set_meta(conn, "network", network.name)
+    set_meta(conn, "route", network.route)
 
 
 def write_secret(path: Path, secret: str) -> None:

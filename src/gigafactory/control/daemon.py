@@ -26,6 +26,11 @@ What it promises besides:
   transaction here is fenced by it.
 * **A launch that fails fails its job alone**, with the reason; a store that is locked or unreachable is waited
   for. Nothing a tenant submits can stop the loop.
+* **A network of sites.** The store may hold several sites (``serve --network``), each with its own engine and
+  executor. A new job is routed when the daemon first takes it (:class:`~gigafactory.network.router.Router`, the
+  twin's own), and its site and the reason are written with its first state, in the same transaction: a daemon
+  killed while routing routes the job again from scratch, never twice. A job stays on its site: an interrupted
+  attempt is requeued there.
 * **A job's ``estimate_s`` is its time limit** (``--time``, as in Slurm). Backfill plans with it, so a job that ran
   past it would take GPUs promised to others: it is stopped :data:`TIME_LIMIT_GRACE_S` after its limit (the
   launch's own delay), and ends *cancelled* with the reason.
@@ -53,9 +58,9 @@ from gigafactory.control.identity import Identity
 from gigafactory.control.lease import Lease
 from gigafactory.control.store import accounts, inbox, outbox
 from gigafactory.control.store import jobs as jobstore
-from gigafactory.control.store.db import set_meta
+from gigafactory.control.store.db import get_meta, set_meta
 from gigafactory.control.store.schema import jobs as jobs_table
-from gigafactory.control.store.site import load_site, node_rows, set_node_state
+from gigafactory.control.store.site import StoredSite, load_sites, node_rows, set_node_state
 from gigafactory.core.actions import StartJob, StopJob
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.events import (
@@ -76,9 +81,13 @@ from gigafactory.core.events import (
 from gigafactory.core.jobs import Job, JobId, JobRequest, JobState, Locality
 from gigafactory.core.placement import Placement
 from gigafactory.core.progress import NO_CHECKPOINTS, Checkpointing
+from gigafactory.core.status import Status
+from gigafactory.core.topology import Topology
 from gigafactory.engine.engine import Engine
 from gigafactory.engine.forecast import forecast_starts
 from gigafactory.engine.log import TransitionLog
+from gigafactory.network.router import Router, SiteState
+from gigafactory.policy.profile import DEFAULT_ROUTE, parse_route
 
 __all__ = ["Daemon", "StepStats", "job_from_row", "placement_from_json", "placement_to_json"]
 
@@ -122,7 +131,34 @@ def job_from_row(row: Any) -> Job:
         priority=int(row.priority),
         name=row.name,
         checkpoint=ck,
+        sites=tuple(row.sites) if getattr(row, "sites", None) else None,
+        countries=tuple(row.countries) if getattr(row, "countries", None) else None,
+        reroute=bool(getattr(row, "reroute", False)),
     )
+
+
+@dataclass
+class _Site:
+    """One site of the store, as the daemon runs it."""
+
+    index: int
+    stored: StoredSite
+    engine: Engine
+    executor: Executor
+    view: SiteState
+    log_seen: int = 0
+    node_index: dict[str, int] = field(default_factory=dict)  # node name -> index
+
+    def __post_init__(self) -> None:
+        self.node_index = {name: i for i, name in enumerate(self.topo.node_names)}
+
+    @property
+    def name(self) -> str:
+        return self.stored.name
+
+    @property
+    def topo(self) -> Topology:
+        return self.stored.topology
 
 
 def placement_to_json(pl: Placement) -> dict[str, Any]:
@@ -148,15 +184,24 @@ def placement_from_json(data: dict[str, Any]) -> Placement:
 @dataclass
 class Daemon:
     store: Store
-    executor: Executor
+    executor: Executor | list[Executor]  # one for every site, or one per site in the store's order
     profile: str = "fifo+easy+best-fit"
     clock: Callable[[], float] = time.time
     batch: int = 20_000
     forecast_every_s: float = 5.0
     fork_forecast: bool = True
     lease: Lease | None = None  # the store's lease, which fences every write (run_daemon takes it)
-    engine: Engine = field(init=False)
+    route: str | None = None  # the route policy; None: the store's (set by its network), else the default
     stats: list[StepStats] = field(default_factory=list, init=False)
+
+    @property
+    def engine(self) -> Engine:
+        """The first site's engine (the only one, unless the store serves a network)."""
+        return self.sites[0].engine
+
+    @property
+    def topo(self) -> Topology:
+        return self.sites[0].topo
 
     def __post_init__(self) -> None:
         self._forecast_cost_s = 0.0
@@ -167,118 +212,176 @@ class Daemon:
 
     # ---- start-up ---------------------------------------------------------------------------------------------
     def recover(self) -> None:
-        """Rebuild the engine from the store. The next step reads the inbox, then carries out the outbox."""
-        self._log_seen = 0
+        """Rebuild every site's engine from the store. The next step reads the inbox, then carries out the outbox."""
         self._max_seen = 0  # the highest job id taken from the store
-        # Every attempt started and not yet billed: (job, attempt) -> (tenant, GPUs, start as the daemon saw it).
-        self._attempts: dict[tuple[int, int], tuple[str, float, float]] = {}
+        # Every attempt started and not yet billed: (job, attempt) -> (tenant, GPUs, start as seen, site).
+        self._attempts: dict[tuple[int, int], tuple[str, float, float, str]] = {}
         self._late: list[Report] = []  # ends the daemon learnt of itself (starts that failed), for the next step
         self._start_errors: dict[tuple[int, int], tuple[float, int]] = {}  # (job, attempt) -> (first error, tries)
         self._forget: set[int] = set()  # ended jobs whose stopped attempt is not gone yet
         self._deadlines: list[tuple[float, int, int]] = []  # heap of (time limit, job, attempt) of running jobs
+        self._site_of: dict[int, _Site] = {}  # every job an engine holds -> its site
         with self.store.connect() as conn:
-            site = load_site(conn)
-            if site is None:
+            stored = load_sites(conn)
+            if not stored:
                 raise ConfigError("the store has no site yet: start it with `gigafactory serve` first")
-            _, topo = site
-            self.topo = topo
+            executors = self.executor if isinstance(self.executor, list) else [self.executor] * len(stored)
+            if len(executors) != len(stored):
+                raise ConfigError(f"{len(executors)} executors for {len(stored)} sites")
             tree = accounts.load_tree(conn)
             self._identities = accounts.identities(conn)
-            self.engine = Engine(topo, self.profile, tenants=tree, seed=0, keep_log=True, hold_stopped=True)
+            route = parse_route(self.route or get_meta(conn, "route") or DEFAULT_ROUTE)
+            self.sites = []
+            for k, (st, ex) in enumerate(zip(stored, executors, strict=True)):
+                eng = Engine(st.topology, self.profile, tenants=tree, seed=k, keep_log=True, hold_stopped=True)
+                self.sites.append(_Site(k, st, eng, ex, SiteState(st.as_spec(), eng)))
+            self._by_name = {x.name: x for x in self.sites}
+            self._by_id = {x.stored.id: x for x in self.sites}
+            self.router = Router([x.view for x in self.sites], route)
             now = self.clock()
-            events: list[Event] = []
+            events: dict[int, list[Event]] = {x.index: [] for x in self.sites}
             for row in jobstore.stopping_attempts(conn):
+                site = self._site_named(row.site)
                 pl = placement_from_json(row.placement)
-                events.append(AttemptStopping(now, JobId(int(row.id)), int(row.attempt), pl))
-                self._attempts[(int(row.id), int(row.attempt))] = (row.tenant, _gpus(pl), float(row.started_at))
+                events[site.index].append(AttemptStopping(now, JobId(int(row.id)), int(row.attempt), pl))
+                self._attempts[(int(row.id), int(row.attempt))] = (row.tenant, _gpus(pl), float(row.started_at),
+                                                                   site.name)  # fmt: skip
+                self._site_of[int(row.id)] = site
                 if row.state not in ("pending", "running"):
                     self._forget.add(int(row.id))
             for node in node_rows(conn):
+                site = self._by_id[int(str(node["site_id"]))]
                 idx, reason = int(str(node["idx"])), str(node["reason"])
                 if node["state"] == "down":
-                    events.append(NodeFailed(now, idx, reason=reason or "down"))
+                    events[site.index].append(NodeFailed(now, idx, reason=reason or "down"))
                 elif node["state"] == "drained":
-                    events.append(NodeDrained(now, idx, reason=reason or "drained"))
+                    events[site.index].append(NodeDrained(now, idx, reason=reason or "drained"))
             active = conn.execute(
                 select(jobs_table).where(jobs_table.c.state.in_(["pending", "running"])).order_by(jobs_table.c.id)
             ).all()
             attained = jobstore.gpu_seconds_by_job(conn, [int(r.id) for r in active])
             for row in active:
                 job = job_from_row(row)
+                site = self._site_named(row.site)
+                self._site_of[int(row.id)] = site
                 done_gpu_s = attained.get(int(row.id), 0.0)
                 if row.state == "running" and row.placement:
                     pl = placement_from_json(row.placement)
-                    events.append(JobRestored(now, job, int(row.attempt), pl, float(row.started_at), done_gpu_s))
-                    self._attempts[(int(row.id), int(row.attempt))] = (row.tenant, _gpus(pl), float(row.started_at))
+                    events[site.index].append(
+                        JobRestored(now, job, int(row.attempt), pl, float(row.started_at), done_gpu_s)
+                    )
+                    self._attempts[(int(row.id), int(row.attempt))] = (row.tenant, _gpus(pl), float(row.started_at),
+                                                                       site.name)  # fmt: skip
                     self._limit(job, int(row.attempt), float(row.started_at))
                 else:
-                    events.append(JobRestored(now, job, int(row.attempt), None, None, done_gpu_s))
+                    events[site.index].append(JobRestored(now, job, int(row.attempt), None, None, done_gpu_s))
         # Restoring only rebuilds state: the engine may not start anything before the first real step.
-        self.engine.handle(events)
-        self.engine.log = TransitionLog()
+        for site in self.sites:
+            site.engine.handle(events[site.index])
+            site.engine.log = TransitionLog()
+            site.log_seen = 0
         self._max_seen = max(self._max_seen_in_store(), 0)
+
+    def _site_named(self, name: str | None) -> _Site:
+        """A job's site by name; a job of a store from before networks (no site) is on its one site."""
+        return self._by_name.get(name or "", self.sites[0])
 
     # ---- one turn ---------------------------------------------------------------------------------------------
     def step(self) -> StepStats:
         stats = StepStats()
         now = self.clock()
-        events: list[Event] = []
+        events: dict[int, list[Event]] = {x.index: [] for x in self.sites}
         with self.store.connect() as conn:
             new = jobstore.submitted(conn, self.batch)
             requests = inbox.unprocessed(conn)
         stats.submitted = len(new)
+        routes: dict[int, tuple[_Site, str]] = {}
+        refused: dict[int, str] = {}
         for row in new:
-            events.append(JobSubmitted(now, job_from_row(row)))
+            job = job_from_row(row)
             self._max_seen = max(self._max_seen, int(row.id))
+            routed = self.router.route_job(job, now)
+            if isinstance(routed, Status):
+                refused[int(row.id)] = str(routed)
+                continue
+            site = self.sites[routed.site]
+            routes[int(row.id)] = (site, routed.reason)
+            self._site_of[int(row.id)] = site
+            events[site.index].append(JobSubmitted(now, job))
         # Submissions are taken in id order, a batch at a time: a cancellation of one not taken yet waits for it.
         requests = [ev for ev in requests if ev.kind != "cancel" or int(ev.job_id) <= self._max_seen]
         tenants_changed = False
-        events.extend(self._over_time(now))
+        for jid, ev_ in self._over_time(now):
+            events[self._site_of[jid].index].append(ev_)
+        node_states: list[tuple[int, int, str, str]] = []  # (site id, node, state, reason)
         for ev in requests:
             if ev.kind == "cancel":
-                events.append(JobCancelled(now, JobId(int(ev.job_id)), reason=ev.payload.get("reason", "cancelled")))
-            elif ev.kind == "drain":
-                events.append(NodeDrained(now, int(ev.node), reason=ev.payload.get("reason", "drained")))
-            elif ev.kind == "resume":
-                events.append(NodeResumed(now, int(ev.node)))
+                site_of = self._site_of.get(int(ev.job_id))
+                if site_of is not None:
+                    reason = ev.payload.get("reason", "cancelled")
+                    events[site_of.index].append(JobCancelled(now, JobId(int(ev.job_id)), reason=reason))
+            elif ev.kind in ("drain", "resume"):
+                site = self._site_named(ev.payload.get("site"))
+                if ev.kind == "drain":
+                    reason = ev.payload.get("reason", "drained")
+                    events[site.index].append(NodeDrained(now, int(ev.node), reason=reason))
+                    node_states.append((site.stored.id, int(ev.node), "drained", reason))
+                else:
+                    events[site.index].append(NodeResumed(now, int(ev.node)))
+                    node_states.append((site.stored.id, int(ev.node), "up", ""))
             elif ev.kind == "tenants":
                 tenants_changed = True
         stats.events = len(requests)
         if tenants_changed:
             with self.store.connect() as conn:
-                self.engine.tenants = accounts.load_tree(conn)
+                tree = accounts.load_tree(conn)
                 self._identities = accounts.identities(conn)
-        watch = {jid: self.engine.job(jid).attempt for jid in self.engine.running()} | self.engine.held()
-        reports = self.executor.poll(watch) + self._late
+            for site in self.sites:
+                site.engine.tenants = tree
+        reports = list(self._late)
         self._late = []
+        polled: set[int] = set()
+        for site in self.sites:
+            eng = site.engine
+            watch = {jid: eng.job(jid).attempt for jid in eng.running()} | eng.held()
+            if id(site.executor) in polled:
+                # A shared executor: poll it once, for every site it serves.
+                continue
+            for other in self.sites:
+                if other is not site and other.executor is site.executor:
+                    o = other.engine
+                    watch |= {jid: o.job(jid).attempt for jid in o.running()} | o.held()
+            polled.add(id(site.executor))
+            reports += site.executor.poll(watch)
         stats.reports = len(reports)
         billed = self._bill(reports, now)
-        events.extend(self._report_events(now, reports))
-        node_states: list[tuple[int, str, str]] = []
-        index = {name: i for i, name in enumerate(self.topo.node_names)}
-        for nr in self.executor.nodes():
-            i = index.get(nr.node)
-            if i is None:
-                continue
-            up = bool(self.engine.cap.node_up[i])
-            if nr.state == "down" and up:
-                events.append(NodeFailed(now, i, reason=nr.reason or "down"))
-                node_states.append((i, "down", nr.reason))
-            elif nr.state == "up" and not up:
-                events.append(NodeRepaired(now, i))
-                node_states.append((i, "up", ""))
-        for ev in requests:
-            if ev.kind == "drain":
-                node_states.append((int(ev.node), "drained", ev.payload.get("reason", "drained")))
-            elif ev.kind == "resume":
-                node_states.append((int(ev.node), "up", ""))
-        events.append(Tick(now))
+        for r in reports:
+            where = self._site_of.get(r.job_id)
+            if where is not None:
+                events[where.index].extend(self._report_events(now, [r]))
+        for site in self.sites:
+            for nr in site.executor.nodes():
+                i = site.node_index.get(nr.node)
+                if i is None:
+                    continue
+                up = bool(site.engine.cap.node_up[i])
+                if nr.state == "down" and up:
+                    events[site.index].append(NodeFailed(now, i, reason=nr.reason or "down"))
+                    node_states.append((site.stored.id, i, "down", nr.reason))
+                elif nr.state == "up" and not up:
+                    events[site.index].append(NodeRepaired(now, i))
+                    node_states.append((site.stored.id, i, "up", ""))
         t0 = time.perf_counter()
-        actions = self.engine.handle(events)
+        actions: list[tuple[_Site, Any]] = []
+        for site in self.sites:
+            batch = events[site.index]
+            batch.append(Tick(now))
+            actions += [(site, a) for a in site.engine.handle(batch)]
+            site.view.settle()
         stats.cycle_s = time.perf_counter() - t0
         stats.actions = len(actions)
         t1 = time.perf_counter()
-        self._persist(actions, [ev.seq for ev in requests], node_states, now, billed)
+        self._persist(actions, [ev.seq for ev in requests], node_states, now, billed, routes, refused)
         stats.persist_s = time.perf_counter() - t1
         t2 = time.perf_counter()
         self._act()
@@ -321,15 +424,17 @@ class Daemon:
         if job.estimate_s is not None and math.isfinite(job.estimate_s):
             heapq.heappush(self._deadlines, (started + job.estimate_s + TIME_LIMIT_GRACE_S, int(job.id), attempt))
 
-    def _over_time(self, now: float) -> list[Event]:
+    def _over_time(self, now: float) -> list[tuple[int, Event]]:
         """Cancellations of the running attempts that have passed their time limit."""
-        out: list[Event] = []
+        out: list[tuple[int, Event]] = []
         while self._deadlines and self._deadlines[0][0] <= now:
             _, jid, attempt = heapq.heappop(self._deadlines)
-            rec = self.engine.job(jid) if jid in self.engine else None
+            site = self._site_of.get(jid)
+            rec = site.engine.job(jid) if site is not None and jid in site.engine else None
             if rec is not None and rec.state is JobState.RUNNING and rec.attempt == attempt:
                 limit = rec.job.estimate_s or 0.0
-                out.append(JobCancelled(now, JobId(jid), reason=f"time limit: it ran past its {_duration(limit)}"))
+                why = f"time limit: it ran past its {_duration(limit)}"
+                out.append((jid, JobCancelled(now, JobId(jid), reason=why)))
         return out
 
     def _bill(self, reports: list[Report], now: float) -> list[dict[str, Any]]:
@@ -339,13 +444,13 @@ class Daemon:
             known = self._attempts.pop((r.job_id, r.attempt), None)
             if known is None:
                 continue  # billed already (a report seen twice), or never started here
-            tenant, gpus, started_seen = known
+            tenant, gpus, started_seen, site = known
             started = r.started_at if r.started_at is not None else started_seen
             ended = r.ended_at if r.ended_at is not None else now
             ended = max(ended, started)
             rows.append({"job_id": r.job_id, "attempt": r.attempt, "tenant": tenant, "gpus": gpus,
                          "started_at": started, "ended_at": ended,
-                         "gpu_seconds": gpus * (ended - started)})  # fmt: skip
+                         "gpu_seconds": gpus * (ended - started), "site": site})  # fmt: skip
         return rows
 
     def _report_events(self, now: float, reports: list[Report]) -> list[Event]:
@@ -362,52 +467,66 @@ class Daemon:
 
     def _persist(
         self,
-        actions: list[Any],
+        actions: list[tuple[_Site, Any]],
         processed: list[int],
-        node_states: list[tuple[int, str, str]],
+        node_states: list[tuple[int, int, str, str]],
         now: float,
         accounting: list[dict[str, Any]],
+        routes: dict[int, tuple[_Site, str]] | None = None,
+        refused: dict[int, str] | None = None,
     ) -> None:
-        tlog = self.engine.log
         updates: dict[int, dict[str, Any]] = {}
         history: list[dict[str, Any]] = []
-        for i in range(self._log_seen, len(tlog)):
-            t = tlog.entry(i)
-            jid = t.job_id
-            rec = self.engine.job(jid)
-            row = updates.setdefault(jid, {})
-            row["state"] = t.new.value
-            row["attempt"] = t.attempt
-            history.append(
-                {"time": t.time, "job_id": jid, "attempt": t.attempt, "old": t.old.value if t.old else None,
-                 "new": t.new.value, "stimulus": t.stimulus, "reason": t.reason}
-            )  # fmt: skip
-            if t.new is JobState.RUNNING:
-                pl = rec.placement
-                assert pl is not None
-                row.update(started_at=t.time, placement=placement_to_json(pl), reason="", est_start=None)
-                where = self.executor.attempt_dir(jid, t.attempt)
-                if where is not None:
-                    row["log_dir"] = str(where)
-                row.setdefault("first_started_at", rec.first_start_s)
-                self._attempts[(jid, t.attempt)] = (rec.job.tenant, _gpus(pl), t.time)
-                self._limit(rec.job, t.attempt, t.time)
-            elif t.new is JobState.PENDING:
-                row.update(reason=t.reason)
-            elif t.new.terminal:
-                row.update(ended_at=t.time, exit_code=rec.exit_code, reason=t.reason, est_start=None)
-        ended = [jid for jid, values in updates.items() if JobState(values["state"]).terminal]
+        for jid, (site, reason) in (routes or {}).items():
+            updates[jid] = {"site": site.name}
+            if len(self.sites) > 1:  # (a lone site's jobs have nowhere else to go: no story to tell)
+                history.append({"time": now, "job_id": jid, "attempt": 0, "old": "submitted", "new": "submitted",
+                                "stimulus": "route", "reason": f"routed to {site.name}: {reason}"})  # fmt: skip
+        for jid, why in (refused or {}).items():
+            updates[jid] = {"state": "rejected", "attempt": 0, "ended_at": now, "reason": why}
+            history.append({"time": now, "job_id": jid, "attempt": 0, "old": "submitted", "new": "rejected",
+                            "stimulus": "route", "reason": why})  # fmt: skip
+        for site in self.sites:
+            tlog = site.engine.log
+            for i in range(site.log_seen, len(tlog)):
+                t = tlog.entry(i)
+                jid = t.job_id
+                rec = site.engine.job(jid)
+                row = updates.setdefault(jid, {})
+                row["state"] = t.new.value
+                row["attempt"] = t.attempt
+                history.append(
+                    {"time": t.time, "job_id": jid, "attempt": t.attempt, "old": t.old.value if t.old else None,
+                     "new": t.new.value, "stimulus": t.stimulus, "reason": t.reason}
+                )  # fmt: skip
+                if t.new is JobState.RUNNING:
+                    pl = rec.placement
+                    assert pl is not None
+                    row.update(started_at=t.time, placement=placement_to_json(pl), reason="", est_start=None)
+                    where = site.executor.attempt_dir(jid, t.attempt)
+                    if where is not None:
+                        row["log_dir"] = str(where)
+                    row.setdefault("first_started_at", rec.first_start_s)
+                    self._attempts[(jid, t.attempt)] = (rec.job.tenant, _gpus(pl), t.time, site.name)
+                    self._limit(rec.job, t.attempt, t.time)
+                elif t.new is JobState.PENDING:
+                    row.update(reason=t.reason)
+                elif t.new.terminal:
+                    row.update(ended_at=t.time, exit_code=rec.exit_code, reason=t.reason, est_start=None)
+        ended = [jid for jid, values in updates.items() if "state" in values and JobState(values["state"]).terminal]
         starts_stops = []
-        for a in actions:
+        for site, a in actions:
             if isinstance(a, StartJob):
-                starts_stops.append({"kind": "start", "job_id": int(a.job_id), "attempt": a.attempt, "payload": {}})
+                starts_stops.append(
+                    {"kind": "start", "job_id": int(a.job_id), "attempt": a.attempt, "payload": {"site": site.name}}
+                )
             elif isinstance(a, StopJob):
                 starts_stops.append(
                     {
                         "kind": "stop",
                         "job_id": int(a.job_id),
                         "attempt": a.attempt,
-                        "payload": {"reason": a.reason.value},
+                        "payload": {"reason": a.reason.value, "site": site.name},
                     }
                 )
         idle = not (updates or starts_stops or processed or node_states or accounting)
@@ -427,19 +546,26 @@ class Daemon:
                 jobstore.update_job(conn, jid, **values)
             jobstore.record_transitions(conn, history)
             jobstore.record_usage(conn, accounting)
-            for idx, state, reason in node_states:
-                set_node_state(conn, idx, state, reason)
+            for site_id, idx, state, reason in node_states:
+                set_node_state(conn, site_id, idx, state, reason)
             outbox.append(conn, starts_stops)
             set_meta(conn, "daemon_heartbeat", f"{now:.3f}")
-        # Durable now: the engine need not remember it. Its history is in the store.
-        self.engine.log = TransitionLog()
-        self._log_seen = 0
-        held = self.engine.held()
+        # Durable now: the engines need not remember it. Their history is in the store.
+        for site in self.sites:
+            site.engine.log = TransitionLog()
+            site.log_seen = 0
         self._forget.update(ended)
-        for jid in [j for j in self._forget if j not in held]:
+        for jid in list(self._forget):
+            site_of = self._site_of.get(jid)
+            if site_of is None:
+                self._forget.discard(jid)
+                continue
+            if jid in site_of.engine.held():
+                continue
             self._forget.discard(jid)
-            if jid in self.engine:
-                self.engine.forget(jid)
+            if jid in site_of.engine:
+                site_of.engine.forget(jid)
+            del self._site_of[jid]
 
     def _act(self) -> None:
         """Carry out the outbox: start and stop attempts, then mark them done."""
@@ -454,12 +580,13 @@ class Daemon:
         for action in todo:
             row = rows.get(action.job_id)
             key = (action.job_id, action.attempt)
+            site = self._site_named(row.site if row is not None else action.payload.get("site"))
             try:
                 if action.kind == "start" and row is not None:
                     if row.attempt == action.attempt and row.state == "running" and row.placement:
-                        self.executor.start(self._launch(row))
+                        site.executor.start(self._launch(row, site))
                 elif action.kind == "stop":
-                    self.executor.stop(action.job_id, action.attempt)
+                    site.executor.stop(action.job_id, action.attempt)
             except LaunchError as exc:
                 self._start_failed(key, str(exc))
             except Exception as exc:  # the executor or the machine failed, perhaps for a moment: try again
@@ -481,9 +608,9 @@ class Daemon:
         now = self.clock()
         self._late.append(Report(key[0], key[1], "failed", None, f"could not start: {why}", now, now))
 
-    def _launch(self, row: Any) -> Launch:
+    def _launch(self, row: Any, site: _Site | None = None) -> Launch:
         pl = placement_from_json(row.placement)
-        topo = self.topo
+        topo = (site or self._site_named(row.site)).topo
         names = [topo.node_names[n] for n in pl.nodes]
         local = [[g - int(topo.gpu_start[n]) for g in gpus] for n, gpus in zip(pl.nodes, pl.node_gpus, strict=True)]
         who = self._identities.get(row.tenant)
@@ -508,7 +635,10 @@ class Daemon:
 
     def forecast(self, now: float) -> None:
         """Write each waiting job's estimated start (``squeue --start``) now, in this process."""
-        self._write_forecast(forecast_starts(self.engine, now))
+        self._write_forecast(_forecast_all([x.engine for x in self.sites], now))
+
+    def pending(self) -> list[int]:
+        return [jid for x in self.sites for jid in x.engine.pending()]
 
     def _forecast_step(self, now: float) -> None:
         """Keep the estimates fresh without stalling the loop.
@@ -526,14 +656,14 @@ class Daemon:
             self._forecast_run = None
             self._forecast_cost_s = run.elapsed()
             if result.starts is not None:
-                pending = set(self.engine.pending())
+                pending = set(self.pending())
                 self._write_forecast({jid: t for jid, t in result.starts.items() if jid in pending})
         if now - self._last_forecast < max(self.forecast_every_s, 10 * self._forecast_cost_s):
             return
         self._last_forecast = now
-        if self.fork_forecast and threading.active_count() == 1 and self.engine.pending():
+        if self.fork_forecast and threading.active_count() == 1 and self.pending():
             try:
-                self._forecast_run = _ForecastRun.start(self.engine, now)
+                self._forecast_run = _ForecastRun.start([x.engine for x in self.sites], now)
             except OSError as exc:  # no process to spare now: the estimates wait for the next round
                 log.warning("no forecast this round: %s", exc)
         else:
@@ -542,7 +672,7 @@ class Daemon:
             self._forecast_cost_s = time.perf_counter() - t0
 
     def _write_forecast(self, starts: dict[int, float]) -> None:
-        pending = self.engine.pending()
+        pending = self.pending()
         if pending:
             with self.store.begin() as conn:
                 if self.lease is not None:
@@ -555,6 +685,14 @@ class Daemon:
                 select(func.max(jobs_table.c.id)).where(jobs_table.c.state != jobstore.SUBMITTED)
             ).scalar()
         return int(top or 0)
+
+
+def _forecast_all(engines: list[Engine], now: float) -> dict[int, float]:
+    """Every site's forecast; job ids are the store's, so they do not collide."""
+    out: dict[int, float] = {}
+    for eng in engines:
+        out.update(forecast_starts(eng, now))
+    return out
 
 
 def _gpus(pl: Placement) -> float:
@@ -584,7 +722,7 @@ class _ForecastRun:
     buf: bytearray = field(default_factory=bytearray)
 
     @classmethod
-    def start(cls, engine: Engine, now: float) -> _ForecastRun:
+    def start(cls, engines: list[Engine], now: float) -> _ForecastRun:
         r, w = os.pipe()
         try:
             pid = os.fork()
@@ -596,7 +734,7 @@ class _ForecastRun:
             code = 0
             try:
                 os.close(r)
-                data = pickle.dumps(forecast_starts(engine, now), protocol=pickle.HIGHEST_PROTOCOL)
+                data = pickle.dumps(_forecast_all(engines, now), protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(w, "wb") as out:
                     out.write(data)
             except BaseException:

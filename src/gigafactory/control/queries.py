@@ -16,7 +16,7 @@ from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.schema import jobs, tenants, usage
 from gigafactory.control.store.site import node_rows
 
-__all__ = ["SiteInfo", "node_use", "queue", "tenant_summaries", "utilisation_series"]
+__all__ = ["SiteInfo", "node_use", "queue", "site_summaries", "tenant_summaries", "utilisation_series"]
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,22 @@ class SiteInfo:
     gpus_by_model: dict[str, int]
     domain_gpus: int  # the largest NVLink domain
     pod_gpus: int  # the largest pod
+    id: int = 0
+    country: str | None = None
 
 
-def queue(conn: Connection, tenant: str | None = None, limit: int = 1000) -> list[tuple[int | None, Any]]:
+def queue(
+    conn: Connection, tenant: str | None = None, limit: int = 1000, site: str | None = None
+) -> list[tuple[int | None, Any]]:
     """Running jobs, then waiting ones by estimated start (then id), each with its place among the waiting jobs
-    of the whole site (a tenant sees where it stands among everyone, not among its own jobs only)."""
-    running = jobstore.list_jobs(conn, tenant=tenant, states=["running"], limit=limit)
+    of the whole site (a tenant sees where it stands among everyone, not among its own jobs only). With ``site``,
+    that site's jobs (and the jobs not routed yet)."""
+    running = jobstore.list_jobs(conn, tenant=tenant, states=["running"], limit=limit, site=site)
     order = (jobs.c.est_start.is_(None), jobs.c.est_start, jobs.c.id)
-    ranked = (
-        select(jobs, func.row_number().over(order_by=order).label("position"))
-        .where(jobs.c.state.in_(["pending", "submitted"]))
-        .subquery()
-    )
+    waiting_here: Any = jobs.c.state.in_(["pending", "submitted"])
+    if site is not None:
+        waiting_here = waiting_here & ((jobs.c.site == site) | jobs.c.site.is_(None))
+    ranked = select(jobs, func.row_number().over(order_by=order).label("position")).where(waiting_here).subquery()
     q = select(ranked)
     if tenant is not None:
         q = q.where(ranked.c.tenant == tenant)
@@ -50,15 +54,52 @@ def queue(conn: Connection, tenant: str | None = None, limit: int = 1000) -> lis
     return [(None, r) for r in running] + [(int(r.position), r) for r in waiting]
 
 
-def node_use(conn: Connection) -> tuple[list[dict[str, Any]], dict[int, float]]:
-    """Nodes (as rows) and the GPUs in use on each, from the running jobs' placements."""
-    used: dict[int, float] = {}
-    for (pl,) in conn.execute(select(jobs.c.placement).where(jobs.c.state == "running")):
+def node_use(conn: Connection, first_site: str = "") -> tuple[list[dict[str, Any]], dict[tuple[str, int], float]]:
+    """Nodes (as rows, each with its ``site``) and the GPUs in use on each, by (site, node index), from the running
+    jobs' placements. A job without a site (from a store older than networks) is on ``first_site``."""
+    used: dict[tuple[str, int], float] = {}
+    for site, pl in conn.execute(select(jobs.c.site, jobs.c.placement).where(jobs.c.state == "running")):
         if not pl:
             continue
         for n, gpus in zip(pl["nodes"], pl["gpus"], strict=True):
-            used[n] = used.get(n, 0.0) + len(gpus) * pl["gpu_milli"] / 1000.0
+            key = (site or first_site, n)
+            used[key] = used.get(key, 0.0) + len(gpus) * pl["gpu_milli"] / 1000.0
     return node_rows(conn), used
+
+
+def site_summaries(conn: Connection, sites: list[Any]) -> list[dict[str, Any]]:
+    """Each site's load: GPUs in use and asked for, jobs running and waiting, nodes down and drained."""
+    first = sites[0].name if sites else ""
+    stats: dict[str, dict[str, float]] = {
+        s.name: {"used": 0.0, "asked": 0.0, "running": 0, "waiting": 0, "down": 0, "drained": 0} for s in sites
+    }
+    q = select(jobs.c.site, jobs.c.state, func.count(), func.sum(jobs.c.gpus * jobs.c.gpu_milli)).where(
+        jobs.c.state.in_(["running", "pending"])
+    )
+    for site, state, n, milli in conn.execute(q.group_by(jobs.c.site, jobs.c.state)):
+        st = stats.get(site or first)
+        if st is None:
+            continue
+        if state == "running":
+            st["running"] += n
+            st["used"] += (milli or 0) / 1000.0
+        else:
+            st["waiting"] += n
+            st["asked"] += (milli or 0) / 1000.0
+    for row in node_rows(conn):
+        st = stats.get(str(row["site"]))
+        if st is not None and row["state"] in ("down", "drained"):
+            st[str(row["state"])] += 1
+    out = []
+    for s in sites:
+        st = stats[s.name]
+        gpus = s.topology.num_gpus
+        out.append({"name": s.name, "spec": s.spec, "country": s.country, "gpus": gpus, "gpus_used": st["used"],
+                    "gpus_asked": st["asked"], "load": (st["used"] + st["asked"]) / max(gpus, 1),
+                    "jobs_running": int(st["running"]), "jobs_waiting": int(st["waiting"]),
+                    "nodes_down": int(st["down"]), "nodes_drained": int(st["drained"]),
+                    "price_eur_mwh": s.price_eur_mwh, "carbon_g_kwh": s.carbon_g_kwh, "pue": s.pue})  # fmt: skip
+    return out
 
 
 def tenant_summaries(conn: Connection, only: str | None = None) -> list[dict[str, Any]]:

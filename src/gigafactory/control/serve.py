@@ -36,6 +36,7 @@ from gigafactory.control.executors import Executor, LocalExecutor
 from gigafactory.control.identity import isolating
 from gigafactory.control.lease import Lease, LeaseLostError
 from gigafactory.control.store.db import get_meta
+from gigafactory.control.store.site import StoredSite, load_sites
 from gigafactory.core.errors import ConfigError
 
 __all__ = ["DaemonSupervisor", "containment", "make_executor", "run_daemon", "serve_api"]
@@ -69,6 +70,21 @@ def make_executor(cfg: ControlConfig, store: Store, name: str | None = None) -> 
     raise ConfigError(f"executor {name!r}; known: local, slurm")
 
 
+def make_executors(cfg: ControlConfig, store: Store, sites: list[StoredSite]) -> list[Executor]:
+    """One executor per site, as each site's ``executor`` table says (else the store's). Sites of one kind share
+    one executor: every local site runs its jobs from the same jobs directory, under job ids unique to the store."""
+    with store.connect() as conn:
+        default = get_meta(conn, "executor", "local") or "local"
+    shared: dict[str, Executor] = {}
+    out = []
+    for site in sites:
+        kind = str(site.executor.get("kind", default))
+        if kind not in shared:
+            shared[kind] = make_executor(cfg, store, kind)
+        out.append(shared[kind])
+    return out
+
+
 def containment(cfg: ControlConfig, store: Store) -> str:
     """How the store's executor contains jobs on this host, in words."""
     executor = make_executor(cfg, store)
@@ -96,7 +112,9 @@ def run_daemon(cfg: ControlConfig, *, poll_s: float = 0.2, stop: Callable[[], bo
     with store.connect() as conn:
         profile = get_meta(conn, "profile", "fifo+easy+best-fit") or "fifo+easy+best-fit"
     with Lease.acquire(store, "daemon") as lease:
-        daemon = Daemon(store, make_executor(cfg, store), profile=profile, lease=lease)
+        with store.connect() as conn:
+            sites = load_sites(conn)
+        daemon = Daemon(store, make_executors(cfg, store, sites), profile=profile, lease=lease)
         try:
             daemon.run(poll_s=poll_s, stop=lambda: stopping.is_set() or stop())
         except LeaseLostError as exc:

@@ -66,6 +66,12 @@ class SiteSpec:
     def topology(self) -> Topology:
         return build_site(self.preset)
 
+    def on(self, topo: Topology) -> SiteSpec:
+        """This site on a topology given, not built from ``preset`` (the control plane's, read from its store or
+        its Slurm cluster)."""
+        self.__dict__["topology"] = topo  # fills the cached property
+        return self
+
     def full_power_mw(self) -> float:
         """Facility power with every GPU busy: Σ system power per GPU × PUE."""
         topo = self.topology

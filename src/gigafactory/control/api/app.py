@@ -36,15 +36,16 @@ from gigafactory.control.api.submit import RateLimiter, SubmissionWriter
 from gigafactory.control.config import ControlConfig
 from gigafactory.control.daemon import job_from_row
 from gigafactory.control.identity import isolation_note
-from gigafactory.control.queries import SiteInfo, node_use, queue, tenant_summaries
+from gigafactory.control.queries import SiteInfo, node_use, queue, site_summaries, tenant_summaries
 from gigafactory.control.store import accounts, inbox
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import get_meta
 from gigafactory.control.store.schema import tenants, tokens
-from gigafactory.control.store.site import load_site
+from gigafactory.control.store.site import load_sites
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.tenants import Tenant
 from gigafactory.engine.engine import Engine
+from gigafactory.network.model import EU_MEMBER_STATES
 
 __all__ = ["COOKIE", "Auth", "create_app", "read_log"]
 
@@ -141,16 +142,26 @@ Admin = Annotated[accounts.Principal, Depends(admin)]
 
 
 def load_site_info(store: Store) -> SiteInfo:
+    """The first site (the only one, unless the store serves a network)."""
+    return load_site_infos(store)[0]
+
+
+def load_site_infos(store: Store) -> list[SiteInfo]:
     with store.connect() as conn:
-        site = load_site(conn)
-    if site is None:
+        stored = load_sites(conn)
+    if not stored:
         raise ConfigError("the store holds no site: run `gigafactory serve` (which sets one up) first")
-    spec, topo = site
+    return [_site_info(x.spec, x.topology, x.id, x.country) for x in stored]
+
+
+def _site_info(spec: str, topo: Any, site_id: int, country: str | None) -> SiteInfo:
     dom = [int(topo.node_gpus[a:b].sum()) for a, b in zip(topo.domain_start[:-1], topo.domain_start[1:], strict=True)]
     pod = [int(topo.node_gpus[a:b].sum()) for a, b in zip(topo.pod_start[:-1], topo.pod_start[1:], strict=True)]
     return SiteInfo(
         name=topo.name,
         spec=spec,
+        id=site_id,
+        country=country,
         node_names=list(topo.node_names),
         num_gpus=topo.num_gpus,
         max_gpus_per_node=topo.max_gpus_per_node,
@@ -163,12 +174,15 @@ def load_site_info(store: Store) -> SiteInfo:
 def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     """The API for the control plane in ``cfg``. The store must hold a site (see :func:`init_control`)."""
     store = store if store is not None else cfg.open()
-    site = load_site_info(store)
+    site_list = load_site_infos(store)
+    site = site_list[0]
+    by_name = {x.name: x for x in site_list}
+    total_gpus = sum(x.num_gpus for x in site_list)
     with store.connect() as conn:
-        topo = load_site(conn)[1]  # type: ignore[index]
-    # Whether a request could ever run here is the engine's own question, asked of an empty site.
-    oracle = Engine(topo, "fifo+none+first-fit", keep_log=False)
-    never: dict[tuple[Any, ...], str | None] = {}  # its answers, by request shape
+        stored_sites = load_sites(conn)
+    # Whether a request could ever run on a site is the engine's own question, asked of that site empty.
+    oracles = {x.name: Engine(x.topology, "fifo+none+first-fit", keep_log=False) for x in stored_sites}
+    never: dict[tuple[Any, ...], str | None] = {}  # their answers, by site and request shape
     limits_cache: dict[str, accounts.Limits] = {}
     limits_at = [0.0]
 
@@ -198,6 +212,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     app.state.store = store
     app.state.cfg = cfg
     app.state.site = site
+    app.state.sites = site_list
     app.state.auth = Auth(store)
     from gigafactory.control.serve import containment
 
@@ -254,28 +269,22 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             )
         if not tenant_exists(tenant):
             raise ApiError(422, f"{where}.tenant: unknown tenant {tenant!r}", f"{where}.tenant")
-        available = site.num_gpus
-        if spec.models is not None:
-            unknown = [x for x in spec.models if x not in site.gpus_by_model]
+        if spec.site is not None and spec.site not in by_name:
+            raise ApiError(422, f"{where}.site: unknown site {spec.site!r}; the sites are {', '.join(by_name)}",
+                           f"{where}.site")  # fmt: skip
+        if spec.countries is not None:
+            unknown = [c for c in spec.countries if c not in EU_MEMBER_STATES]
             if unknown:
-                raise ApiError(
-                    422,
-                    f"{where}.models: {unknown[0]!r} is not a GPU model of this site; it has "
-                    f"{', '.join(site.gpus_by_model)}",
-                    f"{where}.models",
-                )
-            available = sum(site.gpus_by_model[x] for x in spec.models)
-        if spec.gpus > available:
-            raise ApiError(
-                422, f"{where}.gpus: {spec.gpus} GPUs asked; this site has {available}", f"{where}.gpus"
-            )  # fmt: skip
-        room = {"domain": site.domain_gpus, "pod": site.pod_gpus}.get(spec.locality)
-        if room is not None and spec.gpus > room:
-            raise ApiError(
-                422,
-                f"{where}.locality: {spec.gpus} GPUs cannot fit in one {spec.locality} (at most {room} GPUs)",
-                f"{where}.locality",
-            )
+                raise ApiError(422, f"{where}.countries: {unknown[0]!r} is not the ISO code of an EU member state",
+                               f"{where}.countries")  # fmt: skip
+        allowed = [
+            x for x in site_list
+            if (spec.site is None or x.name == spec.site) and (spec.countries is None or x.country in spec.countries)
+        ]  # fmt: skip
+        if not allowed:
+            have = ", ".join(f"{x.name} ({x.country or 'no country'})" for x in site_list)
+            raise ApiError(422, f"{where}.countries: no site is in {', '.join(spec.countries or ())}; the sites: "
+                           f"{have}", f"{where}.countries")  # fmt: skip
         row = {
             "tenant": tenant,
             "name": spec.name,
@@ -292,18 +301,55 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             "ckpt_s": spec.checkpoint_s,
             "client_key": spec.key,
             "client_hash": spec.fingerprint() if spec.key else None,
+            "sites": [spec.site] if spec.site is not None else None,
+            "countries": spec.countries,
+            "reroute": spec.reroute,
         }
-        shape = (spec.gpus, spec.gpu_milli, row["cpu_milli"], spec.mem_mib, tuple(spec.models or ()), spec.locality)
+        problems = [(x, site_refuses(x, spec, row, where)) for x in allowed]
+        fits = [x for x, why in problems if why is None]
+        if not fits:
+            if len(problems) == 1:
+                raise problems[0][1]  # type: ignore[misc]
+            detail = "; ".join(f"{x.name}: {why.message.split(': ', 1)[-1]}" for x, why in problems if why)
+            raise ApiError(422, f"{where}: no allowed site could ever run it: {detail}", f"{where}.gpus")
+        return row
+
+    def site_refuses(x: SiteInfo, spec: m.JobSpec, row: dict[str, Any], where: str) -> ApiError | None:
+        """Why site ``x`` could never run the job (as the error to answer with), or None."""
+        label = "this site" if len(site_list) == 1 else f"site {x.name}"
+        available = x.num_gpus
+        if spec.models is not None:
+            unknown = [y for y in spec.models if y not in x.gpus_by_model]
+            if unknown:
+                return ApiError(
+                    422,
+                    f"{where}.models: {unknown[0]!r} is not a GPU model of {label}; it has "
+                    f"{', '.join(x.gpus_by_model)}",
+                    f"{where}.models",
+                )
+            available = sum(x.gpus_by_model[y] for y in spec.models)
+        if spec.gpus > available:
+            return ApiError(422, f"{where}.gpus: {spec.gpus} GPUs asked; {label} has {available}", f"{where}.gpus")
+        room = {"domain": x.domain_gpus, "pod": x.pod_gpus}.get(spec.locality)
+        if room is not None and spec.gpus > room:
+            return ApiError(
+                422,
+                f"{where}.locality: {spec.gpus} GPUs cannot fit in one {spec.locality} of {label} (at most {room})",
+                f"{where}.locality",
+            )
+        shape = (x.name, spec.gpus, spec.gpu_milli, row["cpu_milli"], spec.mem_mib, tuple(spec.models or ()),
+                 spec.locality)  # fmt: skip
         if shape not in never:
             if len(never) > 10_000:
                 never.clear()
             probe = types.SimpleNamespace(**row, id=1, submitted_at=0.0, ckpt_write_s=0.0)
-            never[shape] = oracle.never_fits(job_from_row(probe))
+            never[shape] = oracles[x.name].never_fits(job_from_row(probe))
         why = never[shape]
         if why is not None:
             field = "cpu_milli" if "CPU" in why else "mem_mib" if "memory" in why else "gpus"
-            raise ApiError(422, f"{where}: no node of this site could ever run it: it {why}", f"{where}.{field}")
-        return row
+            node = "no node of this site" if len(site_list) == 1 else f"no node of site {x.name}"
+            return ApiError(422, f"{where}: {node} could ever run it: it {why}", f"{where}.{field}")
+        return None
 
     def take_rate(rows: list[dict[str, Any]]) -> None:
         """A job costs one submission per 8 KiB of command and environment (most cost one): the rate bounds the
@@ -332,7 +378,12 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         return p.tenant
 
     def out(row: Any, *, whole: bool = True) -> m.JobOut:
-        return m.JobOut.from_row(row, site.node_names, whole=whole)
+        return m.JobOut.from_row(row, by_name.get(row.site or "", site).node_names, whole=whole)
+
+    def site_param(name: str | None) -> str | None:
+        if name is not None and name not in by_name:
+            raise ApiError(404, f"no site {name!r}; the sites are {', '.join(by_name)}", "site")
+        return name
 
     # ---- public ---------------------------------------------------------------------------------------------
     @app.get(f"{API}/health", response_model=m.Health, response_model_exclude_none=True, tags=["site"])
@@ -389,9 +440,13 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         state: Annotated[list[m.JobState] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+        site: Annotated[str | None, Query(max_length=64)] = None,
     ) -> list[m.JobOut]:
+        where = site_param(site)
         with store.connect() as conn:
-            rows = jobstore.list_jobs(conn, tenant=scope(p, tenant), states=state, limit=limit, offset=offset)
+            rows = jobstore.list_jobs(
+                conn, tenant=scope(p, tenant), states=state, limit=limit, offset=offset, site=where
+            )
         return [out(r, whole=False) for r in rows]
 
     @app.get(f"{API}/jobs/{{job_id}}", response_model=m.JobOut, tags=["jobs"])
@@ -439,10 +494,12 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         p: Who,
         tenant: Annotated[str | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+        site: Annotated[str | None, Query(max_length=64)] = None,
     ) -> list[m.QueueEntry]:
         """Running jobs, then waiting ones in expected order, with their estimated start (like ``squeue --start``)."""
+        where = site_param(site)
         with store.connect() as conn:
-            rows = queue(conn, scope(p, tenant), limit)
+            rows = queue(conn, scope(p, tenant), limit, where)
         return [m.QueueEntry(position=pos, job=out(r, whole=False)) for pos, r in rows]
 
     # ---- tenants, usage, nodes ------------------------------------------------------------------------------
@@ -456,13 +513,22 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     def get_usage(
         p: Who,
         since: Annotated[float, Query(ge=0, le=1e11, description="Unix time; default: all time")] = 0.0,
+        site: Annotated[str | None, Query(max_length=64)] = None,
     ) -> m.UsageOut:
-        """GPU-hours of ended attempts per tenant (accounting)."""
+        """GPU-hours of ended attempts per tenant (accounting), on every site or on one."""
+        where = site_param(site)
         with store.connect() as conn:
-            spent = jobstore.usage_by_tenant(conn, since)
+            spent = jobstore.usage_by_tenant(conn, since, where)
         if not p.admin:
             spent = {t: v for t, v in spent.items() if t == p.tenant}
-        return m.UsageOut(since=since, gpu_hours={t: v / 3600.0 for t, v in spent.items()})
+        return m.UsageOut(since=since, site=where, gpu_hours={t: v / 3600.0 for t, v in spent.items()})
+
+    @app.get(f"{API}/sites", response_model=list[m.SiteOut], tags=["site"])
+    def list_sites(_: Who) -> list[m.SiteOut]:
+        """The sites served, with their load (a tenant sees every site's load, not whose jobs make it)."""
+        with store.connect() as conn:
+            rows = site_summaries(conn, load_sites(conn))
+        return [m.SiteOut(**r) for r in rows]
 
     @app.get(f"{API}/nodes", response_model=list[m.NodeOut], tags=["site"])
     def nodes(
@@ -470,20 +536,25 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         state: Annotated[list[Literal["up", "down", "drained"]] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1_000_000)] = 1_000_000,
         offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+        site: Annotated[str | None, Query(max_length=64)] = None,
     ) -> list[m.NodeOut]:
         """Nodes in site order, with their state and GPUs in use; ``state=down`` lists what needs a technician."""
+        where = site_param(site)
         with store.connect() as conn:
-            rows, used = node_use(conn)
+            rows, used = node_use(conn, site_list[0].name)
+        if where is not None:
+            rows = [r for r in rows if r["site"] == where]
         if state is not None:
             rows = [r for r in rows if r["state"] in state]
         rows = rows[offset : offset + limit]
         return [
             m.NodeOut(
+                site=r["site"],
                 index=r["idx"],
                 name=r["name"],
                 model=r["model"],
                 gpus=r["gpus"],
-                gpus_used=used.get(r["idx"], 0.0),
+                gpus_used=used.get((r["site"], r["idx"]), 0.0),
                 domain=r["domain"],
                 pod=r["pod"],
                 state=r["state"],
@@ -507,7 +578,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             settings = {k: getattr(body, k) for k in ("unix_user", "max_jobs", "max_rate")}
             try:
                 accounts.put_tenant(conn, Tenant(name, body.share, body.parent, body.guarantee, body.limit),
-                                    capacity_gpus=site.num_gpus, uids=accounts.registry(conn, cfg.data_dir),
+                                    capacity_gpus=total_gpus, uids=accounts.registry(conn, cfg.data_dir),
                                     **settings)  # fmt: skip
             except ConfigError as exc:
                 field = "body.unix_user" if "unix_user" in str(exc) else None
@@ -557,31 +628,38 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         app.state.auth.forget()
         return Response(status_code=204)
 
-    def node_index(name: str) -> int:
-        try:
-            return site.node_names.index(name)
-        except ValueError:
-            raise ApiError(404, f"no node {name!r}", "name") from None
+    def node_at(name: str, site_name: str | None) -> tuple[SiteInfo, int]:
+        """A node by name: on ``site_name``, or on the one site that has a node of that name."""
+        where = [by_name[site_param(site_name) or ""]] if site_name is not None else site_list
+        found = [(x, x.node_names.index(name)) for x in where if name in x.node_names]
+        if not found:
+            raise ApiError(404, f"no node {name!r}" + (f" on site {site_name!r}" if site_name else ""), "name")
+        if len(found) > 1:
+            raise ApiError(422, f"node {name!r} is on sites {', '.join(x.name for x, _ in found)}: add ?site=",
+                           "site")  # fmt: skip
+        return found[0]
 
     @app.post(f"{API}/admin/nodes/{{name}}/drain", status_code=202, tags=["admin"])
     def drain(name: Annotated[str, PathParam(max_length=200)], _: Admin,
-              reason: Annotated[str, Query(max_length=500)] = "drained by an admin") -> dict[str, str]:  # fmt: skip
+              reason: Annotated[str, Query(max_length=500)] = "drained by an admin",
+              site: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, str]:  # fmt: skip
         """Stop placing jobs on a node; jobs on it run to their end."""
         try:
             m.clean_text(reason)
         except ValueError as exc:
             raise ApiError(422, f"reason: {exc}", "reason") from None
-        idx = node_index(name)
+        where, idx = node_at(name, site)
         with store.begin() as conn:
-            inbox.append(conn, "drain", node=idx, reason=reason)
-        return {"node": name, "requested": "drain"}
+            inbox.append(conn, "drain", node=idx, reason=reason, site=where.name)
+        return {"node": name, "site": where.name, "requested": "drain"}
 
     @app.post(f"{API}/admin/nodes/{{name}}/resume", status_code=202, tags=["admin"])
-    def resume(name: Annotated[str, PathParam(max_length=200)], _: Admin) -> dict[str, str]:
-        idx = node_index(name)
+    def resume(name: Annotated[str, PathParam(max_length=200)], _: Admin,
+               site: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, str]:  # fmt: skip
+        where, idx = node_at(name, site)
         with store.begin() as conn:
-            inbox.append(conn, "resume", node=idx)
-        return {"node": name, "requested": "resume"}
+            inbox.append(conn, "resume", node=idx, site=where.name)
+        return {"node": name, "site": where.name, "requested": "resume"}
 
     from gigafactory.control.web.pages import install_pages
 

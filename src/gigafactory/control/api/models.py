@@ -27,6 +27,7 @@ __all__ = [
     "NodeOut",
     "QueueEntry",
     "SignInLink",
+    "SiteOut",
     "TenantIn",
     "TenantOut",
     "TokenIn",
@@ -107,6 +108,16 @@ class JobSpec(_Strict):
     checkpoint_s: float | None = Field(
         None, ge=MIN_CHECKPOINT_S, le=YEAR_S, description="Checkpoint interval in seconds, if it checkpoints."
     )
+    site: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")] | None = Field(
+        None, description="Pin the job to this site of the network (default: the router chooses)."
+    )
+    countries: list[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]] | None = Field(
+        None,
+        min_length=1,
+        max_length=27,
+        description="ISO codes of the EU member states the job may run in; its data goes nowhere else.",
+    )
+    reroute: bool = Field(False, description="After a site failure, may it move to another allowed site.")
     key: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] | None = Field(
         None,
         description="The client's name for this submission. Sending the same key again (say, after a lost answer) "
@@ -182,6 +193,9 @@ class JobOut(BaseModel):
     gpus_placed: list[list[int]]
     log_dir: str = Field("", description="The latest attempt's directory (stdout.log, stderr.log), once started.")
     key: str | None = Field(None, description="The submission key the client gave, if any.")
+    site: str | None = Field(None, description="The site it was routed to; none until the daemon routes it.")
+    sites: list[str] | None = Field(None, description="The sites it may run on (none: any).")
+    countries: list[str] | None = Field(None, description="The countries it may run in (none: any).")
 
     @classmethod
     def from_row(cls, row: Any, node_names: list[str], *, whole: bool = True) -> JobOut:
@@ -212,6 +226,9 @@ class JobOut(BaseModel):
             gpus_placed=[list(g) for g in pl.get("gpus", ())],
             log_dir=row.log_dir or "",
             key=row.client_key,
+            site=row.site,
+            sites=row.sites,
+            countries=row.countries,
         )
 
 
@@ -271,7 +288,25 @@ class TenantOut(BaseModel):
 
 class UsageOut(BaseModel):
     since: float
+    site: str | None = Field(None, description="The site it is limited to, if any.")
     gpu_hours: dict[str, float]
+
+
+class SiteOut(BaseModel):
+    name: str
+    spec: str
+    country: str | None
+    gpus: int
+    gpus_used: float
+    gpus_asked: float = Field(description="GPUs the site's waiting jobs ask for.")
+    load: float = Field(description="(GPUs used + asked) / GPUs: above 1, jobs wait.")
+    jobs_running: int
+    jobs_waiting: int
+    nodes_down: int
+    nodes_drained: int
+    price_eur_mwh: float | None
+    carbon_g_kwh: float | None
+    pue: float | None
 
 
 class TokenIn(_Strict):
@@ -291,6 +326,7 @@ class TokenOut(BaseModel):
 
 
 class NodeOut(BaseModel):
+    site: str
     index: int
     name: str
     model: str

@@ -144,10 +144,13 @@ def list_jobs(
     limit: int = 100,
     offset: int = 0,
     order: str = "id",
+    site: str | None = None,
 ) -> list[Any]:
     q = select(jobs)
     if tenant is not None:
         q = q.where(jobs.c.tenant == tenant)
+    if site is not None:
+        q = q.where(jobs.c.site == site)
     if states is not None:
         q = q.where(jobs.c.state.in_(list(states)))
     q = (
@@ -194,9 +197,8 @@ def stopping_attempts(conn: Connection) -> list[Any]:
     """Attempts that started, are no longer running and have no usage record yet: stopped, and not yet reported
     gone by their executor. Their GPUs stay held (the daemon restores them as such after a restart)."""
     billed = select(usage.c.id).where(usage.c.job_id == jobs.c.id, usage.c.attempt == jobs.c.attempt).exists()
-    q = select(jobs.c.id, jobs.c.attempt, jobs.c.tenant, jobs.c.state, jobs.c.placement, jobs.c.started_at).where(
-        jobs.c.attempt >= 1, jobs.c.state != "running", jobs.c.placement.is_not(None), ~billed
-    )
+    cols = (jobs.c.id, jobs.c.attempt, jobs.c.tenant, jobs.c.state, jobs.c.placement, jobs.c.started_at, jobs.c.site)
+    q = select(*cols).where(jobs.c.attempt >= 1, jobs.c.state != "running", jobs.c.placement.is_not(None), ~billed)
     return list(conn.execute(q.order_by(jobs.c.id)))
 
 
@@ -219,9 +221,11 @@ def gpu_seconds_by_job(conn: Connection, job_ids: Sequence[int]) -> dict[int, fl
     return out
 
 
-def usage_by_tenant(conn: Connection, since: float = 0.0) -> dict[str, float]:
-    q = select(usage.c.tenant, func.sum(usage.c.gpu_seconds)).where(usage.c.ended_at >= since).group_by(usage.c.tenant)
-    return {t: float(s or 0.0) for t, s in conn.execute(q)}
+def usage_by_tenant(conn: Connection, since: float = 0.0, site: str | None = None) -> dict[str, float]:
+    q = select(usage.c.tenant, func.sum(usage.c.gpu_seconds)).where(usage.c.ended_at >= since)
+    if site is not None:
+        q = q.where(usage.c.site == site)
+    return {t: float(s or 0.0) for t, s in conn.execute(q.group_by(usage.c.tenant))}
 
 
 def usage_series(conn: Connection, bucket_s: float, since: float) -> list[tuple[str, float, float]]:

@@ -6,7 +6,7 @@ Who writes what (one writing module per table):
 =============  ==========================================  ============================================
 table          holds                                       written by
 =============  ==========================================  ============================================
-sites, nodes   the site and its nodes, with their state    :mod:`.site`
+sites, nodes   the sites and their nodes, with their state :mod:`.site`
 tenants        the account tree: shares, guarantees, caps, :mod:`.accounts`
                uids, job and submission-rate limits
 tokens         API tokens, hashed, with tenant and role    :mod:`.accounts`
@@ -66,6 +66,12 @@ sites = Table(
     Column("name", String(200), nullable=False, unique=True),
     Column("spec", String(500), nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("country", String(2), nullable=True),  # ISO code; None for a store's lone site made before networks
+    Column("price_eur_mwh", Float, nullable=True),
+    Column("carbon_g_kwh", Float, nullable=True),
+    Column("pue", Float, nullable=True),
+    Column("power_cap_mw", Float, nullable=True),
+    Column("executor", JSON, nullable=True),  # e.g. {"kind": "slurm"}; None: the store's executor
 )
 
 nodes = Table(
@@ -156,7 +162,12 @@ jobs = Table(
     Column("log_dir", Text, nullable=False, default=""),
     Column("client_key", String(100), nullable=True),  # the client's name for the submission (retries)
     Column("client_hash", String(64), nullable=True),  # what was submitted under that key (a fingerprint)
+    Column("site", String(64), nullable=True),  # where it was routed; None while ``submitted``
+    Column("sites", JSON, nullable=True),  # the sites it may run on (None: any)
+    Column("countries", JSON, nullable=True),  # the countries it may run in (None: any)
+    Column("reroute", Boolean, nullable=False, default=False),  # may a site failure send it to another site
     Index("ix_jobs_tenant_state", "tenant", "state"),
+    Index("ix_jobs_site_state", "site", "state"),
     Index("ux_jobs_tenant_client_key", "tenant", "client_key", unique=True),
     Index("ix_jobs_state", "state"),
 )
@@ -172,6 +183,7 @@ usage = Table(
     Column("started_at", Float, nullable=False),
     Column("ended_at", Float, nullable=False),
     Column("gpu_seconds", Float, nullable=False),
+    Column("site", String(64), nullable=True),
     Index("ux_usage_job_attempt", "job_id", "attempt", unique=True),
 )
 

@@ -31,9 +31,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from gigafactory.control.api.app import COOKIE, read_log
 from gigafactory.control.api.errors import ApiError
 from gigafactory.control.identity import isolating, isolation_note
-from gigafactory.control.queries import node_use, queue, tenant_summaries, utilisation_series
+from gigafactory.control.queries import node_use, queue, site_summaries, tenant_summaries, utilisation_series
 from gigafactory.control.store import accounts
 from gigafactory.control.store import jobs as jobstore
+from gigafactory.control.store.db import get_meta
+from gigafactory.control.store.site import load_sites
 from gigafactory.report.html import STYLE, figure_div
 
 __all__ = ["install_pages"]
@@ -75,6 +77,11 @@ SITE_MAP_NODES = 1000
 def install_pages(app: FastAPI) -> None:
     store = app.state.store
     site = app.state.site
+    sites = app.state.sites
+    by_name = {x.name: x for x in sites}
+    total_gpus = sum(x.num_gpus for x in sites)
+    with store.connect() as conn:
+        network_name = get_meta(conn, "network") or "network"
 
     def who(request: Request) -> accounts.Principal | None:
         secret = request.cookies.get(COOKIE)
@@ -83,7 +90,7 @@ def install_pages(app: FastAPI) -> None:
     def render(name: str, request: Request, p: accounts.Principal, **ctx: Any) -> HTMLResponse:
         html = _env.get_template(name).render(
             style=STYLE, site=site, who=p, now=time.time(), path=request.url.path, isolated=isolating(),
-            isolation=isolation_note(), **ctx,
+            isolation=isolation_note(), network_size=len(sites), network_name=network_name, **ctx,
         )  # fmt: skip
         return HTMLResponse(html)
 
@@ -146,11 +153,17 @@ def install_pages(app: FastAPI) -> None:
         return resp
 
     @app.get("/", include_in_schema=False)
-    def site_map(request: Request) -> HTMLResponse:
+    def site_map(
+        request: Request, site_name: Annotated[str | None, Query(alias="site", max_length=64)] = None
+    ) -> HTMLResponse:
         p = signed_in(request)
+        shown = by_name.get(site_name or "", sites[0])
         with store.connect() as conn:
-            rows, used = node_use(conn)
+            rows, use = node_use(conn, sites[0].name)
             counts = jobstore.count_by_state(conn, None if p.admin else p.tenant)
+            network = site_summaries(conn, load_sites(conn)) if len(sites) > 1 else []
+        rows = [r for r in rows if r["site"] == shown.name]
+        used = {idx: v for (where, idx), v in use.items() if where == shown.name}
         pods: dict[int, dict[int, list[dict[str, Any]]]] = {}
         for r in rows:
             frac = used.get(r["idx"], 0.0) / r["gpus"] if r["gpus"] else 0.0
@@ -164,7 +177,7 @@ def install_pages(app: FastAPI) -> None:
             racks = {pod: [_rack(dom, cells) for dom, cells in sorted(doms.items())] for pod, doms in pods.items()}
         return render(
             "site.html", request, p, pods=pods, racks=racks, in_use=in_use, down=down, drained=drained,
-            counts=counts, nodes=len(rows),
+            counts=counts, nodes=len(rows), shown=shown, network=network,
         )  # fmt: skip
 
     @app.get("/queue", include_in_schema=False)
@@ -172,7 +185,10 @@ def install_pages(app: FastAPI) -> None:
         p = signed_in(request)
         with store.connect() as conn:
             rows = queue(conn, None if p.admin else p.tenant, 500)
-        return render("queue.html", request, p, rows=rows, names=site.node_names)
+        names = {x.name: x.node_names for x in sites}
+        nodes = [[names.get(r.site or sites[0].name, [])[n] for n in (r.placement or {}).get("nodes", [])]
+                 for _, r in rows]  # fmt: skip
+        return render("queue.html", request, p, rows=rows, nodes=nodes, networked=len(sites) > 1)
 
     def usage_window(p: accounts.Principal, hours: float) -> tuple[np.ndarray, list[dt.datetime], dict[str, Any]]:
         """GPUs in use per tenant over the last ``hours`` (a tenant sees only itself): times, as dates, series."""
@@ -193,7 +209,7 @@ def install_pages(app: FastAPI) -> None:
         for s in summaries:
             fig.add_trace(go.Scatter(x=xs, y=series.get(s["name"], np.zeros(len(x))), mode="lines",
                                      name=f"{s['name']} used"))  # fmt: skip
-            owed = np.full(len(x), s["share_fraction"] * site.num_gpus)
+            owed = np.full(len(x), s["share_fraction"] * total_gpus)
             fig.add_trace(go.Scatter(x=xs, y=owed, mode="lines", line={"dash": "dash"}, name=f"{s['name']} share"))
         fig.update_layout(title=f"GPUs in use against share, last {hours:g} h", yaxis_title="GPUs")
         return render("tenants.html", request, p, tenants=summaries, chart=figure_div(fig), hours=hours)
@@ -204,11 +220,11 @@ def install_pages(app: FastAPI) -> None:
         x, xs, series = usage_window(p, hours)
         fig = go.Figure()
         for name in sorted(series):
-            fig.add_trace(go.Scatter(x=xs, y=series[name] / site.num_gpus, stackgroup="one", name=name))
+            fig.add_trace(go.Scatter(x=xs, y=series[name] / total_gpus, stackgroup="one", name=name))
         fig.update_layout(title="GPU utilisation by tenant", yaxis_title="share of the site's GPUs")
         fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
         total = sum(series.values(), np.zeros(len(x)))
-        mean = float(total.mean() / site.num_gpus) if len(x) else 0.0
+        mean = float(total.mean() / total_gpus) if len(x) else 0.0
         span = _span(time.time() - float(x[0])) if len(x) else f"{hours:g} h"
         return render("utilisation.html", request, p, chart=figure_div(fig), hours=hours, mean=mean, span=span)
 
@@ -224,7 +240,8 @@ def install_pages(app: FastAPI) -> None:
         if row.attempt:
             for stream in ("stdout", "stderr"):
                 logs[stream] = read_log(row, row.attempt, stream, 16 * 1024)
-        nodes = [site.node_names[n] for n in (row.placement or {}).get("nodes", [])]
+        names = by_name.get(row.site or "", sites[0]).node_names
+        nodes = [names[n] for n in (row.placement or {}).get("nodes", [])]
         return render("job.html", request, p, job=row, story=story, logs=logs, nodes=nodes)
 
 
