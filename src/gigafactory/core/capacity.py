@@ -67,6 +67,7 @@ class Capacity:
         self.pod_whole: IntArray = np.bincount(topo.node_pod, weights=topo.node_gpus, minlength=topo.num_pods).astype(
             np.int64
         )
+        self.whole_total = int(self.pod_whole.sum())  # free whole GPUs on schedulable nodes, all models
         nm = len(topo.models)
         kmax = topo.max_gpus_per_node + 1
         self.hist: IntArray = np.zeros((nm, kmax), np.int64)
@@ -169,6 +170,8 @@ class Capacity:
 
     def free_whole(self, models: tuple[str, ...] | None = None) -> int:
         """Whole free GPUs on schedulable nodes of the allowed models."""
+        if models is None:
+            return self.whole_total
         ks = np.arange(self.hist.shape[1])
         rows = self.hist if models is None else self.hist[self.model_ids(models)]
         return int((rows * ks).sum())
@@ -228,6 +231,7 @@ class Capacity:
             p = self._node_pod[n]
             self.domain_whole[d] -= w
             self.pod_whole[p] -= w
+            self.whole_total -= w
             self.hist[m, w] -= 1
             self.domain_hist[d, w] -= 1
             self.pod_hist[p, w] -= 1
@@ -249,6 +253,7 @@ class Capacity:
             p = self._node_pod[n]
             self.domain_whole[d] += w
             self.pod_whole[p] += w
+            self.whole_total += w
             self.hist[m, w] += 1
             self.domain_hist[d, w] += 1
             self.pod_hist[p, w] += 1
@@ -387,6 +392,7 @@ class Capacity:
         # bincount beats ufunc.at on the hundreds or thousands of nodes a big gang touches.
         _bump(self.domain_whole, d, sign * w)
         _bump(self.pod_whole, p, sign * w)
+        self.whole_total += sign * int(w.sum())
         _bump(self.hist, m * self.hist.shape[1] + w, sign)
         _bump(self.domain_hist, d * self.domain_hist.shape[1] + w, sign)
         _bump(self.pod_hist, p * self.pod_hist.shape[1] + w, sign)
@@ -475,6 +481,8 @@ class Capacity:
             raise InvariantError("domain_whole disagrees with the free GPUs")
         if not np.array_equal(np.bincount(topo.node_pod, whole, topo.num_pods), self.pod_whole):
             raise InvariantError("pod_whole disagrees with the free GPUs")
+        if self.whole_total != int(self.pod_whole.sum()):
+            raise InvariantError("whole_total disagrees with the free GPUs")
         hist = np.zeros_like(self.hist)
         np.add.at(hist, (topo.node_model[sched], fresh.node_whole[sched]), 1)
         if not np.array_equal(hist, self.hist):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gigafactory.core.hardware import system_watts
-from gigafactory.core.jobs import Job
+from gigafactory.core.jobs import Job, JobRequest
 from gigafactory.core.status import Status
 from gigafactory.engine.engine import Engine
 from gigafactory.engine.queue import expected_runtime
@@ -35,6 +35,7 @@ class SiteState:
         watts = np.array([system_watts(m) for m in topo.models])[topo.node_model]
         total = float(gpus.sum())
         self._watts_per_gpu = float((gpus * watts).sum() / total) if total else 0.0
+        self._gpus = topo.num_gpus
 
     # SiteView
     @property
@@ -55,11 +56,11 @@ class SiteState:
 
     @property
     def gpus(self) -> int:
-        return self.engine.topo.num_gpus
+        return self._gpus
 
     def load(self) -> float:
         eng = self.engine
-        return (eng.busy_gpus() + eng.queued_gpus() + self.ahead_gpus) / max(self.gpus, 1)
+        return (eng.busy_gpus() + eng.queued_gpus() + self.ahead_gpus) / max(self._gpus, 1)
 
     def estimate_start(self, job: Job, now: float) -> float:
         return self.engine.estimate_start(job, now, ahead_gpus=self.ahead_gpus, ahead_work_gpu_s=self.ahead_work)
@@ -97,27 +98,34 @@ class Router:
         self.route = route
         self._rng = np.random.default_rng([seed, 7])
         self._index = {s.name: k for k, s in enumerate(sites)}
+        # Which sites could ever hold a request (for a tenant), and why the others cannot: it never changes.
+        self._never: dict[tuple[JobRequest, str], list[str | None]] = {}
 
     def candidates(self, job: Job) -> list[int] | Status:
         """The sites that may take ``job`` and could ever hold it, or why none can."""
-        allowed: list[int] = []
-        why: list[str] = []
-        for k, site in enumerate(self.sites):
-            out = next((r for f in self.route.filters if (r := f.excludes(job, site)) is not None), None)
-            if out is None:
-                allowed.append(k)
-        if not allowed:
-            return Status.unresolvable(_no_site(job, self.sites))
-        fits = []
-        for k in allowed:
-            never = self.sites[k].engine.never_fits(job)
-            if never is None:
-                fits.append(k)
-            else:
-                why.append(f"{self.sites[k].name}: {never}")
-        if not fits:
-            return Status.unresolvable("no allowed site could ever hold it: " + "; ".join(why))
-        return fits
+        key = (job.request, job.tenant)
+        never = self._never.get(key)
+        if never is None:
+            if len(self._never) > 100_000:
+                self._never.clear()
+            never = self._never[key] = [s.engine.never_fits(job) for s in self.sites]
+        if job.sites is None and job.countries is None and len(self.route.filters) == 1:
+            fits = [k for k, why in enumerate(never) if why is None]  # (the common case: residency allows all)
+            if fits:
+                return fits
+            allowed = list(range(len(self.sites)))
+        else:
+            allowed = [
+                k for k, site in enumerate(self.sites)
+                if all(f.excludes(job, site) is None for f in self.route.filters)
+            ]  # fmt: skip
+            if not allowed:
+                return Status.unresolvable(_no_site(job, self.sites))
+            fits = [k for k in allowed if never[k] is None]
+            if fits:
+                return fits
+        why = "; ".join(f"{self.sites[k].name}: {never[k]}" for k in allowed)
+        return Status.unresolvable("no allowed site could ever hold it: " + why)
 
     def route_job(self, job: Job, now: float) -> Routed | Status:
         """Choose the site for ``job`` and count it there as work ahead (see the module docstring)."""

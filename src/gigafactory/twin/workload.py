@@ -180,6 +180,16 @@ class Workload:
         bad((self.model_set < -1) | (self.model_set >= len(self.model_sets)), "names an unknown GPU model set")
 
     # ---- access -------------------------------------------------------------------------------------------
+    def subset(self, idx: np.ndarray, name: str | None = None) -> Workload:
+        """The jobs ``idx`` (in submission order) as a workload of their own, with the same tenants and models."""
+        idx = np.sort(np.asarray(idx, dtype=np.int64))
+        return Workload.build(
+            name or self.name,
+            {key: getattr(self, key)[idx] for key in _COLUMNS},
+            tenants=self.tenants,
+            model_sets=self.model_sets,
+        )
+
     def __len__(self) -> int:
         return int(self.submit_s.shape[0])
 

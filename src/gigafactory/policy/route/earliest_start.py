@@ -33,8 +33,10 @@ class EarliestStart:
 
     def choose(self, job: Job, sites: list[SiteView], now: float, rng: np.random.Generator) -> tuple[int, str]:
         starts = [s.estimate_start(job, now) for s in sites]
-        best = min(range(len(sites)), key=lambda k: (starts[k], sites[k].load(), -sites[k].gpus, sites[k].name))
-        return best, f"earliest estimated start: {describe_wait(starts[best] - now)}"
+        first = min(starts)
+        tied = [k for k in range(len(sites)) if starts[k] == first]
+        best = tied[0] if len(tied) == 1 else min(tied, key=lambda k: (sites[k].load(), -sites[k].gpus, sites[k].name))
+        return best, f"earliest estimated start: {describe_wait(first - now)}"
 
 
 ROUTE.add("earliest-start", PolicyFactory(EarliestStart, "the site whose engine expects to start it soonest", {}))
