@@ -109,7 +109,7 @@ class Plane:
         return jobs_root(self.cfg, self.store)
 
 
-def make_plane(data_dir: Path, db: str | None = None, site: str = SITE, **kw: Any) -> Plane:
+def make_plane(data_dir: Path, db: str | None = None, site: str | None = SITE, **kw: Any) -> Plane:
     cfg = ControlConfig(data_dir, db)
     store = init_control(cfg, site=site, tenants=TENANTS, kill_wait_s=kw.pop("kill_wait_s", 2), **kw)
     tokens = {}

@@ -104,6 +104,10 @@ def serve(
         typer.Option(help="site preset (first start only) [default: hgx-h100:nodes=4]"),
     ] = None,
     executor: Annotated[str | None, typer.Option(help="local | slurm (first start only) [default: local]")] = None,
+    network: Annotated[
+        str | None,
+        typer.Option(help="serve a network of sites: FILE.toml or a preset (first start only; see docs/network.md)"),
+    ] = None,
     policy: Annotated[
         str | None, typer.Option(help="policy profile (first start only) [default: fifo+easy+best-fit]")
     ] = None,
@@ -120,13 +124,22 @@ def serve(
     from gigafactory.control.identity import isolation_note
 
     cfg = _cfg(data_dir, db, jobs_dir)
-    from gigafactory.control.config import init_control
+    from gigafactory.control.config import init_control, read_network
     from gigafactory.control.serve import containment, serve_api
 
-    store = init_control(cfg, site=site, executor=executor, profile=policy, kill_wait_s=kill_wait)
+    net = read_network(network) if network is not None else None
+    store = init_control(cfg, site=site, executor=executor, profile=policy, kill_wait_s=kill_wait, network=net)
 
     def ready() -> None:
         console.print(f"[bold]gigafactory[/] control plane on http://{host}:{port} (dashboard /, API /docs)")
+        from gigafactory.control.store.db import get_meta
+        from gigafactory.control.store.site import load_sites
+
+        with store.connect() as conn:
+            served = load_sites(conn)
+            route = get_meta(conn, "route")
+        if len(served) > 1:
+            console.print(f"sites: {', '.join(f'{x.name} ({x.country})' for x in served)}; route {route}")
         console.print(f"data in {cfg.data_dir}; admin token in {cfg.admin_token_file}")
         console.print(f"isolation {isolation_note()}")
         console.print(f"containment: {containment(cfg, store)}")
@@ -151,6 +164,13 @@ def submit(
     time_limit: Annotated[str | None, typer.Option("--time", help="expected run time: 90s, 30m, 4h, 2d")] = None,
     locality: Annotated[str, typer.Option(help="any | pod | domain")] = "any",
     priority: Annotated[int, typer.Option(help="priority (with a priority order)")] = 0,
+    site: Annotated[str | None, typer.Option(help="run it on this site of the network")] = None,
+    countries: Annotated[
+        str | None, typer.Option(help="run it only in these member states, e.g. DE,FR (its data goes nowhere else)")
+    ] = None,
+    reroute: Annotated[
+        bool, typer.Option("--reroute", help="after a site failure, it may move to another site")
+    ] = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
@@ -162,6 +182,14 @@ def submit(
         "locality": locality,
         "priority": priority,
     }
+    if site is not None:
+        spec["site"] = site
+    if countries is not None:
+        spec["countries"] = [c.strip().upper() for c in countries.split(",") if c.strip()]
+        if not spec["countries"]:
+            raise ConfigError(f"--countries {countries!r}: give ISO codes, e.g. DE,FR")
+    if reroute:
+        spec["reroute"] = True
     if gpus <= 0:
         raise ConfigError(f"--gpus {gpus:g}: must be more than 0")
     if gpus < 1:
@@ -193,13 +221,17 @@ def parse_duration(text: str) -> float:
 
 def queue(
     tenant: Annotated[str | None, typer.Option(help="only this tenant's jobs")] = None,
+    site: Annotated[str | None, typer.Option(help="only this site's jobs (and those not routed yet)")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
     """Running and waiting jobs with their estimated start, like 'squeue --start'."""
     with _client(url, token) as c:
-        entries = c.queue(tenant)
-    table = _table("JOBID", "TENANT", "NAME", "GPUS", "STATE", "POS", "START_TIME", "NODELIST(REASON)")
+        entries = c.queue(tenant, site)
+    networked = any(e["job"].get("site") not in (None, entries[0]["job"].get("site")) for e in entries) or bool(site)
+    cols = ["JOBID", "TENANT", "NAME", *(["SITE"] if networked else []), "GPUS", "STATE", "POS", "START_TIME",
+            "NODELIST(REASON)"]  # fmt: skip
+    table = _table(*cols)
     for e in entries:
         j = e["job"]
         start = j["started_at"] if j["state"] == "running" else j["est_start"]
@@ -210,6 +242,7 @@ def queue(
             str(j["id"]),
             j["tenant"],
             j["name"],
+            *([j.get("site") or "-"] if networked else []),
             _gpus(j),
             j["state"].upper(),
             str(e["position"] or ""),
@@ -227,6 +260,12 @@ def status(job_id: int, url: Url = DEFAULT_URL, token: Token = None) -> None:
     console.print(f"[bold]job {j['id']}[/] {j['name']} · tenant {j['tenant']} · [bold]{j['state']}[/] {j['reason']}")
     console.print(f"  command   {shlex.join(j['command'])}", markup=False, highlight=False)
     console.print(f"  GPUs      {_gpus(j)} ({j['locality']}) on {', '.join(j['nodes']) or '-'}")
+    if j.get("site") or j.get("countries") or j.get("sites"):
+        limits = "".join(
+            [f"   may run in {','.join(j['countries'])}" if j.get("countries") else "",
+             f"   pinned to {','.join(j['sites'])}" if j.get("sites") else ""]
+        )  # fmt: skip
+        console.print(f"  site      {j.get('site') or 'not routed yet'}{limits}")
     console.print(f"  attempts  {j['attempt']}   exit code {j['exit_code'] if j['exit_code'] is not None else '-'}")
     console.print(
         f"  submitted {_when(j['submitted_at'])}   started {_when(j['started_at'])}   ended {_when(j['ended_at'])}"
@@ -264,13 +303,14 @@ def logs(
 
 def usage(
     hours: Annotated[float | None, typer.Option(help="only the last N hours")] = None,
+    site: Annotated[str | None, typer.Option(help="only what ran on this site")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
     """GPU-hours per tenant, and each tenant's share."""
     since = time.time() - hours * 3600 if hours else 0.0
     with _client(url, token) as c:
-        spent = c.usage(since)["gpu_hours"]
+        spent = c.usage(since, site)["gpu_hours"]
         tenants = c.tenants()
     table = _table("TENANT", "SHARE", "GPUS NOW", "GPU-HOURS", "JOBS")
     for t in tenants:
@@ -281,16 +321,34 @@ def usage(
 
 def nodes(
     state: Annotated[list[str] | None, typer.Option(help="only nodes in this state: up, down, drained")] = None,
+    site: Annotated[str | None, typer.Option(help="only this site's nodes")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
     """Nodes with their state and GPUs in use (like 'sinfo -N'); '--state down --state drained' lists what
     'sinfo -R' lists: the nodes out of service, with why."""
     with _client(url, token) as c:
-        rows = c.nodes(state)
-    table = _table("NODE", "MODEL", "GPUS", "USED", "STATE", "REASON")
+        rows = c.nodes(state, site)
+    several = len({n["site"] for n in rows}) > 1
+    table = _table(*(["SITE"] if several else []), "NODE", "MODEL", "GPUS", "USED", "STATE", "REASON")
     for n in rows:
-        table.add_row(n["name"], n["model"], str(n["gpus"]), f"{n['gpus_used']:g}", n["state"], n["reason"])
+        table.add_row(*([n["site"]] if several else []), n["name"], n["model"], str(n["gpus"]), f"{n['gpus_used']:g}",
+                      n["state"], n["reason"])  # fmt: skip
+    console.print(table)
+
+
+def sites(url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """The sites served, with their load ('gigafactory presets' lists the presets to build sites from)."""
+    with _client(url, token) as c:
+        rows = c.sites()
+    table = _table(
+        "SITE", "COUNTRY", "GPUS", "USED", "ASKED", "LOAD", "RUNNING", "WAITING", "DOWN", "EUR/MWH", "GCO2/KWH"
+    )
+    for x in rows:
+        table.add_row(x["name"], x["country"] or "-", str(x["gpus"]), f"{x['gpus_used']:g}", f"{x['gpus_asked']:g}",
+                      f"{x['load']:.0%}", str(x["jobs_running"]), str(x["jobs_waiting"]), str(x["nodes_down"]),
+                      "-" if x["price_eur_mwh"] is None else f"{x['price_eur_mwh']:g}",
+                      "-" if x["carbon_g_kwh"] is None else f"{x['carbon_g_kwh']:g}")  # fmt: skip
     console.print(table)
 
 
@@ -365,21 +423,27 @@ def admin_revoke(token_id: int, url: Url = DEFAULT_URL, token: Token = None) -> 
 def admin_drain(
     node: str,
     reason: Annotated[str, typer.Option(help="why")] = "drained by an admin",
+    site: Annotated[str | None, typer.Option(help="the node's site, where two sites have a node of that name")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
     """Stop placing jobs on a node (jobs on it run on)."""
     with _client(url, token) as c:
-        c.drain(node, reason)
+        c.drain(node, reason, site)
     console.print(f"draining {node}")
 
 
 @admin_app.command("resume")
 @user_errors
-def admin_resume(node: str, url: Url = DEFAULT_URL, token: Token = None) -> None:
+def admin_resume(
+    node: str,
+    site: Annotated[str | None, typer.Option(help="the node's site, where two sites have a node of that name")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
     """Put a drained node back in service."""
     with _client(url, token) as c:
-        c.resume(node)
+        c.resume(node, site)
     console.print(f"resuming {node}")
 
 
@@ -387,7 +451,7 @@ DEMO_TENANTS = (("lab-a", 2.0), ("startup-b", 1.0), ("uni-c", 1.0))  # name, sha
 
 
 def register(app: typer.Typer) -> None:
-    for func in (serve, daemon, submit, queue, status, cancel, logs, usage, nodes):
+    for func in (serve, daemon, submit, queue, status, cancel, logs, usage, nodes, sites):
         app.command(context_settings={"allow_interspersed_args": func is not submit})(user_errors(func))
     app.add_typer(admin_app, name="admin")
 

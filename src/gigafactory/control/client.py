@@ -125,8 +125,9 @@ class Client:
     def story(self, job_id: int) -> list[dict[str, Any]]:
         return list(self.request("GET", f"/jobs/{job_id}/story"))
 
-    def queue(self, tenant: str | None = None) -> list[dict[str, Any]]:
-        return list(self.request("GET", "/queue", params={"tenant": tenant} if tenant else {}))
+    def queue(self, tenant: str | None = None, site: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("tenant", tenant), ("site", site)) if v}
+        return list(self.request("GET", "/queue", params=params))
 
     # ---- site ------------------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -138,11 +139,17 @@ class Client:
     def tenants(self) -> list[dict[str, Any]]:
         return list(self.request("GET", "/tenants"))
 
-    def usage(self, since: float = 0.0) -> dict[str, Any]:
-        return dict(self.request("GET", "/usage", params={"since": since}))
+    def usage(self, since: float = 0.0, site: str | None = None) -> dict[str, Any]:
+        return dict(self.request("GET", "/usage", params={"since": since, **({"site": site} if site else {})}))
 
-    def nodes(self, states: list[str] | None = None) -> list[dict[str, Any]]:
-        return list(self.request("GET", "/nodes", params={"state": states} if states else None))
+    def nodes(self, states: list[str] | None = None, site: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"state": states} if states else {}
+        if site:
+            params["site"] = site
+        return list(self.request("GET", "/nodes", params=params or None))
+
+    def sites(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/sites"))
 
     # ---- admin -----------------------------------------------------------------------------------------------
     def put_tenant(self, name: str, **body: Any) -> dict[str, Any]:
@@ -163,8 +170,10 @@ class Client:
     def revoke_token(self, token_id: int) -> None:
         self.request("DELETE", f"/admin/tokens/{token_id}")
 
-    def drain(self, node: str, reason: str = "drained by an admin") -> None:
-        self.request("POST", f"/admin/nodes/{node}/drain", params={"reason": reason})
+    def drain(self, node: str, reason: str = "drained by an admin", site: str | None = None) -> None:
+        self.request(
+            "POST", f"/admin/nodes/{node}/drain", params={"reason": reason, **({"site": site} if site else {})}
+        )
 
-    def resume(self, node: str) -> None:
-        self.request("POST", f"/admin/nodes/{node}/resume")
+    def resume(self, node: str, site: str | None = None) -> None:
+        self.request("POST", f"/admin/nodes/{node}/resume", params={"site": site} if site else None)

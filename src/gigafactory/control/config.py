@@ -39,7 +39,7 @@ from gigafactory.core.errors import ConfigError
 from gigafactory.core.presets import build_site
 from gigafactory.core.tenants import Tenant
 from gigafactory.core.topology import Topology
-from gigafactory.network.model import Network
+from gigafactory.network.model import Network, load_network
 from gigafactory.policy.profile import parse_profile
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "init_control",
     "jobs_root",
     "reachable_by_all",
+    "read_network",
     "remove_control",
     "spool_dir",
     "write_secret",
@@ -176,6 +177,12 @@ def init_control(
                 site = site or f"slurm:{topology.name}"
             spec = site or DEFAULTS["site"]
             save_site(conn, topology if topology is not None else build_site(spec), spec)
+        elif site is not None and get_meta(conn, "network") is not None:
+            names = ", ".join(x.name for x in load_sites(conn))
+            raise ConfigError(
+                f"this store already holds site 'a network of {len(names.split(', '))} sites' ({names}); "
+                "start it without --site"
+            )
         elif site is not None and site != stored[0]:
             raise ConfigError(f"this store already holds site {stored[0]!r}; it cannot become {site!r}")
         if get_meta(conn, "plane_id") is None:
@@ -221,6 +228,11 @@ def _save_network(conn: Connection, network: Network, executor: str) -> None:
         save_site(conn, spec.topology, spec.preset, spec)
     set_meta(conn, "network", network.name)
     set_meta(conn, "route", network.route)
+
+
+def read_network(spec: str) -> Network:
+    """A network preset by name, or a network TOML file by path (``serve --network``)."""
+    return load_network(spec, lambda path: Path(path).read_text(encoding="utf-8"))
 
 
 def write_secret(path: Path, secret: str) -> None:

@@ -7,6 +7,10 @@ attempt that ran twice would show two lines. At the end, every job must be in th
 have run exactly once, nothing may still run, and accounting must hold exactly one usage record per attempt that
 ran, whose start and end are the runner's own records (within a second). Used by the test suite (a few kills) and
 by ``bench/crash.py`` (a hundred).
+
+With a ``network``, the store serves several sites and jobs arrive in waves, one after each kill, so that kills
+land while the daemon routes. Some jobs may run only in one country. Then also: every job was routed exactly once
+(one ``route`` record in its story, naming the site it ran on), and none ran outside its countries.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.schema import jobs as jobs_table
 from gigafactory.control.store.schema import usage
 from gigafactory.core.tenants import Tenant
+from gigafactory.network.model import Network
 
 __all__ = ["CrashResult", "crash_run"]
 
@@ -71,11 +76,17 @@ def crash_run(
     max_sleep_s: float = 0.2,
     timeout_s: float = 600.0,
     kill_every_s: tuple[float, float] = (0.3, 2.0),
+    network: Network | None = None,
 ) -> CrashResult:
     """Run ``jobs`` short jobs through a daemon process that is killed ``kills`` times; check the outcome."""
     rng = random.Random(seed)
     cfg = ControlConfig(data_dir, db, jobs_dir=data_dir.with_name(data_dir.name + "-jobs"))
-    store = init_control(cfg, site=site, tenants=[Tenant("a"), Tenant("b")], kill_wait_s=2)
+    tenants = [Tenant("a"), Tenant("b")]
+    if network is None:
+        store = init_control(cfg, site=site, tenants=tenants, kill_wait_s=2)
+    else:
+        store = init_control(cfg, network=network, tenants=tenants, kill_wait_s=2)
+    countries = sorted({x.country for x in network.sites}) if network is not None else []
     record = 'echo "$GIGAFACTORY_JOB_ID $GIGAFACTORY_ATTEMPT"'
     rows, expect = [], []
     for i in range(jobs):
@@ -86,14 +97,29 @@ def crash_run(
             cmd = f"{record}; exit 3"
         else:
             cmd = f"{record}; sleep 600"
-        rows.append(
-            {"tenant": "ab"[i % 2], "name": kind, "command": ["sh", "-c", cmd], "gpus": rng.choice([1, 1, 2, 4])}
-        )
+        row = {"tenant": "ab"[i % 2], "name": kind, "command": ["sh", "-c", cmd], "gpus": rng.choice([1, 1, 2, 4])}
+        if countries and rng.random() < 0.3:
+            row["countries"] = [rng.choice(countries)]
+        rows.append(row)
         expect.append(kind)
-    with store.begin() as conn:
-        ids = jobstore.insert_jobs(conn, rows)
-    want = dict(zip(ids, expect, strict=True))
-    to_cancel = [jid for jid, k in want.items() if k == "cancel"]
+    waves = kills + 1 if network is not None else 1
+    chunks = [rows[k * len(rows) // waves : (k + 1) * len(rows) // waves] for k in range(waves)]
+    want: dict[int, str] = {}
+    to_cancel: list[int] = []
+    taken = 0
+
+    def add_wave() -> None:
+        nonlocal taken
+        chunk = chunks.pop(0)
+        with store.begin() as conn:
+            ids = jobstore.insert_jobs(conn, chunk)
+        for jid, kind in zip(ids, expect[taken : taken + len(chunk)], strict=True):
+            want[jid] = kind
+            if kind == "cancel":
+                to_cancel.append(jid)
+        taken += len(chunk)
+
+    add_wave()
 
     log = data_dir.parent / f"{data_dir.name}-daemon.log"
     t0 = time.monotonic()
@@ -109,11 +135,15 @@ def crash_run(
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 done_kills += 1
-                if not cancels_sent and done_kills >= kills // 2:
+                if chunks:
+                    add_wave()  # the next wave arrives while no daemon runs: the next one routes it
+                if not cancels_sent and done_kills >= kills // 2 and not chunks:
                     _cancel(store, to_cancel)
                     cancels_sent = True
                 proc = _daemon(cfg, log)
                 continue
+            while chunks:
+                add_wave()
             if not cancels_sent:
                 _cancel(store, to_cancel)
                 cancels_sent = True
@@ -129,7 +159,39 @@ def crash_run(
         except subprocess.TimeoutExpired:
             proc.kill()
     wall = time.monotonic() - t0
-    return _check(store, jobs_root(cfg, store), want, done_kills, wall)
+    routing = _check_routes(store, network) if network is not None else []
+    result = _check(store, jobs_root(cfg, store), want, done_kills, wall)
+    result.problems += routing
+    return result
+
+
+def _check_routes(store, network: Network) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every job that left 'submitted' was routed once, to the site it has, inside its countries."""
+    from gigafactory.control.store.schema import transitions
+
+    problems = []
+    country = {x.name: x.country for x in network.sites}
+    with store.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(jobs_table))}
+        routes = Counter()
+        named: dict[int, str] = {}
+        for t in conn.execute(select(transitions).where(transitions.c.stimulus == "route")):
+            routes[t.job_id] += 1
+            named[t.job_id] = t.reason
+    for jid, r in rows.items():
+        if r.state == "submitted":
+            problems.append(f"job {jid} was never routed")
+            continue
+        if routes[jid] != 1:
+            problems.append(f"job {jid} was routed {routes[jid]} times")
+            continue
+        if r.state == "rejected":
+            continue
+        if not named[jid].startswith(f"routed to {r.site}:"):
+            problems.append(f"job {jid} is on {r.site}, but its story says {named[jid]!r}")
+        if r.countries and country.get(r.site) not in r.countries:
+            problems.append(f"job {jid} ran on {r.site} ({country.get(r.site)}), outside {r.countries}")
+    return problems
 
 
 def _cancel(store, ids: list[int]) -> None:  # type: ignore[no-untyped-def]

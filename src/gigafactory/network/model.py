@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -35,7 +35,7 @@ from gigafactory.core.hardware import system_watts
 from gigafactory.core.presets import build_site
 from gigafactory.core.topology import Topology
 
-__all__ = ["EU_MEMBER_STATES", "Network", "SiteSpec", "network_from_table", "network_from_toml"]
+__all__ = ["EU_MEMBER_STATES", "Network", "SiteSpec", "load_network", "network_from_table", "network_from_toml"]
 
 EU_MEMBER_STATES = {
     "AT": "Austria", "BE": "Belgium", "BG": "Bulgaria", "HR": "Croatia", "CY": "Cyprus", "CZ": "Czechia",
@@ -260,3 +260,20 @@ def network_from_toml(text: str, where: str) -> Network:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
     return network_from_table(data, where)
+
+
+def load_network(spec: str, read: Callable[[str], str]) -> Network:
+    """A network preset by name, or a network TOML file by path, read with ``read`` (the caller's I/O: this module
+    does none). ``read`` raises OSError or UnicodeDecodeError for a file it cannot read."""
+    from gigafactory.network.presets import NETWORK_PRESETS, network_preset
+
+    if spec in NETWORK_PRESETS:
+        return network_preset(spec)
+    if not spec.endswith(".toml"):
+        presets = ", ".join(NETWORK_PRESETS.names())
+        raise ConfigError(f"unknown network {spec!r}: give a preset ({presets}) or a .toml file")
+    try:
+        text = read(spec)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{spec}: cannot read the network file ({getattr(exc, 'strerror', None) or exc})") from exc
+    return network_from_toml(text, spec)

@@ -26,7 +26,7 @@ from gigafactory.core.errors import ConfigError
 from gigafactory.core.presets import build_site
 from gigafactory.core.spec import Spec, parse_spec
 from gigafactory.core.tenants import TenantTree
-from gigafactory.network import NETWORK_PRESETS, Network, network_from_toml, network_preset
+from gigafactory.network import Network, load_network
 from gigafactory.policy.profile import Profile, parse_profile, parse_route, profile_from_table
 from gigafactory.twin.failures import load_failures
 from gigafactory.twin.network_sim import NetworkResult, NetworkSimulation, Restriction
@@ -197,18 +197,7 @@ def run_one(exp: Experiment, seed: int, *, progress: Progress | None = None, kee
 
 def read_network(spec: str) -> Network:
     """A network preset by name, or a network TOML file by path."""
-    if spec in NETWORK_PRESETS:
-        return network_preset(spec)
-    path = Path(spec)
-    if not spec.endswith(".toml") and not path.exists():
-        raise ConfigError(
-            f"unknown network {spec!r}: give a preset ({', '.join(NETWORK_PRESETS.names())}) or a TOML file"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the network file ({exc})") from exc
-    return network_from_toml(text, str(path))
+    return load_network(spec, lambda path: Path(path).read_text(encoding="utf-8"))
 
 
 def home_countries(net: Network, tenants: tuple[str, ...], largest_job: int) -> dict[str, str]:

@@ -125,6 +125,10 @@ _DEFAULTS: dict[str, Any] = {
     "gpu_milli": 1000,
     "client_key": None,
     "client_hash": None,
+    "site": None,
+    "sites": None,
+    "countries": None,
+    "reroute": False,
 }
 
 
