@@ -161,12 +161,27 @@ def live_api(tmp_path: Path) -> Iterator[LiveServer]:
     yield from _serve(tmp_path, daemon=False)
 
 
-def _serve(tmp_path: Path, *, daemon: bool) -> Iterator[LiveServer]:
+@pytest.fixture
+def live_network(tmp_path: Path) -> Iterator[LiveServer]:
+    """The real API and a daemon serving two sites, de-1 (DE) and fr-1 (FR), of two 8-GPU nodes each."""
+    from gigafactory.network import Network, SiteSpec
+
+    net = Network(
+        "pair",
+        (
+            SiteSpec("de-1", "uniform:nodes=2,gpus=8", "DE", 235.9, 381.0, 1.3),
+            SiteSpec("fr-1", "uniform:nodes=2,gpus=8", "FR", 178.5, 56.0, 1.3),
+        ),
+    )
+    yield from _serve(tmp_path, daemon=True, site=None, network=net)
+
+
+def _serve(tmp_path: Path, *, daemon: bool, **plane: Any) -> Iterator[LiveServer]:
     import uvicorn
 
     from gigafactory.control.api.app import create_app
 
-    p = make_plane(tmp_path / "gf")
+    p = make_plane(tmp_path / "gf", **plane)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(p.cfg, p.store), host="127.0.0.1", port=port, log_level="error"))
     stop = threading.Event()

@@ -120,3 +120,46 @@ def test_dashboard_pages(browser, live: LiveServer, tmp_path: Path) -> None:  # 
     page.context.clear_cookies()
     assert page.goto(link).status == 401  # the link works once
     page.close()
+
+
+def test_the_network_in_the_dashboard(browser, live_network: LiveServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The sites with their load; and a tenant sees its own jobs on every site, and no one else's."""
+    live = live_network
+    with Client(live.url, live.plane.admin_token) as c:
+        mine_de = c.submit(tenant="lab-a", name="mine-de", command=["sleep", "30"], gpus=8, site="de-1")
+        mine_fr = c.submit(tenant="lab-a", name="mine-fr", command=["sleep", "30"], gpus=8, countries=["FR"])
+        theirs = c.submit(tenant="startup-b", name="theirs", command=["sleep", "30"], gpus=8, site="de-1")
+        _wait(lambda: all(c.job(j)["state"] == "running" for j in (mine_de, mine_fr, theirs)))
+    with Client(live.url, live.plane.tokens["lab-a"]) as c:
+        link = c.sign_in_link()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(link)  # a one-time sign-in link, as the tenant
+    page.goto(f"{live.url}/")
+    sites = page.locator("#sites tbody tr")
+    assert sites.count() == 2
+    de = page.locator('#sites tr[data-site="de-1"] td')
+    assert de.nth(1).inner_text() == "DE" and de.nth(3).inner_text() == "16"  # both jobs there hold 16 GPUs
+    assert page.inner_text("#site-name") == "de-1"
+    page.click('#sites a:text("fr-1")')
+    page.wait_for_url("**/?site=fr-1")
+    assert page.inner_text("#site-name") == "fr-1"
+    assert page.locator("#site-map .node").count() == 2
+    page.screenshot(path=str(tmp_path / "network.png"), full_page=True)
+    # The queue: the tenant's own jobs, on both sites, with the site; the other tenant's job is not there.
+    page.goto(f"{live.url}/queue")
+    shown = {page.locator("#queue tbody tr").nth(k).get_attribute("data-job") for k in range(2)}
+    assert page.locator("#queue tbody tr").count() == 2 and shown == {str(mine_de), str(mine_fr)}
+    assert page.locator(f'tr[data-job="{mine_fr}"] .job-site').inner_text() == "fr-1"
+    assert "theirs" not in page.content()
+    page.goto(f"{live.url}/jobs/{mine_fr}")
+    assert "fr-1" in page.inner_text("#job-site") and "may run in FR" in page.inner_text("#job-site")
+    assert "routed to fr-1" in page.inner_text("#story")
+    resp = page.goto(f"{live.url}/jobs/{theirs}")
+    assert resp is not None and resp.status == 404
+    assert errors == []
+    page.close()
+    with Client(live.url, live.plane.admin_token) as c:
+        for j in (mine_de, mine_fr, theirs):
+            c.cancel(j)

@@ -173,7 +173,7 @@ def _check_routes(store, network: Network) -> list[str]:  # type: ignore[no-unty
     country = {x.name: x.country for x in network.sites}
     with store.connect() as conn:
         rows = {r.id: r for r in conn.execute(select(jobs_table))}
-        routes = Counter()
+        routes: Counter[int] = Counter()
         named: dict[int, str] = {}
         for t in conn.execute(select(transitions).where(transitions.c.stimulus == "route")):
             routes[t.job_id] += 1
