@@ -120,8 +120,8 @@ def test_network_files_are_checked_before_anything_is_stored(tmp_path: Path) -> 
         init_control(cfg, network=other)
     with pytest.raises(ConfigError, match="either --site or --network"):
         init_control(cfg, site="hgx-h100:nodes=4", network=two_sites())
+    bad = Network("x", (SiteSpec("a", "uniform:nodes=1,gpus=4", "DE", 1, 1, 1.1, executor={"kind": "ssh"}),))
     with pytest.raises(ConfigError, match="executor kind 'ssh'"):
-        bad = Network("x", (SiteSpec("a", "uniform:nodes=1,gpus=4", "DE", 1, 1, 1.1, executor={"kind": "ssh"}),))
         init_control(ControlConfig(tmp_path / "gf2"), network=bad)
     with pytest.raises(ConfigError, match=r"site 2 \(b\): pue = 0.5 must be at least 1"):
         network_from_toml(
