@@ -198,7 +198,40 @@ def _crash_line(doc: dict[str, Any]) -> str:
     )
 
 
+def _dur(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:,.0f} s" if x < 120 else f"{x / 60:,.1f} min" if x < 7200 else f"{x / 3600:,.1f} h"
+
+
+def network(doc: dict[str, Any]) -> str:
+    rows = [
+        "| route | mean queueing | p99 queueing | mean JCT | utilisation | energy | energy cost | emissions | wall |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["runs"]:
+        rows.append(
+            f"| `{r['route']}` | {_dur(r['avg_queue_s'])} | {_dur(r['p99_queue_s'])} | {_dur(r['avg_jct_s'])} | "
+            f"{r['utilisation']:.1%} | {r['energy_mwh']:,.0f} MWh | €{r['cost_eur'] / 1e6:,.2f}M | "
+            f"{r['emissions_t']:,.0f} t | {r['wall_s']:,.0f} s |"
+        )
+    cost = doc.get("cost_of_the_network") or {}
+    extra = ""
+    if cost.get("ratio"):
+        extra = (
+            f" The same jobs, each site simulated alone with the jobs `earliest-start` sent it: "
+            f"{cost['sites_alone_wall_s']:,.0f} s in all; the network on one clock: {cost['network_wall_s']:,.0f} s "
+            f"({cost['ratio']:.2f}×)."
+        )
+    return (
+        "\n".join(rows) + f"\n\n`eu-2030` ({doc['gpus']:,} GPUs), {doc['days']:g} days of `{doc['workload']}`, policy "
+        f"`{doc['policy']}` at every site, seed {doc['seed']}; {doc['residency']:.0%} of the jobs may run only in "
+        f"their tenant's home country.{extra} Measured on {_machine(doc)}."
+    )
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "network": network,
     "api_load": api_load,
     "crash": crash,
     "failures_check": failures_check,

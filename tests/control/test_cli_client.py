@@ -121,3 +121,37 @@ def test_serve_refuses_bad_set_ups_clearly(tmp_path) -> None:  # type: ignore[no
         r = subprocess.run([sys.executable, "-m", "gigafactory", "serve", "--data-dir", str(tmp_path / "p"), "--port",
                             port], capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
     assert r.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in r.stderr, r.stderr
+
+
+def test_the_network_from_the_command_line(live_network: LiveServer) -> None:
+    live = live_network
+    tok = live.plane.tokens["lab-a"]
+    r = gf(live, "submit", "--countries", "fr", "--gpus", "8", "--", "sleep", "20", token=tok)
+    assert r.returncode == 0, r.stderr
+    jid = int(r.stdout.split()[-1])
+    pinned = int(gf(live, "submit", "--site", "de-1", "--", "sleep", "20", token=tok).stdout.split()[-1])
+    with Client(live.url, tok) as c:
+        deadline = time.monotonic() + 30
+        while c.job(jid)["state"] != "running" or c.job(pinned)["state"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    sites = gf(live, "sites", token=tok)
+    assert sites.returncode == 0
+    lines = {ln.split()[0]: ln.split() for ln in sites.stdout.splitlines()[1:] if ln.strip()}
+    assert lines["fr-1"][1:4] == ["FR", "16", "8"] and lines["de-1"][1:4] == ["DE", "16", "1"]
+    q = gf(live, "queue", "--site", "fr-1", token=tok)
+    assert q.returncode == 0 and str(jid) in q.stdout and f"{pinned} " not in q.stdout and "fr-1" in q.stdout
+    st = gf(live, "status", str(jid), token=tok)
+    assert "fr-1   may run in FR" in st.stdout and "routed to fr-1" in st.stdout
+    nodes = gf(live, "nodes", "--site", "de-1", token=tok)
+    assert nodes.returncode == 0 and len(nodes.stdout.splitlines()) == 3  # header and two nodes
+    for bad, message in (
+        (["submit", "--countries", ",", "--", "true"], "--countries ',': give ISO codes"),
+        (["submit", "--site", "mars", "--", "true"], "unknown site 'mars'"),
+        (["queue", "--site", "mars"], "no site 'mars'"),
+    ):
+        r = gf(live, *bad, token=tok)
+        assert r.returncode != 0 and message in r.stderr, (bad, r.stderr)
+    with Client(live.url, live.plane.admin_token) as c:
+        c.cancel(jid)
+        c.cancel(pinned)

@@ -204,3 +204,17 @@ def test_a_daemon_killed_while_routing_loses_nothing_and_routes_nothing_twice(
     r = crash_run(tmp_path / "gf", jobs=240, kills=4, seed=11, db=db_url, network=net, kill_every_s=(0.2, 1.0))
     assert r.ok, "\n".join(r.problems[:20])
     assert r.kills == 4 and sum(r.states.values()) == 240
+
+
+def test_a_power_cap_keeps_unfed_nodes_drained_in_the_control_plane(tmp_path: Path) -> None:
+    # Two 8-GPU H100 nodes at PUE 1.2 draw 2 × 12.2 kW at full load; a 13 kW connection feeds one.
+    net = Network("capped", (SiteSpec("a", "uniform:nodes=2,gpus=8", "DE", 1.0, 1.0, 1.2, power_cap_mw=0.013),))
+    p = make_plane(tmp_path / "gf", site=None, network=net)  # type: ignore[arg-type]
+    with TestClient(create_app(p.cfg, p.store)) as api:
+        nodes = api.get("/api/v1/nodes", headers={"Authorization": f"Bearer {p.admin_token}"}).json()
+        assert [(n["state"], n["reason"]) for n in nodes] == [("up", ""), ("drained", "power cap")]
+        jid = _submit(api, p.tokens["lab-a"], gpus=8).json()["ids"][0]
+    d = p.daemon(forecast_every_s=1e9)
+    run_until(d, lambda: _row(p, jid).state == "completed")
+    assert _row(p, jid).placement["nodes"] == [0]
+    p.store.dispose()

@@ -34,7 +34,7 @@ from gigafactory.control.store import accounts
 from gigafactory.control.store.db import default_url, get_meta, open_store, set_meta
 from gigafactory.control.store.schema import tenants as tenants_table
 from gigafactory.control.store.schema import tokens
-from gigafactory.control.store.site import load_site, load_sites, save_site
+from gigafactory.control.store.site import load_site, load_sites, save_site, set_node_state
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.presets import build_site
 from gigafactory.core.tenants import Tenant
@@ -225,7 +225,11 @@ def _save_network(conn: Connection, network: Network, executor: str) -> None:
         kind = spec.executor.get("kind", executor)
         if kind not in EXECUTORS:
             raise ConfigError(f"site {spec.name}: executor kind {kind!r}; known: {', '.join(EXECUTORS)}")
-        save_site(conn, spec.topology, spec.preset, spec)
+        fresh = spec.name not in held
+        site_id = save_site(conn, spec.topology, spec.preset, spec)
+        if fresh:
+            for node in range(spec.powered_nodes(), spec.topology.num_nodes):
+                set_node_state(conn, site_id, node, "drained", "power cap")  # more than the grid connection feeds
     set_meta(conn, "network", network.name)
     set_meta(conn, "route", network.route)
 

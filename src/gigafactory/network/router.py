@@ -134,12 +134,13 @@ class Router:
             return fits
         views = [self.sites[k] for k in fits]
         if len(views) == 1:
-            k, reason = 0, "the only allowed site that can hold it"
+            k, reason = 0, "the only allowed site that could hold it"
         else:
-            k, reason = self.route.chooser.choose(job, list(views), now, self._rng)
+            k, why = self.route.chooser.choose(job, list(views), now, self._rng)
+            reason = f"{self.route.chooser.name}: {why}"
         site = fits[k]
         self.sites[site].sent(job)
-        return Routed(site, self.sites[site].name, f"{self.route.chooser.name}: {reason}")
+        return Routed(site, self.sites[site].name, reason)
 
     def index(self, name: str) -> int:
         return self._index[name]
