@@ -277,3 +277,81 @@ def test_a_hostile_tenant_on_slurm_reaches_nothing_of_another(slurm_plane: tuple
     assert row(d, a).state == "completed", row(d, a).reason
     assert "LEAK" not in out and secret not in out, out
     assert out.split()[-1] == "gf-lab-a"
+
+
+@pytest.fixture
+def two_clusters(cluster: Path) -> Iterator[tuple[Path, Path]]:
+    """Two more Slurm clusters on this machine, each on ports and a munge socket of its own (the module's cluster
+    fixture has checked that Slurm is here)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = 7600 + 200 * (int(worker) if worker.isdigit() else 0)
+    dirs = []
+    for k in range(2):
+        d = Path(tempfile.mkdtemp(prefix=f"gf-slurm{k}-", dir="/tmp"))
+        d.chmod(0o755)
+        env = {**os.environ, "SLURM_BASE_PORT": str(base + 100 * k)}
+        subprocess.run([str(SCRIPT), "start", str(d), "2", "4"], check=True, timeout=120, env=env)
+        dirs.append(d)
+    try:
+        yield dirs[0], dirs[1]
+    finally:
+        for d in dirs:
+            subprocess.run([str(SCRIPT), "stop", str(d)], check=False, timeout=120)
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_network_of_two_slurm_clusters(two_clusters: tuple[Path, Path], tmp_path: Path) -> None:
+    """Each site its own Slurm cluster: jobs route by where they can start and where they may go, run on their
+    site's cluster, and are accounted per site."""
+    from gigafactory.control.serve import make_executors
+    from gigafactory.control.store.schema import usage
+    from gigafactory.control.store.site import load_sites
+    from gigafactory.network import Network, SiteSpec
+
+    de, fr = two_clusters
+    net = Network(
+        "two-clusters",
+        (
+            SiteSpec("de-1", "slurm", "DE", 235.9, 381.0, 1.3, executor={"kind": "slurm", "conf": f"{de}/slurm.conf"}),
+            SiteSpec("fr-1", "slurm", "FR", 178.5, 56.0, 1.3, executor={"kind": "slurm", "conf": f"{fr}/slurm.conf"}),
+        ),
+    )
+    jobs = Path(tempfile.mkdtemp(prefix="gf-jobs-", dir="/tmp"))
+    jobs.chmod(0o711)
+    cfg = ControlConfig(tmp_path / "gf", jobs_dir=jobs)
+    store = init_control(cfg, network=net, tenants=TENANTS)
+    if isolating():
+        with store.begin() as conn:
+            for t in TENANTS:
+                accounts.put_tenant(conn, t, capacity_gpus=16, unix_user=unix_user(f"gf-{t.name}"))
+    with store.connect() as conn:
+        sites = load_sites(conn)
+    assert [(x.name, x.topology.num_gpus, list(x.topology.node_names)) for x in sites] == [
+        ("de-1", 8, ["node1", "node2"]), ("fr-1", 8, ["node1", "node2"])
+    ]  # fmt: skip
+    executors = make_executors(cfg, store, sites)
+    d = Daemon(store, executors)  # type: ignore[arg-type]
+    try:
+        (fill,) = submit(d, {"command": ["sleep", "60"], "gpus": 8, "sites": ["de-1"]})
+        run_until(d, lambda: row(d, fill).state == "running", timeout=60, poll=0.2)
+        free = submit(d, *({"command": ["true"], "gpus": 1} for _ in range(2)))
+        (german,) = submit(d, {"command": ["true"], "gpus": 1, "countries": ["DE"]})
+        run_until(d, ended(d, *free), timeout=90, poll=0.2)
+        assert [row(d, j).site for j in free] == ["fr-1", "fr-1"]
+        assert [row(d, j).state for j in free] == ["completed", "completed"]
+        assert (row(d, german).site, row(d, german).state) == ("de-1", "pending")
+        # The fill runs on de-1's cluster, not on fr-1's.
+        names = {c: subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True,
+                                   env={**os.environ, "SLURM_CONF": f"{c}/slurm.conf"}).stdout.split()
+                 for c in (de, fr)}  # fmt: skip
+        assert executors[0].job_name(fill, 1) in names[de] and not names[fr]  # type: ignore[attr-defined]
+        with store.begin() as conn:
+            inbox.append(conn, "cancel", job_id=fill, reason="make room")
+        run_until(d, ended(d, german, fill), timeout=90, poll=0.2)
+        assert row(d, german).state == "completed"
+        with store.connect() as conn:
+            billed = {r.job_id: r.site for r in conn.execute(usage.select())}
+        assert billed == {fill: "de-1", german: "de-1", free[0]: "fr-1", free[1]: "fr-1"}
+    finally:
+        store.dispose()
+        shutil.rmtree(jobs, ignore_errors=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import Engine as Store
@@ -39,7 +39,7 @@ from gigafactory.core.errors import ConfigError
 from gigafactory.core.presets import build_site
 from gigafactory.core.tenants import Tenant
 from gigafactory.core.topology import Topology
-from gigafactory.network.model import Network, load_network
+from gigafactory.network.model import SLURM_PRESET, Network, load_network
 from gigafactory.policy.profile import parse_profile
 
 __all__ = [
@@ -225,11 +225,21 @@ def _save_network(conn: Connection, network: Network, executor: str) -> None:
         kind = spec.executor.get("kind", executor)
         if kind not in EXECUTORS:
             raise ConfigError(f"site {spec.name}: executor kind {kind!r}; known: {', '.join(EXECUTORS)}")
-        fresh = spec.name not in held
+        if spec.name in held:
+            want = SLURM_PRESET if kind == "slurm" else spec.preset
+            if held[spec.name].spec != want:
+                raise ConfigError(f"this store's site {spec.name!r} is {held[spec.name].spec!r}; it cannot become "
+                                  f"{want!r}")  # fmt: skip
+            continue
+        if kind == "slurm":
+            # A Slurm site's nodes are the cluster's, by the names Slurm knows them by.
+            from gigafactory.control.executors.slurm import site_from_slurm
+
+            conf = spec.executor.get("conf")
+            spec = replace(spec, preset=SLURM_PRESET).on(site_from_slurm(spec.name, conf=str(conf) if conf else None))
         site_id = save_site(conn, spec.topology, spec.preset, spec)
-        if fresh:
-            for node in range(spec.powered_nodes(), spec.topology.num_nodes):
-                set_node_state(conn, site_id, node, "drained", "power cap")  # more than the grid connection feeds
+        for node in range(spec.powered_nodes(), spec.topology.num_nodes):
+            set_node_state(conn, site_id, node, "drained", "power cap")  # more than the grid connection feeds
     set_meta(conn, "network", network.name)
     set_meta(conn, "route", network.route)
 

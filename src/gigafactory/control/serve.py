@@ -45,8 +45,11 @@ log = logging.getLogger("gigafactory.serve")
 PR_SET_PDEATHSIG = 1
 
 
-def make_executor(cfg: ControlConfig, store: Store, name: str | None = None) -> Executor:
-    """The executor the store was set up with (or ``name``), configured from the store."""
+def make_executor(
+    cfg: ControlConfig, store: Store, name: str | None = None, *, conf: str | None = None, partition: str | None = None
+) -> Executor:
+    """The executor the store was set up with (or ``name``), configured from the store. For Slurm, ``conf`` names
+    the cluster's slurm.conf (else ``$SLURM_CONF``), and ``partition`` the partition to submit to."""
     with store.connect() as conn:
         name = name or get_meta(conn, "executor", "local") or "local"
         plane = get_meta(conn, "plane_id") or "local"
@@ -66,22 +69,26 @@ def make_executor(cfg: ControlConfig, store: Store, name: str | None = None) -> 
                     f"{root}, but {closed} is closed to them; start with --jobs-dir on a directory every node and "
                     f"user can reach (the cluster's shared file system)"
                 )
-        return SlurmExecutor(root, plane)
+        return SlurmExecutor(root, plane, conf=conf, partition=partition)
     raise ConfigError(f"executor {name!r}; known: local, slurm")
 
 
 def make_executors(cfg: ControlConfig, store: Store, sites: list[StoredSite]) -> list[Executor]:
-    """One executor per site, as each site's ``executor`` table says (else the store's). Sites of one kind share
-    one executor: every local site runs its jobs from the same jobs directory, under job ids unique to the store."""
+    """One executor per site, as each site's ``executor`` table says (else the store's): ``{kind = "local"}``, or
+    ``{kind = "slurm", conf = "/etc/slurm-de/slurm.conf", partition = "gpu"}`` for a cluster of its own. Sites with
+    the same settings share one executor: every local site runs its jobs from the same jobs directory, under job ids
+    unique to the store."""
     with store.connect() as conn:
         default = get_meta(conn, "executor", "local") or "local"
-    shared: dict[str, Executor] = {}
+    shared: dict[tuple[str, str | None, str | None], Executor] = {}
     out = []
     for site in sites:
         kind = str(site.executor.get("kind", default))
-        if kind not in shared:
-            shared[kind] = make_executor(cfg, store, kind)
-        out.append(shared[kind])
+        conf, part = site.executor.get("conf"), site.executor.get("partition")
+        key = (kind, str(conf) if conf else None, str(part) if part else None)
+        if key not in shared:
+            shared[key] = make_executor(cfg, store, kind, conf=key[1], partition=key[2])
+        out.append(shared[key])
     return out
 
 

@@ -48,6 +48,7 @@ EU_MEMBER_STATES = {
 _SITE_KEYS = {"name", "preset", "country", "price_eur_mwh", "carbon_g_kwh", "pue", "power_cap_mw", "executor", "source"}
 _NET_KEYS = {"name", "route", "site"}
 MAX_SITES = 64
+SLURM_PRESET = "slurm"  # a Slurm site's "preset": its nodes are read from its cluster
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,11 @@ class SiteSpec:
 
     @cached_property
     def topology(self) -> Topology:
+        if self.preset == SLURM_PRESET:
+            raise ConfigError(
+                f"site {self.name} is a Slurm cluster without a preset: its nodes are known once the control plane "
+                "reads them; give it a preset to simulate it"
+            )
         return build_site(self.preset)
 
     def on(self, topo: Topology) -> SiteSpec:
@@ -186,8 +192,12 @@ def site_from_table(table: Mapping[str, Any], where: str) -> SiteSpec:
     unknown = sorted(set(table) - _SITE_KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_SITE_KEYS))}")
+    executor = table.get("executor", {})
+    if not isinstance(executor, Mapping):
+        raise ConfigError(f'{where}: executor must be a table, e.g. {{ kind = "local" }}')
+    slurm = executor.get("kind") == "slurm"  # its nodes come from the cluster: no preset needed
     for key in ("name", "preset", "country", "price_eur_mwh", "carbon_g_kwh", "pue"):
-        if key not in table:
+        if key not in table and not (key == "preset" and slurm):
             raise ConfigError(f"{where}: {key} is missing")
     name = table["name"]
     if not isinstance(name, str) or not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
@@ -214,6 +224,8 @@ def site_from_table(table: Mapping[str, Any], where: str) -> SiteSpec:
         source=str(table.get("source", "")),
         executor=dict(executor),
     )
+    if preset == SLURM_PRESET:
+        return spec  # its nodes are read from its cluster when the control plane first starts
     try:
         spec.topology  # noqa: B018  (build it now: a bad preset fails here, naming the site)
     except ConfigError as exc:

@@ -71,8 +71,11 @@ class SlurmError(UserError):
 
 
 def _slurm(
-    args: list[str], *, timeout: float = 30.0, check: bool = True, **kw: Any
+    args: list[str], *, timeout: float = 30.0, check: bool = True, conf: str | None = None, **kw: Any
 ) -> subprocess.CompletedProcess[str]:
+    """Run a Slurm client command; ``conf``: the slurm.conf of the cluster to ask (else ``$SLURM_CONF``)."""
+    if conf is not None:
+        kw["env"] = {**(kw.get("env") or os.environ), "SLURM_CONF": conf}
     try:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False, **kw)
     except FileNotFoundError as exc:
@@ -85,7 +88,9 @@ def _slurm(
     if check and proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()] or ["no message"]
         said = next((line for line in lines if "fatal" in line), lines[-1])  # the line that says why
-        hint = "" if os.environ.get("SLURM_CONF") else " (SLURM_CONF is not set: is this a Slurm client machine?)"
+        hint = (
+            "" if conf or os.environ.get("SLURM_CONF") else " (SLURM_CONF is not set: is this a Slurm client machine?)"
+        )
         raise SlurmError(f"{' '.join(args[:3])} failed (exit {proc.returncode}): {said.strip()[:300]}{hint}")
     return proc
 
@@ -100,10 +105,10 @@ def job_name(plane: str, job_id: int, attempt: int) -> str:
     return f"gf-{plane}-{job_id}-{attempt}"
 
 
-def site_from_slurm(name: str | None = None) -> Topology:
+def site_from_slurm(name: str | None = None, conf: str | None = None) -> Topology:
     """The site as Slurm sees it: one node per Slurm node, its GPUs from its ``gpu`` GRES; each node is its own
-    NVLink domain (HGX-style), all in one pod."""
-    out = _slurm(["scontrol", "show", "nodes", "-o"]).stdout
+    NVLink domain (HGX-style), all in one pod. ``conf``: the cluster's slurm.conf (else ``$SLURM_CONF``)."""
+    out = _slurm(["scontrol", "show", "nodes", "-o"], conf=conf).stdout
     rows = []
     for line in out.splitlines():
         fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
@@ -122,7 +127,7 @@ def site_from_slurm(name: str | None = None) -> Topology:
         raise ConfigError("scontrol show nodes lists no nodes: is SLURM_CONF set and the cluster up?")
     cluster = name
     if cluster is None:
-        for line in _slurm(["scontrol", "show", "config"]).stdout.splitlines():
+        for line in _slurm(["scontrol", "show", "config"], conf=conf).stdout.splitlines():
             if line.startswith("ClusterName"):
                 cluster = line.split("=", 1)[1].strip()
     models = sorted({r[1] for r in rows})
@@ -140,10 +145,11 @@ def site_from_slurm(name: str | None = None) -> Topology:
 class SlurmExecutor:
     name = "slurm"
 
-    def __init__(self, jobs_root: Path, plane: str, *, partition: str | None = None) -> None:
+    def __init__(self, jobs_root: Path, plane: str, *, partition: str | None = None, conf: str | None = None) -> None:
         self.root = jobs_root
         self.plane = plane
         self.partition = partition
+        self.conf = conf  # the cluster's slurm.conf; None: $SLURM_CONF (a network may have a cluster per site)
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o711)
         self._ids: dict[tuple[int, int], str] = {}
@@ -178,8 +184,8 @@ class SlurmExecutor:
         if isolating():
             as_user = {"user": launch.uid, "group": launch.gid, "extra_groups": launch.groups}
         env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8"}
-        if os.environ.get("SLURM_CONF"):
-            env["SLURM_CONF"] = os.environ["SLURM_CONF"]
+        if self.conf or os.environ.get("SLURM_CONF"):
+            env["SLURM_CONF"] = self.conf or os.environ["SLURM_CONF"]
         proc = _slurm(self._sbatch_args(launch, d), check=False, input=self._script(launch, d), env=env,
                       cwd="/", **as_user)  # fmt: skip
         if proc.returncode != 0 and "Batch job submission failed" in proc.stderr:
@@ -212,7 +218,7 @@ class SlurmExecutor:
     def stop(self, job_id: int, attempt: int) -> None:
         sid = self._slurm_id(job_id, attempt) or self._find(self.job_name(job_id, attempt))
         if sid is not None:
-            _slurm(["scancel", sid], check=False)
+            _slurm(["scancel", sid], check=False, conf=self.conf)
 
     def poll(self, running: dict[int, int]) -> list[Report]:
         if not running:
@@ -257,7 +263,7 @@ class SlurmExecutor:
         return out
 
     def nodes(self) -> list[NodeReport]:
-        out = _slurm(["sinfo", "-h", "-N", "-o", "%N|%T|%E"]).stdout
+        out = _slurm(["sinfo", "-h", "-N", "-o", "%N|%T|%E"], conf=self.conf).stdout
         reports: dict[str, NodeReport] = {}
         for line in out.splitlines():
             node, state, reason = [*line.split("|"), "", ""][:3]
@@ -319,7 +325,7 @@ class SlurmExecutor:
             if n == name:
                 return sid
         for line in _slurm(
-            ["sacct", "-c", "-P", "-n", "-o", "JobID,JobName", "--name", name], check=False
+            ["sacct", "-c", "-P", "-n", "-o", "JobID,JobName", "--name", name], check=False, conf=self.conf
         ).stdout.splitlines():
             parts = line.split("|")
             if len(parts) >= 2 and parts[1] == name:
@@ -327,7 +333,7 @@ class SlurmExecutor:
         return None
 
     def _squeue_by_id(self) -> dict[str, tuple[str, str]]:
-        out = _slurm(["squeue", "-h", "-o", "%i|%j|%T"]).stdout
+        out = _slurm(["squeue", "-h", "-o", "%i|%j|%T"], conf=self.conf).stdout
         rows = {}
         for line in out.splitlines():
             sid, name, state = [*line.split("|"), "", ""][:3]
@@ -344,7 +350,9 @@ class SlurmExecutor:
 
     def _sacct(self) -> dict[str, tuple[str, int, float | None, float | None]]:
         """Ended Slurm jobs from the completion log: id → (state, exit code, start, end)."""
-        out = _slurm(["sacct", "-c", "-P", "-n", "-o", "JobID,State,ExitCode,Start,End"], check=False).stdout
+        out = _slurm(
+            ["sacct", "-c", "-P", "-n", "-o", "JobID,State,ExitCode,Start,End"], check=False, conf=self.conf
+        ).stdout
         rows = {}
         for line in out.splitlines():
             parts = line.split("|")
