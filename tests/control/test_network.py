@@ -218,3 +218,33 @@ def test_a_power_cap_keeps_unfed_nodes_drained_in_the_control_plane(tmp_path: Pa
     run_until(d, lambda: _row(p, jid).state == "completed")
     assert _row(p, jid).placement["nodes"] == [0]
     p.store.dispose()
+
+
+def test_a_job_that_allows_it_leaves_a_site_that_can_no_longer_run_it(tmp_path: Path) -> None:
+    p = make_plane(tmp_path / "gf", site=None, network=two_sites())  # type: ignore[arg-type]
+    tok = p.tokens["lab-a"]
+    admin = {"Authorization": f"Bearer {p.admin_token}"}
+    d = p.daemon(forecast_every_s=1e9)
+    with TestClient(create_app(p.cfg, p.store)) as api:
+        both = ["DE", "FR"]
+        fills = [_submit(api, tok, command=["sleep", "60"], gpus=4, site=s).json()["ids"][0] for s in ("de-1", "fr-1")]
+        run_until(d, lambda: all(_row(p, j).state == "running" for j in fills))
+        mover = _submit(api, tok, command=["true"], gpus=4, countries=both, reroute=True).json()["ids"][0]
+        stayer = _submit(api, tok, command=["true"], gpus=4, countries=both).json()["ids"][0]
+        run_until(d, lambda: _row(p, mover).state == "pending" and _row(p, stayer).state == "pending")
+        home = _row(p, mover).site
+        other = "fr-1" if home == "de-1" else "de-1"
+        # The mover's site loses its only node; the other site frees up.
+        assert api.post(f"/api/v1/admin/nodes/u00000/drain?site={home}", headers=admin).status_code == 202
+        api.post(f"/api/v1/jobs/{fills[0 if other == 'de-1' else 1]}/cancel", headers=admin)
+        run_until(d, lambda: _row(p, mover).state == "completed")
+        assert _row(p, mover).site == other
+        story = [t for t in api.get(f"/api/v1/jobs/{mover}/story", headers=admin).json() if t["stimulus"] == "route"]
+        assert len(story) == 2 and story[1]["reason"].startswith(f"routed to {other}: away from {home}")
+        if _row(p, stayer).site == home:
+            assert _row(p, stayer).state == "pending"  # it did not allow a move: it waits for its site
+        for j in fills:
+            api.post(f"/api/v1/jobs/{j}/cancel", headers=admin)
+        ambiguous = api.post("/api/v1/admin/nodes/u00000/drain", headers=admin)
+        assert ambiguous.status_code == 422 and "add ?site=" in ambiguous.text
+    p.store.dispose()

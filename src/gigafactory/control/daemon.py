@@ -282,6 +282,29 @@ class Daemon:
             site.log_seen = 0
         self._max_seen = max(self._max_seen_in_store(), 0)
 
+    def _reroute(self, now: float, events: dict[int, list[Event]]) -> dict[int, tuple[_Site, str]]:
+        """Jobs that allow it (``reroute``) leave a site that can no longer start them, even once everything running
+        there has ended (its nodes are down or drained), for another allowed site. Others wait where they are."""
+        moved: dict[int, tuple[_Site, str]] = {}
+        if len(self.sites) < 2:
+            return moved
+        for site in self.sites:
+            eng = site.engine
+            if bool(eng.cap.schedulable.all()):
+                continue  # every node up: nothing is stranded here
+            for jid in eng.pending():
+                rec = eng.job(jid)
+                if not rec.job.reroute or math.isfinite(eng.estimate_start(rec.job, now)):
+                    continue
+                routed = self.router.route_job(rec.job, now, avoid=site.index)
+                if isinstance(routed, Status) or eng.withdraw(jid) is None:
+                    continue
+                to = self.sites[routed.site]
+                events[to.index].append(JobRestored(now, rec.job, rec.attempt, None, None, rec.attained_s))
+                self._site_of[jid] = to
+                moved[jid] = (to, f"away from {site.name}, whose nodes that could run it are down; {routed.reason}")
+        return moved
+
     def _site_named(self, name: str | None) -> _Site:
         """A job's site by name; a job of a store from before networks (no site) is on its one site."""
         return self._by_name.get(name or "", self.sites[0])
@@ -371,6 +394,7 @@ class Daemon:
                 elif nr.state == "up" and not up:
                     events[site.index].append(NodeRepaired(now, i))
                     node_states.append((site.stored.id, i, "up", ""))
+        routes.update(self._reroute(now, events))
         t0 = time.perf_counter()
         actions: list[tuple[_Site, Any]] = []
         for site in self.sites:

@@ -248,6 +248,21 @@ class Engine:
             del self._jobs[job_id]
             self._counts[rec.state] -= 1
 
+    def withdraw(self, job_id: int) -> JobRecord | None:
+        """Take a waiting job out of this site, to be restored at another (``JobRestored``). Only a job that waits in
+        the queue can leave (not one whose stopped attempt is still held); returns its record, or None."""
+        rec = self._jobs.get(job_id)
+        if rec is None or rec.state is not JobState.PENDING or job_id in self._awaiting or job_id in self._held:
+            return None
+        self._queue.remove(rec)
+        del self._jobs[job_id]
+        self._counts[JobState.PENDING] -= 1
+        if rec in self._immediate:
+            self._immediate.remove(rec)
+        if self._res is not None and self._res.job_id == job_id:
+            self._res = None
+        return rec
+
     def tenant_gpus_all(self) -> dict[str, float]:
         """GPUs held right now, per tenant (fractional requests count as their fraction)."""
         return {t: self._usage.held(t) for t in self._usage.tenants()}
@@ -617,6 +632,10 @@ class Engine:
         work = self._queue.work_gpu_s + ahead_work_gpu_s
         if work <= 0.0 and ahead_gpus <= 0.0 and free >= g:
             return now
+        # GPUs on nodes that are up and not drained: all a job could ever get here while they stay so.
+        up = float(self.topo.node_gpus[self.cap.schedulable].sum())
+        if g > up:
+            return math.inf
         # The fluid model: A(t) = GPU-seconds not held by running jobs between now and t; the queue needs `work`.
         t, area = now, 0.0
         jobs = self._jobs
@@ -633,7 +652,7 @@ class Engine:
                 return t + (max(work - area, 0.0) / free if free > 0 else 0.0)
             area += step
             t = end
-            free += jobs[jid].job.request.gpu_equivalent
+            free = min(free + jobs[jid].job.request.gpu_equivalent, up)
         if open_ended:
             by_end = sorted(open_ended)
             gpus = [self._jobs[jid].job.request.gpu_equivalent for end, jid in self._ends if end == math.inf]
@@ -643,7 +662,7 @@ class Engine:
                     return t + (max(work - area, 0.0) / free if free > 0 else 0.0)
                 area += step
                 t = end
-                free += gpus.pop()  # open-ended jobs all run DEFAULT_RUNTIME_S: which frees first hardly matters
+                free = min(free + gpus.pop(), up)  # open-ended jobs all run DEFAULT_RUNTIME_S: the order hardly matters
         if free < g or free <= 0.0:
             return math.inf  # not even when everything has ended (nodes are down)
         return t + max(work - area, 0.0) / free

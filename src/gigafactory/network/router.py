@@ -127,11 +127,16 @@ class Router:
         why = "; ".join(f"{self.sites[k].name}: {never[k]}" for k in allowed)
         return Status.unresolvable("no allowed site could ever hold it: " + why)
 
-    def route_job(self, job: Job, now: float) -> Routed | Status:
-        """Choose the site for ``job`` and count it there as work ahead (see the module docstring)."""
+    def route_job(self, job: Job, now: float, *, avoid: int | None = None) -> Routed | Status:
+        """Choose the site for ``job`` and count it there as work ahead (see the module docstring). ``avoid``: a site
+        that may not be chosen (the one a job is rerouted away from)."""
         fits = self.candidates(job)
         if isinstance(fits, Status):
             return fits
+        if avoid is not None:
+            fits = [k for k in fits if k != avoid]
+            if not fits:
+                return Status.unresolvable("no other allowed site could hold it")
         views = [self.sites[k] for k in fits]
         if len(views) == 1:
             k, reason = 0, "the only allowed site that could hold it"
