@@ -40,6 +40,21 @@ def _processes(*words: str) -> list[int]:
     return found
 
 
+def _running(*argv: str) -> list[int]:
+    """Live processes whose arguments are exactly ``argv`` (not a shell whose script mentions them)."""
+    want = "\0".join(argv).encode() + b"\0"
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if Path(f"/proc/{name}/cmdline").read_bytes() == want and proc_start(int(name)) is not None:
+                found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
 def _wait(pred, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not pred():
@@ -140,19 +155,19 @@ def test_kill_9_of_a_runner_never_leaves_two_copies_running(tmp_path: Path) -> N
     with plane.store.begin() as conn:
         (jid,) = jobstore.insert_jobs(conn, [{"tenant": "lab-a", "command": ["sh", "-c", script], "gpus": 1,
                                               "ckpt_s": 60.0}])  # fmt: skip
-    run_until(d, lambda: bool(_processes("sleep 311")) and bool(_processes("sleep 312")))
+    run_until(d, lambda: bool(_running("sleep", "311")) and bool(_running("sleep", "312")))
     record = json.loads((plane.jobs / f"{jid}/1/claim/runner.json").read_text())
     os.kill(record["pid"], signal.SIGKILL)
     overlap = []
 
     def second_done() -> bool:
-        if (plane.jobs / f"{jid}/2/claim").exists() and (_processes("sleep 311") or _processes("sleep 312")):
+        if (plane.jobs / f"{jid}/2/claim").exists() and (_running("sleep", "311") or _running("sleep", "312")):
             overlap.append(True)
         with plane.store.connect() as conn:
             return str(jobstore.get_job(conn, jid).state) == "completed"
 
     run_until(d, second_done, timeout=30)
-    assert overlap == [] and not _processes("sleep 311") and not _processes("sleep 312")
+    assert overlap == [] and not _running("sleep", "311") and not _running("sleep", "312")
     assert (plane.jobs / f"{jid}/2/stdout.log").read_text() == "second\n"
     plane.store.dispose()
 
