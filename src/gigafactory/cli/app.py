@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -20,6 +21,8 @@ from gigafactory import __version__
 from gigafactory.cli.control import register
 from gigafactory.cli.output import console, user_errors
 from gigafactory.core.errors import UserError
+
+R = TypeVar("R")
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -114,14 +117,19 @@ def summary_table(s: dict[str, Any]) -> Table:
 
 
 def _run_with_progress(exp: Experiment, seed: int, quiet: bool) -> SimResult:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from gigafactory.twin.experiment import run_one
 
+    return _with_progress(run_one, exp, seed, quiet, "simulating")
+
+
+def _with_progress(run: Callable[..., R], exp: Experiment, seed: int, quiet: bool, label: str) -> R:
+    """``run(exp, seed)``, with a progress bar on a terminal."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     if quiet or not console.is_terminal:
-        return run_one(exp, seed)
+        return run(exp, seed)
     with Progress(
-        TextColumn("[bold]simulating[/] seed {task.fields[seed]}"),
+        TextColumn(f"[bold]{label}[/] seed {{task.fields[seed]}}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}% of submissions · day {task.fields[day]:.1f}"),
         TimeElapsedColumn(),
@@ -133,7 +141,7 @@ def _run_with_progress(exp: Experiment, seed: int, quiet: bool) -> SimResult:
         def progress(frac: float, t: float) -> None:
             bar.update(task, completed=frac, day=t / 86_400.0)
 
-        return run_one(exp, seed, progress=progress)
+        return run(exp, seed, progress=progress)
 
 
 def network_table(s: dict[str, Any]) -> Table:
@@ -167,26 +175,9 @@ def network_table(s: dict[str, Any]) -> Table:
 
 
 def _run_network(exp: Experiment, seed: int, quiet: bool) -> NetworkResult:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from gigafactory.twin.experiment import run_network
 
-    if quiet or not console.is_terminal:
-        return run_network(exp, seed)
-    with Progress(
-        TextColumn("[bold]simulating the network[/] seed {task.fields[seed]}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}% of submissions · day {task.fields[day]:.1f}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("sim", total=1.0, seed=seed, day=0.0)
-
-        def progress(frac: float, t: float) -> None:
-            bar.update(task, completed=frac, day=t / 86_400.0)
-
-        return run_network(exp, seed, progress=progress)
+    return _with_progress(run_network, exp, seed, quiet, "simulating the network")
 
 
 def run_experiment(exp: Experiment, out: Path, *, quiet: bool = False) -> list[Any]:

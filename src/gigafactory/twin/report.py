@@ -128,11 +128,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_outputs(result: SimResult, out: Path) -> tuple[Path, Path]:
+    return _write(result.summary, build_report(result), out)
+
+
+def _write(summary: dict[str, Any], report: Report, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     summary_path = out / "summary.json"
-    summary_path.write_text(json.dumps(_jsonable(result.summary), indent=2) + "\n")
+    summary_path.write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
     report_path = out / "report.html"
-    report_path.write_text(build_report(result).html())
+    report_path.write_text(report.html())
     return summary_path, report_path
 
 
@@ -213,9 +217,4 @@ def build_network_report(result: NetworkResult) -> Report:
 
 
 def write_network_outputs(result: NetworkResult, out: Path) -> tuple[Path, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    summary_path = out / "summary.json"
-    summary_path.write_text(json.dumps(_jsonable(result.summary), indent=2) + "\n")
-    report_path = out / "report.html"
-    report_path.write_text(build_network_report(result).html())
-    return summary_path, report_path
+    return _write(result.summary, build_network_report(result), out)
