@@ -163,6 +163,7 @@ class Engine:
         self.validate = validate
         self.keep_log = keep_log
         self.cap = Capacity(topo)
+        self._num_gpus = topo.num_gpus
         self.log = TransitionLog()
         self.stats = _Stats()
         self.now = -math.inf
@@ -610,11 +611,15 @@ class Engine:
     # ---- what a router asks of a site ---------------------------------------------------------------------
     def busy_gpus(self) -> float:
         """GPUs held now: by running jobs, by attempts being stopped, and down nodes' GPUs count as held."""
-        return float(self.topo.num_gpus - self.cap.free_whole())
+        return float(self._num_gpus - self.cap.whole_total)
 
     def queued_gpus(self) -> float:
         """GPUs the waiting jobs ask for."""
         return self._queue.gpus
+
+    def committed_gpus(self) -> float:
+        """``busy_gpus() + queued_gpus()``: a site's load, in one call (a router asks it for every site and job)."""
+        return self._num_gpus - self.cap.whole_total + self._queue.gpus
 
     def estimate_start(self, job: Job, now: float, *, ahead_gpus: float = 0.0, ahead_work_gpu_s: float = 0.0) -> float:
         """When ``job`` would start here if it were submitted now: a fluid estimate of this site's own schedule.

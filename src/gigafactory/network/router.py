@@ -59,8 +59,7 @@ class SiteState:
         return self._gpus
 
     def load(self) -> float:
-        eng = self.engine
-        return (eng.busy_gpus() + eng.queued_gpus() + self.ahead_gpus) / max(self._gpus, 1)
+        return (self.engine.committed_gpus() + self.ahead_gpus) / max(self._gpus, 1)
 
     def estimate_start(self, job: Job, now: float) -> float:
         return self.engine.estimate_start(job, now, ahead_gpus=self.ahead_gpus, ahead_work_gpu_s=self.ahead_work)
@@ -99,20 +98,21 @@ class Router:
         self._rng = np.random.default_rng([seed, 7])
         self._index = {s.name: k for k, s in enumerate(sites)}
         # Which sites could ever hold a request (for a tenant), and why the others cannot: it never changes.
-        self._never: dict[tuple[JobRequest, str], list[str | None]] = {}
+        self._never: dict[tuple[JobRequest, str], tuple[list[str | None], list[int]]] = {}
 
     def candidates(self, job: Job) -> list[int] | Status:
         """The sites that may take ``job`` and could ever hold it, or why none can."""
         key = (job.request, job.tenant)
-        never = self._never.get(key)
-        if never is None:
+        known = self._never.get(key)
+        if known is None:
             if len(self._never) > 100_000:
                 self._never.clear()
-            never = self._never[key] = [s.engine.never_fits(job) for s in self.sites]
+            answers = [s.engine.never_fits(job) for s in self.sites]
+            known = self._never[key] = (answers, [k for k, why in enumerate(answers) if why is None])
+        never, holding = known
         if job.sites is None and job.countries is None and len(self.route.filters) == 1:
-            fits = [k for k, why in enumerate(never) if why is None]  # (the common case: residency allows all)
-            if fits:
-                return fits
+            if holding:  # (the common case: residency allows every site)
+                return list(holding)
             allowed = list(range(len(self.sites)))
         else:
             allowed = [

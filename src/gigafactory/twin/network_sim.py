@@ -21,7 +21,7 @@ import math
 import time
 from array import array
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -219,10 +219,8 @@ class NetworkSimulation:
                 failure = next(stream, None)
             first = i
             while i < n and submit[i] == t:
-                job_obj = wl.job(i, ckpt[i])
-                if restrict is not None and restrict[i] is not None:
-                    sites, countries = restrict[i]  # type: ignore[misc]
-                    job_obj = replace(job_obj, sites=sites, countries=countries)
+                rule = restrict[i] if restrict is not None else None
+                job_obj = wl.job(i, ckpt[i]) if rule is None else wl.job(i, ckpt[i], *rule)
                 routed = router.route_job(job_obj, t)
                 if isinstance(routed, Status):
                     reasons[i] = str(routed)

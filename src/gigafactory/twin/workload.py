@@ -220,7 +220,14 @@ class Workload:
             self._requests[key] = req
         return req
 
-    def job(self, i: int, checkpoint: Checkpointing = NO_CHECKPOINTS) -> Job:
+    def job(
+        self,
+        i: int,
+        checkpoint: Checkpointing = NO_CHECKPOINTS,
+        sites: tuple[str, ...] | None = None,
+        countries: tuple[str, ...] | None = None,
+    ) -> Job:
+        """Job ``i``; ``sites`` and ``countries``: where in a network it may run (None: anywhere)."""
         est = float(self.estimate_s[i])
         return Job(
             id=JobId(i),
@@ -230,6 +237,8 @@ class Workload:
             estimate_s=None if np.isnan(est) else est,
             priority=int(self.priority[i]),
             checkpoint=checkpoint,
+            sites=sites,
+            countries=countries,
         )
 
     def checkpointing(self, failures: FailureModel | None, topo: Topology) -> list[Checkpointing]:

@@ -18,8 +18,12 @@ class RandomSite:
     name: str = "random"
 
     def choose(self, job: Job, sites: list[SiteView], now: float, rng: np.random.Generator) -> tuple[int, str]:
-        gpus = np.array([s.gpus for s in sites], dtype=np.float64)
-        k = int(rng.choice(len(sites), p=gpus / gpus.sum())) if gpus.sum() > 0 else int(rng.integers(len(sites)))
+        sizes = [s.gpus for s in sites]
+        x = float(rng.random()) * sum(sizes)
+        k = 0
+        while k < len(sites) - 1 and x >= sizes[k]:
+            x -= sizes[k]
+            k += 1
         return k, f"drawn at random, by size, among {len(sites)} allowed sites"
 
 
