@@ -261,6 +261,7 @@ def test_twin_run_network_writes_per_site_results(tmp_path: Path) -> None:
         (["--network", "eu-2031"], "unknown network 'eu-2031'"),
         (["--network", "pair", "--route", "fastest"], "unknown route policy 'fastest'"),
         (["--route", "random"], "route and residency apply to a network"),
+        (["--network", "pair", "--site", "hgx-h100:nodes=4"], "give either --site or --network"),
         (["--network", "pair", "--residency", "1.5"], "residency=1.5 must be a share between 0 and 1"),
     ],
 )
@@ -286,3 +287,15 @@ def test_jobs_routed_in_one_instant_do_not_all_go_to_the_same_site() -> None:
     res = NetworkSimulation(net, wl, "fifo", "earliest-start").run()
     assert sorted(np.bincount(res.site_of, minlength=2).tolist()) == [2, 2]
     assert res.summary["avg_queue_s"] == 0.0
+
+
+def test_an_experiment_file_may_name_a_network(tmp_path: Path) -> None:
+    f = tmp_path / "exp.toml"
+    f.write_text('network = "pair"\nroute = "least-loaded"\nworkload = "llm:load=0.5"\ndays = 0.5\nresidency = 0.5\n')
+    r = CliRunner().invoke(app, ["twin", "run", "--config", str(f), "--out", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["route"] == "residency+least-loaded" and s["residency"] == 0.5
+    f.write_text('network = "pair"\nsite = "hgx-h100:nodes=4"\n')
+    r = CliRunner().invoke(app, ["twin", "run", "--config", str(f), "--out", str(tmp_path / "p"), "-q"])
+    assert r.exit_code != 0 and "give either site or network" in r.output

@@ -257,6 +257,8 @@ def twin_run(
     """Simulate a site, or a network of sites: write OUT/summary.json and OUT/report.html."""
     from gigafactory.twin.experiment import Experiment, load_experiment
 
+    if network is not None and site is not None:
+        raise UserError("give either --site or --network: a network's sites come with it")
     exp = load_experiment(config) if config is not None else Experiment()
     exp = exp.with_overrides(
         site=site,

@@ -9,6 +9,12 @@ An experiment file::
     policy = "fifo+easy+topology" # or a [policy] table: order = "fifo", backfill = {name = "easy", depth = 50}
     out = "out/my-experiment"    # optional; the command line's --out wins
 
+or, for a network of sites instead of one site::
+
+    network = "eu-2030"          # a preset, or a network TOML file
+    route = "earliest-start"     # optional: the network's own by default
+    residency = 0.2              # optional: the share of jobs kept in their tenant's home country
+
 Every value is checked before anything runs, and errors name the file, the key and what is allowed.
 """
 
@@ -131,6 +137,8 @@ def load_experiment(path: Path) -> Experiment:
     seeds: tuple[int, ...] | None = None
     if "seeds" in section and "seed" in section:
         raise ConfigError(f"{path}: give either seed or seeds, not both")
+    if "network" in section and "site" in section:
+        raise ConfigError(f"{path}: give either site or network, not both (a network's sites come with it)")
     if (v := get("seeds", list)) is not None:
         if not all(isinstance(s, int) and not isinstance(s, bool) for s in v):
             raise ConfigError(f"{path}: seeds must be a list of whole numbers")
