@@ -246,5 +246,5 @@ def test_a_job_that_allows_it_leaves_a_site_that_can_no_longer_run_it(tmp_path: 
         for j in fills:
             api.post(f"/api/v1/jobs/{j}/cancel", headers=admin)
         ambiguous = api.post("/api/v1/admin/nodes/u00000/drain", headers=admin)
-        assert ambiguous.status_code == 422 and "add ?site=" in ambiguous.text
+        assert ambiguous.status_code == 422 and "name its site" in ambiguous.text
     p.store.dispose()

@@ -201,7 +201,10 @@ def networks_and_jobs(draw: st.DrawFn) -> tuple[Network, Workload, list]:
     )
     n = draw(st.integers(1, 40))
     submit = sorted(draw(st.lists(st.floats(0, 5000), min_size=n, max_size=n)))
-    gpus = draw(st.lists(st.sampled_from([1, 2, 4, 8, 16, 32]), min_size=n, max_size=n))
+    # Every job fits some site (the twin refuses a workload with one that fits none); residency may still rule
+    # out every site that could hold it.
+    largest = max(Network("p", sites).site(s.name).topology.num_gpus for s in sites)
+    gpus = [min(g, largest) for g in draw(st.lists(st.sampled_from([1, 2, 4, 8, 16, 32]), min_size=n, max_size=n))]
     runtime = draw(st.lists(st.floats(1, 4000), min_size=n, max_size=n))
     wl = Workload.build("h", {"submit_s": submit, "gpus": gpus, "runtime_s": runtime, "estimate_s": runtime})
     allowed = draw(
@@ -299,3 +302,13 @@ def test_an_experiment_file_may_name_a_network(tmp_path: Path) -> None:
     f.write_text('network = "pair"\nsite = "hgx-h100:nodes=4"\n')
     r = CliRunner().invoke(app, ["twin", "run", "--config", str(f), "--out", str(tmp_path / "p"), "-q"])
     assert r.exit_code != 0 and "give either site or network" in r.output
+
+
+def test_a_workload_with_a_job_no_site_could_hold_is_refused_before_running(tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        app, ["twin", "run", "--network", "pair", "--workload", "single:gpus=512,hours=1", "--days", "1",
+              "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert r.exit_code == 2
+    assert "job 0 could never run on any site of the network (de-1: asks for 512 GPUs" in r.output.replace("\n", " ")
+    assert not (tmp_path / "summary.json").exists()

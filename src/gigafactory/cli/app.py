@@ -147,12 +147,14 @@ def _with_progress(run: Callable[..., R], exp: Experiment, seed: int, quiet: boo
 def network_table(s: dict[str, Any]) -> Table:
     from rich.table import Table
 
+    from gigafactory.report.html import amount
+
     table = Table(
         title=f"network {s['network']} · route {s['route']} · {s['policy']} · seed {s['seed']}",
         title_justify="left",
     )
     for col, justify in (("site", "left"), ("jobs", "right"), ("util.", "right"), ("queueing", "right"),
-                         ("MWh", "right"), ("€k", "right"), ("t CO₂e", "right")):  # fmt: skip
+                         ("MWh", "right"), ("€", "right"), ("t CO₂e", "right")):  # fmt: skip
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
 
     def row(name: str, v: dict[str, Any], jobs: int) -> list[str]:
@@ -161,16 +163,21 @@ def network_table(s: dict[str, Any]) -> Table:
             f"{jobs:,}",
             f"{v['utilisation']:.1%}",
             _fmt_s(v["avg_queue_s"]),
-            f"{v['energy_mwh']:,.0f}",
-            f"{v['cost_eur'] / 1000:,.0f}",
-            f"{v['emissions_t']:,.0f}",
+            amount(v["energy_mwh"]),
+            amount(v["cost_eur"]),
+            amount(v["emissions_t"]),
         ]
 
     for name, v in s["sites"].items():
         table.add_row(*row(f"{name} ({v['country']})", v, v["received"]))
     table.add_row(*row("[bold]network[/]", s, s["jobs"] - s["unroutable"]), end_section=True)
     if s["unroutable"]:
-        table.caption = f"{s['unroutable']:,} jobs rejected: no allowed site could hold them"
+        n = s["unroutable"]
+        first = next(iter(s.get("unroutable_reasons", {})), "")
+        table.caption = (
+            f"{n:,} job{'s' if n != 1 else ''} rejected: no allowed site could hold {'them' if n != 1 else 'it'}"
+        )
+        table.caption += f" (e.g. {first})" if first else ""
     return table
 
 

@@ -228,7 +228,7 @@ def queue(
     """Running and waiting jobs with their estimated start, like 'squeue --start'."""
     with _client(url, token) as c:
         entries = c.queue(tenant, site)
-    networked = any(e["job"].get("site") not in (None, entries[0]["job"].get("site")) for e in entries) or bool(site)
+        networked = len(c.sites()) > 1
     cols = ["JOBID", "TENANT", "NAME", *(["SITE"] if networked else []), "GPUS", "STATE", "POS", "START_TIME",
             "NODELIST(REASON)"]  # fmt: skip
     table = _table(*cols)
@@ -312,6 +312,13 @@ def usage(
     with _client(url, token) as c:
         spent = c.usage(since, site)["gpu_hours"]
         tenants = c.tenants()
+    if site is not None:
+        # The GPUs running and the job counts are the whole network's: on one site, only the accounting shows.
+        table = _table("TENANT", "SHARE", f"GPU-HOURS ON {site.upper()}")
+        for t in tenants:
+            table.add_row(t["name"], f"{t['share']:g}", f"{spent.get(t['name'], 0.0):.3f}")
+        console.print(table)
+        return
     table = _table("TENANT", "SHARE", "GPUS NOW", "GPU-HOURS", "JOBS")
     for t in tenants:
         jobs = ", ".join(f"{k} {v}" for k, v in sorted(t["jobs"].items()))
@@ -329,7 +336,7 @@ def nodes(
     'sinfo -R' lists: the nodes out of service, with why."""
     with _client(url, token) as c:
         rows = c.nodes(state, site)
-    several = len({n["site"] for n in rows}) > 1
+        several = len(c.sites()) > 1
     table = _table(*(["SITE"] if several else []), "NODE", "MODEL", "GPUS", "USED", "STATE", "REASON")
     for n in rows:
         table.add_row(*([n["site"]] if several else []), n["name"], n["model"], str(n["gpus"]), f"{n['gpus_used']:g}",

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gigafactory.core.errors import UserError
 
@@ -27,10 +28,11 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except UserError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except OSError as exc:
-            err.print(f"[bold red]error:[/] {exc.filename or ''}: {exc.strerror}", highlight=False, soft_wrap=True)
+            where = escape(str(exc.filename or ""))
+            err.print(f"[bold red]error:[/] {where}: {exc.strerror}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

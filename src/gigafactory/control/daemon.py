@@ -302,7 +302,10 @@ class Daemon:
                 to = self.sites[routed.site]
                 events[to.index].append(JobRestored(now, rec.job, rec.attempt, None, None, rec.attained_s))
                 self._site_of[jid] = to
-                moved[jid] = (to, f"away from {site.name}, whose nodes that could run it are down; {routed.reason}")
+                moved[jid] = (
+                    to,
+                    f"away from {site.name}, whose nodes that could run it are down or drained; {routed.reason}",
+                )
         return moved
 
     def _site_named(self, name: str | None) -> _Site:

@@ -46,11 +46,16 @@ def queue(
     waiting_here: Any = jobs.c.state.in_(["pending", "submitted"])
     if site is not None:
         waiting_here = waiting_here & ((jobs.c.site == site) | jobs.c.site.is_(None))
-    ranked = select(jobs, func.row_number().over(order_by=order).label("position")).where(waiting_here).subquery()
+    # A job's place is among the jobs waiting at its own site (those not routed yet, among themselves).
+    ranked = (
+        select(jobs, func.row_number().over(partition_by=jobs.c.site, order_by=order).label("position"))
+        .where(waiting_here)
+        .subquery()
+    )
     q = select(ranked)
     if tenant is not None:
         q = q.where(ranked.c.tenant == tenant)
-    waiting = conn.execute(q.order_by(ranked.c.position).limit(limit)).all()
+    waiting = conn.execute(q.order_by(ranked.c.position, ranked.c.site, ranked.c.id).limit(limit)).all()
     return [(None, r) for r in running] + [(int(r.position), r) for r in waiting]
 
 

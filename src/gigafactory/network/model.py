@@ -49,6 +49,7 @@ _SITE_KEYS = {"name", "preset", "country", "price_eur_mwh", "carbon_g_kwh", "pue
 _NET_KEYS = {"name", "route", "site"}
 MAX_SITES = 64
 SLURM_PRESET = "slurm"  # a Slurm site's "preset": its nodes are read from its cluster
+EXECUTOR_KINDS = ("local", "slurm")
 
 
 @dataclass(frozen=True)
@@ -206,12 +207,14 @@ def site_from_table(table: Mapping[str, Any], where: str) -> SiteSpec:
     country = table["country"]
     if not isinstance(country, str) or country.upper() not in EU_MEMBER_STATES:
         raise ConfigError(f"{where}: country = {country!r} is not an EU member state; give its ISO code, e.g. DE")
-    preset = table["preset"]
+    preset = table.get("preset", SLURM_PRESET)
     if not isinstance(preset, str):
         raise ConfigError(f"{where}: preset = {preset!r} must be a site preset string, e.g. hgx-h100:nodes=16")
-    executor = table.get("executor", {})
-    if not isinstance(executor, Mapping):
-        raise ConfigError(f'{where}: executor must be a table, e.g. {{ kind = "local" }}')
+    kind = executor.get("kind", "local")
+    if kind not in EXECUTOR_KINDS:
+        raise ConfigError(f"{where}: executor kind = {kind!r}; known: {', '.join(EXECUTOR_KINDS)}")
+    if slurm and not isinstance(executor.get("conf", ""), str):
+        raise ConfigError(f"{where}: executor.conf must be the path of the cluster's slurm.conf")
     cap = table.get("power_cap_mw")
     spec = SiteSpec(
         name=name,
@@ -241,9 +244,9 @@ def network_from_table(data: Mapping[str, Any], where: str = "network") -> Netwo
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_NET_KEYS))}")
     sites = data.get("site", [])
     if not isinstance(sites, list) or not all(isinstance(s, Mapping) for s in sites):
-        raise ConfigError(f"{where}: sites are [[site]] tables")
+        raise ConfigError(f"{where}: sites are [[site]] tables (an array of tables named site)")
     if not sites:
-        raise ConfigError(f"{where}: the network is empty; give at least one [[site]]")
+        raise ConfigError(f"{where}: the network is empty; give at least one [[site]] table")
     if len(sites) > MAX_SITES:
         raise ConfigError(f"{where}: {len(sites)} sites is more than {MAX_SITES}")
     name = data.get("name", "network")
@@ -254,7 +257,10 @@ def network_from_table(data: Mapping[str, Any], where: str = "network") -> Netwo
         raise ConfigError(f"{where}: route = {route!r} must be a route policy, e.g. earliest-start")
     from gigafactory.policy.profile import parse_route
 
-    parse_route(route)
+    try:
+        parse_route(route)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: route: {exc}") from exc
     names = [s.get("name") for s in sites]
     for k, n in enumerate(names):
         if n in names[:k]:

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-__all__ = ["STYLE", "Report", "bar_figure", "cdf_figure", "figure_div", "line_figure", "share_figure"]
+__all__ = ["STYLE", "Report", "amount", "bar_figure", "cdf_figure", "figure_div", "line_figure", "share_figure"]
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2933}
@@ -63,6 +63,15 @@ class Report:
             + "\n".join(self._parts)
             + "</body></html>"
         )
+
+
+def amount(x: float) -> str:
+    """A quantity that reads well at any scale: 1,234,567 / 123 / 1.23 / 0.0123."""
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
 
 
 def figure_div(fig: go.Figure, height: int = 360) -> str:

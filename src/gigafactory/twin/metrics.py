@@ -168,6 +168,14 @@ class Metrics:
         return out
 
     # ---- summary ------------------------------------------------------------------------------------------
+    def utilisation(self, start: float, stop: float) -> float:
+        """Mean share of GPUs allocated over ``[start, stop]``."""
+        if stop <= start:
+            return 0.0
+        t_alloc = np.frombuffer(self._t_alloc, dtype=np.float64)
+        d_alloc = np.frombuffer(self._d_alloc, dtype=np.float64)
+        return float(binned_mean(t_alloc, d_alloc, np.array([start, stop]))[0]) / self.num_gpus
+
     def series(self, start: float, stop: float, max_bins: int = 1000) -> Series:
         span = max(stop - start, 1.0)
         width = _nice_width(span / max_bins)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from gigafactory.core.actions import RejectJob, StartJob, StopJob, StopReason, Wake
+from gigafactory.core.errors import ConfigError
 from gigafactory.core.events import Event, JobCancelled, JobFailed, JobFinished, JobSubmitted, NodeDrained, Tick
 from gigafactory.core.jobs import JobId
 from gigafactory.core.progress import attempt_wall, progress_at
@@ -113,10 +114,27 @@ class NetworkSimulation:
             for k, spec in enumerate(network.sites)
         ]
         self.router = Router(self.states, self.route, seed=seed)
+        self._check_fits()
         self.metrics = Metrics(len(workload), network.num_gpus, len(workload.tenants))
         # Checkpoint intervals follow the failure rate of the largest site's nodes (sites differ little in it).
         largest = max(network.sites, key=lambda s: s.topology.num_gpus).topology
         self.checkpoints = workload.checkpointing(failures, largest)
+
+    def _check_fits(self) -> None:
+        """Refuse, as the single-site twin does, a workload with a job that no site could ever hold, wherever it
+        were allowed to go (a job that only its residency keeps out is rejected at its submission instead)."""
+        wl = self.workload
+        seen: set[int] = set()
+        for i in range(len(wl)):
+            req = wl.request(i)
+            if id(req) in seen:
+                continue
+            seen.add(id(req))
+            job = wl.job(i)
+            reasons = [s.engine.never_fits(job) for s in self.states]
+            if all(r is not None for r in reasons):
+                why = "; ".join(f"{s.name}: {r}" for s, r in zip(self.states, reasons, strict=True))
+                raise ConfigError(f"workload {wl.name!r}: job {i} could never run on any site of the network ({why})")
 
     def run(self) -> NetworkResult:
         wall0 = time.perf_counter()
@@ -334,6 +352,9 @@ class NetworkSimulation:
                             logs[k].tenant_gpu_s)  # fmt: skip
             part.failures = spares[k].failures
             s = part.summarise(wl.submit_s[idx], wl.gpu_equivalent[idx])
+            # Over the network's window, not the site's own makespan: so sites compare, and the network's figure is
+            # their GPU-weighted mean.
+            s["utilisation"] = round(part.utilisation(start, stop), 6)
             gpu_s = float(logs[k].tenant_gpu_s.sum())
             energy = st.job_energy_mwh(gpu_s, 1.0)
             spec = st.spec
@@ -360,6 +381,9 @@ class NetworkSimulation:
             sites[spec.name] = s
             site_series[spec.name] = part.series(start, stop)
         routed = site_of >= 0
+        why: dict[str, int] = {}
+        for i in np.flatnonzero(~routed).tolist():
+            why[reasons[i]] = why.get(reasons[i], 0) + 1
         summary.update(
             {
                 "energy_mwh": round(totals["energy_mwh"], 6),
@@ -369,6 +393,7 @@ class NetworkSimulation:
                 if summary["gpu_hours"]
                 else None,
                 "unroutable": int((~routed).sum()),  # rejected at submission: no allowed site could hold them
+                "unroutable_reasons": dict(sorted(why.items(), key=lambda kv: -kv[1])[:5]),
                 "wall_s": round(wall_s, 3),
                 "policy": str(self.profile),
                 "route": str(self.route),

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from gigafactory.report.html import Report, bar_figure, cdf_figure, line_figure, share_figure
+from gigafactory.report.html import Report, amount, bar_figure, cdf_figure, line_figure, share_figure
 from gigafactory.twin.network_sim import NetworkResult
 from gigafactory.twin.sim import SimResult
 
@@ -158,19 +158,21 @@ def build_network_report(result: NetworkResult) -> Report:
             ("mean queueing delay", _hours(s["avg_queue_s"])),
             ("p99 queueing delay", _hours(s["p99_queue_s"])),
             ("mean JCT", _hours(s["avg_jct_s"])),
-            ("energy", f"{s['energy_mwh']:,.0f} MWh"),
-            ("energy cost", f"€{s['cost_eur']:,.0f}"),
-            ("emissions", f"{s['emissions_t']:,.0f} t CO₂e"),
+            ("energy", f"{amount(s['energy_mwh'])} MWh"),
+            ("energy cost", f"€{amount(s['cost_eur'])}"),
+            ("emissions", f"{amount(s['emissions_t'])} t CO₂e"),
             ("rejected: no allowed site", f"{s['unroutable']:,}"),
         ]
     )
     rep.heading("Sites")
     rep.paragraph(
         "Energy is the GPU-time of the jobs each site ran × its system power per GPU × its PUE (idle draw is not "
-        "counted); cost and emissions multiply it by the site's electricity price and carbon intensity."
+        "counted); cost and emissions multiply it by the site's electricity price and carbon intensity. Each site's "
+        "utilisation is over the network's window (first submission to last end), so sites compare; queueing and "
+        "JCT are over the jobs each site received."
     )
     rep.table(
-        ["site", "country", "GPUs", "jobs received", "utilisation", "mean queueing", "MWh", "€", "t CO₂e"],
+        ["site", "country", "GPUs", "jobs received", "utilisation", "mean queueing", "mean JCT", "MWh", "€", "t CO₂e"],
         [
             [
                 n,
@@ -179,9 +181,10 @@ def build_network_report(result: NetworkResult) -> Report:
                 f"{v['received']:,}",
                 f"{v['utilisation']:.1%}",
                 _hours(v["avg_queue_s"]),
-                f"{v['energy_mwh']:,.0f}",
-                f"{v['cost_eur']:,.0f}",
-                f"{v['emissions_t']:,.0f}",
+                _hours(v["avg_jct_s"]),
+                amount(v["energy_mwh"]),
+                amount(v["cost_eur"]),
+                amount(v["emissions_t"]),
             ]
             for n, v in sites.items()
         ],

@@ -281,6 +281,10 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             x for x in site_list
             if (spec.site is None or x.name == spec.site) and (spec.countries is None or x.country in spec.countries)
         ]  # fmt: skip
+        if not allowed and spec.site is not None:
+            pinned = by_name[spec.site]
+            raise ApiError(422, f"{where}.countries: site {spec.site} is in {pinned.country or 'no country'}, not in "
+                           f"{', '.join(spec.countries or ())}", f"{where}.countries")  # fmt: skip
         if not allowed:
             have = ", ".join(f"{x.name} ({x.country or 'no country'})" for x in site_list)
             raise ApiError(422, f"{where}.countries: no site is in {', '.join(spec.countries or ())}; the sites: "
@@ -635,8 +639,8 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         if not found:
             raise ApiError(404, f"no node {name!r}" + (f" on site {site_name!r}" if site_name else ""), "name")
         if len(found) > 1:
-            raise ApiError(422, f"node {name!r} is on sites {', '.join(x.name for x, _ in found)}: add ?site=",
-                           "site")  # fmt: skip
+            raise ApiError(422, f"node {name!r} is on sites {', '.join(x.name for x, _ in found)}: name its site "
+                           "(--site, or ?site= in the API)", "site")  # fmt: skip
         return found[0]
 
     @app.post(f"{API}/admin/nodes/{{name}}/drain", status_code=202, tags=["admin"])
