@@ -91,6 +91,8 @@ def test_jobs_route_run_and_are_accounted_per_site(net_plane: Plane) -> None:
     ("spec", "status", "message"),
     [
         ({"site": "mars-1"}, 422, "unknown site 'mars-1'; the sites are de-1, fr-1"),
+        ({"site": "de-1,fr-1"}, 422, "name one site (to allow several, give their countries instead)"),
+        ({"site": "de-1", "countries": ["FR"]}, 422, "site de-1 is in DE, not in FR"),
         ({"countries": ["XX"]}, 422, "'XX' is not the ISO code of an EU member state"),
         ({"countries": ["it"]}, 422, "body.countries"),  # lower case is not an ISO code
         ({"countries": ["IT"]}, 422, "no site is in IT"),

@@ -263,7 +263,8 @@ def status(job_id: int, url: Url = DEFAULT_URL, token: Token = None) -> None:
     if j.get("site") or j.get("countries") or j.get("sites"):
         limits = "".join(
             [f"   may run in {','.join(j['countries'])}" if j.get("countries") else "",
-             f"   pinned to {','.join(j['sites'])}" if j.get("sites") else ""]
+             f"   pinned to {','.join(j['sites'])}" if j.get("sites") else "",
+             "   may move if its site fails" if j.get("reroute") else ""]
         )  # fmt: skip
         console.print(f"  site      {j.get('site') or 'not routed yet'}{limits}")
     console.print(f"  attempts  {j['attempt']}   exit code {j['exit_code'] if j['exit_code'] is not None else '-'}")

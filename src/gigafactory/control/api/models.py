@@ -108,7 +108,7 @@ class JobSpec(_Strict):
     checkpoint_s: float | None = Field(
         None, ge=MIN_CHECKPOINT_S, le=YEAR_S, description="Checkpoint interval in seconds, if it checkpoints."
     )
-    site: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")] | None = Field(
+    site: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
         None, description="Pin the job to this site of the network (default: the router chooses)."
     )
     countries: list[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]] | None = Field(
@@ -123,6 +123,15 @@ class JobSpec(_Strict):
         description="The client's name for this submission. Sending the same key again (say, after a lost answer) "
         "returns the job it made instead of submitting a second one.",
     )
+
+    @field_validator("site")
+    @classmethod
+    def _one_site(cls, v: str | None) -> str | None:
+        if v is not None and not all(c.isalnum() or c in "._-" for c in v):
+            raise ValueError(
+                f"{v!r} is not a site name; name one site (to allow several, give their countries instead)"
+            )
+        return v
 
     @field_validator("command")
     @classmethod
@@ -196,6 +205,7 @@ class JobOut(BaseModel):
     site: str | None = Field(None, description="The site it was routed to; none until the daemon routes it.")
     sites: list[str] | None = Field(None, description="The sites it may run on (none: any).")
     countries: list[str] | None = Field(None, description="The countries it may run in (none: any).")
+    reroute: bool = Field(False, description="Whether it may move to another allowed site if its own fails.")
 
     @classmethod
     def from_row(cls, row: Any, node_names: list[str], *, whole: bool = True) -> JobOut:
@@ -229,6 +239,7 @@ class JobOut(BaseModel):
             site=row.site,
             sites=row.sites,
             countries=row.countries,
+            reroute=bool(row.reroute),
         )
 
 
