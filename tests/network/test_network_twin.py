@@ -312,3 +312,13 @@ def test_a_workload_with_a_job_no_site_could_hold_is_refused_before_running(tmp_
     assert r.exit_code == 2
     assert "job 0 could never run on any site of the network (de-1: asks for 512 GPUs" in r.output.replace("\n", " ")
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_a_network_over_several_seeds_writes_each_run_and_their_mean(tmp_path: Path) -> None:
+    args = ["twin", "run", "--network", "pair", "--days", "0.2", "--seed", "1", "--seed", "2", "--out", str(tmp_path)]
+    r = CliRunner().invoke(app, [*args, "-q"])
+    assert r.exit_code == 0, r.output
+    both = json.loads((tmp_path / "summary.json").read_text())
+    assert [run["seed"] for run in both["runs"]] == [1, 2]
+    assert both["mean"]["cost_eur"] == pytest.approx((both["runs"][0]["cost_eur"] + both["runs"][1]["cost_eur"]) / 2)
+    assert (tmp_path / "seed-2" / "report.html").exists()

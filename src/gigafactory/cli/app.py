@@ -191,25 +191,21 @@ def run_experiment(exp: Experiment, out: Path, *, quiet: bool = False) -> list[A
     from gigafactory.twin.report import write_network_outputs, write_outputs
 
     exp.check()
-    if exp.network is not None:
-        runs = []
-        for seed in exp.seeds:
-            net_result = _run_network(exp, seed, quiet)
-            target = out if len(exp.seeds) == 1 else out / f"seed-{seed}"
-            summary_path, report_path = write_network_outputs(net_result, target)
-            runs.append(net_result)
-            if not quiet:
-                console.print(network_table(net_result.summary))
-                console.print(f"summary: [cyan]{summary_path}[/]  report: [cyan]{report_path}[/]")
-        return runs
+    # One site or a network: the same loop, with that kind's runner, writer and table.
+    steps: tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]] = (
+        (_run_network, write_network_outputs, network_table)
+        if exp.network is not None
+        else (_run_with_progress, write_outputs, summary_table)
+    )
+    run, write, table = steps
     results = []
     for seed in exp.seeds:
-        result = _run_with_progress(exp, seed, quiet)
+        result = run(exp, seed, quiet)
         target = out if len(exp.seeds) == 1 else out / f"seed-{seed}"
-        summary_path, report_path = write_outputs(result, target)
+        summary_path, report_path = write(result, target)
         results.append(result)
         if not quiet:
-            console.print(summary_table(result.summary))
+            console.print(table(result.summary))
             console.print(f"summary: [cyan]{summary_path}[/]  report: [cyan]{report_path}[/]")
     if len(results) > 1:
         combined = _combine([r.summary for r in results])

@@ -366,19 +366,15 @@ class Daemon:
                 site.engine.tenants = tree
         reports = list(self._late)
         self._late = []
-        polled: set[int] = set()
+        # One poll per executor: sites that share one (every local site) are watched together.
+        watches: dict[int, tuple[Executor, dict[int, int]]] = {}
         for site in self.sites:
             eng = site.engine
-            watch = {jid: eng.job(jid).attempt for jid in eng.running()} | eng.held()
-            if id(site.executor) in polled:
-                # A shared executor: poll it once, for every site it serves.
-                continue
-            for other in self.sites:
-                if other is not site and other.executor is site.executor:
-                    o = other.engine
-                    watch |= {jid: o.job(jid).attempt for jid in o.running()} | o.held()
-            polled.add(id(site.executor))
-            reports += site.executor.poll(watch)
+            watch = watches.setdefault(id(site.executor), (site.executor, {}))[1]
+            watch.update({jid: eng.job(jid).attempt for jid in eng.running()})
+            watch.update(eng.held())
+        for executor, watch in watches.values():
+            reports += executor.poll(watch)
         stats.reports = len(reports)
         billed = self._bill(reports, now)
         for r in reports:

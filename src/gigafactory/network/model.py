@@ -130,10 +130,6 @@ class Network:
         return tuple(s.name for s in self.sites)
 
     @property
-    def countries(self) -> tuple[str, ...]:
-        return tuple(sorted({s.country for s in self.sites}))
-
-    @property
     def num_gpus(self) -> int:
         return sum(s.topology.num_gpus for s in self.sites)
 
@@ -169,15 +165,6 @@ class Network:
     @property
     def largest_site_gpus(self) -> int:
         return max(s.topology.num_gpus for s in self.sites)
-
-    def check_names(self, *, sites: tuple[str, ...] | None, countries: tuple[str, ...] | None) -> None:
-        """Refuse unknown site names and countries in a job's restriction, naming the value."""
-        for s in sites or ():
-            if s not in self.names:
-                raise ConfigError(f"unknown site {s!r}; the network has {', '.join(self.names)}")
-        for c in countries or ():
-            if c not in EU_MEMBER_STATES:
-                raise ConfigError(f"unknown country {c!r}: give ISO codes of EU member states, e.g. DE, FR")
 
 
 def _number(where: str, key: str, value: object, *, minimum: float, inclusive: bool = True) -> float:

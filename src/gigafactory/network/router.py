@@ -96,7 +96,6 @@ class Router:
         self.sites = sites
         self.route = route
         self._rng = np.random.default_rng([seed, 7])
-        self._index = {s.name: k for k, s in enumerate(sites)}
         # Which sites could ever hold a request (for a tenant), and why the others cannot: it never changes.
         self._never: dict[tuple[JobRequest, str], tuple[list[str | None], list[int]]] = {}
 
@@ -146,13 +145,6 @@ class Router:
         site = fits[k]
         self.sites[site].sent(job)
         return Routed(site, self.sites[site].name, reason)
-
-    def index(self, name: str) -> int:
-        return self._index[name]
-
-    def settle(self) -> None:
-        for s in self.sites:
-            s.settle()
 
 
 def _no_site(job: Job, sites: list[SiteState]) -> str:

@@ -141,11 +141,6 @@ Who = Annotated[accounts.Principal, Depends(principal)]
 Admin = Annotated[accounts.Principal, Depends(admin)]
 
 
-def load_site_info(store: Store) -> SiteInfo:
-    """The first site (the only one, unless the store serves a network)."""
-    return load_site_infos(store)[0]
-
-
 def load_site_infos(store: Store) -> list[SiteInfo]:
     with store.connect() as conn:
         stored = load_sites(conn)
