@@ -250,3 +250,29 @@ def test_a_job_that_allows_it_leaves_a_site_that_can_no_longer_run_it(tmp_path: 
         ambiguous = api.post("/api/v1/admin/nodes/u00000/drain", headers=admin)
         assert ambiguous.status_code == 422 and "name its site" in ambiguous.text
     p.store.dispose()
+
+
+def test_reroute_checks_are_bounded_per_turn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs that allow a move are checked at most REROUTE_CHECKS_PER_STEP per turn: with none allowed, a stranded
+    job stays; with one, it moves."""
+    import gigafactory.control.daemon as daemon_module
+
+    p = make_plane(tmp_path / "gf", site=None, network=two_sites())  # type: ignore[arg-type]
+    admin = {"Authorization": f"Bearer {p.admin_token}"}
+    d = p.daemon(forecast_every_s=1e9)
+    with TestClient(create_app(p.cfg, p.store)) as api:
+        jid = _submit(api, p.tokens["lab-a"], gpus=4, site="de-1").json()["ids"][0]
+        mover = _submit(api, p.tokens["lab-a"], gpus=4, countries=["DE", "FR"], reroute=True).json()["ids"][0]
+        api.post("/api/v1/admin/nodes/u00000/drain?site=de-1", headers=admin)
+        api.post("/api/v1/admin/nodes/u00000/drain?site=fr-1", headers=admin)
+        run_until(d, lambda: _row(p, mover).state == "pending" and _row(p, jid).state != "submitted")
+        home = _row(p, mover).site
+        api.post(f"/api/v1/admin/nodes/u00000/resume?site={'fr-1' if home == 'de-1' else 'de-1'}", headers=admin)
+        monkeypatch.setattr(daemon_module, "REROUTE_CHECKS_PER_STEP", 0)
+        for _ in range(5):
+            d.step()
+        assert (_row(p, mover).site, _row(p, mover).state) == (home, "pending")
+        monkeypatch.setattr(daemon_module, "REROUTE_CHECKS_PER_STEP", 1)
+        run_until(d, lambda: _row(p, mover).state == "completed")
+        assert _row(p, mover).site != home
+    p.store.dispose()

@@ -96,6 +96,8 @@ HEARTBEAT_S = 2.0  # an idle daemon writes its heartbeat this often (health call
 # moment) is tried again for this long; then its job fails with the reason.
 START_RETRY_S = 120.0
 TIME_LIMIT_GRACE_S = 10.0
+# Waiting jobs that allow a move, checked per turn while a site has nodes out (the rest wait for later turns).
+REROUTE_CHECKS_PER_STEP = 200
 
 log = logging.getLogger("gigafactory.daemon")
 
@@ -288,13 +290,19 @@ class Daemon:
         moved: dict[int, tuple[_Site, str]] = {}
         if len(self.sites) < 2:
             return moved
+        budget = REROUTE_CHECKS_PER_STEP  # many waiting jobs that allow a move cannot slow a turn down
         for site in self.sites:
             eng = site.engine
             if bool(eng.cap.schedulable.all()):
                 continue  # every node up: nothing is stranded here
             for jid in eng.pending():
                 rec = eng.job(jid)
-                if not rec.job.reroute or math.isfinite(eng.estimate_start(rec.job, now)):
+                if not rec.job.reroute:
+                    continue
+                if budget <= 0:
+                    return moved
+                budget -= 1
+                if math.isfinite(eng.estimate_start(rec.job, now)):
                     continue
                 routed = self.router.route_job(rec.job, now, avoid=site.index)
                 if isinstance(routed, Status) or eng.withdraw(jid) is None:
