@@ -255,6 +255,10 @@ def twin_run(
     residency: Annotated[
         float | None, typer.Option(help="share of jobs (0-1) that may run only in their tenant's home country")
     ] = None,
+    programme: Annotated[
+        str | None,
+        typer.Option(help="replay an access programme: calls=4,cover=0.8,response_days=4 (use with the award policy)"),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")] = False,
 ) -> None:
     """Simulate a site, or a network of sites: write OUT/summary.json and OUT/report.html."""
@@ -277,6 +281,7 @@ def twin_run(
         network=network,
         route=route,
         residency=residency,
+        programme=programme,
     )
     target = out or (Path(exp.out) if exp.out else Path("out") / "twin")
     run_experiment(exp, target, quiet=quiet)

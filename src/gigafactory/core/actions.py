@@ -13,13 +13,14 @@ from gigafactory.core.jobs import JobId
 from gigafactory.core.placement import Placement
 from gigafactory.core.status import Status
 
-__all__ = ["Action", "RejectJob", "StartJob", "StopJob", "StopReason", "Wake"]
+__all__ = ["Action", "RejectJob", "SignalJob", "StartJob", "StopJob", "StopReason", "Wake"]
 
 
 class StopReason(enum.Enum):
     CANCELLED = "cancelled"
     PREEMPTED = "preempted"
     NODE_FAILED = "node-failed"
+    AWARD = "award"  # its award ran out, and the grace after the checkpoint signal is over
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,18 @@ class StopJob(Action):
     reason: StopReason
     requeue: bool
     graceful: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SignalJob(Action):
+    """Ask a running attempt to checkpoint now: it will be stopped at ``stop_s`` (as Slurm's ``--signal`` warns a job
+    before its time limit). The control plane sends the job SIGUSR1; the twin's jobs keep their progress when the
+    stop comes, since it is graceful."""
+
+    job_id: JobId
+    attempt: int
+    stop_s: float
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gigafactory.core.awards import Award
 from gigafactory.core.jobs import Job, JobId
 from gigafactory.core.placement import Placement
 
 __all__ = [
     "AttemptStopping",
+    "AwardChanged",
     "CheckpointWritten",
     "Event",
     "JobCancelled",
@@ -124,6 +126,15 @@ class NodeDrained(Event):
 @dataclass(frozen=True, slots=True)
 class NodeResumed(Event):
     node: int
+
+
+@dataclass(frozen=True, slots=True)
+class AwardChanged(Event):
+    """An award is granted or changed (more hours, a new window; a revoked award ends now). ``used_gpu_s``, given
+    when the driver rebuilds the engine, is what ended attempts have already used of it."""
+
+    award: Award
+    used_gpu_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,3 +113,4 @@ class Job:
     sites: tuple[str, ...] | None = None
     countries: tuple[str, ...] | None = None
     reroute: bool = False  # after a site failure, may it be routed to another allowed site (else: requeued there)
+    award: int | None = None  # the award it charges (None: its tenant's active award, if it has any)

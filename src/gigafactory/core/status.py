@@ -18,6 +18,7 @@ class Code(enum.Enum):
     UNSCHEDULABLE = "unschedulable"  # does not fit now; may fit later
     UNRESOLVABLE = "unresolvable"  # can never fit on this site
     OVER_QUOTA = "over-quota"  # the tenant may not start it now
+    UNFUNDED = "unfunded"  # its award cannot pay: it waits, out of the queue, until the tenant's awards change
     WAIT = "wait"  # it fits, but starting it would delay a reservation
 
 
@@ -46,6 +47,10 @@ class Status:
     @staticmethod
     def over_quota(*reasons: str) -> Status:
         return Status(Code.OVER_QUOTA, reasons)
+
+    @staticmethod
+    def unfunded(*reasons: str) -> Status:
+        return Status(Code.UNFUNDED, reasons)
 
     @staticmethod
     def wait(*reasons: str) -> Status:

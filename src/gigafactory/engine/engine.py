@@ -47,11 +47,13 @@ from dataclasses import dataclass
 import numpy as np
 from sortedcontainers import SortedList
 
-from gigafactory.core.actions import Action, RejectJob, StartJob, StopJob, StopReason, Wake
+from gigafactory.core.actions import Action, RejectJob, SignalJob, StartJob, StopJob, StopReason, Wake
+from gigafactory.core.awards import AwardBook
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.errors import InvariantError
 from gigafactory.core.events import (
     AttemptStopping,
+    AwardChanged,
     CheckpointWritten,
     Event,
     JobCancelled,
@@ -68,7 +70,7 @@ from gigafactory.core.events import (
 )
 from gigafactory.core.jobs import Job, JobRequest, JobState, Locality
 from gigafactory.core.placement import Placement
-from gigafactory.core.status import Status
+from gigafactory.core.status import Code, Status
 from gigafactory.core.tenants import TenantTree
 from gigafactory.core.topology import Topology
 from gigafactory.engine.allocs import AllocTable
@@ -114,6 +116,8 @@ class JobRecord:
     run_key: tuple[object, ...] = ()  # its order key while running, as last ranked
     reason: str = ""
     exit_code: int | None = None
+    award: int | None = None  # the award its current (or last) attempt charges
+    wait_reason: str = ""  # why the admit policy passed it over in the last pass ("" if it did not)
 
     def attained_gpu_s(self, now: float) -> float:
         """GPU-seconds received so far, the running attempt included."""
@@ -204,6 +208,20 @@ class Engine:
         # Stopped attempts whose processes may still run (``hold_stopped``): job id -> (attempt, placement).
         self._held: dict[int, tuple[int, Placement]] = {}
         self._awaiting: set[int] = set()  # requeued jobs kept out of the queue until their held attempt ends
+        # Awards (the access programme): what each has used, who charges it, and the running attempts signalled
+        # to checkpoint because theirs ran out: job id -> (attempt, when it is stopped).
+        self.awards = AwardBook()
+        self._award_grace = self.profile.admit.award_grace_s
+        self._signalled: dict[int, tuple[int, float]] = {}
+        self._award_woken: dict[int, float] = {}
+        self.waits_changed: set[int] = set()  # jobs whose wait_reason changed (the control plane shows them)
+        # Jobs whose award cannot pay (``Code.UNFUNDED``) wait *parked*, out of the queue, by tenant, until the
+        # tenant's awards change or one of them becomes valid: a pass does not walk them (Kueue parks inadmissible
+        # workloads the same way).
+        self._parked: dict[str, dict[int, JobRecord]] = {}
+        self._parked_ids: set[int] = set()
+        self._unpark_at: list[tuple[float, str]] = []
+        self._wake_asks: list[float] = []  # wake-ups asked for outside a handler that has the action list
 
     # ---- public queries -----------------------------------------------------------------------------------
     def job(self, job_id: int) -> JobRecord:
@@ -216,8 +234,18 @@ class Engine:
         return self._jobs[job_id].state
 
     def pending(self) -> list[int]:
-        """Pending job ids in queue order (for a grouped order: tenants by name, each in its own order)."""
-        return self._queue.ids()
+        """Pending job ids in queue order (for a grouped order: tenants by name, each in its own order), then the
+        jobs parked for want of an award, by tenant."""
+        ids = self._queue.ids()
+        if self._parked_ids:
+            ids += [jid for t in sorted(self._parked) for jid in sorted(self._parked[t])]
+        return ids
+
+    def set_tenants(self, tenants: TenantTree | None) -> None:
+        """A new tenant tree (shares, limits, who draws on the access pool): parked jobs are looked at again."""
+        self.tenants = tenants
+        for tenant in list(self._parked):
+            self._unpark(tenant)
 
     def running(self) -> list[int]:
         return sorted(jid for _, jid in self._ends)
@@ -255,7 +283,10 @@ class Engine:
         rec = self._jobs.get(job_id)
         if rec is None or rec.state is not JobState.PENDING or job_id in self._awaiting or job_id in self._held:
             return None
-        self._queue.remove(rec)
+        if job_id in self._parked_ids:
+            self._unpark_one(rec)
+        else:
+            self._queue.remove(rec)
         del self._jobs[job_id]
         self._counts[JobState.PENDING] -= 1
         if rec in self._immediate:
@@ -341,8 +372,18 @@ class Engine:
             if self.validate:
                 self.check()
         self._stimulus = ("schedule@" + self._stimulus[0], self._stimulus[1])
+        while self._unpark_at and self._unpark_at[0][0] <= self.now:
+            self._unpark(heapq.heappop(self._unpark_at)[1])
+        policing = self._award_grace is not None and bool(self.awards)
+        if policing:
+            self._police_awards(out)
         if self._round_s <= 0 or (ticked and self._on_round()):
             self._schedule(out)
+        if policing:
+            self._police_awards(out)
+        if self._wake_asks:
+            out.extend(Wake(t) for t in sorted(set(self._wake_asks)))
+            self._wake_asks.clear()
         if self._immediate:
             self._reject_unstarted(out)
         if self._round_s > 0:
@@ -403,6 +444,9 @@ class Engine:
         elif isinstance(ev, NodeResumed):
             self.cap.set_node(ev.node, open=True)
             self._res_stale = True
+        elif isinstance(ev, AwardChanged):
+            self.awards.put(ev.award, self.now, ev.used_gpu_s)
+            self._unpark(ev.award.tenant)
         elif isinstance(ev, (Tick, CheckpointWritten)):
             pass
         else:
@@ -471,6 +515,7 @@ class Engine:
         self._ends.add((rec.est_end, job.id))
         self._allocs.add(job.id, pl.nodes, rec.est_end, [len(g) * pl.gpu_milli / 1000.0 for g in pl.node_gpus])
         self._usage.change(job.tenant, pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
+        self._charge(rec, since=started)
         self._transition(rec, JobState.RUNNING, "restored")
         self._jobs[job.id] = rec
         if self._running_ranked is not None:
@@ -511,6 +556,11 @@ class Engine:
         )
         self._allocs.add(job.id, pl.node_array if len(pl.nodes) > 8 else pl.nodes, rec.est_end, per_node)
         self._usage.change(job.tenant, pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
+        if self.awards:
+            self._charge(rec)
+        if rec.wait_reason:
+            rec.wait_reason = ""
+            self.waits_changed.add(job.id)
         self._transition(rec, JobState.RUNNING)
         if self._running_ranked is not None:
             self._rank_running(rec)
@@ -535,6 +585,9 @@ class Engine:
             self.cap.release(pl)
         self._usage.change(rec.job.tenant, -pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
         rec.attained_s += rec.job.request.gpu_equivalent * (self.now - rec.started_s)
+        if rec.award is not None:
+            self.awards.stop(rec.award, rec.job.id, self.now)
+            self._signalled.pop(rec.job.id, None)
 
     def _hold(self, job_id: int, attempt: int, pl: Placement) -> None:
         """Keep ``pl`` allocated for a stopped attempt. For planning it is free from now on: it is being stopped."""
@@ -568,6 +621,8 @@ class Engine:
             rec.placement = None  # a finished job's placement lives on in the log and the store, not here
         elif rec.job.id in self._awaiting:
             self._awaiting.discard(rec.job.id)
+        elif rec.job.id in self._parked_ids:
+            self._unpark_one(rec)
         else:
             self._queue.remove(rec)
         rec.end_s = self.now
@@ -607,6 +662,69 @@ class Engine:
         self.cap.set_node(ev.node, up=False)
         if self._res is not None and self._res.nodes.size and self._res.nodes[ev.node]:
             self._res = None
+
+    # ---- awards -------------------------------------------------------------------------------------------
+    def _park(self, rec: JobRecord) -> None:
+        self._queue.remove(rec)
+        tenant = rec.job.tenant
+        self._parked.setdefault(tenant, {})[rec.job.id] = rec
+        self._parked_ids.add(rec.job.id)
+        if self._res is not None and self._res.job_id == rec.job.id:
+            self._res = None
+        at = self.awards.next_start(tenant, self.now)
+        if math.isfinite(at) and (at, tenant) not in self._unpark_at:
+            heapq.heappush(self._unpark_at, (at, tenant))
+            self._wake_asks.append(at)
+
+    def _unpark_one(self, rec: JobRecord) -> None:
+        jobs = self._parked[rec.job.tenant]
+        del jobs[rec.job.id]
+        if not jobs:
+            del self._parked[rec.job.tenant]
+        self._parked_ids.discard(rec.job.id)
+
+    def _unpark(self, tenant: str) -> None:
+        for rec in list(self._parked.get(tenant, {}).values()):
+            self._unpark_one(rec)
+            rec.fail_epoch = -1
+            self._enqueue(rec)
+
+    def _charge(self, rec: JobRecord, since: float | None = None) -> None:
+        """The attempt that starts (or is restored, running since ``since``) charges its award, if it has one."""
+        award, _ = self.awards.resolve(rec.job, self.now)
+        rec.award = award
+        if award is not None:
+            self.awards.start(award, rec.job.id, rec.job.request.gpu_equivalent, self.now, since)
+
+    def _police_awards(self, out: list[Action]) -> None:
+        """Running jobs whose award has run out: signal each to checkpoint, and stop it (back to the queue, keeping
+        its progress) ``award_grace_s`` later, unless the award has been topped up by then. Asks to be woken
+        when the next award runs out at the present rates."""
+        grace = self._award_grace
+        assert grace is not None
+        book = self.awards
+        now = self.now
+        for award in book.charging():
+            out_at = book.runs_out_at(award, now)
+            if out_at > now + 1e-9:
+                asked = self._award_woken.get(award, -math.inf)
+                if not now < asked <= out_at:  # (a wake-up already due no later will look again)
+                    self._award_woken[award] = out_at
+                    out.append(Wake(out_at))
+                continue
+            why = book.why_not(award, now) or f"award {award} ran out"
+            for jid in book.jobs_on(award):
+                rec = self._jobs[jid]
+                mark = self._signalled.get(jid)
+                if mark is None or mark[0] != rec.attempt:
+                    mark = (rec.attempt, now + grace)
+                    self._signalled[jid] = mark
+                    out.append(SignalJob(now, rec.job.id, rec.attempt, mark[1], f"{why}: checkpoint now"))
+                    if mark[1] > now:
+                        out.append(Wake(mark[1]))
+                if now >= mark[1] - 1e-9:
+                    out.append(StopJob(now, rec.job.id, rec.attempt, StopReason.AWARD, requeue=True, graceful=True))
+                    self._requeue(rec, f"stopped: {why}", stopped=True)
 
     # ---- what a router asks of a site ---------------------------------------------------------------------
     def busy_gpus(self) -> float:
@@ -735,6 +853,7 @@ class Engine:
         tested = 0
         preemptions = 0
         started: list[JobRecord] = []
+        parked: list[JobRecord] = []
         grouped = self._grouped
         walk = self._queue.walk(self._rank if grouped is not None else None)
         jobs = self._jobs
@@ -744,9 +863,17 @@ class Engine:
             rec = jobs[jid]
             if rec.state is not pending:
                 continue  # stopped and requeued earlier in this pass: it waits for the next one
-            if not admit_all and not admit.admit(rec.job, self).ok:
-                self.stats.over_quota += 1
-                continue
+            if not admit_all:
+                verdict = admit.admit(rec.job, self)
+                why = "" if verdict.ok else "; ".join(verdict.reasons) or str(verdict)
+                if why != rec.wait_reason:
+                    rec.wait_reason = why
+                    self.waits_changed.add(jid)
+                if why:
+                    self.stats.over_quota += 1
+                    if verdict.code is Code.UNFUNDED:
+                        parked.append(rec)
+                    continue
             if res is not None and not preemptive:
                 # Behind the head, the cheap checks come inline: a job that did not fit while free capacity has
                 # not grown (and the reservation is the same), or whose request shape already failed against
@@ -806,6 +933,8 @@ class Engine:
                     walk.charge(rec.group, grouped.charge(rec.job))
         for rec in started:
             self._queue.remove(rec)
+        for rec in parked:
+            self._park(rec)
 
     def _rank(self, groups: list[str], charged: dict[str, float]) -> dict[str, object]:
         assert self._grouped is not None
@@ -974,6 +1103,9 @@ class Engine:
             raise InvariantError(f"state counts {self._counts} disagree with the records {counts}")
         queued = self._queue.ids()
         pending = {jid for jid, r in self._jobs.items() if r.state is JobState.PENDING} - self._awaiting
+        if self._parked_ids & set(queued) or not self._parked_ids <= pending:
+            raise InvariantError("a parked job is queued, or is not pending")
+        pending -= self._parked_ids
         if set(queued) != pending or len(queued) != len(pending):
             raise InvariantError("the queue does not hold exactly the pending jobs")
         if not self._awaiting <= set(self._held):
@@ -988,3 +1120,7 @@ class Engine:
         for tenant in set(held) | set(self._usage.tenants()):
             if abs(held.get(tenant, 0.0) - self._usage.held(tenant)) > 1e-6:
                 raise InvariantError(f"tenant {tenant!r}: GPUs held disagree with the running jobs")
+        charged = {(r.award, r.job.id) for r in running if r.award is not None}
+        booked = {(a, jid) for a in self.awards.charging() for jid in self.awards.jobs_on(a)}
+        if charged != booked:
+            raise InvariantError("the award book's charges disagree with the running jobs' awards")

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from gigafactory.core.awards import AwardBook
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import Job
 from gigafactory.core.placement import Placement
@@ -94,6 +95,11 @@ class SchedulerView(Protocol):
     @property
     def tenants(self) -> TenantTree | None: ...
 
+    @property
+    def awards(self) -> AwardBook:
+        """The awards the engine knows and what each has used (empty when there is no access programme)."""
+        ...
+
     def running_views(self) -> list[JobView]: ...
 
     def running_above(self, key: tuple[Any, ...]) -> list[JobView]:
@@ -145,10 +151,18 @@ class GroupedOrder(OrderPolicy, Protocol):
 
 
 class AdmitPolicy(Protocol):
-    """May ``job`` start now, as far as its tenant's quota goes? ``Status.over_quota(...)`` if not."""
+    """May ``job`` start now, as far as its tenant's quota goes? ``Status.over_quota(...)`` if not.
+
+    ``award_grace_s`` declares that the policy enforces awards on running jobs too: when the award a running job
+    charges runs out, the engine signals the job to checkpoint and stops it (requeued, gracefully) this many
+    seconds later. ``None``: running jobs are never stopped for their award.
+    """
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def award_grace_s(self) -> float | None: ...
 
     def admit(self, job: Job, view: SchedulerView) -> Status: ...
 

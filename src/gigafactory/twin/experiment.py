@@ -35,6 +35,7 @@ from gigafactory.core.tenants import TenantTree
 from gigafactory.network import Network, load_network
 from gigafactory.policy.profile import Profile, parse_profile, parse_route, profile_from_table
 from gigafactory.twin.failures import load_failures
+from gigafactory.twin.programme import parse_programme, programme_awards
 from gigafactory.twin.network_sim import NetworkResult, NetworkSimulation, Restriction
 from gigafactory.twin.sim import Progress, SimResult, Simulation
 from gigafactory.twin.tenants_file import load_tenants, tenants_from_table
@@ -44,7 +45,7 @@ __all__ = ["Experiment", "home_countries", "load_experiment", "read_network", "r
 
 _KEYS = {
     "site", "workload", "policy", "days", "seed", "seeds", "out", "validate", "name", "failures", "horizon_days",
-    "tenants", "tenant", "network", "route", "residency",
+    "tenants", "tenant", "network", "route", "residency", "programme",
 }  # fmt: skip
 
 
@@ -66,6 +67,7 @@ class Experiment:
     network: str | None = None  # a network preset or TOML file: then ``site`` is unused
     route: str | None = None  # the route policy; None: the network's own
     residency: float = 0.0  # share of jobs that may run only in their tenant's home country
+    programme: str | None = None  # an access programme's calls and awards (twin/programme.py), e.g. "calls=4"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def profile(self) -> Profile:
@@ -96,6 +98,10 @@ class Experiment:
                 raise ConfigError("route and residency apply to a network: give --network too")
             gpus = build_site(self.site).num_gpus
         load_failures(self.failures)
+        if self.programme is not None:
+            if self.network is not None:
+                raise ConfigError("programme: the twin replays an access programme on one site, not a network")
+            parse_programme(self.programme)
         tree = self.tenant_tree()
         if tree is not None:
             tree.check_capacity(gpus)
@@ -164,6 +170,7 @@ def load_experiment(path: Path) -> Experiment:
         network=get("network", str),
         route=get("route", str),
         residency=None if (r := get("residency", (int, float))) is None else float(r),
+        programme=get("programme", str),
     )
     try:
         exp.check()
@@ -196,6 +203,7 @@ def run_one(exp: Experiment, seed: int, *, progress: Progress | None = None, kee
         keep_log=keep_log,
         progress=progress,
         labels={"experiment": exp.name} if exp.name else None,
+        awards=programme_awards(exp.programme, workload, exp.days) if exp.programme is not None else None,
     )
     result = sim.run()
     result.summary["days"] = exp.days

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gigafactory.core.actions import RejectJob, StartJob, StopJob, StopReason, Wake
+from gigafactory.core.awards import Award
 from gigafactory.core.events import (
+    AwardChanged,
     Event,
     JobCancelled,
     JobFailed,
@@ -83,6 +85,7 @@ class Simulation:
         progress: Progress | None = None,
         labels: dict[str, Any] | None = None,
         mtbi_min_gpus: int = 256,
+        awards: list[Award] | None = None,
     ) -> None:
         workload.check_fits(topo)
         self.topo = topo
@@ -99,6 +102,8 @@ class Simulation:
         self.engine = Engine(topo, self.profile, tenants=tenants, seed=seed, validate=validate, keep_log=keep_log)
         self.metrics = Metrics(len(workload), topo.num_gpus, len(workload.tenants))
         self.checkpoints = workload.checkpointing(failures, topo)
+        self.awards = awards or []  # an access programme's awards, all known from the start
+        self.award_stops = 0
 
     def run(self) -> SimResult:
         wall0 = time.perf_counter()
@@ -130,6 +135,7 @@ class Simulation:
         spares = _Spares(self.topo, self.spares)
         t = 0.0
         initial: list[Event] = spares.initial()
+        initial += [AwardChanged(0.0, a) for a in self.awards]
         while remaining > 0 or initial:
             t = min(
                 submit[i] if i < n else math.inf,
@@ -205,6 +211,8 @@ class Simulation:
                     run_s = t - started[job]
                     p = progress_at(run_s, left[job], ckpt[job])
                     met.stopped(job, t, gpu_eq[job], tenant[job], requeued=action.requeue)
+                    if action.reason is StopReason.AWARD:
+                        self.award_stops += 1
                     if action.requeue:
                         kept = p.work_s if action.graceful else p.saved_s
                         saved[job] += kept
@@ -252,9 +260,28 @@ class Simulation:
             }
         )
         summary["tenants"] = self._tenant_table()
+        if self.awards:
+            summary["programme"] = self._programme()
         start = float(wl.submit_s[0]) if len(wl) else 0.0
         series = met.series(start, start + max(summary["makespan_s"], 1.0))
         return SimResult(summary, series, met, self.engine, wl, self.tenants)
+
+    def _programme(self) -> dict[str, Any]:
+        """What the access programme granted and what was used of it, as of the end of the run."""
+        book = self.engine.awards
+        end = self.engine.now
+        used = {a.id: book.used_gpu_s(a.id, end) / 3600.0 for a in self.awards}
+        granted = sum(a.gpu_hours for a in self.awards)
+        waiting = [self.engine.job(j) for j in self.engine.pending()]
+        return {
+            "awards": len(self.awards),
+            "gpu_hours_awarded": round(granted, 3),
+            "gpu_hours_used": round(sum(used.values()), 3),
+            "awards_used_up": sum(1 for a in self.awards if used[a.id] >= a.gpu_hours - 1e-6),
+            "largest_overrun_gpu_hours": round(max((used[a.id] - a.gpu_hours for a in self.awards), default=0.0), 4),
+            "jobs_stopped_for_award": self.award_stops,
+            "jobs_left_waiting_for_award": sum(1 for r in waiting if r.wait_reason),
+        }
 
     def _tenant_table(self) -> dict[str, dict[str, float]]:
         wl = self.workload

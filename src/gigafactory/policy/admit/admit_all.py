@@ -12,6 +12,7 @@ from gigafactory.policy.base import ADMIT, PolicyFactory, SchedulerView
 @dataclass(frozen=True, slots=True)
 class AdmitAll:
     name: str = "admit-all"
+    award_grace_s: float | None = None
 
     def admit(self, job: Job, view: SchedulerView) -> Status:
         return OK
