@@ -715,6 +715,16 @@ class Engine:
             why = book.why_not(award, now) or f"award {award} ran out"
             for jid in book.jobs_on(award):
                 rec = self._jobs[jid]
+                if rec.job.award is None:
+                    other, _ = book.resolve(rec.job, now)
+                    if other is not None and other != award and book.usable(other, now):
+                        # Its tenant has another award that can pay: the attempt goes on, charging that one.
+                        book.stop(award, jid, now)
+                        book.start(other, jid, rec.job.request.gpu_equivalent, now)
+                        rec.award = other
+                        self._signalled.pop(jid, None)
+                        self._wake_asks.append(now)  # look at the new award's end in the next call
+                        continue
                 mark = self._signalled.get(jid)
                 if mark is None or mark[0] != rec.attempt:
                     mark = (rec.attempt, now + grace)

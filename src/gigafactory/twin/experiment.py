@@ -35,8 +35,8 @@ from gigafactory.core.tenants import TenantTree
 from gigafactory.network import Network, load_network
 from gigafactory.policy.profile import Profile, parse_profile, parse_route, profile_from_table
 from gigafactory.twin.failures import load_failures
-from gigafactory.twin.programme import parse_programme, programme_awards
 from gigafactory.twin.network_sim import NetworkResult, NetworkSimulation, Restriction
+from gigafactory.twin.programme import parse_programme, programme_awards
 from gigafactory.twin.sim import Progress, SimResult, Simulation
 from gigafactory.twin.tenants_file import load_tenants, tenants_from_table
 from gigafactory.twin.workloads import load_workload
@@ -101,7 +101,7 @@ class Experiment:
         if self.programme is not None:
             if self.network is not None:
                 raise ConfigError("programme: the twin replays an access programme on one site, not a network")
-            parse_programme(self.programme)
+            parse_programme(self.programme, self.days)
         tree = self.tenant_tree()
         if tree is not None:
             tree.check_capacity(gpus)

@@ -28,22 +28,24 @@ PROGRAMME_PARAMS = {
 }
 
 
-def parse_programme(text: str) -> dict[str, Any]:
-    """``calls=4,cover=0.8`` (or ``programme:calls=4,...``) checked against :data:`PROGRAMME_PARAMS`."""
+def parse_programme(text: str, days: float) -> dict[str, Any]:
+    """``calls=4,cover=0.8`` (or ``programme:calls=4,...``) over ``days``, checked against :data:`PROGRAMME_PARAMS`."""
     spec = parse_spec(f"programme:{text}" if text and ":" not in text else text or "programme")
     if spec.name != "programme":
         raise ConfigError(f"programme {text!r}: write it as calls=4,cover=0.8,response_days=4")
-    return bind_params("programme", PROGRAMME_PARAMS, spec.params)
+    p = bind_params("programme", PROGRAMME_PARAMS, spec.params)
+    period = days / p["calls"]
+    if p["response_days"] >= period:
+        raise ConfigError(f"programme: response_days={p['response_days']:g} must be shorter than a call's period "
+                          f"({period:g} days: {days:g} days / {p['calls']} calls)")  # fmt: skip
+    return p
 
 
 def programme_awards(text: str, workload: Workload, days: float) -> list[Award]:
     """The awards of the programme ``text`` (``calls=4,cover=0.8,...``) for ``workload`` over ``days``."""
-    p = parse_programme(text)
+    p = parse_programme(text, days)
     period = days * 86_400.0 / p["calls"]
     response = p["response_days"] * 86_400.0
-    if response >= period:
-        raise ConfigError(f"programme: response_days={p['response_days']:g} must be shorter than a call's period "
-                          f"({period / 86_400:g} days)")  # fmt: skip
     start = float(workload.submit_s[0]) if len(workload) else 0.0
     gpu_h = workload.gpu_equivalent * workload.runtime_s / 3600.0
     call = np.minimum(((workload.submit_s - start) // period).astype(np.int64), p["calls"] - 1)
