@@ -22,7 +22,7 @@ from gigafactory.plan import (
     outrun,
     parse_target,
 )
-from gigafactory.plan.growth import capacity_factor, dominant_model, scale_preset
+from gigafactory.plan.growth import capacity_factor, dominant_model, scale_preset, year_unmet_share
 
 EU = network_inputs(network_preset("eu-2030"), PlanInputs())
 
@@ -83,27 +83,41 @@ def test_bad_scenarios(kwargs: dict[str, float], message: str) -> None:
         GrowthScenario(**{**base, **kwargs})  # type: ignore[arg-type]
 
 
-def _measured(unmet: float, utilisation: float = 0.9) -> ScaleMeasurement:
-    return ScaleMeasurement("gb200-nvl72:racks=14", 1008, 14.0, (1,), 1.2, 1.2, utilisation, 3600.0, 7200.0, unmet,
-                            100, 10, 1.0)  # fmt: skip
+def _measured(unstarted: float, utilisation: float = 0.9, load: float = 1.2) -> ScaleMeasurement:
+    return ScaleMeasurement("gb200-nvl72:racks=14", 1008, 14.0, (1,), load, load, utilisation, 3600.0, 7200.0,
+                            unstarted, 100, 10, 1.0)  # fmt: skip
+
+
+def test_the_unmet_share_of_a_year() -> None:
+    # No backlog at the end: capacity kept up, whatever the utilisation.
+    assert year_unmet_share(_measured(0.0, utilisation=0.7, load=0.8)) == 0.0
+    assert year_unmet_share(_measured(0.005, utilisation=0.7, load=0.8)) == 0.005
+    # A backlog: the GPUs serve at the utilisation reached, and the rest is unmet.
+    assert year_unmet_share(_measured(0.4, utilisation=0.99, load=2.0)) == pytest.approx(1 - 0.99 / 2.0)
+    # Never less than what was left unstarted.
+    assert year_unmet_share(_measured(0.3, utilisation=0.95, load=1.2)) == 0.3
+    with pytest.raises(ConfigError, match=r"unstarted_share=1\.5"):
+        year_unmet_share(_measured(1.5))
 
 
 def test_a_year_maps_the_measures_onto_the_full_size() -> None:
     path = growth_path(GrowthScenario(2025, 2031, 3.0), EU)
-    y = growth_year("eu-2030", path[-1], _measured(unmet=0.25, utilisation=0.95))
-    assert y.unmet_gpu_hours == pytest.approx(0.25 * path[-1].demand_gpu_hours)
+    y = growth_year("eu-2030", path[-1], _measured(0.25, utilisation=0.95, load=path[-1].offered_load))
+    assert y.unmet_share == pytest.approx(1 - 0.95 / path[-1].offered_load)
+    assert y.unmet_gpu_hours == pytest.approx(path[-1].demand_gpu_hours - 0.95 * path[-1].capacity_gpu_hours)
     assert y.served_gpu_hours + y.unmet_gpu_hours == pytest.approx(path[-1].demand_gpu_hours)
     assert all(s.result.inputs.utilisation == 0.95 for s in y.plan.sites)  # cost at the measured utilisation
     assert y.plan.gpus == path[-1].gpus
     row = y.row()
-    assert row["queue_mean_s"] == 3600.0 and row["unmet_share"] == 0.25 and row["year"] == 2031
+    assert row["queue_mean_s"] == 3600.0 and row["unmet_share"] == y.unmet_share and row["year"] == 2031
+    assert row["twin_unstarted_share"] == 0.25
     assert row["facility_mw"] == pytest.approx(3 * sum(s.inputs.gpus * s.inputs.system_watts * s.inputs.pue
                                                        for s in EU) / 1e6)  # fmt: skip
 
 
 def test_outrun_says_where_and_by_how_much() -> None:
     path = growth_path(GrowthScenario(2025, 2031, 3.0, demand_growth=0.4), EU)
-    years = [growth_year("eu-2030", s, _measured(unmet=max(0.0, 1 - 1 / s.offered_load))) for s in path]
+    years = [growth_year("eu-2030", s, _measured(max(0.0, 1 - 1 / s.offered_load), 1.0, s.offered_load)) for s in path]
     o = outrun(years)
     over = [s.year for s in path if s.offered_load > 1]
     assert o.years == tuple(over) and over[0] == 2027  # 0.8 × (1.4 / 3^(1/6))^2 = 1.09
@@ -111,7 +125,7 @@ def test_outrun_says_where_and_by_how_much() -> None:
     assert o.worst_gap_gpu_hours == pytest.approx(path[-1].demand_gpu_hours - path[-1].capacity_gpu_hours)
     assert o.unmet_gpu_hours == pytest.approx(sum(y.unmet_gpu_hours for y in years))
     assert "from 2027" in o.sentence() and "2031" in o.sentence()
-    calm = outrun([growth_year("eu-2030", path[0], _measured(unmet=0.0))])
+    calm = outrun([growth_year("eu-2030", path[0], _measured(0.0))])
     assert calm.years == () and calm.worst_year is None and "keeps ahead" in calm.sentence()
 
 
@@ -147,7 +161,10 @@ def test_a_short_growth_run_writes_its_report_and_json(tmp_path: Path) -> None:
     # Measured, not assumed: the overloaded year leaves work unstarted and waits longer.
     assert first["unmet_share"] < 0.05
     assert last["unmet_share"] > 0.2
+    assert last["served_gpu_hours"] <= last["capacity_gpu_hours"]  # served never exceeds what the GPUs give
     assert last["queue_mean_s"] > first["queue_mean_s"]
+    for y in doc["years"]:
+        assert y["twin_offered_load"] == pytest.approx(y["offered_load"], rel=1e-3)  # drawn at exactly the load
     assert doc["outrun"]["years"] == [2026, 2027]
     assert doc["scale_model"]["site"] == "hgx-h100:nodes=4"
     page = html_path.read_text()
@@ -159,5 +176,5 @@ def test_a_load_the_twin_cannot_draw_is_refused_before_any_run() -> None:
     from gigafactory.twin.growth import run_growth
 
     sc = GrowthScenario(2025, 2030, 1.0, demand_growth=1.0)  # 0.8 × 2^5 = 25.6
-    with pytest.raises(ConfigError, match=r"year 2028: offered load 6\.40 is more than"):
+    with pytest.raises(ConfigError, match=r"year 2028: offered load 6\.40 is more than the growth runner takes \(4\)"):
         run_growth("lab", TINY, sc, scale=32, days=0.1)

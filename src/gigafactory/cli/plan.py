@@ -345,7 +345,7 @@ def plan_growth(
     start_load: Annotated[
         float, typer.Option("--start-load", help="demand / capacity in the first year (an assumption)")
     ] = 0.8,
-    scale: Annotated[int, typer.Option(help="GPUs of the twin's scale model")] = 1008,
+    scale: Annotated[int, typer.Option(help="GPUs of the twin's scale model (docs/planning.md)")] = 10_008,
     days: Annotated[float, typer.Option(help="days the twin simulates for each year")] = 14.0,
     seed: Annotated[list[int] | None, typer.Option(help="seed; repeat for several (their mean)")] = None,
     policy: Annotated[str, typer.Option(help="scheduling policy of the scale model")] = "default",
@@ -416,7 +416,7 @@ def plan_growth(
         table.add_row(
             str(y.step.year), f"{y.step.gpus:,}", f"{mw:,.0f}" if mw >= 100 else f"{mw:.3g}",
             f"{y.step.offered_load:.2f}", f"{y.measured.utilisation:.0%}", _fmt_wait(y.measured.queue_mean_s),
-            _fmt_wait(y.measured.queue_p99_s), f"{y.measured.unmet_share:.1%}",
+            _fmt_wait(y.measured.queue_p99_s), f"{y.unmet_share:.1%}",
             _short(y.plan.totals["tco_per_year_eur"]),
         )  # fmt: skip
     table.caption = result.outrun.sentence()

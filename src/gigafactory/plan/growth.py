@@ -45,6 +45,7 @@ __all__ = [
     "parse_target",
     "scale_preset",
     "scale_sites",
+    "year_unmet_share",
 ]
 
 START_LOAD = 0.8  # demand in the first year / capacity: an assumption (docs/planning.md)
@@ -153,11 +154,11 @@ class ScaleMeasurement:
     days: float
     seeds: tuple[int, ...]
     load_asked: float
-    load_offered: float  # the workload as drawn: GPU-time submitted / (GPUs × the window)
+    load_offered: float  # the workload as run: GPU-time submitted / (GPUs × the window)
     utilisation: float  # share of GPU-time allocated, after the warm-up
     queue_mean_s: float  # jobs not started by the end count with their wait so far
     queue_p99_s: float
-    unmet_share: float  # work of the jobs not started by the end / all work submitted
+    unstarted_share: float  # work of the jobs not started by the end / all work submitted
     jobs: int
     waiting_at_end: int
     wall_s: float
@@ -168,6 +169,7 @@ class GrowthYear:
     step: GrowthStep
     measured: ScaleMeasurement
     plan: NetworkPlan  # the year's sites at the measured utilisation
+    unmet_share: float  # of the year's demand (year_unmet_share(measured))
     unmet_gpu_hours: float
     served_gpu_hours: float
 
@@ -184,7 +186,8 @@ class GrowthYear:
             "offered_load": s.offered_load,
             "served_gpu_hours": self.served_gpu_hours,
             "unmet_gpu_hours": self.unmet_gpu_hours,
-            "unmet_share": m.unmet_share,
+            "unmet_share": self.unmet_share,
+            "twin_unstarted_share": m.unstarted_share,
             "queue_mean_s": m.queue_mean_s,
             "queue_p99_s": m.queue_p99_s,
             "utilisation": m.utilisation,
@@ -200,15 +203,30 @@ class GrowthYear:
         }
 
 
+def year_unmet_share(measured: ScaleMeasurement) -> float:
+    """The share of a year's demand the capacity cannot serve, from what the twin measured.
+
+    Where the twin ended with no backlog (at most ``UNMET_THRESHOLD`` of the work unstarted), capacity kept up: the
+    share is what was unstarted, about 0. Where it ended with one, capacity was binding, and the GPUs serve work at
+    the utilisation the twin reached: the share is 1 − utilisation / offered load (what a run from an empty site
+    leaves unstarted under-counts it by the work still running at the end, and would let served exceed capacity).
+    """
+    p = measured.unstarted_share
+    if not 0.0 <= p <= 1.0:
+        raise ConfigError(f"unstarted_share={p:g} must be between 0 and 1")
+    if p <= UNMET_THRESHOLD:
+        return p
+    return max(p, 1.0 - measured.utilisation / measured.load_asked)
+
+
 def growth_year(network: str, step: GrowthStep, measured: ScaleMeasurement) -> GrowthYear:
     """The year's figures: its sites planned at the measured utilisation, and its unmet demand."""
-    if not 0.0 <= measured.unmet_share <= 1.0:
-        raise ConfigError(f"unmet_share={measured.unmet_share:g} must be between 0 and 1")
     # A share in (0, 1]: a twin run that allocated nothing still costs its capital.
     u = min(max(measured.utilisation, 1e-9), 1.0)
     sites = tuple(replace(s, inputs=replace(s.inputs, utilisation=u)) for s in step.sites)
-    unmet = measured.unmet_share * step.demand_gpu_hours
-    return GrowthYear(step, measured, plan_sites(network, sites), unmet, step.demand_gpu_hours - unmet)
+    share = year_unmet_share(measured)
+    unmet = share * step.demand_gpu_hours
+    return GrowthYear(step, measured, plan_sites(network, sites), share, unmet, step.demand_gpu_hours - unmet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +234,7 @@ class Outrun:
     """Where demand outruns capacity, and by how much."""
 
     years: tuple[int, ...]  # demand above capacity (offered load > 1)
-    unmet_years: tuple[int, ...]  # the twin left more than UNMET_THRESHOLD of the work unstarted
+    unmet_years: tuple[int, ...]  # more than UNMET_THRESHOLD of the demand unmet
     worst_year: int | None  # the year demand most exceeds capacity
     worst_gap_gpu_hours: float  # demand − capacity that year (0 if never)
     worst_ratio: float  # demand / capacity that year
@@ -256,7 +274,7 @@ def outrun(years: Sequence[GrowthYear]) -> Outrun:
     worst = max(over, key=lambda y: (y.step.offered_load, -y.step.year), default=None)
     return Outrun(
         years=tuple(y.step.year for y in over),
-        unmet_years=tuple(y.step.year for y in years if y.measured.unmet_share > UNMET_THRESHOLD),
+        unmet_years=tuple(y.step.year for y in years if y.unmet_share > UNMET_THRESHOLD),
         worst_year=None if worst is None else worst.step.year,
         worst_gap_gpu_hours=0.0 if worst is None else worst.step.demand_gpu_hours - worst.step.capacity_gpu_hours,
         worst_ratio=0.0 if worst is None else worst.step.offered_load,
