@@ -230,7 +230,61 @@ def network(doc: dict[str, Any]) -> str:
     )
 
 
+def _unmet(share: float, gpu_hours: float) -> str:
+    if share < 0.005:
+        return "–"
+    amount = f"{gpu_hours / 1e9:,.1f}B" if gpu_hours >= 1e9 else f"{gpu_hours / 1e6:,.0f}M"
+    return f"{share:.1%} ({amount} GPU-h)" if share < 0.1 else f"{share:.0%} ({amount} GPU-h)"
+
+
+def plan(doc: dict[str, Any]) -> str:
+    p = doc["plan"]
+    sites = p["sites"]
+    run = sites[p["cheapest_run_site"]] if p.get("cheapest_run_site") else None
+    rows = [
+        "| `eu-2030` at the defaults | |",
+        "|---|---:|",
+        f"| GPUs | {p['gpus']:,} |",
+        f"| IT power / facility power | {p['it_mw']:,.0f} MW / {p['facility_mw']:,.0f} MW |",
+        f"| energy a year (at 85% utilisation) | {p['annual_energy_mwh'] / 1e6:,.2f} TWh, "
+        f"€{p['annual_energy_cost_eur'] / 1e9:,.2f}B |",
+        f"| capital | €{p['capex_eur'] / 1e9:,.1f}B |",
+        f"| TCO a year (depreciation + energy) | €{p['tco_per_year_eur'] / 1e9:,.2f}B |",
+        f"| cost per delivered GPU-hour | €{p['cost_per_gpu_hour_eur']:.2f} (sites "
+        f"€{min(s['cost_per_gpu_hour_eur'] for s in sites.values()):.2f}–"
+        f"€{max(s['cost_per_gpu_hour_eur'] for s in sites.values()):.2f}) |",
+    ]
+    if run is not None:
+        rows.append(
+            f"| a 10^25-FLOP run, cheapest at {p['cheapest_run_site']} | {run['run_gpu_hours'] / 1e6:.2f}M GPU-hours, "
+            f"{run['run_wall_days']:.1f} days, €{run['run_cost_eur'] / 1e6:.1f}M |"
+        )
+    g = doc["growth"]
+    grow = [
+        "| year | GPUs | facility MW | demand / capacity | utilisation | mean / p99 queueing | unmet demand "
+        "| TCO a year |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for y in g["years"]:
+        grow.append(
+            f"| {y['year']} | {y['gpus']:,} | {y['facility_mw']:,.0f} | {y['offered_load']:.2f} | "
+            f"{y['utilisation']:.0%} | {_dur(y['queue_mean_s'])} / {_dur(y['queue_p99_s'])} | "
+            f"{_unmet(y['unmet_share'], y['unmet_gpu_hours'])} | "
+            f"€{y['tco_per_year_eur'] / 1e9:,.1f}B |"
+        )
+    sm = g["scale_model"]
+    return (
+        "\n".join(rows)
+        + f"\n\nPlan: `{doc['command']}`. Growth: `{doc['growth_command']}`.\n\n"
+        + "\n".join(grow)
+        + f"\n\n{g['outrun']['summary']} Queueing and utilisation from the twin on `{sm['site']}`, "
+        f"{sm['days']:g} days a year, the mean of seeds {', '.join(map(str, sm['seeds']))} ({g['total_s']:,.0f} s). "
+        f"Measured on {_machine(doc)}."
+    )
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "plan": plan,
     "network": network,
     "api_load": api_load,
     "crash": crash,

@@ -15,12 +15,13 @@ ALLOWED = {
     "policy": {"policy", "core"},
     "engine": {"engine", "policy", "core"},
     "report": {"report"},
-    "twin": {"twin", "network", "engine", "policy", "core", "report"},
+    "twin": {"twin", "plan", "network", "engine", "policy", "core", "report"},
+    "plan": {"plan", "network", "engine", "policy", "core"},  # the capacity planner: arithmetic over sites
     "network": {"network", "engine", "policy", "core"},
     "control": {"control", "network", "engine", "policy", "core", "report"},  # the live clock: it never needs the twin
-    "cli": {"cli", "twin", "control", "network", "engine", "policy", "core", "report"},
+    "cli": {"cli", "twin", "control", "plan", "network", "engine", "policy", "core", "report"},
 }
-PURE = {"core", "policy", "engine", "network"}
+PURE = {"core", "policy", "engine", "network", "plan"}
 IMPURE_MODULES = {"time", "datetime", "os", "io", "socket", "subprocess", "random", "pathlib", "shutil", "sqlite3"}
 
 
@@ -59,9 +60,10 @@ def test_pure_layers_do_no_io_and_read_no_clock(layer: str, path: Path) -> None:
 def test_public_api_is_exactly_all() -> None:
     import gigafactory.core as core
     import gigafactory.engine as engine
+    import gigafactory.plan as plan
     import gigafactory.policy as policy
 
-    for module in (core, engine, policy):
+    for module in (core, engine, policy, plan):
         for name in module.__all__:
             getattr(module, name)  # every exported name resolves (core loads its names on first use)
         public = {n for n in vars(module) if not n.startswith("_") and not isinstance(getattr(module, n), type(core))}
