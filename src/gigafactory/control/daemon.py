@@ -46,7 +46,7 @@ import pickle
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine as Store
@@ -56,15 +56,17 @@ from sqlalchemy.exc import OperationalError
 from gigafactory.control.executors.base import Executor, Launch, LaunchError, Report
 from gigafactory.control.identity import Identity
 from gigafactory.control.lease import Lease
-from gigafactory.control.store import accounts, inbox, outbox
+from gigafactory.control.store import accounts, inbox, outbox, programme
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import get_meta, set_meta
 from gigafactory.control.store.schema import jobs as jobs_table
 from gigafactory.control.store.site import StoredSite, load_sites, node_rows, set_node_state
-from gigafactory.core.actions import StartJob, StopJob
+from gigafactory.core.actions import SignalJob, StartJob, StopJob
+from gigafactory.core.awards import Award
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.events import (
     AttemptStopping,
+    AwardChanged,
     Event,
     JobCancelled,
     JobFailed,
@@ -136,6 +138,7 @@ def job_from_row(row: Any) -> Job:
         sites=tuple(row.sites) if getattr(row, "sites", None) else None,
         countries=tuple(row.countries) if getattr(row, "countries", None) else None,
         reroute=bool(getattr(row, "reroute", False)),
+        award=getattr(row, "award", None),
     )
 
 
@@ -216,8 +219,8 @@ class Daemon:
     def recover(self) -> None:
         """Rebuild every site's engine from the store. The next step reads the inbox, then carries out the outbox."""
         self._max_seen = 0  # the highest job id taken from the store
-        # Every attempt started and not yet billed: (job, attempt) -> (tenant, GPUs, start as seen, site).
-        self._attempts: dict[tuple[int, int], tuple[str, float, float, str]] = {}
+        # Every attempt started and not yet billed: (job, attempt) -> (tenant, GPUs, start as seen, site, award).
+        self._attempts: dict[tuple[int, int], tuple[str, float, float, str, int | None]] = {}
         self._late: list[Report] = []  # ends the daemon learnt of itself (starts that failed), for the next step
         self._start_errors: dict[tuple[int, int], tuple[float, int]] = {}  # (job, attempt) -> (first error, tries)
         self._forget: set[int] = set()  # ended jobs whose stopped attempt is not gone yet
@@ -242,12 +245,14 @@ class Daemon:
             self.router = Router([x.view for x in self.sites], route)
             now = self.clock()
             events: dict[int, list[Event]] = {x.index: [] for x in self.sites}
+            self._awards: dict[int, tuple[Award, str]] = {}
+            self._award_events(conn, now, events, restore=True)
             for row in jobstore.stopping_attempts(conn):
                 site = self._site_named(row.site)
                 pl = placement_from_json(row.placement)
                 events[site.index].append(AttemptStopping(now, JobId(int(row.id)), int(row.attempt), pl))
                 self._attempts[(int(row.id), int(row.attempt))] = (row.tenant, _gpus(pl), float(row.started_at),
-                                                                   site.name)  # fmt: skip
+                                                                   site.name, row.charged_award)  # fmt: skip
                 self._site_of[int(row.id)] = site
                 if row.state not in ("pending", "running"):
                     self._forget.add(int(row.id))
@@ -270,10 +275,11 @@ class Daemon:
                 if row.state == "running" and row.placement:
                     pl = placement_from_json(row.placement)
                     events[site.index].append(
-                        JobRestored(now, job, int(row.attempt), pl, float(row.started_at), done_gpu_s)
-                    )
+                        JobRestored(now, job, int(row.attempt), pl, float(row.started_at), done_gpu_s,
+                                    row.charged_award)
+                    )  # fmt: skip
                     self._attempts[(int(row.id), int(row.attempt))] = (row.tenant, _gpus(pl), float(row.started_at),
-                                                                       site.name)  # fmt: skip
+                                                                       site.name, row.charged_award)  # fmt: skip
                     self._limit(job, int(row.attempt), float(row.started_at))
                 else:
                     events[site.index].append(JobRestored(now, job, int(row.attempt), None, None, done_gpu_s))
@@ -316,6 +322,22 @@ class Daemon:
                 )
         return moved
 
+    def _award_events(self, conn: Any, now: float, events: dict[int, list[Event]], *, restore: bool = False) -> None:
+        """Awards new or changed in the store, to the engine of their call's site (with what billed attempts used,
+        when the engine is rebuilt)."""
+        for award, site_name, used in programme.load_awards(conn):
+            if not restore and self._awards.get(award.id, (None, ""))[0] == award:
+                continue
+            site = self._by_name.get(site_name)
+            if site is None:
+                continue
+            self._awards[award.id] = (award, site_name)
+            events[site.index].append(AwardChanged(now, award, used if restore else None))
+        self._award_sites: dict[str, set[str]] = {}
+        for award, site_name in self._awards.values():
+            if award.end_s > now:
+                self._award_sites.setdefault(award.tenant, set()).add(site_name)
+
     def _site_named(self, name: str | None) -> _Site:
         """A job's site by name; a job of a store from before networks (no site) is on its one site."""
         return self._by_name.get(name or "", self.sites[0])
@@ -334,6 +356,9 @@ class Daemon:
         for row in new:
             job = job_from_row(row)
             self._max_seen = max(self._max_seen, int(row.id))
+            if job.sites is None and len(self.sites) > 1 and job.tenant in self._award_sites:
+                # A tenant's awards are on the sites of their calls: its jobs run there, where they are charged.
+                job = replace(job, sites=tuple(sorted(self._award_sites[job.tenant])))
             routed = self.router.route_job(job, now)
             if isinstance(routed, Status):
                 refused[int(row.id)] = str(routed)
@@ -345,6 +370,7 @@ class Daemon:
         # Submissions are taken in id order, a batch at a time: a cancellation of one not taken yet waits for it.
         requests = [ev for ev in requests if ev.kind != "cancel" or int(ev.job_id) <= self._max_seen]
         tenants_changed = False
+        awards_changed = False
         for jid, ev_ in self._over_time(now):
             events[self._site_of[jid].index].append(ev_)
         node_states: list[tuple[int, int, str, str]] = []  # (site id, node, state, reason)
@@ -365,13 +391,18 @@ class Daemon:
                     node_states.append((site.stored.id, int(ev.node), "up", ""))
             elif ev.kind == "tenants":
                 tenants_changed = True
+            elif ev.kind == "awards":
+                awards_changed = True
         stats.events = len(requests)
         if tenants_changed:
             with self.store.connect() as conn:
                 tree = accounts.load_tree(conn)
                 self._identities = accounts.identities(conn)
             for site in self.sites:
-                site.engine.tenants = tree
+                site.engine.set_tenants(tree)
+        if awards_changed:
+            with self.store.connect() as conn:
+                self._award_events(conn, now, events)
         reports = list(self._late)
         self._late = []
         # One poll per executor: sites that share one (every local site) are watched together.
@@ -475,13 +506,13 @@ class Daemon:
             known = self._attempts.pop((r.job_id, r.attempt), None)
             if known is None:
                 continue  # billed already (a report seen twice), or never started here
-            tenant, gpus, started_seen, site = known
+            tenant, gpus, started_seen, site, award = known
             started = r.started_at if r.started_at is not None else started_seen
             ended = r.ended_at if r.ended_at is not None else now
             ended = max(ended, started)
             rows.append({"job_id": r.job_id, "attempt": r.attempt, "tenant": tenant, "gpus": gpus,
                          "started_at": started, "ended_at": ended,
-                         "gpu_seconds": gpus * (ended - started), "site": site})  # fmt: skip
+                         "gpu_seconds": gpus * (ended - started), "site": site, "award": award})  # fmt: skip
         return rows
 
     def _report_events(self, now: float, reports: list[Report]) -> list[Event]:
@@ -538,7 +569,8 @@ class Daemon:
                     if where is not None:
                         row["log_dir"] = str(where)
                     row.setdefault("first_started_at", rec.first_start_s)
-                    self._attempts[(jid, t.attempt)] = (rec.job.tenant, _gpus(pl), t.time, site.name)
+                    self._attempts[(jid, t.attempt)] = (rec.job.tenant, _gpus(pl), t.time, site.name, rec.award)
+                    row["charged_award"] = rec.award
                     self._limit(rec.job, t.attempt, t.time)
                 elif t.new is JobState.PENDING:
                     row.update(reason=t.reason)
@@ -560,6 +592,19 @@ class Daemon:
                         "payload": {"reason": a.reason.value, "site": site.name},
                     }
                 )
+            elif isinstance(a, SignalJob):
+                starts_stops.append({"kind": "signal", "job_id": int(a.job_id), "attempt": a.attempt,
+                                     "payload": {"reason": a.reason, "stop_at": a.stop_s, "site": site.name}})
+                history.append({"time": now, "job_id": int(a.job_id), "attempt": a.attempt, "old": "running",
+                                "new": "running", "stimulus": "signal",
+                                "reason": f"{a.reason}; it will be stopped in {_duration(a.stop_s - now)}"})
+        # Why waiting jobs wait, as the admit policy said in this turn (an award used up, say).
+        for site in self.sites:
+            eng = site.engine
+            for jid in eng.waits_changed:
+                if jid in eng and eng.state_of(jid) is JobState.PENDING and "state" not in updates.get(jid, {}):
+                    updates.setdefault(jid, {})["reason"] = eng.job(jid).wait_reason
+            eng.waits_changed.clear()
         idle = not (updates or starts_stops or processed or node_states or accounting)
         if idle and now - self._last_beat < HEARTBEAT_S:
             return  # nothing happened: no write (the heartbeat says the daemon lives, every few seconds)
@@ -618,6 +663,8 @@ class Daemon:
                         site.executor.start(self._launch(row, site))
                 elif action.kind == "stop":
                     site.executor.stop(action.job_id, action.attempt)
+                elif action.kind == "signal":
+                    site.executor.signal(action.job_id, action.attempt)
             except LaunchError as exc:
                 self._start_failed(key, str(exc))
             except Exception as exc:  # the executor or the machine failed, perhaps for a moment: try again

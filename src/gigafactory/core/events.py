@@ -78,13 +78,14 @@ class JobInterrupted(Event):
 class JobRestored(Event):
     """A job the driver's records hold, handed back after a restart: running ``placement`` since ``started_s`` as
     ``attempt``, or, with no placement, waiting after ``attempt`` attempts. ``attained_gpu_s`` is the GPU-time it
-    received in attempts that have ended."""
+    received in attempts that have ended; ``award`` the award its running attempt charges."""
 
     job: Job
     attempt: int
     placement: Placement | None = None
     started_s: float | None = None
     attained_gpu_s: float = 0.0
+    award: int | None = None  # the award the running attempt charges
 
 
 @dataclass(frozen=True, slots=True)

@@ -515,7 +515,7 @@ class Engine:
         self._ends.add((rec.est_end, job.id))
         self._allocs.add(job.id, pl.nodes, rec.est_end, [len(g) * pl.gpu_milli / 1000.0 for g in pl.node_gpus])
         self._usage.change(job.tenant, pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
-        self._charge(rec, since=started)
+        self._charge(rec, since=started, award=ev.award)
         self._transition(rec, JobState.RUNNING, "restored")
         self._jobs[job.id] = rec
         if self._running_ranked is not None:
@@ -689,9 +689,11 @@ class Engine:
             rec.fail_epoch = -1
             self._enqueue(rec)
 
-    def _charge(self, rec: JobRecord, since: float | None = None) -> None:
-        """The attempt that starts (or is restored, running since ``since``) charges its award, if it has one."""
-        award, _ = self.awards.resolve(rec.job, self.now)
+    def _charge(self, rec: JobRecord, since: float | None = None, award: int | None = None) -> None:
+        """The attempt that starts (or is restored, running since ``since``, charging ``award``) charges its award,
+        if it has one."""
+        if award is None or award not in self.awards:
+            award, _ = self.awards.resolve(rec.job, self.now)
         rec.award = award
         if award is not None:
             self.awards.start(award, rec.job.id, rec.job.request.gpu_equivalent, self.now, since)

@@ -40,6 +40,7 @@ from gigafactory.control.queries import SiteInfo, node_use, queue, site_summarie
 from gigafactory.control.store import accounts, inbox
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import get_meta
+from gigafactory.control.store.schema import awards as awards_t
 from gigafactory.control.store.schema import tenants, tokens
 from gigafactory.control.store.site import load_sites
 from gigafactory.core.errors import ConfigError
@@ -254,6 +255,8 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
 
     def check_spec(spec: m.JobSpec, p: accounts.Principal, where: str) -> dict[str, Any]:
         tenant = spec.tenant or p.tenant
+        if p.role == "reviewer":
+            raise ApiError(403, "a reviewer token cannot submit jobs")
         if tenant is None:
             raise ApiError(
                 422, f"{where}.tenant: an admin token must name the tenant the job is for", f"{where}.tenant"
@@ -264,6 +267,17 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             )
         if not tenant_exists(tenant):
             raise ApiError(422, f"{where}.tenant: unknown tenant {tenant!r}", f"{where}.tenant")
+        pinned_site = spec.site
+        if spec.award is not None:
+            with store.connect() as conn:
+                q = select(awards_t.c.tenant, awards_t.c.site).where(awards_t.c.id == spec.award)
+                held = conn.execute(q).first()
+            if held is None or held.tenant != tenant:
+                raise ApiError(422, f"{where}.award: {tenant} holds no award {spec.award}", f"{where}.award")
+            if spec.site is not None and spec.site != held.site:
+                raise ApiError(422, f"{where}.award: award {spec.award} is for site {held.site}, not {spec.site}",
+                               f"{where}.award")  # fmt: skip
+            pinned_site = held.site if len(site_list) > 1 else None
         if spec.site is not None and spec.site not in by_name:
             raise ApiError(422, f"{where}.site: unknown site {spec.site!r}; the sites are {', '.join(by_name)}",
                            f"{where}.site")  # fmt: skip
@@ -300,9 +314,10 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             "ckpt_s": spec.checkpoint_s,
             "client_key": spec.key,
             "client_hash": spec.fingerprint() if spec.key else None,
-            "sites": [spec.site] if spec.site is not None else None,
+            "sites": [pinned_site] if pinned_site is not None else None,
             "countries": spec.countries,
             "reroute": spec.reroute,
+            "award": spec.award,
         }
         problems = [(x, site_refuses(x, spec, row, where)) for x in allowed]
         fits = [x for x, why in problems if why is None]

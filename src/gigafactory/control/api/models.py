@@ -118,6 +118,11 @@ class JobSpec(_Strict):
         description="ISO codes of the EU member states the job may run in; its data goes nowhere else.",
     )
     reroute: bool = Field(False, description="After a site failure, may it move to another allowed site.")
+    award: int | None = Field(
+        None, ge=1, le=2**62,
+        description="The award it charges (default: the tenant's active award, the one that ends first, if it has "
+        "any). A job does not start while its award is used up, expired or not yet valid.",
+    )  # fmt: skip
     key: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] | None = Field(
         None,
         description="The client's name for this submission. Sending the same key again (say, after a lost answer) "
@@ -206,6 +211,8 @@ class JobOut(BaseModel):
     sites: list[str] | None = Field(None, description="The sites it may run on (none: any).")
     countries: list[str] | None = Field(None, description="The countries it may run in (none: any).")
     reroute: bool = Field(False, description="Whether it may move to another allowed site if its own fails.")
+    award: int | None = Field(None, description="The award it names, if any.")
+    charged_award: int | None = Field(None, description="The award its current or last attempt charges.")
 
     @classmethod
     def from_row(cls, row: Any, node_names: list[str], *, whole: bool = True) -> JobOut:
@@ -240,6 +247,8 @@ class JobOut(BaseModel):
             sites=row.sites,
             countries=row.countries,
             reroute=bool(row.reroute),
+            award=getattr(row, "award", None),
+            charged_award=getattr(row, "charged_award", None),
         )
 
 
@@ -321,7 +330,7 @@ class SiteOut(BaseModel):
 
 
 class TokenIn(_Strict):
-    role: Literal["tenant", "admin"] = "tenant"
+    role: Literal["tenant", "admin", "reviewer"] = "tenant"
     tenant: Name | None = None
     name: Annotated[Text, StringConstraints(max_length=100)] = ""
 

@@ -108,6 +108,10 @@ class Executor(Protocol):
 
     def stop(self, job_id: int, attempt: int) -> None: ...
 
+    def signal(self, job_id: int, attempt: int) -> None:
+        """Send the attempt the checkpoint signal (SIGUSR1); it is stopped later. Idempotent, best effort."""
+        ...
+
     def poll(self, running: dict[int, int]) -> list[Report]:
         """Ends of the given attempts (job id → attempt), running or being stopped; say nothing of those whose
         processes still live."""

@@ -192,6 +192,13 @@ class LocalExecutor:
         elif not (d / "claim").exists():
             _claim_dead(d)
 
+    def signal(self, job_id: int, attempt: int) -> None:
+        """Ask the attempt to checkpoint: its runner passes SIGUSR1 on to the job's process group."""
+        pid = _live_runner(self.attempt_dir(job_id, attempt))
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+
     def poll(self, running: dict[int, int]) -> list[Report]:
         out: list[Report] = []
         now = time.monotonic()

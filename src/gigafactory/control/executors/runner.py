@@ -25,7 +25,8 @@ can neither read another job's records nor forge its own:
      The job cannot replace them by links, because the directory they are in is not its own.
 4. It records the real start in ``status.json``, then waits. SIGTERM, SIGINT or SIGHUP from the daemon mean
    *stop*: the whole tree gets SIGTERM, then SIGKILL after ``kill_wait_s``, like Slurm's ``KillWait``. When the
-   job's main process exits, whatever it left behind is stopped the same way.
+   job's main process exits, whatever it left behind is stopped the same way. SIGUSR1 from the daemon is passed
+   on to the job's process group: *checkpoint now*, you will be stopped soon (its award is running out).
 5. Only when no process of the attempt is left does it write the end time, the exit status and the reason to
    ``status.json`` (through a rename, so the file is whole or absent). The daemon bills from these times. They are
    the times the GPUs were really held.
@@ -48,7 +49,8 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-WATCHED = {*STOP_SIGNALS, signal.SIGCHLD}
+CHECKPOINT_SIGNAL = signal.SIGUSR1  # from the daemon: passed on to the job, which should checkpoint now
+WATCHED = {*STOP_SIGNALS, CHECKPOINT_SIGNAL, signal.SIGCHLD}
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -276,6 +278,10 @@ def run(attempt_dir: str) -> int:
                 _signal_all(left, signal.SIGKILL)
         timeout = 1.0 if term_at is None and not main_done else 0.05
         info = signal.sigtimedwait(WATCHED, timeout)
+        if info is not None and info.si_signo == CHECKPOINT_SIGNAL and not stopped:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child, CHECKPOINT_SIGNAL)
+            continue
         if info is not None and info.si_signo in STOP_SIGNALS and not stopped:
             stopped = True
             term_at = time.monotonic()

@@ -220,6 +220,12 @@ class SlurmExecutor:
         if sid is not None:
             _slurm(["scancel", sid], check=False, conf=self.conf)
 
+    def signal(self, job_id: int, attempt: int) -> None:
+        """Ask the attempt to checkpoint: SIGUSR1 to its batch script and every step (``scancel --signal --full``)."""
+        sid = self._slurm_id(job_id, attempt) or self._find(self.job_name(job_id, attempt))
+        if sid is not None:
+            _slurm(["scancel", "--signal=USR1", "--full", sid], check=False, conf=self.conf)
+
     def poll(self, running: dict[int, int]) -> list[Report]:
         if not running:
             return []

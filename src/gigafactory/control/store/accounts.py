@@ -54,11 +54,15 @@ SIGN_IN_CODE_S = 600.0  # a one-time sign-in link works once, within this long
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: an admin, or a tenant."""
+    """Who is calling: an admin, a tenant, or a reviewer of access calls.
 
-    role: str  # admin | tenant
+    A reviewer is no tenant: its ``tenant`` is ``""``, which names no account, so every listing scoped to "the
+    caller's tenant" shows a reviewer nothing, and it can submit nothing."""
+
+    role: str  # admin | tenant | reviewer
     tenant: str | None
     token_id: int
+    name: str = ""
 
     @property
     def admin(self) -> bool:
@@ -69,9 +73,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+ROLES = ("admin", "tenant", "reviewer")
+
+
 def create_token(conn: Connection, *, role: str, tenant: str | None, name: str = "") -> tuple[int, str]:
-    if role not in ("admin", "tenant"):
-        raise ConfigError(f"role {role!r}; allowed: admin, tenant")
+    if role not in ROLES:
+        raise ConfigError(f"role {role!r}; allowed: {', '.join(ROLES)}")
+    if role == "reviewer" and not name:
+        raise ConfigError("a reviewer token needs a name: calls name their reviewers by it")
     if role == "tenant":
         if tenant is None:
             raise ConfigError("a tenant token needs a tenant")
@@ -93,13 +102,17 @@ def create_token(conn: Connection, *, role: str, tenant: str | None, name: str =
 
 def lookup_token(conn: Connection, token: str) -> Principal | None:
     row = conn.execute(
-        select(tokens.c.id, tokens.c.role, tokens.c.tenant, tokens.c.revoked).where(
+        select(tokens.c.id, tokens.c.role, tokens.c.tenant, tokens.c.name, tokens.c.revoked).where(
             tokens.c.token_hash == hash_token(token)
         )
     ).first()
     if row is None or row.revoked:
         return None
-    return Principal(row.role, row.tenant, int(row.id))
+    return _principal(row.role, row.tenant, int(row.id), row.name)
+
+
+def _principal(role: str, tenant: str | None, token_id: int, name: str) -> Principal:
+    return Principal(role, "" if role == "reviewer" else tenant, token_id, name or "")
 
 
 def revoke_token(conn: Connection, token_id: int) -> bool:
@@ -222,7 +235,7 @@ def lookup_session(conn: Connection, secret: str, *, kind: str = "session") -> P
     code, not used before (using it uses it up)."""
     row = conn.execute(
         select(sessions.c.id, sessions.c.kind, sessions.c.expires_at, sessions.c.used, tokens.c.id.label("tid"),
-               tokens.c.role, tokens.c.tenant, tokens.c.revoked)
+               tokens.c.role, tokens.c.tenant, tokens.c.name, tokens.c.revoked)
         .join(tokens, tokens.c.id == sessions.c.token_id)
         .where(sessions.c.secret_hash == hash_token(secret))
     ).first()  # fmt: skip
@@ -234,4 +247,4 @@ def lookup_session(conn: Connection, secret: str, *, kind: str = "session") -> P
         ).rowcount
         if not taken:
             return None
-    return Principal(row.role, row.tenant, int(row.tid))
+    return _principal(row.role, row.tenant, int(row.tid), row.name)

@@ -1,6 +1,6 @@
 """The inbox: requests the daemon must turn into engine events. The only writer of the ``events`` table.
 
-The API appends cancellations, node drains and resumes, and tenant-tree changes; the daemon reads the
+The API appends cancellations, node drains and resumes, tenant-tree changes and award changes; the daemon reads the
 unprocessed ones in order and marks them processed in the same transaction as their effects. (Submissions are
 not in the inbox: they are the jobs in state ``submitted``.)
 """
@@ -18,7 +18,7 @@ from gigafactory.control.store.schema import events
 
 __all__ = ["append", "mark_processed", "unprocessed"]
 
-KINDS = ("cancel", "drain", "resume", "tenants")
+KINDS = ("cancel", "drain", "resume", "tenants", "awards")
 
 
 def append(conn: Connection, kind: str, *, job_id: int | None = None, node: int | None = None, **payload: Any) -> None:

@@ -129,6 +129,7 @@ _DEFAULTS: dict[str, Any] = {
     "sites": None,
     "countries": None,
     "reroute": False,
+    "award": None,
 }
 
 

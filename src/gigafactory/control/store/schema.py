@@ -10,6 +10,7 @@ sites, nodes   the sites and their nodes, with their state :mod:`.site`
 tenants        the account tree: shares, guarantees, caps, :mod:`.accounts`
                uids, job and submission-rate limits
 tokens         API tokens, hashed, with tenant and role    :mod:`.accounts`
+               (admin, tenant, reviewer)
 sessions       browser sessions and one-time sign-in       :mod:`.accounts`
                codes, hashed
 jobs           every job: request, state, placement, ...   :mod:`.jobs`
@@ -18,6 +19,11 @@ usage          GPU-seconds per job attempt (accounting),   :mod:`.jobs`
 transitions    every state change, with its stimulus       :mod:`.jobs`
 events         the inbox: what the daemon must process     :mod:`.inbox`
 actions        the outbox: what executors must carry out   :mod:`.outbox`
+funders,       the access programme: who funds each site,  :mod:`.programme`
+contributions  their contributions over time, the calls,
+calls,         the applications to them, and the awards
+applications,
+awards
 meta           small facts (versions, heartbeats, the      :mod:`.db`
                daemon's lease epoch)
 =============  ==========================================  ============================================
@@ -44,7 +50,12 @@ from sqlalchemy import (
 
 __all__ = [
     "actions",
+    "applications",
+    "awards",
+    "calls",
+    "contributions",
     "events",
+    "funders",
     "jobs",
     "meta",
     "metadata",
@@ -113,7 +124,7 @@ tokens = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("tenant", String(100), nullable=True),  # None for admin tokens
-    Column("role", String(16), nullable=False),  # tenant | admin
+    Column("role", String(16), nullable=False),  # tenant | admin | reviewer
     Column("name", String(100), nullable=False, default=""),
     Column("created_at", Float, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
@@ -166,6 +177,8 @@ jobs = Table(
     Column("sites", JSON, nullable=True),  # the sites it may run on (None: any)
     Column("countries", JSON, nullable=True),  # the countries it may run in (None: any)
     Column("reroute", Boolean, nullable=False, default=False),  # may a site failure send it to another site
+    Column("award", Integer, nullable=True),  # the award it names (None: its tenant's active award, if any)
+    Column("charged_award", Integer, nullable=True),  # the award its current or last attempt charges
     Index("ix_jobs_tenant_state", "tenant", "state"),
     Index("ix_jobs_site_state", "site", "state"),
     Index("ux_jobs_tenant_client_key", "tenant", "client_key", unique=True),
@@ -184,6 +197,7 @@ usage = Table(
     Column("ended_at", Float, nullable=False),
     Column("gpu_seconds", Float, nullable=False),
     Column("site", String(64), nullable=True),
+    Column("award", Integer, nullable=True, index=True),  # the award the attempt charged
     Index("ux_usage_job_attempt", "job_id", "attempt", unique=True),
 )
 
@@ -218,13 +232,88 @@ actions = Table(
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("time", Float, nullable=False),
-    Column("kind", String(16), nullable=False),  # start | stop
+    Column("kind", String(16), nullable=False),  # start | stop | signal
     Column("job_id", Integer, nullable=False),
     Column("attempt", Integer, nullable=False),
     Column("payload", JSON, nullable=False),
     Column("done", Boolean, nullable=False, default=False),
     Column("done_at", Float, nullable=True),
     Index("ix_actions_done", "done", "seq"),
+)
+
+funders = Table(
+    "funders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # eu | member-state | private
+    Column("country", String(2), nullable=True),  # a member state's ISO code, or a private investor's seat
+    Column("tenant", String(100), nullable=True),  # a private investor's account in the tenant tree
+    Column("created_at", Float, nullable=False),
+)
+
+contributions = Table(
+    "contributions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("funder_id", Integer, ForeignKey("funders.id"), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("amount_eur", Float, nullable=False),  # the funder's whole contribution to the site from effective_at
+    Column("effective_at", Float, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    Index("ix_contributions_funder_site", "funder_id", "site", "effective_at"),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("mode", String(16), nullable=False),  # playground | fast-lane | large-scale
+    Column("budget_gpu_hours", Float, nullable=False),
+    Column("awarded_gpu_hours", Float, nullable=False, default=0.0),  # kept with every award, never above budget
+    Column("max_request_gpu_hours", Float, nullable=False),
+    Column("opens_at", Float, nullable=False),
+    Column("closes_at", Float, nullable=False),
+    Column("response_days", Float, nullable=False),
+    Column("validity_days", Float, nullable=False),
+    Column("reviewers", JSON, nullable=False),  # names of reviewer tokens
+    Column("created_at", Float, nullable=False),
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", Integer, ForeignKey("calls.id"), nullable=False, index=True),
+    Column("tenant", String(100), nullable=False, index=True),
+    Column("title", String(300), nullable=False),
+    Column("gpu_hours", Float, nullable=False),
+    Column("model_size", String(200), nullable=False, default=""),
+    Column("purpose", Text, nullable=False, default=""),
+    Column("organisation", String(200), nullable=False, default=""),
+    Column("country", String(2), nullable=True),
+    Column("state", String(16), nullable=False),  # submitted | under-review | awarded | rejected
+    Column("submitted_at", Float, nullable=False),
+    Column("decided_at", Float, nullable=True),
+    Column("reviewer", String(100), nullable=True),
+    Column("note", Text, nullable=False, default=""),
+)
+
+awards = Table(
+    "awards",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("application_id", Integer, ForeignKey("applications.id"), nullable=False, unique=True),
+    Column("call_id", Integer, ForeignKey("calls.id"), nullable=False, index=True),
+    Column("tenant", String(100), nullable=False, index=True),
+    Column("site", String(64), nullable=False),
+    Column("gpu_hours", Float, nullable=False),
+    Column("start_at", Float, nullable=False),
+    Column("end_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("changed_at", Float, nullable=False),
 )
 
 meta = Table(
