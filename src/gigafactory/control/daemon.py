@@ -593,17 +593,33 @@ class Daemon:
                     }
                 )
             elif isinstance(a, SignalJob):
-                starts_stops.append({"kind": "signal", "job_id": int(a.job_id), "attempt": a.attempt,
-                                     "payload": {"reason": a.reason, "stop_at": a.stop_s, "site": site.name}})
-                history.append({"time": now, "job_id": int(a.job_id), "attempt": a.attempt, "old": "running",
-                                "new": "running", "stimulus": "signal",
-                                "reason": f"{a.reason}; it will be stopped in {_duration(a.stop_s - now)}"})
+                starts_stops.append(
+                    {
+                        "kind": "signal",
+                        "job_id": int(a.job_id),
+                        "attempt": a.attempt,
+                        "payload": {"reason": a.reason, "stop_at": a.stop_s, "site": site.name},
+                    }
+                )
+                history.append(
+                    {
+                        "time": now,
+                        "job_id": int(a.job_id),
+                        "attempt": a.attempt,
+                        "old": "running",
+                        "new": "running",
+                        "stimulus": "signal",
+                        "reason": f"{a.reason}; it will be stopped in {_duration(a.stop_s - now)}",
+                    }
+                )
         # Why waiting jobs wait, as the admit policy said in this turn (an award used up, say).
         for site in self.sites:
             eng = site.engine
             for jid in eng.waits_changed:
-                if jid in eng and eng.state_of(jid) is JobState.PENDING and "state" not in updates.get(jid, {}):
-                    updates.setdefault(jid, {})["reason"] = eng.job(jid).wait_reason
+                if jid in eng and eng.state_of(jid) is JobState.PENDING:
+                    why = eng.job(jid).wait_reason
+                    if why or "state" not in updates.get(jid, {}):  # (else: the transition's own reason)
+                        updates.setdefault(jid, {})["reason"] = why
             eng.waits_changed.clear()
         idle = not (updates or starts_stops or processed or node_states or accounting)
         if idle and now - self._last_beat < HEARTBEAT_S:

@@ -32,6 +32,7 @@ from gigafactory import __version__
 from gigafactory.control.api import models as m
 from gigafactory.control.api.errors import ApiError, install
 from gigafactory.control.api.gate import Gate
+from gigafactory.control.api.programme import programme_router
 from gigafactory.control.api.submit import RateLimiter, SubmissionWriter
 from gigafactory.control.config import ControlConfig
 from gigafactory.control.daemon import job_from_row
@@ -678,6 +679,14 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     from gigafactory.control.web.pages import install_pages
 
     install_pages(app)
+
+    def tenants_changed() -> None:
+        limits_at[0] = 0.0
+
+    app.include_router(
+        programme_router(store, [x.name for x in site_list], total_gpus, principal, admin, tenants_changed),
+        prefix=API,
+    )
     return app
 
 

@@ -201,8 +201,9 @@ def open_call(
     _positive("budget_gpu_hours", budget_gpu_hours)
     if not closes_at > opens_at:
         raise ProgrammeError(f"closes_at ({closes_at:.0f}) must be after opens_at ({opens_at:.0f})", field="closes_at")
-    biggest = max_request_gpu_hours if max_request_gpu_hours is not None else m.max_request_gpu_hours
-    biggest = budget_gpu_hours if biggest is None else biggest
+    biggest = max_request_gpu_hours
+    if biggest is None:  # the mode's largest request, or the whole budget if that is less
+        biggest = min(m.max_request_gpu_hours or budget_gpu_hours, budget_gpu_hours)
     _positive("max_request_gpu_hours", biggest)
     if mode == "fast-lane" and biggest > FAST_LANE_MAX_GPU_HOURS:
         raise ProgrammeError(f"max_request_gpu_hours={biggest:g}: the fast lane grants at most 50,000 GPU-hours",
