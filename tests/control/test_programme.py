@@ -403,3 +403,27 @@ def test_call_to_award_to_exhaustion_to_a_new_award(tmp_path: Path) -> None:
         assert client.get(f"{API}/reports/programme", params={"by": "bogus"}, headers=own).status_code == 422
     daemon.executor.stop_all(0)  # type: ignore[union-attr]
     plane.store.dispose()
+
+
+def test_the_programme_page_shows_each_what_it_may_see(setup: tuple[Plane, TestClient, dict[str, str]]) -> None:
+    from .test_api import browser_as
+
+    _, client, who = setup
+    call = open_call(client, who["admin"])
+    mine = apply(client, who["own"], call)
+    theirs = apply(client, who["other"], call)
+    client.post(f"{API}/applications/{mine}/award", json={"gpu_hours": 3}, headers=bearer(who["rev"]))
+    seen = {}
+    for name in ("own", "other", "rev", "rev2", "admin"):
+        client.cookies.clear()
+        browser_as(client, who[name])
+        r = client.get("/programme?by=organisation")
+        assert r.status_code == 200, r.text
+        seen[name] = r.text
+    assert f'data-application="{mine}"' in seen["own"] and f'data-application="{theirs}"' not in seen["own"]
+    assert f'data-application="{theirs}"' in seen["other"] and 'data-award="' not in seen["other"]
+    assert f'data-call="{call}"' in seen["rev"] and f'data-call="{call}"' not in seen["rev2"]
+    assert 'data-application="' not in seen["rev2"]
+    assert all(f'data-application="{a}"' in seen["admin"] for a in (mine, theirs))
+    assert 'data-award="1"' in seen["own"] and "reviewer rev-anna" in seen["rev"]
+    assert client.get("/programme?by=nonsense").status_code == 422

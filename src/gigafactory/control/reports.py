@@ -31,7 +31,7 @@ import io
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from gigafactory.control.store import programme
@@ -41,7 +41,7 @@ from gigafactory.control.store.site import load_sites
 from gigafactory.core.errors import UserError
 from gigafactory.core.hardware import system_watts
 
-__all__ = ["BY", "DEFAULT_PRICE_EUR_MWH", "DEFAULT_PUE", "programme_report", "to_csv"]
+__all__ = ["BY", "DEFAULT_PRICE_EUR_MWH", "DEFAULT_PUE", "award_use", "programme_report", "to_csv"]
 
 BY = ("funder", "member-state", "organisation", "call", "award", "tenant")
 DEFAULT_PUE = 1.3  # the top of B6's 1.1-1.3 for new large sites (docs/planning.md)
@@ -118,6 +118,12 @@ def programme_report(conn: Connection, by: str, who: Principal) -> list[dict[str
         r["energy_mwh"] = round(r["energy_mwh"], 9)
         r["cost_eur"] = round(r["cost_eur"], 6)
     return rows
+
+
+def award_use(conn: Connection, ids: list[int]) -> dict[int, float]:
+    """GPU-hours billed to each of the awards ``ids`` (attempts that ended)."""
+    q = select(usage.c.award, func.sum(usage.c.gpu_seconds)).where(usage.c.award.in_(ids)).group_by(usage.c.award)
+    return {int(a): float(g) / 3600.0 for a, g in conn.execute(q).all()}
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:

@@ -27,13 +27,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import Engine as Store
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from gigafactory.control.api.errors import ApiError
 from gigafactory.control.api.models import Name, Text, _Strict
-from gigafactory.control.reports import BY, programme_report, to_csv
+from gigafactory.control.reports import BY, award_use, programme_report, to_csv
 from gigafactory.control.store import accounts, inbox, programme
-from gigafactory.control.store.schema import contributions, funders, usage
+from gigafactory.control.store.schema import contributions, funders
 
 __all__ = ["programme_router"]
 
@@ -256,12 +256,11 @@ def programme_router(
         now = time.time()
         with store.connect() as conn:
             rows = programme.visible_awards(conn, p)
-            q = select(usage.c.award, func.sum(usage.c.gpu_seconds)).where(usage.c.award.in_([x.id for x in rows]))
-            used = dict(conn.execute(q.group_by(usage.c.award)).all())
+            used = award_use(conn, [x.id for x in rows])
         out = []
         for a in rows:
             d = dict(a._mapping)
-            spent = float(used.get(a.id) or 0.0) / 3600.0
+            spent = used.get(a.id, 0.0)
             d["used_gpu_hours"] = round(spent, 4)
             d["left_gpu_hours"] = round(max(a.gpu_hours - spent, 0.0), 4)
             d["state"] = ("not yet valid" if now < a.start_at else "expired" if now >= a.end_at

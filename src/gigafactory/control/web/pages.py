@@ -2,7 +2,8 @@
 plotly.js is served from the installed Python package, so the dashboard works on a site with no internet.
 
 Pages: the site map (``/``), the queue (``/queue``), tenants' usage against their share (``/tenants``), one
-job's story (``/jobs/{id}``) and utilisation (``/utilisation``).
+job's story (``/jobs/{id}``), utilisation (``/utilisation``) and the access programme (``/programme``: calls,
+applications, awards and usage reports).
 
 A browser signs in with a token typed into the form (posted, so it stays out of URLs and logs), or with a one-time
 sign-in link (``/login?code=...``, from ``POST /api/v1/sign-in-links``; the demo prints them). Either way it gets
@@ -32,7 +33,8 @@ from gigafactory.control.api.app import COOKIE, read_log
 from gigafactory.control.api.errors import ApiError
 from gigafactory.control.identity import isolating, isolation_note
 from gigafactory.control.queries import node_use, queue, site_summaries, tenant_summaries, utilisation_series
-from gigafactory.control.store import accounts
+from gigafactory.control.reports import BY, award_use, programme_report
+from gigafactory.control.store import accounts, programme
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import get_meta
 from gigafactory.control.store.site import load_sites
@@ -243,6 +245,26 @@ def install_pages(app: FastAPI) -> None:
         names = by_name.get(row.site or "", sites[0]).node_names
         nodes = [names[n] for n in (row.placement or {}).get("nodes", [])]
         return render("job.html", request, p, job=row, story=story, logs=logs, nodes=nodes)
+
+
+    @app.get("/programme", include_in_schema=False)
+    def programme_page(request: Request, by: Annotated[str, Query(max_length=20)] = "call") -> HTMLResponse:
+        """The access programme as the caller may see it: calls, applications, awards, and usage by ``by``."""
+        p = signed_in(request)
+        if by not in BY:
+            raise ApiError(422, f"query.by: {by!r}; allowed: {', '.join(BY)}", "query.by")
+        now = time.time()
+        everyone = accounts.Principal("admin", None, 0)
+        with store.connect() as conn:
+            calls = programme.visible_calls(conn, p)
+            all_calls = {c.id: c for c in programme.visible_calls(conn, everyone)}
+            apps = programme.visible_applications(conn, p)
+            awards = programme.visible_awards(conn, p)
+            report = programme_report(conn, by, p)
+            used = award_use(conn, [a.id for a in awards])
+        due = {a.id: a.submitted_at + all_calls[a.call_id].response_days * 86_400 for a in apps}
+        return render("programme.html", request, p, calls=calls, apps=apps, awards=awards, used=used, due=due,
+                      report=report, by=by, kinds=BY, now_s=now)  # fmt: skip
 
 
 class _LoginError(Exception):
