@@ -109,7 +109,7 @@ def serve(
         typer.Option(help="serve a network of sites: FILE.toml or a preset (first start only; see docs/network.md)"),
     ] = None,
     policy: Annotated[
-        str | None, typer.Option(help="policy profile (first start only) [default: fifo+easy+best-fit]")
+        str | None, typer.Option(help="policy profile (first start only) [default: fifo+easy+best-fit+award]")
     ] = None,
     kill_wait: Annotated[
         float | None, typer.Option("--kill-wait", help="seconds between SIGTERM and SIGKILL when a job is stopped")
@@ -171,6 +171,7 @@ def submit(
     reroute: Annotated[
         bool, typer.Option("--reroute", help="after a site failure, it may move to another site")
     ] = False,
+    award: Annotated[int | None, typer.Option(help="the award it charges [default: your active award, if any]")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
@@ -190,6 +191,8 @@ def submit(
             raise ConfigError(f"--countries {countries!r}: give ISO codes, e.g. DE,FR")
     if reroute:
         spec["reroute"] = True
+    if award is not None:
+        spec["award"] = award
     if gpus <= 0:
         raise ConfigError(f"--gpus {gpus:g}: must be more than 0")
     if gpus < 1:
@@ -462,6 +465,9 @@ def register(app: typer.Typer) -> None:
     for func in (serve, daemon, submit, queue, status, cancel, logs, usage, nodes, sites):
         app.command(context_settings={"allow_interspersed_args": func is not submit})(user_errors(func))
     app.add_typer(admin_app, name="admin")
+    from gigafactory.cli.programme import programme_app
+
+    app.add_typer(programme_app, name="programme")
 
 
 def _demo_jobs() -> list[dict[str, Any]]:
@@ -503,7 +509,7 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
 
     cfg = ControlConfig(out)
     remove_control(cfg)  # a fresh demo each time (only a directory an earlier demo made, with its jobs)
-    store = init_control(cfg, site="hgx-h100:nodes=4", executor="local", profile="fifo+easy+best-fit",
+    store = init_control(cfg, site="hgx-h100:nodes=4", executor="local", profile="fifo+easy+best-fit+award",
                          tenants=[Tenant(n, share=w) for n, w in DEMO_TENANTS], kill_wait_s=3)  # fmt: skip
     admin = cfg.admin_token_file.read_text().strip()
     url = f"http://127.0.0.1:{port}"

@@ -58,7 +58,7 @@ __all__ = [
 
 EXECUTORS = ("local", "slurm")
 # What a first start chooses when it is not told.
-DEFAULTS = {"site": "hgx-h100:nodes=4", "executor": "local", "profile": "fifo+easy+best-fit"}
+DEFAULTS = {"site": "hgx-h100:nodes=4", "executor": "local", "profile": "fifo+easy+best-fit+award"}
 
 
 @dataclass(frozen=True)

@@ -190,7 +190,7 @@ def placement_from_json(data: dict[str, Any]) -> Placement:
 class Daemon:
     store: Store
     executor: Executor | list[Executor]  # one for every site, or one per site in the store's order
-    profile: str = "fifo+easy+best-fit"
+    profile: str = "fifo+easy+best-fit+award"
     clock: Callable[[], float] = time.time
     batch: int = 20_000
     forecast_every_s: float = 5.0

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine as Store
 
-from gigafactory.control.config import ControlConfig, jobs_root, reachable_by_all
+from gigafactory.control.config import DEFAULTS, ControlConfig, jobs_root, reachable_by_all
 from gigafactory.control.daemon import Daemon
 from gigafactory.control.executors import Executor, LocalExecutor
 from gigafactory.control.identity import isolating
@@ -117,7 +117,7 @@ def run_daemon(cfg: ControlConfig, *, poll_s: float = 0.2, stop: Callable[[], bo
         signal.signal(sig, lambda *_: stopping.set())
     store = cfg.open()
     with store.connect() as conn:
-        profile = get_meta(conn, "profile", "fifo+easy+best-fit") or "fifo+easy+best-fit"
+        profile = get_meta(conn, "profile", DEFAULTS["profile"]) or DEFAULTS["profile"]
     with Lease.acquire(store, "daemon") as lease:
         with store.connect() as conn:
             sites = load_sites(conn)

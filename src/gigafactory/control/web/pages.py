@@ -246,7 +246,6 @@ def install_pages(app: FastAPI) -> None:
         nodes = [names[n] for n in (row.placement or {}).get("nodes", [])]
         return render("job.html", request, p, job=row, story=story, logs=logs, nodes=nodes)
 
-
     @app.get("/programme", include_in_schema=False)
     def programme_page(request: Request, by: Annotated[str, Query(max_length=20)] = "call") -> HTMLResponse:
         """The access programme as the caller may see it: calls, applications, awards, and usage by ``by``."""
