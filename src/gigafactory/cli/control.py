@@ -394,15 +394,20 @@ def admin_tenant(
 def admin_token(
     tenant: Annotated[str | None, typer.Option(help="a token for this tenant")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="an admin token")] = False,
-    name: Annotated[str, typer.Option(help="a note on what it is for")] = "",
+    reviewer: Annotated[
+        bool, typer.Option("--reviewer", help="a reviewer of access calls (give --name: calls name it)")
+    ] = False,
+    name: Annotated[str, typer.Option(help="a note on what it is for; a reviewer's name")] = "",
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
     """Create a token; prints the secret (shown once)."""
-    if admin == (tenant is not None):
-        raise ConfigError("give --tenant NAME or --admin (one of them)")
+    if admin + reviewer + (tenant is not None) != 1:
+        raise ConfigError("give one of --tenant NAME, --admin or --reviewer --name NAME")
+    if reviewer and not name:
+        raise ConfigError("a reviewer token needs --name: calls name their reviewers by it")
     with _client(url, token) as c:
-        t = c.create_token("admin" if admin else "tenant", tenant, name)
+        t = c.create_token("admin" if admin else "reviewer" if reviewer else "tenant", tenant, name)
     console.print(t["token"])
 
 

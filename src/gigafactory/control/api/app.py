@@ -628,6 +628,9 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             raise ApiError(422, "body.tenant: a tenant token needs a tenant", "body.tenant")
         if body.role == "tenant" and body.tenant is not None and not tenant_exists(body.tenant):
             raise ApiError(422, f"body.tenant: unknown tenant {body.tenant!r}", "body.tenant")
+        if body.role == "reviewer" and not body.name:
+            raise ApiError(422, "body.name: a reviewer token needs a name (calls name their reviewers by it)",
+                           "body.name")  # fmt: skip
         with store.begin() as conn:
             tid, secret = accounts.create_token(conn, role=body.role, tenant=body.tenant, name=body.name)
         return m.TokenOut(
