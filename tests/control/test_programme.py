@@ -250,6 +250,18 @@ def test_bad_calls_applications_and_awards_are_refused_and_change_nothing(
         ),
         (
             "/admin/calls",
+            {
+                "name": "x",
+                "mode": "playground",
+                "budget_gpu_hours": 1,
+                "closes_at": time.time() + 9,
+                "reviewers": ["nobody"],
+            },
+            422,
+            "no reviewer token named 'nobody'",
+        ),
+        (
+            "/admin/calls",
             {"name": "x", "mode": "playground", "budget_gpu_hours": -1, "closes_at": time.time() + 9},
             422,
             "budget_gpu_hours",
@@ -270,6 +282,13 @@ def test_bad_calls_applications_and_awards_are_refused_and_change_nothing(
     assert r.status_code == 422 and "at most 20 GPU-hours" in r.text
     r = client.post(f"{API}/applications/{first}/award", json={"gpu_hours": 21}, headers=h)
     assert r.status_code == 422 and "at most 20" in r.text
+    for start in (0, time.time() + 400 * 86_400):  # an award that would be over, or not begin for a year
+        r = client.post(f"{API}/applications/{first}/award", json={"start_at": start}, headers=h)
+        assert r.status_code == 422 and "start_at" in r.text, r.text
+    r = client.post(
+        f"{API}/calls/{call}/applications", json={"title": "two\nlines", "gpu_hours": 1}, headers=bearer(who["own"])
+    )
+    assert r.status_code == 422 and "title" in r.text
     assert _counts(plane) == before
     assert client.post(f"{API}/applications/{first}/award", json={}, headers=h).status_code == 201
     r = client.post(f"{API}/applications/{second}/award", json={}, headers=h)  # 20 asked, 10 left
@@ -361,13 +380,19 @@ def test_call_to_award_to_exhaustion_to_a_new_award(tmp_path: Path) -> None:
         award = client.post(f"{API}/applications/{first}/award", json={}, headers=bearer(rev)).json()
         assert award["state"] == "active" and award["gpu_hours"] == 0.002
         job = client.post(f"{API}/jobs", json={"command": USR1_JOB, "gpus": 1}, headers=own).json()["ids"][0]
+        # A program that does not catch SIGUSR1 is not sent it (its default action would end it).
+        plain = client.post(f"{API}/jobs", json={"command": ["sleep", "600"], "gpus": 1}, headers=own).json()["ids"][0]
 
         def state(jid: int) -> dict[str, Any]:
             return dict(client.get(f"{API}/jobs/{jid}", headers=own).json())
 
-        run_until(daemon, lambda: state(job)["state"] == "running")
+        run_until(daemon, lambda: state(job)["state"] == "running" and state(plain)["state"] == "running")
         assert state(job)["charged_award"] == award["id"]
-        run_until(daemon, lambda: state(job)["state"] == "pending", timeout=60)
+        time.sleep(0.5)  # nothing billed yet, but the award is being used, and says so
+        assert client.get(f"{API}/awards", headers=own).json()[0]["used_gpu_hours"] > 0
+        run_until(daemon, lambda: state(job)["state"] == "pending" and state(plain)["state"] == "pending", timeout=60)
+        assert state(plain)["attempt"] == 1 and f"stopped: award {award['id']}" in state(plain)["reason"]
+        client.post(f"{API}/jobs/{plain}/cancel", headers=own)
         story = client.get(f"{API}/jobs/{job}/story", headers=own).json()
         signal_entry = next(t for t in story if t["stimulus"] == "signal")
         assert f"award {award['id']}: 0 of 0.002 GPU-hours left: checkpoint now" in signal_entry["reason"]
@@ -380,7 +405,7 @@ def test_call_to_award_to_exhaustion_to_a_new_award(tmp_path: Path) -> None:
         mine = client.get(f"{API}/awards", headers=own).json()
         assert mine[0]["state"] == "used up" and mine[0]["used_gpu_hours"] >= 0.002
         # Billed use stays within the award plus the grace (1 GPU × 1 s, and the seconds the stop takes).
-        assert mine[0]["used_gpu_hours"] <= 0.002 + 5 / 3600
+        assert mine[0]["used_gpu_hours"] <= 0.002 + 2 * 5 / 3600
         # A new award: both start again, and charge it.
         again = apply(client, plane.tokens[APPLICANT], call, 1.0)
         new = client.post(f"{API}/applications/{again}/award", json={}, headers=bearer(rev)).json()
@@ -427,3 +452,18 @@ def test_the_programme_page_shows_each_what_it_may_see(setup: tuple[Plane, TestC
     assert all(f'data-application="{a}"' in seen["admin"] for a in (mine, theirs))
     assert 'data-award="1"' in seen["own"] and "reviewer rev-anna" in seen["rev"]
     assert client.get("/programme?by=nonsense").status_code == 422
+
+
+def test_report_csv_cells_cannot_run_as_formulas() -> None:
+    from gigafactory.control.reports import to_csv
+
+    row = {
+        "key": '=HYPERLINK("http://x")',
+        "label": "@SUM(A1)",
+        "gpu_hours": 1.0,
+        "energy_mwh": 0.0,
+        "cost_eur": -1.5,
+        "attempts": 1,
+    }
+    parsed = next(csv.DictReader(io.StringIO(to_csv([row]))))
+    assert parsed["key"].startswith("'=") and parsed["label"] == "'@SUM(A1)" and parsed["cost_eur"] == "-1.5"

@@ -162,6 +162,33 @@ def test_cancel_stops_the_slurm_job(slurm_plane: tuple[Daemon, ControlConfig]) -
         time.sleep(0.3)
 
 
+def test_the_checkpoint_signal_reaches_only_programs_that_catch_it(slurm_plane: tuple[Daemon, ControlConfig]) -> None:
+    d, cfg = slurm_plane
+    catch = ("import signal, time, pathlib\n"
+             "signal.signal(signal.SIGUSR1, lambda *a: pathlib.Path('checkpointed').write_text('yes'))\n"
+             "time.sleep(300)\n")  # fmt: skip
+    catcher, plain = submit(
+        d, {"command": ["python3", "-c", catch], "gpus": 1}, {"command": ["sleep", "300"], "gpus": 1}
+    )
+    run_until(d, lambda: all(_squeue_state(d.executor.job_name(j, 1)) == "RUNNING" for j in (catcher, plain)),
+              timeout=60, poll=0.3)  # fmt: skip
+    time.sleep(1.0)  # (the handler is installed once Python has started)
+    for j in (catcher, plain):
+        d.executor.signal(j, 1)
+    jobs = cfg.jobs_dir
+    assert jobs is not None
+    deadline = time.monotonic() + 30
+    while not (jobs / f"{catcher}/1/work/checkpointed").exists():
+        assert time.monotonic() < deadline, "the program that catches SIGUSR1 did not get it"
+        time.sleep(0.3)
+    time.sleep(1.0)
+    assert _squeue_state(d.executor.job_name(plain, 1)) == "RUNNING"  # the other was not ended by it
+    with d.store.begin() as conn:
+        for j in (catcher, plain):
+            inbox.append(conn, "cancel", job_id=j, reason="done")
+    run_until(d, ended(d, catcher, plain), timeout=30, poll=0.3)
+
+
 def test_node_failure_interrupts_and_requeues(slurm_plane: tuple[Daemon, ControlConfig]) -> None:
     """A node going down ends the Slurm job (NODE_FAIL); the engine requeues it as attempt 2 elsewhere."""
     d, cfg = slurm_plane

@@ -73,7 +73,10 @@ def _when(t: float | None) -> str:
     if t is None or not math.isfinite(t):
         return "N/A"
     when = dt.datetime.fromtimestamp(t)
-    return when.strftime("%H:%M:%S" if when.date() == dt.date.today() else "%m-%dT%H:%M")
+    today = dt.date.today()
+    if when.date() == today:
+        return when.strftime("%H:%M:%S")
+    return when.strftime("%m-%dT%H:%M" if when.year == today.year else "%Y-%m-%dT%H:%M")
 
 
 def _table(*columns: str) -> Table:
@@ -193,7 +196,7 @@ def submit(
         spec["reroute"] = True
     if award is not None:
         spec["award"] = award
-    if gpus <= 0:
+    if not (math.isfinite(gpus) and gpus > 0):
         raise ConfigError(f"--gpus {gpus:g}: must be more than 0")
     if gpus < 1:
         spec.update(gpus=1, gpu_milli=max(1, round(gpus * 1000)))
@@ -274,6 +277,10 @@ def status(job_id: int, url: Url = DEFAULT_URL, token: Token = None) -> None:
     console.print(
         f"  submitted {_when(j['submitted_at'])}   started {_when(j['started_at'])}   ended {_when(j['ended_at'])}"
     )
+    if j.get("award") is not None or j.get("charged_award") is not None:
+        named = f"names award {j['award']}" if j.get("award") is not None else "its tenant's active award"
+        charged = f", charging award {j['charged_award']}" if j.get("charged_award") is not None else ""
+        console.print(f"  award     {named}{charged}")
     if j["state"] in ("pending", "submitted"):
         console.print(f"  estimated start {_when(j['est_start'])}")
     for t in story:

@@ -394,6 +394,9 @@ def plan_growth(
         name = net.name
         sites = network_inputs(net, _template(given))
     target_dir = out or Path("out") / "growth"
+    bad = [s for s in seed or () if s < 0]
+    if bad:
+        raise ConfigError(f"--seed {bad[0]}: a seed must not be negative")
 
     def progress(year: int, load: float) -> None:
         if not quiet:

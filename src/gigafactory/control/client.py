@@ -66,6 +66,8 @@ class Client:
             ) from exc
         except httpx.HTTPError as exc:
             raise ClientError(0, f"{self.url}: {exc}") from exc
+        except ValueError as exc:  # JSON cannot carry nan or inf
+            raise ClientError(0, f"a number given is not finite (nan or inf): {exc}") from exc
         if r.status_code >= 400:
             try:
                 message = r.json()["error"]["message"]

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from gigafactory.control.store import programme
 from gigafactory.control.store.accounts import Principal, load_tree
-from gigafactory.control.store.schema import applications, awards, calls, funders, usage
+from gigafactory.control.store.schema import applications, awards, calls, funders, jobs, usage
 from gigafactory.control.store.site import load_sites
 from gigafactory.core.errors import UserError
 from gigafactory.core.hardware import system_watts
@@ -83,7 +83,7 @@ def programme_report(conn: Connection, by: str, who: Principal) -> list[dict[str
         row["gpu_hours"] += gpu_h * weight
         row["energy_mwh"] += mwh
         row["cost_eur"] += mwh * price
-        row["attempts"] += 1 if weight == 1.0 else 0
+        row["attempts"] += 1
 
     for u in records:
         gpu_h = float(u.gpu_seconds) / 3600.0
@@ -108,8 +108,7 @@ def programme_report(conn: Connection, by: str, who: Principal) -> list[dict[str
                 add(inv.name, f"{inv.name} (private)", gpu_h, site)
             elif (a is not None or u.tenant in pooled) and public_split.get(site):
                 for name, (kind, weight) in public_split[site].items():
-                    add(name, f"{name} ({kind})", gpu_h, site, weight)
-                out[next(iter(public_split[site]))]["attempts"] += 1
+                    add(name, f"{name} ({kind})", gpu_h, site, weight)  # (each counts the attempts it shares)
             else:
                 add("not funded", "not funded", gpu_h, site)
     rows = sorted(out.values(), key=lambda r: (-r["gpu_hours"], r["key"]))
@@ -120,10 +119,19 @@ def programme_report(conn: Connection, by: str, who: Principal) -> list[dict[str
     return rows
 
 
-def award_use(conn: Connection, ids: list[int]) -> dict[int, float]:
-    """GPU-hours billed to each of the awards ``ids`` (attempts that ended)."""
+def award_use(conn: Connection, ids: list[int], now: float | None = None) -> dict[int, float]:
+    """GPU-hours used of each of the awards ``ids``: billed to it by attempts that ended, and, with ``now``, used
+    so far by the running attempts that charge it."""
     q = select(usage.c.award, func.sum(usage.c.gpu_seconds)).where(usage.c.award.in_(ids)).group_by(usage.c.award)
-    return {int(a): float(g) / 3600.0 for a, g in conn.execute(q).all()}
+    out = {int(a): float(g) / 3600.0 for a, g in conn.execute(q).all()}
+    if now is not None:
+        running = select(jobs.c.charged_award, jobs.c.gpus, jobs.c.gpu_milli, jobs.c.started_at).where(
+            jobs.c.state == "running", jobs.c.charged_award.in_(ids)
+        )
+        for a, gpus, milli, started in conn.execute(running).all():
+            if started is not None:
+                out[int(a)] = out.get(int(a), 0.0) + gpus * milli / 1000 * max(now - started, 0.0) / 3600.0
+    return out
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -131,8 +139,16 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: r[k] for k in COLUMNS})
+        w.writerow({k: _cell(r[k]) for k in COLUMNS})
     return buf.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR) gets a leading
+    apostrophe: organisations and titles are a tenant's free text, and tenants are hostile."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _site_figures(conn: Connection) -> dict[str, tuple[float, float, float]]:

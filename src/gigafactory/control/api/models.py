@@ -216,7 +216,8 @@ class JobOut(BaseModel):
 
     @classmethod
     def from_row(cls, row: Any, node_names: list[str], *, whole: bool = True) -> JobOut:
-        pl = row.placement or {}
+        # A waiting job holds no node, even when its last attempt (stopped, requeued) left its placement behind.
+        pl = (row.placement or {}) if row.state != "pending" else {}
         command, cut = list(row.command), False
         if not whole and sum(len(a) for a in command) > LISTED_COMMAND_CHARS:
             command, cut = _cut(command, LISTED_COMMAND_CHARS), True

@@ -37,7 +37,9 @@ from gigafactory.control.store.schema import contributions, funders
 
 __all__ = ["programme_router"]
 
-Title = Annotated[Text, StringConstraints(min_length=1, max_length=300)]
+# One-line fields: no control character (a newline would break tables and CSV rows downstream).
+Line = r"^[^\x00-\x1f\x7f]*$"
+Title = Annotated[Text, StringConstraints(min_length=1, max_length=300, pattern=Line)]
 Free = Annotated[Text, StringConstraints(max_length=5000)]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Hours = Annotated[float, Field(gt=0, le=1e12)]
@@ -46,7 +48,7 @@ IdParam = Annotated[int, Field(ge=1, le=2**62)]
 
 
 class FunderIn(_Strict):
-    name: Annotated[Text, StringConstraints(min_length=1, max_length=100)]
+    name: Annotated[Text, StringConstraints(min_length=1, max_length=100, pattern=Line)]
     kind: Literal["eu", "member-state", "private"]
     country: Country | None = None
     tenant: Name | None = Field(None, description="A private investor's account (default: from its name).")
@@ -78,9 +80,9 @@ class CallIn(_Strict):
 class ApplicationIn(_Strict):
     title: Title
     gpu_hours: Hours
-    model_size: Annotated[Text, StringConstraints(max_length=200)] = ""
+    model_size: Annotated[Text, StringConstraints(max_length=200, pattern=Line)] = ""
     purpose: Free = ""
-    organisation: Annotated[Text, StringConstraints(max_length=200)] = ""
+    organisation: Annotated[Text, StringConstraints(max_length=200, pattern=Line)] = ""
     country: Country | None = None
 
 
@@ -256,7 +258,7 @@ def programme_router(
         now = time.time()
         with store.connect() as conn:
             rows = programme.visible_awards(conn, p)
-            used = award_use(conn, [x.id for x in rows])
+            used = award_use(conn, [x.id for x in rows], now)
         out = []
         for a in rows:
             d = dict(a._mapping)

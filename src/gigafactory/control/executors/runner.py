@@ -25,8 +25,9 @@ can neither read another job's records nor forge its own:
      The job cannot replace them by links, because the directory they are in is not its own.
 4. It records the real start in ``status.json``, then waits. SIGTERM, SIGINT or SIGHUP from the daemon mean
    *stop*: the whole tree gets SIGTERM, then SIGKILL after ``kill_wait_s``, like Slurm's ``KillWait``. When the
-   job's main process exits, whatever it left behind is stopped the same way. SIGUSR1 from the daemon is passed
-   on to the job's process group: *checkpoint now*, you will be stopped soon (its award is running out).
+   job's main process exits, whatever it left behind is stopped the same way. SIGUSR1 from the daemon means
+   *checkpoint now, you will be stopped soon* (its award is running out): it is passed on to the job's processes
+   that catch SIGUSR1, and to no other, since its default action would end them.
 5. Only when no process of the attempt is left does it write the end time, the exit status and the reason to
    ``status.json`` (through a rename, so the file is whole or absent). The daemon bills from these times. They are
    the times the GPUs were really held.
@@ -101,6 +102,22 @@ def descendants(root: int) -> list[int]:
         for pid in children.get(todo.pop(), ()):
             out.append(pid)
             todo.append(pid)
+    return out
+
+
+def catching(pids: list[int], sig: int) -> list[int]:
+    """The processes among ``pids`` that have a handler for ``sig`` (``SigCgt`` in ``/proc/PID/status``). Only those
+    get the checkpoint signal: its default action would end a program that does not expect it."""
+    out = []
+    bit = 1 << (int(sig) - 1)
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                caught = next((int(line.split()[1], 16) for line in f if line.startswith("SigCgt:")), 0)
+        except (OSError, ValueError):
+            continue
+        if caught & bit:
+            out.append(pid)
     return out
 
 
@@ -279,8 +296,8 @@ def run(attempt_dir: str) -> int:
         timeout = 1.0 if term_at is None and not main_done else 0.05
         info = signal.sigtimedwait(WATCHED, timeout)
         if info is not None and info.si_signo == CHECKPOINT_SIGNAL and not stopped:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child, CHECKPOINT_SIGNAL)
+            _signal_all(catching(sorted(set(descendants(me)) | set(cgroup_pids(cgroup))), CHECKPOINT_SIGNAL),
+                        CHECKPOINT_SIGNAL)  # fmt: skip
             continue
         if info is not None and info.si_signo in STOP_SIGNALS and not stopped:
             stopped = True

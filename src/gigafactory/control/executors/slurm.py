@@ -221,7 +221,9 @@ class SlurmExecutor:
             _slurm(["scancel", sid], check=False, conf=self.conf)
 
     def signal(self, job_id: int, attempt: int) -> None:
-        """Ask the attempt to checkpoint: SIGUSR1 to its batch script and every step (``scancel --signal --full``)."""
+        """Ask the attempt to checkpoint: SIGUSR1 to its batch script and every step (``scancel --signal --full``), as
+        Slurm's own ``--signal`` does; the job's processes start with SIGUSR1 ignored (see :meth:`_script`), so only
+        a program that installs a handler for it gets it, and no other is ended by it."""
         sid = self._slurm_id(job_id, attempt) or self._find(self.job_name(job_id, attempt))
         if sid is not None:
             _slurm(["scancel", "--signal=USR1", "--full", sid], check=False, conf=self.conf)
@@ -306,7 +308,13 @@ class SlurmExecutor:
         env = job_environment(launch, d / "work", self.plane, gpus)
         lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
         command = " ".join(shlex.quote(a) for a in launch.command)
-        lines.append(f"exec srun --kill-on-bad-exit=1 {command}" if len(launch.nodes) > 1 else f"exec {command}")
+        # SIGUSR1 (the checkpoint signal) starts ignored, and stays so through exec, so that a program that does not
+        # catch it is not ended by it; one that installs a handler (Python's signal.signal, say) gets it.
+        lines.append("trap '' USR1")
+        if len(launch.nodes) > 1:
+            lines.append(f'exec srun --kill-on-bad-exit=1 sh -c \'trap "" USR1; exec "$@"\' sh {command}')
+        else:
+            lines.append(f"exec {command}")
         return "\n".join(lines) + "\n"
 
     def _slurm_id(self, job_id: int, attempt: int) -> str | None:

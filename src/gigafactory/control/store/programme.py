@@ -34,7 +34,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
 from gigafactory.control.store import accounts
-from gigafactory.control.store.schema import applications, awards, calls, contributions, funders, tenants
+from gigafactory.control.store.schema import applications, awards, calls, contributions, funders, tenants, tokens
 from gigafactory.core.awards import Award
 from gigafactory.core.errors import UserError
 from gigafactory.core.tenants import ROOT, Tenant
@@ -215,6 +215,12 @@ def open_call(
     validity = m.validity_days if validity_days is None else validity_days
     _positive("response_days", response, zero=True)
     _positive("validity_days", validity)
+    known = {r.name for r in conn.execute(select(tokens.c.name).where(tokens.c.role == "reviewer",
+                                                                       tokens.c.revoked.is_(False))).all()}  # fmt: skip
+    unknown = sorted(set(reviewers or []) - known)
+    if unknown:
+        raise ProgrammeError(f"no reviewer token named {unknown[0]!r} (create one: admin token --reviewer --name)",
+                             field="reviewers")  # fmt: skip
     row = conn.execute(
         calls.insert().values(name=name, site=site, mode=mode, budget_gpu_hours=budget_gpu_hours,
                               awarded_gpu_hours=0.0, max_request_gpu_hours=biggest, opens_at=opens_at,
@@ -312,6 +318,9 @@ def grant(
         raise ProgrammeError(f"gpu_hours={hours:g}: call {call.id} grants at most {call.max_request_gpu_hours:g} "
                              "GPU-hours to one application", field="gpu_hours")  # fmt: skip
     start = now if start_at is None else start_at
+    if not now - 3600 <= start <= now + 366 * DAY_S:
+        raise ProgrammeError(f"start_at={start:.0f} ({_utc(start)}): an award starts between an hour ago and a year "
+                             "from now", field="start_at")  # fmt: skip
     end = start + call.validity_days * DAY_S
     taken = conn.execute(
         calls.update()

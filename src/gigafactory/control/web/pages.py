@@ -260,7 +260,7 @@ def install_pages(app: FastAPI) -> None:
             apps = programme.visible_applications(conn, p)
             awards = programme.visible_awards(conn, p)
             report = programme_report(conn, by, p)
-            used = award_use(conn, [a.id for a in awards])
+            used = award_use(conn, [a.id for a in awards], now)
         due = {a.id: a.submitted_at + all_calls[a.call_id].response_days * 86_400 for a in apps}
         return render("programme.html", request, p, calls=calls, apps=apps, awards=awards, used=used, due=due,
                       report=report, by=by, kinds=BY, now_s=now)  # fmt: skip
