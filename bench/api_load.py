@@ -197,7 +197,7 @@ class BenchExecutor:
         return []
 
 
-def cycle(tmp: Path, pending: int, steps: int) -> dict[str, Any]:
+def cycle(tmp: Path, pending: int, steps: int, profile: str = "fifo+easy+topology") -> dict[str, Any]:
     from gigafactory.control.config import ControlConfig, init_control
     from gigafactory.control.daemon import Daemon
     from gigafactory.control.store import jobs as jobstore
@@ -208,7 +208,7 @@ def cycle(tmp: Path, pending: int, steps: int) -> dict[str, Any]:
     tenants = [Tenant(f"t{i}") for i in range(10)]
     store = init_control(cfg, site=SITE, tenants=tenants)
     ex = BenchExecutor()
-    d = Daemon(store, ex, profile="fifo+easy+topology", forecast_every_s=1e9)
+    d = Daemon(store, ex, profile=profile, forecast_every_s=1e9)
 
     def job(gpus: int, est: float) -> dict[str, Any]:
         return {"tenant": f"t{rng.randrange(10)}", "name": "", "command": ["x"], "gpus": gpus, "estimate_s": est}
@@ -242,13 +242,13 @@ def cycle(tmp: Path, pending: int, steps: int) -> dict[str, Any]:
     forecast_s = time.perf_counter() - t0
     # A restart: the engine rebuilt from the store (every waiting and running job, node states, usage).
     t0 = time.perf_counter()
-    Daemon(store, BenchExecutor(), profile="fifo+easy+topology", forecast_every_s=1e9)
+    Daemon(store, BenchExecutor(), profile=profile, forecast_every_s=1e9)
     recover_s = time.perf_counter() - t0
     # As the daemon does it: forked, so that the loop only pays for the fork and for reading the answer.
     from gigafactory.control.daemon import _ForecastRun
 
     t0 = time.perf_counter()
-    run = _ForecastRun.start(d.engine, time.time())
+    run = _ForecastRun.start([d.engine], time.time())
     fork_s = time.perf_counter() - t0
     while (outcome := run.poll()) is None:
         time.sleep(0.01)
