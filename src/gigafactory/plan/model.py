@@ -135,6 +135,11 @@ class PlanInputs:
         _share(self, "utilisation", "ettr", "mfu", "run_share")
         if not 0.0 <= self.idle_power_fraction <= 1.0:
             raise ConfigError(f"idle_power_fraction={self.idle_power_fraction:g} must be between 0 and 1")
+        # Bounds far beyond any real site, so that no figure overflows into inf (a typo, not a plan).
+        for name, most in _MOST.items():
+            value = getattr(self, name)
+            if value is not None and value > most:
+                raise ConfigError(f"{name}={value:g} is above {most:g}, beyond any real site")
 
     @property
     def system_watts(self) -> float:
@@ -147,6 +152,11 @@ class PlanInputs:
         """Dense BF16 peak FLOP/s per GPU; None for a model the catalogue does not know."""
         m = GPU_MODELS.get(self.gpu_model)
         return None if m is None else m.bf16_tflops * 1e12
+
+
+_MOST = {"gpus": 1e9, "watts": 1e6, "pue": 10.0, "price_eur_mwh": 1e5, "capex_eur_per_gpu": 1e8,
+         "capex_eur_per_mw": 1e11, "depreciation_years": 100.0, "facility_depreciation_years": 100.0,
+         "run_flop": 1e35}  # fmt: skip
 
 
 def _positive(inputs: PlanInputs, *names: str) -> None:
