@@ -17,11 +17,13 @@ ALLOWED = {
     "report": {"report"},
     "twin": {"twin", "plan", "network", "engine", "policy", "core", "report"},
     "plan": {"plan", "network", "engine", "policy", "core"},  # the capacity planner: arithmetic over sites
+    "desk": {"desk", "core"},  # the AI Act desk's rules: thresholds, compute, the risk classifier
     "network": {"network", "engine", "policy", "core"},
-    "control": {"control", "network", "engine", "policy", "core", "report"},  # the live clock: it never needs the twin
-    "cli": {"cli", "twin", "control", "plan", "network", "engine", "policy", "core", "report"},
+    # the live clock: it never needs the twin
+    "control": {"control", "desk", "network", "engine", "policy", "core", "report"},
+    "cli": {"cli", "twin", "control", "plan", "desk", "network", "engine", "policy", "core", "report"},
 }
-PURE = {"core", "policy", "engine", "network", "plan"}
+PURE = {"core", "policy", "engine", "network", "plan", "desk"}
 IMPURE_MODULES = {"time", "datetime", "os", "io", "socket", "subprocess", "random", "pathlib", "shutil", "sqlite3"}
 
 

@@ -19,6 +19,7 @@ import typer
 
 from gigafactory import __version__
 from gigafactory.cli.control import register
+from gigafactory.cli.desk import desk_app
 from gigafactory.cli.output import console, user_errors
 from gigafactory.cli.plan import plan_app
 from gigafactory.core.errors import UserError
@@ -49,6 +50,7 @@ app = typer.Typer(
 twin_app = typer.Typer(help="The digital twin: simulate a site under a workload and a policy.", no_args_is_help=True)
 app.add_typer(twin_app, name="twin")
 app.add_typer(plan_app, name="plan")
+app.add_typer(desk_app, name="desk")
 
 
 @app.callback()

@@ -1,0 +1,166 @@
+"""``gigafactory desk``: the AI Act desk's rules from the command line (docs/desk.md).
+
+``thresholds`` and ``modification`` are a stable machine interface (``--json``) for the two rules tools most often get
+wrong; ``classify`` reads questionnaire answers (JSON) and prints the system's class and duties.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from gigafactory.cli.output import console, user_errors
+from gigafactory.core.errors import ConfigError
+
+__all__ = ["desk_app"]
+
+F = TypeVar("F", bound=Callable[..., None])
+
+desk_app = typer.Typer(help="The AI Act desk: GPAI thresholds, modifications, compute estimates, risk classes.",
+                       no_args_is_help=True)  # fmt: skip
+
+
+def _cmd(name: str) -> Callable[[F], F]:
+    def wrap(func: F) -> F:
+        desk_app.command(name)(user_errors(func))
+        return func
+
+    return wrap
+
+
+def _emit(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
+
+
+@_cmd("thresholds")
+def thresholds_cmd(
+    flop: Annotated[float, typer.Option(help="cumulative training compute that counts, in FLOP (e.g. 2.3e25)")],
+    generative: Annotated[
+        bool, typer.Option("--generative", help="the model generates text, code, speech, images or video")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON: gpai, systemic_risk and their rules")] = False,
+) -> None:
+    """Is a model a GPAI model (> 10^23 FLOP and generative), and one with systemic risk (> 10^25 FLOP)?"""
+    from gigafactory.desk.thresholds import sig2, thresholds
+
+    v = thresholds(flop, generative)
+    data = {"flop": flop, "flop_2sf": sig2(flop), "generative": generative, "gpai": v["gpai"].value,
+            "gpai_rule": v["gpai"].rule, "systemic_risk": v["systemic_risk"].value,
+            "systemic_risk_rule": v["systemic_risk"].rule}  # fmt: skip
+    _emit(
+        data,
+        as_json,
+        [
+            f"GPAI model: {'yes' if data['gpai'] else 'no'} ({data['gpai_rule']})",
+            f"systemic risk: {'yes' if data['systemic_risk'] else 'no'} ({data['systemic_risk_rule']})",
+        ],
+    )
+
+
+@_cmd("modification")
+def modification_cmd(
+    added_flop: Annotated[float, typer.Option(help="the modification's training compute, in FLOP")],
+    original_flop: Annotated[float | None, typer.Option(help="the original model's training compute, if known")] = None,
+    original_systemic: Annotated[
+        bool, typer.Option("--original-systemic", help="the original (compute unknown) has systemic risk")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON: new_model and the threshold used")] = False,
+) -> None:
+    """Does a modification make its author the provider of a new model (more than a third of the original)?"""
+    from gigafactory.desk.thresholds import modification
+
+    if original_flop is not None and original_systemic:
+        raise ConfigError("give --original-flop or --original-systemic, not both (the first is used when known)")
+    data = modification(added_flop, original_flop, original_systemic)
+    _emit(data, as_json, [f"new model: {'yes' if data['new_model'] else 'no'} ({data['rule']})"])
+
+
+@_cmd("estimate")
+def estimate_cmd(
+    gpu_hours: Annotated[list[str] | None, typer.Option(help="MODEL=HOURS, e.g. H100=5.6e6; repeat")] = None,
+    mfu: Annotated[str, typer.Option(help="utilisation range for the hardware estimate, e.g. 0.35-0.45")] = "0.35-0.45",
+    parameters: Annotated[float | None, typer.Option(help="parameters, for 6 · N · D")] = None,
+    tokens: Annotated[float | None, typer.Option(help="training tokens, for 6 · N · D")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Training compute by the hardware estimate (GPU-hours × peak × utilisation) or 6 · parameters · tokens."""
+    from gigafactory.desk.compute import architecture_estimate, hardware_estimate
+    from gigafactory.desk.thresholds import sig2
+
+    out = []
+    if gpu_hours:
+        secs: dict[str, float] = {}
+        for item in gpu_hours:
+            model, _, hours = item.partition("=")
+            try:
+                secs[model.strip()] = secs.get(model.strip(), 0.0) + float(hours) * 3600
+            except ValueError:
+                raise ConfigError(f"--gpu-hours {item!r}: write MODEL=HOURS, e.g. H100=5.6e6") from None
+        lo, _, hi = mfu.partition("-")
+        try:
+            rng = (float(lo), float(hi or lo))
+        except ValueError:
+            raise ConfigError(f"--mfu {mfu!r}: a range like 0.35-0.45, or one value") from None
+        out.append(hardware_estimate(secs, rng))
+    if parameters is not None or tokens is not None:
+        if parameters is None or tokens is None:
+            raise ConfigError("the architecture estimate needs both --parameters and --tokens")
+        out.append(architecture_estimate(parameters, tokens))
+    if not out:
+        raise ConfigError("give --gpu-hours MODEL=HOURS (hardware) or --parameters and --tokens (architecture)")
+    data = [{"method": e.method, "flop": e.flop, "flop_2sf": sig2(e.flop), "low": e.low, "high": e.high,
+             "uncertainty": round(e.uncertainty, 4), "assumptions": e.assumptions} for e in out]  # fmt: skip
+    _emit(
+        {"estimates": data},
+        as_json,
+        [f"{d['method']}: {d['flop_2sf']} FLOP (±{d['uncertainty']:.0%}; {d['assumptions']})" for d in data],
+    )
+
+
+@_cmd("classify")
+def classify_cmd(
+    answers: Annotated[Path, typer.Argument(help="answers as JSON (docs/desk/answers.schema.json); - for stdin")],
+    calendar: Annotated[
+        str | None, typer.Option(help="original | omnibus [default: the file's, else original]")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Classify an AI system from questionnaire answers: prohibited, high-risk, transparency or minimal, with the
+    duties of your role and when each applies."""
+    from gigafactory.desk.classify import classify
+
+    try:
+        text = sys.stdin.read() if str(answers) == "-" else answers.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{answers}: cannot read it ({exc.strerror})") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{answers}: not valid JSON: {exc}") from exc
+    r = classify(doc, calendar)
+    lines = [f"risk class: {r['risk_class']} ({r['role']}; {r['calendar_note']})"]
+    lines += [f"  prohibited: {p['article']}: {p['text']}" for p in r["prohibited"]]
+    lines += [f"  high-risk: {x['article']}: {x['why']}" for x in r["high_risk"]["routes"]]
+    if r["high_risk"]["derogation"] and r["high_risk"]["derogation"]["applies"]:
+        lines.append(f"  not high-risk under Art. 6(3): {r['high_risk']['derogation']['why']}")
+    lines += [f"  transparency: {t['duty']} ({t['who']}): {t['what']}" for t in r["transparency"]]
+    lines.append("duties:")
+    lines += [f"  {o['applies_from']}  {o['article']}: {o['duty']}" for o in r["obligations"]]
+    _emit(r, as_json, lines)
+
+
+@_cmd("questionnaire")
+def questionnaire_cmd() -> None:
+    """Print the questionnaire (JSON): every question, its type, options and article."""
+    from gigafactory.desk.classify import questionnaire
+
+    typer.echo(json.dumps(questionnaire(), indent=2, ensure_ascii=False))
