@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from gigafactory import __version__
 from gigafactory.control.api import models as m
+from gigafactory.control.api.desk import desk_router
 from gigafactory.control.api.errors import ApiError, install
 from gigafactory.control.api.gate import Gate
 from gigafactory.control.api.programme import programme_router
@@ -690,6 +691,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         programme_router(store, [x.name for x in site_list], total_gpus, principal, admin, tenants_changed),
         prefix=API,
     )
+    app.include_router(desk_router(store, principal, tenant_exists), prefix=API)
     return app
 
 

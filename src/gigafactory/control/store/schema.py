@@ -24,6 +24,8 @@ contributions  their contributions over time, the calls,
 calls,         the applications to them, and the awards
 applications,
 awards
+ai_models,     the AI Act desk's ledger: models and their  :mod:`.desk`
+training_runs  training runs (linked to jobs or planned)
 meta           small facts (versions, heartbeats, the      :mod:`.db`
                daemon's lease epoch)
 =============  ==========================================  ============================================
@@ -50,6 +52,7 @@ from sqlalchemy import (
 
 __all__ = [
     "actions",
+    "ai_models",
     "applications",
     "awards",
     "calls",
@@ -64,6 +67,7 @@ __all__ = [
     "sites",
     "tenants",
     "tokens",
+    "training_runs",
     "transitions",
     "usage",
 ]
@@ -314,6 +318,39 @@ awards = Table(
     Column("end_at", Float, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("changed_at", Float, nullable=False),
+)
+
+ai_models = Table(
+    "ai_models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(100), nullable=False, index=True),  # whose model: only its tokens (and admins) see it
+    Column("name", String(200), nullable=False),
+    Column("provider", String(200), nullable=False),
+    Column("generative", Boolean, nullable=False),
+    Column("modifies", String(200), nullable=True),  # the original model's name, for a modification
+    Column("original_flop", Float, nullable=True),
+    Column("original_systemic", Boolean, nullable=False, default=False),
+    Column("clock_opened_at", Float, nullable=True),  # first seen crossing 10^25, met or foreseeable
+    Column("notified_at", Float, nullable=True),
+    Column("notification_note", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+)
+
+training_runs = Table(
+    "training_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("ai_models.id"), nullable=False, index=True),
+    Column("purpose", String(32), nullable=False),
+    Column("jobs", JSON, nullable=False),  # control-plane job ids whose GPU time it is
+    Column("planned_gpu_hours", JSON, nullable=False),  # {GPU model: hours}, a planned run (a dry run)
+    Column("parameters", Float, nullable=True),
+    Column("tokens", Float, nullable=True),
+    Column("mfu_low", Float, nullable=False),
+    Column("mfu_high", Float, nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("recorded_at", Float, nullable=False),
 )
 
 meta = Table(

@@ -1,0 +1,166 @@
+"""The AI Act desk's ledger in the store: models and training runs. The only writer of ``ai_models`` and
+``training_runs``.
+
+A run's GPU time is the control plane's own accounting: the usage records of its jobs (billed once per attempt from
+the executor's times) plus, for attempts still running, their GPUs × the time since they started. Each attempt's GPU
+model is its site's model at the nodes it ran on. The ledger itself is :func:`gigafactory.desk.ledger.ledger`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from gigafactory.control.store.programme import ProgrammeError
+from gigafactory.control.store.schema import ai_models, jobs, training_runs, usage
+from gigafactory.control.store.site import load_sites
+from gigafactory.core.errors import RequestError
+from gigafactory.desk.compute import Purpose, architecture_estimate, hardware_estimate
+from gigafactory.desk.ledger import ModelFacts, RunFacts, ledger
+from gigafactory.desk.thresholds import check_flop
+
+__all__ = ["add_model", "add_run", "model_ledger", "notified", "visible_models"]
+
+MAX_JOBS_PER_RUN = 10_000
+
+
+def _refuse(exc: RequestError, field: str) -> ProgrammeError:
+    return ProgrammeError(str(exc), 422, field)
+
+
+def add_model(conn: Connection, tenant: str, *, name: str, provider: str, generative: bool,
+              modifies: str | None = None, original_flop: float | None = None,
+              original_systemic: bool = False) -> int:  # fmt: skip
+    if original_flop is not None:
+        try:
+            check_flop("original_flop", original_flop)
+        except RequestError as exc:
+            raise _refuse(exc, "original_flop") from exc
+    if modifies is None and (original_flop is not None or original_systemic):
+        raise ProgrammeError("original_flop and original_systemic describe the original of a modification: give "
+                             "modifies too", field="modifies")  # fmt: skip
+    row = conn.execute(ai_models.insert().values(
+        tenant=tenant, name=name, provider=provider, generative=generative, modifies=modifies,
+        original_flop=original_flop, original_systemic=original_systemic, notification_note="",
+        created_at=time.time()))  # fmt: skip
+    return int(row.inserted_primary_key[0])  # type: ignore[index]
+
+
+def get_model(conn: Connection, model_id: int, tenant: str | None) -> Any:
+    """The model, if ``tenant`` (None: an admin) may see it; else 404, as if it did not exist."""
+    row = conn.execute(select(ai_models).where(ai_models.c.id == model_id)).first()
+    if row is None or (tenant is not None and row.tenant != tenant):
+        raise ProgrammeError(f"no model {model_id}", 404, "model_id")
+    return row
+
+
+def visible_models(conn: Connection, tenant: str | None) -> list[Any]:
+    q = select(ai_models).order_by(ai_models.c.id)
+    if tenant is not None:
+        q = q.where(ai_models.c.tenant == tenant)
+    return list(conn.execute(q).all())
+
+
+def add_run(conn: Connection, model_id: int, tenant: str | None, *, purpose: str, job_ids: list[int],
+            planned_gpu_hours: dict[str, float], parameters: float | None, tokens: float | None,
+            mfu: tuple[float, float], note: str = "") -> int:  # fmt: skip
+    model = get_model(conn, model_id, tenant)
+    try:
+        Purpose(purpose)
+    except ValueError:
+        raise ProgrammeError(f"purpose {purpose!r}; allowed: {', '.join(p.value for p in Purpose)}",
+                             field="purpose") from None  # fmt: skip
+    if len(job_ids) > MAX_JOBS_PER_RUN:
+        raise ProgrammeError(f"at most {MAX_JOBS_PER_RUN} jobs per run", field="jobs")
+    if job_ids:
+        owners = dict(conn.execute(select(jobs.c.id, jobs.c.tenant).where(jobs.c.id.in_(job_ids))).all())
+        for jid in job_ids:
+            if owners.get(jid) != model.tenant:
+                raise ProgrammeError(f"job {jid} is not one of {model.tenant}'s jobs", field="jobs")
+    if (parameters is None) != (tokens is None):
+        raise ProgrammeError("the architecture estimate needs both parameters and tokens", field="parameters")
+    if not (job_ids or planned_gpu_hours or (parameters is not None and tokens is not None)):
+        raise ProgrammeError("a run needs jobs, planned_gpu_hours, or parameters and tokens", field="jobs")
+    try:
+        if planned_gpu_hours:
+            hardware_estimate({m: h * 3600 for m, h in planned_gpu_hours.items()}, mfu)
+        else:
+            hardware_estimate({}, mfu)
+        if parameters is not None or tokens is not None:
+            if parameters is None or tokens is None:
+                raise RequestError("the architecture estimate needs both parameters and tokens")
+            architecture_estimate(parameters, tokens)
+    except RequestError as exc:
+        field = "planned_gpu_hours" if "GPU" in str(exc) else "mfu" if "mfu" in str(exc) else "parameters"
+        raise _refuse(exc, field) from exc
+    row = conn.execute(training_runs.insert().values(
+        model_id=model_id, purpose=purpose, jobs=sorted(set(job_ids)), planned_gpu_hours=planned_gpu_hours,
+        parameters=parameters, tokens=tokens, mfu_low=mfu[0], mfu_high=mfu[1], note=note,
+        recorded_at=time.time()))  # fmt: skip
+    return int(row.inserted_primary_key[0])  # type: ignore[index]
+
+
+def notified(conn: Connection, model_id: int, tenant: str | None, at: float | None, note: str) -> None:
+    get_model(conn, model_id, tenant)
+    conn.execute(ai_models.update().where(ai_models.c.id == model_id)
+                 .values(notified_at=at if at is not None else time.time(), notification_note=note))  # fmt: skip
+
+
+def model_ledger(conn: Connection, model_id: int, tenant: str | None, now: float | None = None) -> dict[str, Any]:
+    """The model's ledger, from the store's accounting; keeps the first time a crossing was seen."""
+    now = time.time() if now is None else now
+    m = get_model(conn, model_id, tenant)
+    runs = conn.execute(select(training_runs).where(training_runs.c.model_id == model_id)).all()
+    models_of = _gpu_models(conn)
+    all_jobs = sorted({j for r in runs for j in (r.jobs or [])})
+    job_rows = {r.id: r for r in conn.execute(select(jobs).where(jobs.c.id.in_(all_jobs))).all()} if all_jobs else {}
+    billed: dict[int, float] = {}
+    for u in conn.execute(select(usage.c.job_id, usage.c.gpu_seconds).where(usage.c.job_id.in_(all_jobs))).all():
+        billed[int(u.job_id)] = billed.get(int(u.job_id), 0.0) + float(u.gpu_seconds)
+    facts = []
+    for r in runs:
+        secs: dict[str, float] = {}
+        rate: dict[str, float] = {}
+        remaining = 0.0
+        for jid in r.jobs or []:
+            j = job_rows.get(jid)
+            if j is None:
+                continue
+            gpu = _model_of(j, models_of)
+            secs[gpu] = secs.get(gpu, 0.0) + billed.get(jid, 0.0)
+            if j.state == "running" and j.started_at is not None:
+                gpus = j.gpus * j.gpu_milli / 1000
+                secs[gpu] += gpus * max(now - j.started_at, 0.0)
+                rate[gpu] = rate.get(gpu, 0.0) + gpus
+                if j.estimate_s and math.isfinite(j.estimate_s):
+                    remaining = max(remaining, j.started_at + j.estimate_s - now)
+        facts.append(RunFacts(int(r.id), Purpose(r.purpose), secs, rate, remaining,
+                              {str(k): float(v) for k, v in (r.planned_gpu_hours or {}).items()}, r.parameters,
+                              r.tokens, (r.mfu_low, r.mfu_high), float(r.recorded_at)))  # fmt: skip
+    model = ModelFacts(int(m.id), m.name, bool(m.generative), m.original_flop, bool(m.original_systemic), m.modifies,
+                       m.notified_at, m.clock_opened_at)  # fmt: skip
+    try:
+        out = ledger(model, facts, now)
+    except RequestError as exc:  # a GPU model whose peak is not known ran a job of the run
+        raise ProgrammeError(str(exc), 422, "jobs") from exc
+    if out["clock"] is not None and m.clock_opened_at is None:
+        conn.execute(ai_models.update().where(ai_models.c.id == model_id, ai_models.c.clock_opened_at.is_(None))
+                     .values(clock_opened_at=out["clock"]["opened_at"]))  # fmt: skip
+    out.update(tenant=m.tenant, provider=m.provider, modifies=m.modifies,
+               notification_note=m.notification_note)  # fmt: skip
+    return out
+
+
+def _gpu_models(conn: Connection) -> dict[str, list[str]]:
+    """Site name -> the GPU model of each of its nodes."""
+    return {st.name: [st.topology.models[int(i)] for i in st.topology.node_model] for st in load_sites(conn)}
+
+
+def _model_of(job: Any, models_of: dict[str, list[str]]) -> str:
+    site = models_of.get(job.site or "") or next(iter(models_of.values()))
+    nodes = (job.placement or {}).get("nodes") or [0]
+    return site[int(nodes[0])]

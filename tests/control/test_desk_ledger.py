@@ -1,0 +1,86 @@
+"""The AI Act desk's ledger on the live control plane: jobs run by the local executor land in a model's ledger with
+the GPU-seconds the accounting billed; excluded purposes never count; clocks and drafts; tenants see only theirs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from gigafactory.control.api.app import create_app
+from gigafactory.control.store.schema import usage
+
+from .conftest import make_plane, run_until
+
+API = "/api/v1"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_jobs_land_in_the_ledger_with_their_gpu_seconds(tmp_path: Path) -> None:
+    plane = make_plane(tmp_path / "gf", site="hgx-h100:nodes=2")
+    own, other = bearer(plane.tokens["lab-a"]), bearer(plane.tokens["startup-b"])
+    daemon = plane.daemon(forecast_every_s=1e9)
+    with TestClient(create_app(plane.cfg, plane.store)) as client:
+        r = client.post(f"{API}/desk/models", json={"name": "EuroLM-7B", "provider": "Lab A", "generative": True},
+                        headers=own)  # fmt: skip
+        assert r.status_code == 201, r.text
+        model = r.json()["id"]
+        train = client.post(f"{API}/jobs", json={"command": ["sleep", "1"], "gpus": 4}, headers=own).json()["ids"][0]
+        evals = client.post(f"{API}/jobs", json={"command": ["sleep", "1"], "gpus": 2}, headers=own).json()["ids"][0]
+        theirs = client.post(f"{API}/jobs", json={"command": ["true"], "gpus": 1}, headers=other).json()["ids"][0]
+        run_until(daemon, lambda: all(client.get(f"{API}/jobs/{j}", headers=own).json()["state"] == "completed"
+                                      for j in (train, evals)))  # fmt: skip
+        for purpose, jobs in (("pre-training", [train]), ("evaluation", [evals])):
+            r = client.post(f"{API}/desk/models/{model}/runs", json={"purpose": purpose, "jobs": jobs}, headers=own)
+            assert r.status_code == 201, r.text
+        # Another tenant's job cannot be put in one's ledger, and another tenant cannot see the model.
+        r = client.post(f"{API}/desk/models/{model}/runs", json={"purpose": "pre-training", "jobs": [theirs]},
+                        headers=own)  # fmt: skip
+        assert r.status_code == 422 and f"job {theirs} is not one of lab-a's jobs" in r.text
+        assert client.get(f"{API}/desk/models/{model}", headers=other).status_code == 404
+        assert client.get(f"{API}/desk/models", headers=other).json() == []
+        led = client.get(f"{API}/desk/models/{model}", headers=own).json()
+        with plane.store.connect() as conn:
+            billed = {j: conn.execute(select(func.sum(usage.c.gpu_seconds)).where(usage.c.job_id == j)).scalar()
+                      for j in (train, evals)}  # fmt: skip
+        assert billed[train] == pytest.approx(4 * 1.0, abs=2.0)  # 4 GPUs for about a second
+        # Counted: the pre-training run alone, at its billed GPU-seconds × the H100's 989 TFLOP/s × 40% (35-45%).
+        assert led["counted_flop"] == pytest.approx(billed[train] * 989e12 * 0.40)
+        assert led["range_flop"] == pytest.approx([billed[train] * 989e12 * 0.35, billed[train] * 989e12 * 0.45])
+        runs = {x["purpose"]: x for x in led["runs"]}
+        assert runs["evaluation"]["counts"] is False
+        assert runs["evaluation"]["flop"] == pytest.approx(billed[evals] * 989e12 * 0.40)
+        assert led["relies_on"] == "hardware" and led["gpai"] is False and led["clock"] is None
+        # A planned run that would cross 10^25 opens the clock now, due in 14 days, with a draft to send.
+        r = client.post(f"{API}/desk/models/{model}/runs",
+                        json={"purpose": "pre-training", "planned_gpu_hours": {"H100": 8e6}, "mfu": [0.4, 0.5]},
+                        headers=own)  # fmt: skip
+        assert r.status_code == 201, r.text
+        led = client.get(f"{API}/desk/models/{model}", headers=own).json()
+        assert led["systemic_risk"] is False and led["systemic_risk_foreseeable"] is True
+        opened = led["clock"]["opened_at"]
+        assert led["clock"]["due_at"] == pytest.approx(opened + 14 * 86_400) and led["clock"]["why"] == "foreseeable"
+        assert "Article 52(1)" in led["draft"] and "×10^25" in led["draft"] and "run 2 (evaluation)" in led["draft"]
+        time.sleep(0.01)
+        assert client.get(f"{API}/desk/models/{model}", headers=own).json()["clock"]["opened_at"] == opened  # kept
+        r = client.post(f"{API}/desk/models/{model}/notified", json={"note": "sent to the AI Office"}, headers=own)
+        assert r.status_code == 200 and r.json()["clock"] is None and r.json()["notified_at"] is not None
+        # Bad input names what was wrong.
+        for body, says in (({"purpose": "pre-training", "planned_gpu_hours": {"T4": 10}}, "peak FLOP/s is not known"),
+                           ({"purpose": "lunch", "jobs": [train]}, "purpose"),
+                           ({"purpose": "pre-training", "parameters": 7e9}, "needs both"),
+                           ({"purpose": "pre-training", "tokens": -5, "parameters": 1}, "tokens"),
+                           ({"purpose": "pre-training"}, "a run needs jobs")):  # fmt: skip
+            r = client.post(f"{API}/desk/models/{model}/runs", json=body, headers=own)
+            assert r.status_code == 422 and says in r.text, (body, r.text)
+        r = client.post(f"{API}/desk/thresholds", json={"flop": 1.0000001e25, "generative": True}, headers=other)
+        assert r.json()["systemic_risk"] is True
+        r = client.post(f"{API}/desk/classify", json={"answers": {"role": "provider"}}, headers=other)
+        assert r.status_code == 422 and "answers.practices: missing" in r.text
+    plane.store.dispose()
