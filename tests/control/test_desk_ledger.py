@@ -69,6 +69,15 @@ def test_jobs_land_in_the_ledger_with_their_gpu_seconds(tmp_path: Path) -> None:
         assert "Article 52(1)" in led["draft"] and "×10^25" in led["draft"] and "run 2 (evaluation)" in led["draft"]
         time.sleep(0.01)
         assert client.get(f"{API}/desk/models/{model}", headers=own).json()["clock"]["opened_at"] == opened  # kept
+        doc = client.get(f"{API}/desk/models/{model}/annex-xi", headers=own).text
+        assert f"Computational resources used to train the model: {led['counted_flop_2sf']} FLOP" in doc
+        assert "Known energy consumption" in doc and "Section 2" in doc and "[to complete]" in doc
+        assert "Training time:" in doc and led["gpu_hours"] == pytest.approx(billed[train] / 3600)
+        # Energy: the H100's 1,275 W per GPU (DGX) × PUE 1.3 (no figure of the site's own).
+        assert led["energy_mwh"] == pytest.approx(billed[train] / 3600 * 1275 * 1.3 / 1e6)
+        page = client.get(f"{API}/desk/models/{model}/summary", params={"format": "html"}, headers=own)
+        assert page.status_code == 200 and "<h1>" in page.text and "two weeks" in page.text
+        assert client.get(f"{API}/desk/models/{model}/summary", headers=other).status_code == 404
         r = client.post(f"{API}/desk/models/{model}/notified", json={"note": "sent to the AI Office"}, headers=own)
         assert r.status_code == 200 and r.json()["clock"] is None and r.json()["notified_at"] is not None
         # Bad input names what was wrong.

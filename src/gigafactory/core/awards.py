@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from gigafactory.core.calendar import utc_minute
 from gigafactory.core.errors import RequestError
 from gigafactory.core.jobs import Job
 
@@ -210,21 +211,4 @@ def _hours(gpu_s: float) -> str:
 
 def _when(t: float) -> str:
     """A time in the engine's seconds: the control plane's are Unix times (shown as UTC), the twin's start at 0."""
-    if t > 1e9:
-        days, rest = divmod(int(t), 86_400)
-        y, m, d = _civil(days)
-        return f"{y:04d}-{m:02d}-{d:02d} {rest // 3600:02d}:{rest % 3600 // 60:02d} UTC"
-    return f"t={t / 3600:g} h"
-
-
-def _civil(days: int) -> tuple[int, int, int]:
-    """The proleptic Gregorian date ``days`` after 1970-01-01 (arithmetic only: the pure core imports no datetime)."""
-    z = days + 719_468  # days since 0000-03-01
-    era = z // 146_097
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (month <= 2), month, day
+    return utc_minute(t) if t > 1e9 else f"t={t / 3600:g} h"

@@ -5,8 +5,9 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import Field, StringConstraints
 from sqlalchemy import Engine as Store
 
@@ -16,6 +17,7 @@ from gigafactory.control.store import accounts
 from gigafactory.control.store import desk as deskstore
 from gigafactory.control.store.programme import ProgrammeError
 from gigafactory.core.errors import RequestError
+from gigafactory.desk.annex_xi import annex_xi, summary, to_html
 from gigafactory.desk.classify import classify
 from gigafactory.desk.compute import Purpose
 from gigafactory.desk.thresholds import MAX_FLOP, modification, sig2, thresholds
@@ -131,6 +133,20 @@ def desk_router(store: Store, who: Any, tenant_exists: Callable[[str], bool]) ->
         except ProgrammeError as exc:
             raise fail(exc, "path") from exc
         return get_ledger(model_id, p)
+
+    @r.get("/desk/models/{model_id}/{document}", tags=["desk"])
+    def document(
+        model_id: ModelId,
+        document: Literal["annex-xi", "summary"],
+        p: Who,
+        format: Annotated[Literal["md", "html"], Query()] = "md",
+    ) -> Response:
+        """The Annex XI technical-documentation skeleton, or the plain-language summary, from the ledger."""
+        led = get_ledger(model_id, p)
+        text = annex_xi(led) if document == "annex-xi" else summary(led)
+        if format == "html":
+            return HTMLResponse(to_html(text, f"{led['name']}: {document}"))
+        return PlainTextResponse(text, media_type="text/markdown")
 
     @r.post("/desk/thresholds", tags=["desk"])
     def check_thresholds(body: ThresholdsIn, _: Who) -> dict[str, Any]:

@@ -15,10 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from gigafactory.control.reports import DEFAULT_PUE
 from gigafactory.control.store.programme import ProgrammeError
 from gigafactory.control.store.schema import ai_models, jobs, training_runs, usage
 from gigafactory.control.store.site import load_sites
 from gigafactory.core.errors import RequestError
+from gigafactory.core.hardware import system_watts
 from gigafactory.desk.compute import Purpose, architecture_estimate, hardware_estimate
 from gigafactory.desk.ledger import ModelFacts, RunFacts, ledger
 from gigafactory.desk.thresholds import check_flop
@@ -122,6 +124,9 @@ def model_ledger(conn: Connection, model_id: int, tenant: str | None, now: float
     for u in conn.execute(select(usage.c.job_id, usage.c.gpu_seconds).where(usage.c.job_id.in_(all_jobs))).all():
         billed[int(u.job_id)] = billed.get(int(u.job_id), 0.0) + float(u.gpu_seconds)
     facts = []
+    pue = {st.name: st.pue or DEFAULT_PUE for st in load_sites(conn)}
+    energy_mwh = gpu_hours = 0.0
+    first, last = math.inf, -math.inf
     for r in runs:
         secs: dict[str, float] = {}
         rate: dict[str, float] = {}
@@ -131,13 +136,19 @@ def model_ledger(conn: Connection, model_id: int, tenant: str | None, now: float
             if j is None:
                 continue
             gpu = _model_of(j, models_of)
-            secs[gpu] = secs.get(gpu, 0.0) + billed.get(jid, 0.0)
+            used = billed.get(jid, 0.0)
             if j.state == "running" and j.started_at is not None:
                 gpus = j.gpus * j.gpu_milli / 1000
-                secs[gpu] += gpus * max(now - j.started_at, 0.0)
+                used += gpus * max(now - j.started_at, 0.0)
                 rate[gpu] = rate.get(gpu, 0.0) + gpus
                 if j.estimate_s and math.isfinite(j.estimate_s):
                     remaining = max(remaining, j.started_at + j.estimate_s - now)
+            secs[gpu] = secs.get(gpu, 0.0) + used
+            if Purpose(r.purpose).counts and used > 0:
+                gpu_hours += used / 3600
+                energy_mwh += used / 3600 * system_watts(gpu) * pue.get(j.site or "", DEFAULT_PUE) / 1e6
+                first = min(first, j.first_started_at or j.started_at or now)
+                last = max(last, now if j.state == "running" else (j.ended_at or now))
         facts.append(RunFacts(int(r.id), Purpose(r.purpose), secs, rate, remaining,
                               {str(k): float(v) for k, v in (r.planned_gpu_hours or {}).items()}, r.parameters,
                               r.tokens, (r.mfu_low, r.mfu_high), float(r.recorded_at)))  # fmt: skip
@@ -150,8 +161,9 @@ def model_ledger(conn: Connection, model_id: int, tenant: str | None, now: float
     if out["clock"] is not None and m.clock_opened_at is None:
         conn.execute(ai_models.update().where(ai_models.c.id == model_id, ai_models.c.clock_opened_at.is_(None))
                      .values(clock_opened_at=out["clock"]["opened_at"]))  # fmt: skip
-    out.update(tenant=m.tenant, provider=m.provider, modifies=m.modifies,
-               notification_note=m.notification_note)  # fmt: skip
+    out.update(tenant=m.tenant, provider=m.provider, modifies=m.modifies, notification_note=m.notification_note,
+               gpu_hours=gpu_hours, energy_mwh=energy_mwh,
+               training_wall_s=max(last - first, 0.0) if math.isfinite(first) else 0.0)  # fmt: skip
     return out
 
 
