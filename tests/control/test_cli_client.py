@@ -156,3 +156,34 @@ def test_the_network_from_the_command_line(live_network: LiveServer) -> None:
     with Client(live.url, live.plane.admin_token) as c:
         c.cancel(jid)
         c.cancel(pinned)
+
+
+def test_the_programme_and_the_desk_from_the_command_line(live: LiveServer) -> None:
+    tok = live.plane.tokens["startup-b"]
+    assert gf(live, "admin", "token", "--reviewer", "--name", "anna").returncode == 0
+    r = gf(live, "programme", "open-call", "Fast lane", "--mode", "fast-lane", "--budget", "100", "--closes", "+30d",
+           "--reviewer", "anna")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    call = r.stdout.strip()
+    r = gf(live, "programme", "apply", call, "--title", "7B", "--gpu-hours", "40", "--country", "fr", token=tok)
+    assert r.returncode == 0, r.stderr
+    r = gf(live, "programme", "award", r.stdout.strip(), "--gpu-hours", "30")
+    assert r.returncode == 0 and "30 GPU-hours for startup-b" in r.stdout, r.stderr
+    r = gf(live, "programme", "awards", token=tok)
+    assert "startup-b" in r.stdout and "active" in r.stdout
+    assert gf(live, "programme", "contribute", "1", "--eur", "nan").returncode == 2  # a clear error, no traceback
+    r = gf(live, "programme", "report", "--by", "organisation", "--csv", token=tok)
+    assert r.returncode == 0 and r.stdout.startswith("key,label,gpu_hours")
+    # The desk: a model, a planned run over 10^25, its ledger with the clock, its Annex XI skeleton.
+    r = gf(live, "desk", "model-add", "EuroLM", "--provider", "Startup B", "--generative", token=tok)
+    assert r.returncode == 0, r.stderr
+    model = r.stdout.strip()
+    r = gf(live, "desk", "run-add", model, "--purpose", "pre-training", "--planned", "H100=8e6", token=tok)
+    assert r.returncode == 0, r.stderr
+    r = gf(live, "desk", "ledger", model, token=tok)
+    assert r.returncode == 0 and "NOTIFY (Art. 52(1)) by" in r.stdout and "foreseeable" in r.stdout, r.stdout
+    r = gf(live, "desk", "document", model, token=tok)
+    assert r.returncode == 0 and r.stdout.startswith("# Technical documentation: EuroLM")
+    assert gf(live, "desk", "ledger", model, token=live.plane.tokens["lab-a"]).returncode == 2  # not theirs
+    r = gf(live, "desk", "run-add", model, "--purpose", "pre-training", "--planned", "T4=10", token=tok)
+    assert r.returncode == 2 and "peak FLOP/s is not known" in r.stderr

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from gigafactory.cli.control import DEFAULT_URL, Token, Url, _client, _table, _when
 from gigafactory.cli.output import console, user_errors
 from gigafactory.core.errors import ConfigError
 
@@ -164,3 +165,142 @@ def questionnaire_cmd() -> None:
     from gigafactory.desk.classify import questionnaire
 
     typer.echo(json.dumps(questionnaire(), indent=2, ensure_ascii=False))
+
+
+# ---- the ledger, over the API ------------------------------------------------------------------------------------
+@_cmd("models")
+def models_cmd(url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Your models (an admin: every tenant's)."""
+    with _client(url, token) as c:
+        rows = c.request("GET", "/desk/models")
+    t = _table("ID", "TENANT", "MODEL", "PROVIDER", "GENERATIVE", "MODIFIES", "NOTIFIED")
+    for m in rows:
+        t.add_row(str(m["id"]), m["tenant"], m["name"], m["provider"], "yes" if m["generative"] else "no",
+                  m["modifies"] or "", _when(m["notified_at"]) if m["notified_at"] else "")  # fmt: skip
+    console.print(t)
+
+
+@_cmd("model-add")
+def model_add_cmd(
+    name: Annotated[str, typer.Argument(help="the model's name")],
+    provider: Annotated[str, typer.Option(help="who provides it (places it on the market)")],
+    generative: Annotated[bool, typer.Option("--generative", help="it generates text, code, speech or media")] = False,
+    modifies: Annotated[str | None, typer.Option(help="the original model, for a modification")] = None,
+    original_flop: Annotated[float | None, typer.Option(help="the original's training compute, if known")] = None,
+    original_systemic: Annotated[
+        bool, typer.Option("--original-systemic", help="the original has systemic risk")
+    ] = False,
+    tenant: Annotated[str | None, typer.Option(help="whose model (an admin must say)")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Add a model to the ledger; prints its id."""
+    body: dict[str, Any] = {"name": name, "provider": provider, "generative": generative,
+                            "original_systemic": original_systemic}  # fmt: skip
+    for k, v in (("modifies", modifies), ("original_flop", original_flop), ("tenant", tenant)):
+        if v is not None:
+            body[k] = v
+    with _client(url, token) as c:
+        console.print(c.request("POST", "/desk/models", json=body)["id"])
+
+
+@_cmd("run-add")
+def run_add_cmd(
+    model: Annotated[int, typer.Argument(help="the model's id")],
+    purpose: Annotated[
+        str,
+        typer.Option(
+            help="pre-training | further-training | synthetic-data | merge-or-init | "
+            "evaluation | red-teaming | failed-experiment | reward-model | teacher"
+        ),
+    ],
+    job: Annotated[list[int] | None, typer.Option(help="a job of the run; repeat")] = None,
+    planned: Annotated[list[str] | None, typer.Option(help="planned GPU-hours, MODEL=HOURS (a dry run)")] = None,
+    parameters: Annotated[float | None, typer.Option(help="declared parameters")] = None,
+    tokens: Annotated[float | None, typer.Option(help="declared training tokens")] = None,
+    mfu: Annotated[str, typer.Option(help="utilisation range, e.g. 0.35-0.45")] = "0.35-0.45",
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Add a training run to a model's ledger: its jobs, a plan, or a declared size. Prints its id."""
+    lo, _, hi = mfu.partition("-")
+    try:
+        plan = {m: float(h) for m, _, h in (p.partition("=") for p in planned or [])}
+        body: dict[str, Any] = {"purpose": purpose, "jobs": job or [], "mfu": [float(lo), float(hi or lo)],
+                                "planned_gpu_hours": plan}  # fmt: skip
+    except ValueError:
+        raise ConfigError("--mfu is a range like 0.35-0.45, and --planned MODEL=HOURS (e.g. H100=8e6)") from None
+    for k, v in (("parameters", parameters), ("tokens", tokens)):
+        if v is not None:
+            body[k] = v
+    with _client(url, token) as c:
+        console.print(c.request("POST", f"/desk/models/{model}/runs", json=body)["id"])
+
+
+@_cmd("ledger")
+def ledger_cmd(
+    model: Annotated[int, typer.Argument(help="the model's id")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """A model's compute ledger: runs, what counts, thresholds, the notification clock and its draft."""
+    with _client(url, token) as c:
+        led = c.request("GET", f"/desk/models/{model}")
+    if as_json:
+        typer.echo(json.dumps(led, indent=2, ensure_ascii=False))
+        return
+    lines = [f"{led['name']} ({led['provider']}): {led['counted_flop_2sf']} FLOP counted, by the {led['relies_on']} "
+             f"estimate; {led['gpu_hours']:,.1f} GPU-hours, {led['energy_mwh']:,.3f} MWh",
+             f"  GPAI model: {'yes' if led['gpai'] else 'no'} ({led['gpai_rule']})",
+             f"  systemic risk: {'yes' if led['systemic_risk'] else 'no'} ({led['systemic_risk_rule']})"
+             + ("; foreseeable with the runs in progress or planned" if led["systemic_risk_foreseeable"]
+                and not led["systemic_risk"] else "")]  # fmt: skip
+    for r in led["runs"]:
+        tag = (" (planned)" if r["planned"] else "") + ("" if r["counts"] else " (not counted)")
+        lines.append(f"  run {r['run']} {r['purpose']}{tag}: {r['flop_2sf']} FLOP ({r['method'] or '-'}: "
+                     f"{r['assumptions']})")  # fmt: skip
+    if led.get("modification"):
+        lines.append(f"  modification: {'a new model' if led['modification']['new_model'] else 'not a new model'} "
+                     f"({led['modification']['rule']})")  # fmt: skip
+    if led["clock"]:
+        c_ = led["clock"]
+        lines.append(f"  NOTIFY (Art. 52(1)) by {_when(c_['due_at'])}{' - OVERDUE' if c_['overdue'] else ''}: "
+                     f"10^25 FLOP {c_['why']} since {_when(c_['opened_at'])}")  # fmt: skip
+    if led["draft"]:
+        lines += ["", led["draft"]]
+    _emit(led, False, lines)
+
+
+@_cmd("notified")
+def notified_cmd(
+    model: Annotated[int, typer.Argument(help="the model's id")],
+    note: Annotated[str, typer.Option(help="e.g. the reference of the notification")] = "",
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Record that the Commission was notified (Art. 52(1)): the model's clock closes."""
+    with _client(url, token) as c:
+        c.request("POST", f"/desk/models/{model}/notified", json={"note": note})
+    console.print(f"model {model}: notification recorded")
+
+
+@_cmd("document")
+def document_cmd(
+    model: Annotated[int, typer.Argument(help="the model's id")],
+    kind: Annotated[str, typer.Option(help="annex-xi | summary")] = "annex-xi",
+    html: Annotated[bool, typer.Option("--html", help="HTML instead of Markdown")] = False,
+    out: Annotated[Path | None, typer.Option(help="write it here [default: print it]")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """The Annex XI technical-documentation skeleton (compute, time and energy filled in), or a plain summary."""
+    if kind not in ("annex-xi", "summary"):
+        raise ConfigError(f"--kind {kind!r}: annex-xi or summary")
+    with _client(url, token) as c:
+        text = c.request("GET", f"/desk/models/{model}/{kind}", params={"format": "html" if html else "md"})
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
