@@ -93,3 +93,38 @@ def test_jobs_land_in_the_ledger_with_their_gpu_seconds(tmp_path: Path) -> None:
         r = client.post(f"{API}/desk/classify", json={"answers": {"role": "provider"}}, headers=other)
         assert r.status_code == 422 and "answers.practices: missing" in r.text
     plane.store.dispose()
+
+
+def test_the_desk_pages(tmp_path: Path) -> None:
+    from .test_api import browser_as
+
+    plane = make_plane(tmp_path / "gf")
+    with TestClient(create_app(plane.cfg, plane.store)) as client:
+        own = bearer(plane.tokens["lab-a"])
+        model = client.post(f"{API}/desk/models", json={"name": "M<script>", "provider": "A", "generative": True},
+                            headers=own).json()["id"]  # fmt: skip
+        client.post(f"{API}/desk/models/{model}/runs",
+                    json={"purpose": "pre-training", "planned_gpu_hours": {"H100": 8e6}}, headers=own)  # fmt: skip
+        browser_as(client, plane.tokens["lab-a"])
+        page = client.get("/desk").text
+        assert (
+            f'data-model="{model}"' in page and "M&lt;script&gt;" in page and "<script>" not in page.split("<body")[1]
+        )
+        detail = client.get(f"/desk/models/{model}").text
+        assert 'id="clock"' in detail and 'id="draft"' in detail and "Article 52(1)" in detail
+        browser_as(client, plane.tokens["startup-b"])
+        assert f'data-model="{model}"' not in client.get("/desk").text
+        assert client.get(f"/desk/models/{model}").status_code == 404
+        form = client.get("/desk/classify").text
+        assert 'name="practices"' in form and 'name="annex_iii"' in form
+        answers = ("role=provider&annex_i_product=no&annex_iii=4a&profiling=yes&significant_risk=no&derogation=d"
+                   "&transparency=interacts&calendar=omnibus")  # fmt: skip
+        r = client.post(
+            "/desk/classify", content=answers, headers={"content-type": "application/x-www-form-urlencoded"}
+        )
+        assert r.status_code == 200 and "<h2>high-risk</h2>" in r.text and "2027-12-02" in r.text
+        r = client.post(
+            "/desk/classify", content="role=provider", headers={"content-type": "application/x-www-form-urlencoded"}
+        )
+        assert 'id="error"' in r.text and "answers.annex_i_product: missing" in r.text
+    plane.store.dispose()

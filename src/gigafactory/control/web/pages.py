@@ -35,9 +35,13 @@ from gigafactory.control.identity import isolating, isolation_note
 from gigafactory.control.queries import node_use, queue, site_summaries, tenant_summaries, utilisation_series
 from gigafactory.control.reports import BY, award_use, programme_report
 from gigafactory.control.store import accounts, programme
+from gigafactory.control.store import desk as deskstore
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import get_meta
+from gigafactory.control.store.programme import ProgrammeError
 from gigafactory.control.store.site import load_sites
+from gigafactory.core.errors import RequestError
+from gigafactory.desk.classify import classify, questionnaire
 from gigafactory.report.html import STYLE, figure_div
 
 __all__ = ["install_pages"]
@@ -264,6 +268,59 @@ def install_pages(app: FastAPI) -> None:
         due = {a.id: a.submitted_at + all_calls[a.call_id].response_days * 86_400 for a in apps}
         return render("programme.html", request, p, calls=calls, apps=apps, awards=awards, used=used, due=due,
                       report=report, by=by, kinds=BY, now_s=now)  # fmt: skip
+
+    @app.get("/desk", include_in_schema=False)
+    def desk_page(request: Request) -> HTMLResponse:
+        """The AI Act desk: the caller's models with where each stands, and their notification clocks."""
+        p = signed_in(request)
+        tenant = None if p.admin else p.tenant
+        ledgers = []
+        with store.begin() as conn:
+            for m in deskstore.visible_models(conn, tenant):
+                try:
+                    ledgers.append(deskstore.model_ledger(conn, int(m.id), tenant))
+                except ProgrammeError:  # (a run on a GPU model of unknown peak: its own page says so)
+                    continue
+        return render("desk.html", request, p, ledgers=ledgers, now_s=time.time())
+
+    @app.get("/desk/models/{model_id}", include_in_schema=False)
+    def desk_model_page(request: Request, model_id: Annotated[int, PathParam(ge=1, le=2**62)]) -> HTMLResponse:
+        p = signed_in(request)
+        try:
+            with store.begin() as conn:
+                led = deskstore.model_ledger(conn, model_id, None if p.admin else p.tenant)
+        except ProgrammeError as exc:
+            raise ApiError(exc.status, str(exc), "model_id") from exc
+        return render("desk_model.html", request, p, led=led, now_s=time.time())
+
+    @app.get("/desk/classify", include_in_schema=False)
+    def classify_form(request: Request) -> HTMLResponse:
+        p = signed_in(request)
+        return render("desk_classify.html", request, p, q=questionnaire(), result=None, error=None, given={})
+
+    @app.post("/desk/classify", include_in_schema=False)
+    async def classify_submit(request: Request) -> HTMLResponse:
+        """The questionnaire as a web form: the same classifier as the API and the CLI."""
+        p = signed_in(request)
+        form = parse_qs((await request.body())[: 64 * 1024].decode(errors="replace"))
+        q = questionnaire()
+        answers: dict[str, Any] = {}
+        for question in q["questions"]:
+            qid, kind = question["id"], question["type"]
+            values = form.get(qid, [])
+            if kind == "multi":
+                if values or question.get("required"):  # (an unticked conditional question is not answered)
+                    answers[qid] = values
+            elif values and values[0] != "":
+                answers[qid] = values[0] == "yes" if kind == "bool" else values[0]
+        calendar = (form.get("calendar") or ["original"])[0]
+        result, error = None, None
+        try:
+            result = classify({"answers": answers, "system": (form.get("system") or [""])[0][:200]},
+                              calendar if calendar in ("original", "omnibus") else None)  # fmt: skip
+        except RequestError as exc:
+            error = str(exc)
+        return render("desk_classify.html", request, p, q=q, result=result, error=error, given=answers)
 
 
 class _LoginError(Exception):
