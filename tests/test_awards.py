@@ -206,3 +206,24 @@ def test_the_twin_replays_a_programme() -> None:
     assert g["awards_used_up"] == 0 and g["jobs_stopped_for_award"] < s["jobs_stopped_for_award"] / 5
     assert g["jobs_left_waiting_for_award"] < s["jobs_left_waiting_for_award"]
     assert math.isfinite(g["gpu_hours_used"])
+
+
+def test_the_ai_act_hold_waits_for_the_notification() -> None:
+    from gigafactory.core.compute import ModelCompute
+    from gigafactory.core.events import ModelChanged
+
+    eng = Engine(build_site("hgx-h100:nodes=3"), "fifo+easy+best-fit+ai-act", tenants=TREE, validate=True)
+    fps = 989e12 * 0.45
+    # 9.9e24 FLOP counted; a day on 8 GPUs adds 8 × 86,400 × 4.45e14 = 3.1e20: under 10^25, it starts.
+    near = ModelCompute(7, "a", 1e25 - 1e21, False, fps)
+    eng.handle([ModelChanged(0, near), JobSubmitted(0, Job(JobId(1), JobRequest(gpus=8), 0, "a", 86_400.0, model=7))])
+    assert eng.state_of(1) is JobState.RUNNING
+    # A second such job would take the projection (counted + both runs) over 10^25: it waits, and says why.
+    eng.handle([JobSubmitted(1, Job(JobId(2), JobRequest(gpus=8), 1, "a", 30 * 86_400.0, model=7)),
+                JobSubmitted(1, Job(JobId(3), JobRequest(gpus=1), 1, "a", 3600.0))])  # fmt: skip
+    assert eng.state_of(2) is JobState.PENDING and eng.state_of(3) is JobState.RUNNING  # another job is not held
+    assert eng.job(2).wait_reason.startswith("model 7: with this job its training compute could reach 1.0×10^25")
+    assert "Art. 52 notification" in eng.job(2).wait_reason
+    # The provider notifies: the job starts.
+    eng.handle([ModelChanged(2, ModelCompute(7, "a", near.counted_flop, True, fps))])
+    assert eng.state_of(2) is JobState.RUNNING

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gigafactory.core.awards import Award
+from gigafactory.core.compute import ModelCompute
 from gigafactory.core.jobs import Job, JobId
 from gigafactory.core.placement import Placement
 
@@ -23,6 +24,7 @@ __all__ = [
     "JobInterrupted",
     "JobRestored",
     "JobSubmitted",
+    "ModelChanged",
     "NodeDrained",
     "NodeFailed",
     "NodeRepaired",
@@ -136,6 +138,13 @@ class AwardChanged(Event):
 
     award: Award
     used_gpu_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChanged(Event):
+    """What the AI Act desk's ledger says of a model's training compute (for the ``ai-act`` admission hold)."""
+
+    compute: ModelCompute
 
 
 @dataclass(frozen=True, slots=True)

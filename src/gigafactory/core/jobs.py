@@ -114,3 +114,4 @@ class Job:
     countries: tuple[str, ...] | None = None
     reroute: bool = False  # after a site failure, may it be routed to another allowed site (else: requeued there)
     award: int | None = None  # the award it charges (None: its tenant's active award, if it has any)
+    model: int | None = None  # the AI model it trains (the AI Act desk's ledger), if its tenant says so

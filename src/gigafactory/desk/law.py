@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gigafactory.core.compute import SYSTEMIC_RISK_FLOP
+
 __all__ = [
     "ANNEX_III",
     "ART_5",
@@ -23,7 +25,7 @@ __all__ = [
 ]
 
 GPAI_FLOP = 1e23  # guidelines: indicative criterion, training compute > 10^23 FLOP and generative
-SYSTEMIC_FLOP = 1e25  # Art. 51(2): presumed systemic risk when cumulative compute is *greater than* 10^25 FLOP
+SYSTEMIC_FLOP = SYSTEMIC_RISK_FLOP  # Art. 51(2): presumed systemic risk when cumulative compute is *greater than* 10^25
 MODIFICATION_FRACTION = 1 / 3  # guidelines §3.2: a modification using more than a third is a new model
 NOTIFY_DAYS = 14  # Art. 52(1): without delay and within two weeks
 

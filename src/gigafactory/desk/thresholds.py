@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from gigafactory.core.compute import sig2
 from gigafactory.core.errors import RequestError
 from gigafactory.desk.law import GPAI_FLOP, MODIFICATION_FRACTION, NOTIFY_DAYS, SYSTEMIC_FLOP
 
@@ -85,14 +86,3 @@ def modification(
 def notify_by(met_or_foreseen_s: float) -> float:
     """The Art. 52(1) deadline: two weeks after the threshold was met or became foreseeable (Unix seconds)."""
     return met_or_foreseen_s + NOTIFY_DAYS * 86_400.0
-
-
-def sig2(flop: float) -> str:
-    """``2.3×10^25``: two significant figures, as a notification gives it."""
-    if flop == 0:
-        return "0"
-    exp = math.floor(math.log10(abs(flop)))
-    mant = round(flop / 10**exp, 1)
-    if mant >= 10:
-        mant, exp = mant / 10, exp + 1
-    return f"{mant:.1f}×10^{exp}"

@@ -50,6 +50,7 @@ from sortedcontainers import SortedList
 from gigafactory.core.actions import Action, RejectJob, SignalJob, StartJob, StopJob, StopReason, Wake
 from gigafactory.core.awards import AwardBook
 from gigafactory.core.capacity import Capacity
+from gigafactory.core.compute import ModelCompute
 from gigafactory.core.errors import InvariantError
 from gigafactory.core.events import (
     AttemptStopping,
@@ -62,6 +63,7 @@ from gigafactory.core.events import (
     JobInterrupted,
     JobRestored,
     JobSubmitted,
+    ModelChanged,
     NodeDrained,
     NodeFailed,
     NodeRepaired,
@@ -215,6 +217,9 @@ class Engine:
         self._signalled: dict[int, tuple[int, float]] = {}
         self._award_woken: dict[int, float] = {}
         self.waits_changed: set[int] = set()  # jobs whose wait_reason changed (the control plane shows them)
+        # The AI Act desk: each model's training compute as the driver last said, and its running jobs.
+        self.models: dict[int, ModelCompute] = {}
+        self._model_jobs: dict[int, set[int]] = {}
         # Jobs whose award cannot pay (``Code.UNFUNDED``) wait *parked*, out of the queue, by tenant, until the
         # tenant's awards change or one of them becomes valid: a pass does not walk them (Kueue parks inadmissible
         # workloads the same way).
@@ -348,6 +353,9 @@ class Engine:
                 self._running_ranked.remove((rec.run_key, jid))
                 self._rank_running(rec)
 
+    def model_running(self, model: int) -> list[JobView]:
+        return [self._jobs[j] for j in sorted(self._model_jobs.get(model, ()))]
+
     def tenant_gpus(self, tenant: str) -> float:
         return self._usage.held(tenant)
 
@@ -447,6 +455,9 @@ class Engine:
         elif isinstance(ev, AwardChanged):
             self.awards.put(ev.award, self.now, ev.used_gpu_s)
             self._unpark(ev.award.tenant)
+        elif isinstance(ev, ModelChanged):
+            self.models[ev.compute.model] = ev.compute
+            self._unpark(ev.compute.tenant)
         elif isinstance(ev, (Tick, CheckpointWritten)):
             pass
         else:
@@ -516,6 +527,8 @@ class Engine:
         self._allocs.add(job.id, pl.nodes, rec.est_end, [len(g) * pl.gpu_milli / 1000.0 for g in pl.node_gpus])
         self._usage.change(job.tenant, pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
         self._charge(rec, since=started, award=ev.award)
+        if job.model is not None:
+            self._model_jobs.setdefault(job.model, set()).add(job.id)
         self._transition(rec, JobState.RUNNING, "restored")
         self._jobs[job.id] = rec
         if self._running_ranked is not None:
@@ -558,6 +571,8 @@ class Engine:
         self._usage.change(job.tenant, pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
         if self.awards:
             self._charge(rec)
+        if job.model is not None:
+            self._model_jobs.setdefault(job.model, set()).add(job.id)
         if rec.wait_reason:
             rec.wait_reason = ""
             self.waits_changed.add(job.id)
@@ -588,6 +603,8 @@ class Engine:
         if rec.award is not None:
             self.awards.stop(rec.award, rec.job.id, self.now)
             self._signalled.pop(rec.job.id, None)
+        if rec.job.model is not None:
+            self._model_jobs[rec.job.model].discard(rec.job.id)
 
     def _hold(self, job_id: int, attempt: int, pl: Placement) -> None:
         """Keep ``pl`` allocated for a stopped attempt. For planning it is free from now on: it is being stopped."""
@@ -1136,3 +1153,6 @@ class Engine:
         booked = {(a, jid) for a in self.awards.charging() for jid in self.awards.jobs_on(a)}
         if charged != booked:
             raise InvariantError("the award book's charges disagree with the running jobs' awards")
+        by_model = {(r.job.model, r.job.id) for r in running if r.job.model is not None}
+        if by_model != {(m, j) for m, jobs in self._model_jobs.items() for j in jobs}:
+            raise InvariantError("the models' running jobs disagree with the running jobs")

@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from gigafactory.core.awards import AwardBook
 from gigafactory.core.capacity import Capacity
+from gigafactory.core.compute import ModelCompute
 from gigafactory.core.jobs import Job
 from gigafactory.core.placement import Placement
 from gigafactory.core.registry import Registry
@@ -98,6 +99,15 @@ class SchedulerView(Protocol):
     @property
     def awards(self) -> AwardBook:
         """The awards the engine knows and what each has used (empty when there is no access programme)."""
+        ...
+
+    @property
+    def models(self) -> dict[int, ModelCompute]:
+        """What the AI Act desk's ledger says of each model's training compute (empty without a desk)."""
+        ...
+
+    def model_running(self, model: int) -> list[JobView]:
+        """The running jobs that train ``model``."""
         ...
 
     def running_views(self) -> list[JobView]: ...

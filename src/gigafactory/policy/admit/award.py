@@ -12,7 +12,7 @@ The access programme (calls, applications, awards) grants tenants GPU-hours vali
   sends the job a checkpoint signal, and stops it ``grace_s`` later, gracefully, back to the queue, where it waits
   for more hours (``award_grace_s``). An award is therefore never overrun by more than its jobs' GPUs × ``grace_s``.
 
-With ``quota``, the ``quota`` policy's GPU limits are kept as well.
+With ``quota``, the ``quota`` policy's GPU limits are kept as well; with ``ai_act``, the ``ai-act`` policy's hold.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from gigafactory.core.jobs import Job
 from gigafactory.core.spec import Param
 from gigafactory.core.status import OK, Status
+from gigafactory.policy.admit.ai_act import hold_for_notification
 from gigafactory.policy.admit.quota import Quota
 from gigafactory.policy.base import ADMIT, PolicyFactory, SchedulerView
 
@@ -35,6 +36,7 @@ class AwardAdmit:
     pool: str = "public"
     safe: bool = False
     quota: bool = False
+    ai_act: bool = False
 
     @property
     def award_grace_s(self) -> float | None:
@@ -43,6 +45,10 @@ class AwardAdmit:
     def admit(self, job: Job, view: SchedulerView) -> Status:
         if self.quota:
             st = _QUOTA.admit(job, view)
+            if not st.ok:
+                return st
+        if self.ai_act:
+            st = hold_for_notification(job, view)
             if not st.ok:
                 return st
         book = view.awards
@@ -76,6 +82,12 @@ ADMIT.add(
             "pool": Param(str, "public", help="tenants under this account need an award to run at all"),
             "safe": Param(bool, False, help="a job with a time limit starts only if the award covers all of it"),
             "quota": Param(bool, False, help="keep the quota policy's GPU limits too"),
+            "ai_act": Param(
+                bool,
+                False,
+                help="also hold jobs that would take their model over 10^25 FLOP "
+                "before the provider's notification (the ai-act policy)",
+            ),
         },
     ),
 )
