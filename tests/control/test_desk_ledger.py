@@ -128,3 +128,41 @@ def test_the_desk_pages(tmp_path: Path) -> None:
         )
         assert 'id="error"' in r.text and "answers.annex_i_product: missing" in r.text
     plane.store.dispose()
+
+
+def test_jobs_that_name_their_model_reach_the_ledger_and_the_engines_hold(tmp_path: Path) -> None:
+    plane = make_plane(tmp_path / "gf", site="hgx-h100:nodes=2")
+    own, other = bearer(plane.tokens["lab-a"]), bearer(plane.tokens["startup-b"])
+    daemon = plane.daemon(profile="fifo+easy+best-fit+award:ai_act=1", forecast_every_s=1e9)
+    with TestClient(create_app(plane.cfg, plane.store)) as client:
+        model = client.post(f"{API}/desk/models", json={"name": "M", "provider": "A", "generative": True},
+                            headers=own).json()["id"]  # fmt: skip
+        r = client.post(f"{API}/jobs", json={"command": ["sleep", "1"], "gpus": 2, "model": model}, headers=own)
+        assert r.status_code == 201, r.text
+        train = r.json()["ids"][0]
+        evals = client.post(f"{API}/jobs", json={"command": ["true"], "gpus": 1, "model": model,
+                                                 "purpose": "evaluation"}, headers=own).json()["ids"][0]  # fmt: skip
+        r = client.post(f"{API}/jobs", json={"command": ["true"], "gpus": 1, "model": model}, headers=other)
+        assert r.status_code == 422 and f"startup-b keeps no model {model}" in r.text
+        assert client.get(f"{API}/jobs/{train}", headers=own).json()["model"] == model
+
+        def done() -> bool:
+            return all(
+                client.get(f"{API}/jobs/{j}", headers=own).json()["state"] == "completed" for j in (train, evals)
+            )
+
+        run_until(daemon, done)
+        run_until(daemon, lambda: daemon.engine.models.get(model) is not None
+                  and daemon.engine.models[model].counted_flop > 0)  # fmt: skip
+        with plane.store.connect() as conn:
+            billed = conn.execute(select(func.sum(usage.c.gpu_seconds)).where(usage.c.job_id == train)).scalar()
+        # The engine projects high: the upper end of the utilisation range (45%) at the H100's peak.
+        assert daemon.engine.models[model].counted_flop == pytest.approx(billed * 989e12 * 0.45)
+        assert daemon.engine.models[model].flop_per_gpu_s == pytest.approx(989e12 * 0.45)
+        led = client.get(f"{API}/desk/models/{model}", headers=own).json()
+        runs = {x["purpose"]: x for x in led["runs"]}
+        assert runs["pre-training"]["label"] == "jobs submitted for it (1)" and runs["evaluation"]["counts"] is False
+        assert led["counted_flop"] == pytest.approx(billed * 989e12 * 0.40)
+        client.post(f"{API}/desk/models/{model}/notified", json={}, headers=own)
+        run_until(daemon, lambda: daemon.engine.models[model].notified)
+    plane.store.dispose()

@@ -258,7 +258,7 @@ def ledger_cmd(
                 and not led["systemic_risk"] else "")]  # fmt: skip
     for r in led["runs"]:
         tag = (" (planned)" if r["planned"] else "") + ("" if r["counts"] else " (not counted)")
-        lines.append(f"  run {r['run']} {r['purpose']}{tag}: {r['flop_2sf']} FLOP ({r['method'] or '-'}: "
+        lines.append(f"  {r['label']} {r['purpose']}{tag}: {r['flop_2sf']} FLOP ({r['method'] or '-'}: "
                      f"{r['assumptions']})")  # fmt: skip
     if led.get("modification"):
         lines.append(f"  modification: {'a new model' if led['modification']['new_model'] else 'not a new model'} "

@@ -57,12 +57,14 @@ from gigafactory.control.executors.base import Executor, Launch, LaunchError, Re
 from gigafactory.control.identity import Identity
 from gigafactory.control.lease import Lease
 from gigafactory.control.store import accounts, inbox, outbox, programme
+from gigafactory.control.store import desk as deskstore
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import get_meta, set_meta
 from gigafactory.control.store.schema import jobs as jobs_table
 from gigafactory.control.store.site import StoredSite, load_sites, node_rows, set_node_state
 from gigafactory.core.actions import SignalJob, StartJob, StopJob
 from gigafactory.core.awards import Award
+from gigafactory.core.compute import ModelCompute
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.events import (
     AttemptStopping,
@@ -74,6 +76,7 @@ from gigafactory.core.events import (
     JobInterrupted,
     JobRestored,
     JobSubmitted,
+    ModelChanged,
     NodeDrained,
     NodeFailed,
     NodeRepaired,
@@ -85,6 +88,7 @@ from gigafactory.core.placement import Placement
 from gigafactory.core.progress import NO_CHECKPOINTS, Checkpointing
 from gigafactory.core.status import Status
 from gigafactory.core.topology import Topology
+from gigafactory.desk.compute import Purpose
 from gigafactory.engine.engine import Engine
 from gigafactory.engine.forecast import forecast_starts
 from gigafactory.engine.log import TransitionLog
@@ -139,6 +143,8 @@ def job_from_row(row: Any) -> Job:
         countries=tuple(row.countries) if getattr(row, "countries", None) else None,
         reroute=bool(getattr(row, "reroute", False)),
         award=getattr(row, "award", None),
+        # (Only what counts towards the thresholds can take a model over them: an evaluation job is never held.)
+        model=row.ai_model if getattr(row, "ai_model", None) and Purpose(row.ai_purpose).counts else None,
     )
 
 
@@ -247,6 +253,9 @@ class Daemon:
             events: dict[int, list[Event]] = {x.index: [] for x in self.sites}
             self._awards: dict[int, tuple[Award, str]] = {}
             self._award_events(conn, now, events, restore=True)
+            self._models: dict[int, ModelCompute] = {}
+            self._models_dirty = False
+            self._model_events(conn, now, events)
             for row in jobstore.stopping_attempts(conn):
                 site = self._site_named(row.site)
                 pl = placement_from_json(row.placement)
@@ -338,6 +347,16 @@ class Daemon:
             if award.end_s > now:
                 self._award_sites.setdefault(award.tenant, set()).add(site_name)
 
+    def _model_events(self, conn: Any, now: float, events: dict[int, list[Event]]) -> None:
+        """The AI Act desk's models whose counted compute or notification changed, to every engine (a model's jobs
+        may run on any site): the ``ai-act`` admission hold reads them."""
+        self._models_dirty = False
+        for mc in deskstore.engine_view(conn):
+            if self._models.get(mc.model) != mc:
+                self._models[mc.model] = mc
+                for site in self.sites:
+                    events[site.index].append(ModelChanged(now, mc))
+
     def _site_named(self, name: str | None) -> _Site:
         """A job's site by name; a job of a store from before networks (no site) is on its one site."""
         return self._by_name.get(name or "", self.sites[0])
@@ -393,6 +412,8 @@ class Daemon:
                 tenants_changed = True
             elif ev.kind == "awards":
                 awards_changed = True
+            elif ev.kind == "desk":
+                self._models_dirty = True
         stats.events = len(requests)
         if tenants_changed:
             with self.store.connect() as conn:
@@ -403,6 +424,9 @@ class Daemon:
         if awards_changed:
             with self.store.connect() as conn:
                 self._award_events(conn, now, events)
+        if self._models_dirty:
+            with self.store.connect() as conn:
+                self._model_events(conn, now, events)
         reports = list(self._late)
         self._late = []
         # One poll per executor: sites that share one (every local site) are watched together.
@@ -416,6 +440,7 @@ class Daemon:
             reports += executor.poll(watch)
         stats.reports = len(reports)
         billed = self._bill(reports, now)
+        self._models_dirty = self._models_dirty or bool(billed and self._models)  # (counted in the next turn)
         for r in reports:
             where = self._site_of.get(r.job_id)
             if where is not None:

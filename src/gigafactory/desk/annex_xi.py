@@ -60,7 +60,7 @@ def annex_xi(led: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for r in led["runs"]:
-        lines.append(f"| {r['run']} | {r['purpose']}{' (planned)' if r['planned'] else ''} | "
+        lines.append(f"| {r['label']} | {r['purpose']}{' (planned)' if r['planned'] else ''} | "
                      f"{'yes' if r['counts'] else 'no (excluded)'} | {r['flop_2sf']} | "
                      f"{r['method'] or '-'}: {r['assumptions']} |")  # fmt: skip
     if not counted:

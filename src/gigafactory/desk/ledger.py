@@ -38,6 +38,7 @@ class RunFacts:
     tokens: float | None = None
     mfu: tuple[float, float] = (0.35, 0.45)
     recorded_at: float = 0.0
+    label: str = ""  # what it is, when it is not a recorded run (jobs submitted naming the model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,8 @@ def ledger(model: ModelFacts, runs: list[RunFacts], now: float) -> dict[str, Any
         more = 0.0
         if r.running_gpus and r.remaining_s > 0:
             more = hardware_estimate({m: g * r.remaining_s for m, g in r.running_gpus.items()}, r.mfu).flop
-        row = {"run": r.id, "purpose": r.purpose.value, "counts": r.purpose.counts, "planned": planned,
+        row = {"run": r.id, "label": r.label or f"run {r.id}", "purpose": r.purpose.value,
+               "counts": r.purpose.counts, "planned": planned,
                "method": est.method if est else None, "flop": flop, "flop_2sf": sig2(flop),
                "low": est.low if est else 0.0, "high": est.high if est else 0.0,
                "assumptions": est.assumptions if est else "no GPU time and no declared size yet",
@@ -137,12 +139,12 @@ def _draft(model: ModelFacts, led: dict[str, Any]) -> str:
         f"{sig2(led['range_flop'][0])}–{sig2(led['range_flop'][1])} FLOP for the compute so far.",
         "Assumptions, run by run:",
     ]  # fmt: skip
-    lines += [f"- run {r['run']} ({r['purpose']}{', planned' if r['planned'] else ''}): {r['flop_2sf']} FLOP; "
+    lines += [f"- {r['label']} ({r['purpose']}{', planned' if r['planned'] else ''}): {r['flop_2sf']} FLOP; "
               f"{r['assumptions']}" for r in led["runs"] if r["counts"]]  # fmt: skip
     excluded = [r for r in led["runs"] if not r["counts"]]
     if excluded:
         lines.append(
-            "Not counted (excluded purposes): " + ", ".join(f"run {r['run']} ({r['purpose']})" for r in excluded)
+            "Not counted (excluded purposes): " + ", ".join(f"{r['label']} ({r['purpose']})" for r in excluded)
         )
     if not math.isfinite(led["counted_flop"]):
         lines.append("The figure is not finite: check the runs.")

@@ -42,6 +42,7 @@ from gigafactory.control.queries import SiteInfo, node_use, queue, site_summarie
 from gigafactory.control.store import accounts, inbox
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import get_meta
+from gigafactory.control.store.schema import ai_models as ai_models_t
 from gigafactory.control.store.schema import awards as awards_t
 from gigafactory.control.store.schema import tenants, tokens
 from gigafactory.control.store.site import load_sites
@@ -280,6 +281,12 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
                 raise ApiError(422, f"{where}.award: award {spec.award} is for site {held.site}, not {spec.site}",
                                f"{where}.award")  # fmt: skip
             pinned_site = held.site if len(site_list) > 1 else None
+        if spec.model is not None:
+            with store.connect() as conn:
+                owner = conn.execute(select(ai_models_t.c.tenant).where(ai_models_t.c.id == spec.model)).scalar()
+            if owner != tenant:
+                raise ApiError(422, f"{where}.model: {tenant} keeps no model {spec.model} (desk model-add)",
+                               f"{where}.model")  # fmt: skip
         if spec.site is not None and spec.site not in by_name:
             raise ApiError(422, f"{where}.site: unknown site {spec.site!r}; the sites are {', '.join(by_name)}",
                            f"{where}.site")  # fmt: skip
@@ -320,6 +327,8 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             "countries": spec.countries,
             "reroute": spec.reroute,
             "award": spec.award,
+            "ai_model": spec.model,
+            "ai_purpose": spec.purpose if spec.model is not None else None,
         }
         problems = [(x, site_refuses(x, spec, row, where)) for x in allowed]
         fits = [x for x, why in problems if why is None]

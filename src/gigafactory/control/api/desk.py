@@ -13,7 +13,7 @@ from sqlalchemy import Engine as Store
 
 from gigafactory.control.api.errors import ApiError
 from gigafactory.control.api.models import Name, Text, _Strict
-from gigafactory.control.store import accounts
+from gigafactory.control.store import accounts, inbox
 from gigafactory.control.store import desk as deskstore
 from gigafactory.control.store.programme import ProgrammeError
 from gigafactory.core.errors import RequestError
@@ -98,6 +98,7 @@ def desk_router(store: Store, who: Any, tenant_exists: Callable[[str], bool]) ->
                                           generative=body.generative, modifies=body.modifies,
                                           original_flop=body.original_flop,
                                           original_systemic=body.original_systemic)  # fmt: skip
+                inbox.append(conn, "desk")
         except ProgrammeError as exc:
             raise fail(exc) from exc
         return {"id": mid}
@@ -118,6 +119,7 @@ def desk_router(store: Store, who: Any, tenant_exists: Callable[[str], bool]) ->
                 rid = deskstore.add_run(conn, model_id, scope(p), purpose=body.purpose, job_ids=body.jobs,
                                         planned_gpu_hours=body.planned_gpu_hours, parameters=body.parameters,
                                         tokens=body.tokens, mfu=body.mfu, note=body.note)  # fmt: skip
+                inbox.append(conn, "desk")
         except ProgrammeError as exc:
             raise fail(exc, "path" if exc.field == "model_id" else "body") from exc
         return {"id": rid}
@@ -130,6 +132,7 @@ def desk_router(store: Store, who: Any, tenant_exists: Callable[[str], bool]) ->
         try:
             with store.begin() as conn:
                 deskstore.notified(conn, model_id, scope(p), body.at, body.note)
+                inbox.append(conn, "desk")
         except ProgrammeError as exc:
             raise fail(exc, "path") from exc
         return get_ledger(model_id, p)

@@ -118,6 +118,16 @@ class JobSpec(_Strict):
         description="ISO codes of the EU member states the job may run in; its data goes nowhere else.",
     )
     reroute: bool = Field(False, description="After a site failure, may it move to another allowed site.")
+    model: int | None = Field(
+        None,
+        ge=1,
+        le=2**62,
+        description="The AI Act desk's model it trains (yours): its GPU time goes into that model's ledger.",
+    )
+    purpose: Literal["pre-training", "further-training", "synthetic-data", "merge-or-init", "evaluation",
+                     "red-teaming", "failed-experiment", "reward-model", "teacher"] = Field(
+        "pre-training", description="What the job does for its model (only with model): only some purposes count."
+    )  # fmt: skip
     award: int | None = Field(
         None, ge=1, le=2**62,
         description="The award it charges (default: the tenant's active award, the one that ends first, if it has "
@@ -212,6 +222,8 @@ class JobOut(BaseModel):
     countries: list[str] | None = Field(None, description="The countries it may run in (none: any).")
     reroute: bool = Field(False, description="Whether it may move to another allowed site if its own fails.")
     award: int | None = Field(None, description="The award it names, if any.")
+    model: int | None = Field(None, description="The AI Act desk's model it trains, if any.")
+    purpose: str | None = Field(None, description="What it does for that model.")
     charged_award: int | None = Field(None, description="The award its current or last attempt charges.")
 
     @classmethod
@@ -249,6 +261,8 @@ class JobOut(BaseModel):
             countries=row.countries,
             reroute=bool(row.reroute),
             award=getattr(row, "award", None),
+            model=getattr(row, "ai_model", None),
+            purpose=getattr(row, "ai_purpose", None),
             charged_award=getattr(row, "charged_award", None),
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -19,13 +20,14 @@ from gigafactory.control.reports import DEFAULT_PUE
 from gigafactory.control.store.programme import ProgrammeError
 from gigafactory.control.store.schema import ai_models, jobs, training_runs, usage
 from gigafactory.control.store.site import load_sites
+from gigafactory.core.compute import ModelCompute
 from gigafactory.core.errors import RequestError
-from gigafactory.core.hardware import system_watts
+from gigafactory.core.hardware import GPU_MODELS, system_watts
 from gigafactory.desk.compute import Purpose, architecture_estimate, hardware_estimate
 from gigafactory.desk.ledger import ModelFacts, RunFacts, ledger
 from gigafactory.desk.thresholds import check_flop
 
-__all__ = ["add_model", "add_run", "model_ledger", "notified", "visible_models"]
+__all__ = ["add_model", "add_run", "engine_view", "model_ledger", "notified", "visible_models"]
 
 MAX_JOBS_PER_RUN = 10_000
 
@@ -116,7 +118,10 @@ def model_ledger(conn: Connection, model_id: int, tenant: str | None, now: float
     """The model's ledger, from the store's accounting; keeps the first time a crossing was seen."""
     now = time.time() if now is None else now
     m = get_model(conn, model_id, tenant)
-    runs = conn.execute(select(training_runs).where(training_runs.c.model_id == model_id)).all()
+    runs = [_Run(int(r.id), r.purpose, list(r.jobs or []), r.planned_gpu_hours or {}, r.parameters, r.tokens,
+                 r.mfu_low, r.mfu_high, float(r.recorded_at), "")
+            for r in conn.execute(select(training_runs).where(training_runs.c.model_id == model_id)).all()]  # fmt: skip
+    runs += _submitted_runs(conn, model_id, {j for r in runs for j in r.jobs})
     models_of = _gpu_models(conn)
     all_jobs = sorted({j for r in runs for j in (r.jobs or [])})
     job_rows = {r.id: r for r in conn.execute(select(jobs).where(jobs.c.id.in_(all_jobs))).all()} if all_jobs else {}
@@ -149,9 +154,9 @@ def model_ledger(conn: Connection, model_id: int, tenant: str | None, now: float
                 energy_mwh += used / 3600 * system_watts(gpu) * pue.get(j.site or "", DEFAULT_PUE) / 1e6
                 first = min(first, j.first_started_at or j.started_at or now)
                 last = max(last, now if j.state == "running" else (j.ended_at or now))
-        facts.append(RunFacts(int(r.id), Purpose(r.purpose), secs, rate, remaining,
+        facts.append(RunFacts(r.id, Purpose(r.purpose), secs, rate, remaining,
                               {str(k): float(v) for k, v in (r.planned_gpu_hours or {}).items()}, r.parameters,
-                              r.tokens, (r.mfu_low, r.mfu_high), float(r.recorded_at)))  # fmt: skip
+                              r.tokens, (r.mfu_low, r.mfu_high), r.recorded_at, r.label))  # fmt: skip
     model = ModelFacts(int(m.id), m.name, bool(m.generative), m.original_flop, bool(m.original_systemic), m.modifies,
                        m.notified_at, m.clock_opened_at)  # fmt: skip
     try:
@@ -164,6 +169,58 @@ def model_ledger(conn: Connection, model_id: int, tenant: str | None, now: float
     out.update(tenant=m.tenant, provider=m.provider, modifies=m.modifies, notification_note=m.notification_note,
                gpu_hours=gpu_hours, energy_mwh=energy_mwh,
                training_wall_s=max(last - first, 0.0) if math.isfinite(first) else 0.0)  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    id: int
+    purpose: str
+    jobs: list[int]
+    planned_gpu_hours: dict[str, float]
+    parameters: float | None
+    tokens: float | None
+    mfu_low: float
+    mfu_high: float
+    recorded_at: float
+    label: str
+
+
+def _submitted_runs(conn: Connection, model_id: int, recorded: set[int]) -> list[_Run]:
+    """Jobs submitted naming the model (and not in a recorded run): one run per purpose, numbered 0."""
+    by_purpose: dict[str, list[tuple[int, float]]] = {}
+    q = select(jobs.c.id, jobs.c.ai_purpose, jobs.c.submitted_at).where(jobs.c.ai_model == model_id)
+    for jid, purpose, at in conn.execute(q).all():
+        if jid not in recorded:
+            by_purpose.setdefault(purpose or "pre-training", []).append((int(jid), float(at)))
+    return [_Run(0, p, [j for j, _ in js], {}, None, None, 0.35, 0.45, min(t for _, t in js),
+                 f"jobs submitted for it ({len(js)})") for p, js in sorted(by_purpose.items())]  # fmt: skip
+
+
+def engine_view(conn: Connection) -> list[ModelCompute]:
+    """Each model's compute as the engine's ``ai-act`` hold needs it: what its counted runs' ended attempts used
+    (billed usage at each site's peak × the upper end of the run's utilisation range), whether it was notified,
+    and the FLOP per GPU-second to project with (the highest peak of the sites × the highest utilisation)."""
+    models_of = _gpu_models(conn)
+    peaks = [GPU_MODELS[m].bf16_tflops * 1e12 for ms in models_of.values() for m in set(ms) if m in GPU_MODELS]
+    out = []
+    for m in conn.execute(select(ai_models)).all():
+        runs = [r for r in conn.execute(select(training_runs).where(training_runs.c.model_id == m.id)).all()
+                if Purpose(r.purpose).counts]  # fmt: skip
+        mfu = max([r.mfu_high for r in runs] or [0.45])
+        ids = {j: r.mfu_high for r in runs for j in (r.jobs or [])}
+        for s in _submitted_runs(conn, int(m.id), set(ids)):
+            if Purpose(s.purpose).counts:
+                ids.update(dict.fromkeys(s.jobs, s.mfu_high))
+        counted = 0.0
+        if ids:
+            q = select(usage.c.job_id, usage.c.gpu_seconds, jobs.c.site, jobs.c.placement)
+            q = q.join(jobs, jobs.c.id == usage.c.job_id).where(usage.c.job_id.in_(list(ids)))
+            for r in conn.execute(q).all():
+                gpu = _model_of(r, models_of)
+                if gpu in GPU_MODELS:
+                    counted += float(r.gpu_seconds) * GPU_MODELS[gpu].bf16_tflops * 1e12 * ids[int(r.job_id)]
+        out.append(ModelCompute(int(m.id), m.tenant, counted, m.notified_at is not None, max(peaks or [0.0]) * mfu))
     return out
 
 

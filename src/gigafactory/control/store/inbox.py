@@ -18,7 +18,7 @@ from gigafactory.control.store.schema import events
 
 __all__ = ["append", "mark_processed", "unprocessed"]
 
-KINDS = ("cancel", "drain", "resume", "tenants", "awards")
+KINDS = ("cancel", "drain", "resume", "tenants", "awards", "desk")
 
 
 def append(conn: Connection, kind: str, *, job_id: int | None = None, node: int | None = None, **payload: Any) -> None:

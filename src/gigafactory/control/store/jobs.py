@@ -130,6 +130,8 @@ _DEFAULTS: dict[str, Any] = {
     "countries": None,
     "reroute": False,
     "award": None,
+    "ai_model": None,
+    "ai_purpose": None,
 }
 
 

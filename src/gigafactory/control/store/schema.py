@@ -183,6 +183,8 @@ jobs = Table(
     Column("reroute", Boolean, nullable=False, default=False),  # may a site failure send it to another site
     Column("award", Integer, nullable=True),  # the award it names (None: its tenant's active award, if any)
     Column("charged_award", Integer, nullable=True),  # the award its current or last attempt charges
+    Column("ai_model", Integer, nullable=True),  # the AI Act desk's model it trains, if its tenant says so
+    Column("ai_purpose", String(32), nullable=True),  # and for what (pre-training, evaluation, ...)
     Index("ix_jobs_tenant_state", "tenant", "state"),
     Index("ix_jobs_site_state", "site", "state"),
     Index("ux_jobs_tenant_client_key", "tenant", "client_key", unique=True),

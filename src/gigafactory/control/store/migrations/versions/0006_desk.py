@@ -1,4 +1,4 @@
-"""The AI Act desk's ledger: models and their training runs.
+"""The AI Act desk's ledger: models and their training runs; jobs may say which model they train, and for what.
 
 Revision ID: 0006
 Revises: 0005
@@ -45,8 +45,14 @@ def upgrade() -> None:
         sa.Column("recorded_at", sa.Float, nullable=False),
     )
     op.create_index("ix_training_runs_model_id", "training_runs", ["model_id"])
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("ai_model", sa.Integer, nullable=True))
+        batch.add_column(sa.Column("ai_purpose", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("ai_purpose")
+        batch.drop_column("ai_model")
     op.drop_table("training_runs")
     op.drop_table("ai_models")
