@@ -3,6 +3,7 @@ their own, over HTTP, against a running server."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -182,6 +183,11 @@ def test_the_programme_and_the_desk_from_the_command_line(live: LiveServer) -> N
     assert r.returncode == 0, r.stderr
     r = gf(live, "desk", "ledger", model, token=tok)
     assert r.returncode == 0 and "NOTIFY (Art. 52(1)) by" in r.stdout and "foreseeable" in r.stdout, r.stdout
+    r = gf(live, "desk", "dry-run", model, "--site", "hgx-h100:nodes=16", "--gpus", "64", "--hours", "48", token=tok)
+    assert r.returncode == 0 and "dry run through the twin: 64 GPUs × 48 h" in r.stdout, r.stderr
+    r = gf(live, "desk", "ledger", model, "--json", token=tok)
+    planned = [x for x in json.loads(r.stdout)["runs"] if "dry run" in x["note"]]
+    assert len(planned) == 1 and planned[0]["planned"] and planned[0]["flop"] > 64 * 48 * 3600 * 989e12 * 0.35
     r = gf(live, "desk", "document", model, token=tok)
     assert r.returncode == 0 and r.stdout.startswith("# Technical documentation: EuroLM")
     assert gf(live, "desk", "ledger", model, token=live.plane.tokens["lab-a"]).returncode == 2  # not theirs

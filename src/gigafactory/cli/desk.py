@@ -304,3 +304,53 @@ def document_cmd(
     else:
         out.write_text(text, encoding="utf-8")
         console.print(f"wrote {out}")
+
+
+@_cmd("dry-run")
+def dry_run_cmd(
+    model: Annotated[int, typer.Argument(help="the model's id")],
+    site: Annotated[str, typer.Option(help="the site preset to run it on, e.g. gb200-nvl72:racks=120")],
+    gpus: Annotated[int, typer.Option(help="GPUs the run holds")],
+    hours: Annotated[float, typer.Option(help="hours of work (without failures)")],
+    failures: Annotated[str, typer.Option(help="failure model: none, llama3, rsc1")] = "llama3",
+    ckpt: Annotated[str, typer.Option(help="checkpoints: young-daly, none, or minutes of work")] = "young-daly",
+    write_s: Annotated[float, typer.Option(help="seconds a checkpoint write takes (an assumption)", min=0)] = 60.0,
+    restart_s: Annotated[float, typer.Option(help="seconds a restart takes (an assumption)", min=0)] = 300.0,
+    purpose: Annotated[str, typer.Option(help="what the run is for")] = "pre-training",
+    mfu: Annotated[str, typer.Option(help="utilisation range, e.g. 0.35-0.45")] = "0.35-0.45",
+    seed: Annotated[int, typer.Option(help="the twin's seed", min=0)] = 1,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """A planned run, estimated by a dry run through the twin: the run on the site, with failures, restarts and
+    checkpoints; its GPU-hours (lost work included) go into the ledger as a planned run. Prints the run's id."""
+    from gigafactory.core.presets import build_site
+    from gigafactory.twin.experiment import Experiment, run_one
+
+    topo = build_site(site)
+    models = sorted({topo.models[int(i)] for i in topo.node_model})
+    if len(models) != 1:
+        raise ConfigError(f"site {site} mixes GPU models ({', '.join(models)}); a dry run takes one")
+    days = max(hours / 24 * 3, 1.0)  # room for failures and restarts
+    work = f"single:gpus={gpus},hours={hours:g},ckpt={ckpt},write_s={write_s:g},restart_s={restart_s:g}"
+    exp = Experiment(site=site, workload=work, days=days,
+                     failures=failures, policy="fifo+none+topology")  # fmt: skip
+    exp.check()
+    s = run_one(exp, seed, keep_log=False).summary
+    if not s.get("completed"):
+        raise ConfigError(f"the dry run did not finish within {days:g} days (gpu_hours {s.get('gpu_hours')}); "
+                          "give fewer hours, more GPUs, or a site that can hold it")  # fmt: skip
+    gpu_h = float(s["gpu_hours"])
+    lo, _, hi = mfu.partition("-")
+    try:
+        rng = [float(lo), float(hi or lo)]
+    except ValueError:
+        raise ConfigError(f"--mfu {mfu!r}: a range like 0.35-0.45") from None
+    note = (f"dry run through the twin: {gpus} GPUs × {hours:g} h of work on {site}, failures {failures}, "
+            f"checkpoints {ckpt}, seed {seed}: {gpu_h:,.0f} GPU-hours over {s['makespan_s'] / 3600:,.1f} h of wall "
+            f"time (ETTR {s.get('ettr')})")  # fmt: skip
+    body = {"purpose": purpose, "planned_gpu_hours": {models[0]: gpu_h}, "mfu": rng, "note": note}
+    with _client(url, token) as c:
+        rid = c.request("POST", f"/desk/models/{model}/runs", json=body)["id"]
+    console.print(note, markup=False, highlight=False)
+    console.print(rid)

@@ -39,6 +39,7 @@ class RunFacts:
     mfu: tuple[float, float] = (0.35, 0.45)
     recorded_at: float = 0.0
     label: str = ""  # what it is, when it is not a recorded run (jobs submitted naming the model)
+    note: str = ""  # how it was planned (a dry run through the twin, say)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,8 @@ def ledger(model: ModelFacts, runs: list[RunFacts], now: float) -> dict[str, Any
                "method": est.method if est else None, "flop": flop, "flop_2sf": sig2(flop),
                "low": est.low if est else 0.0, "high": est.high if est else 0.0,
                "assumptions": est.assumptions if est else "no GPU time and no declared size yet",
-               "architecture_flop": arch.flop if arch else None, "projected_more_flop": more}  # fmt: skip
+               "architecture_flop": arch.flop if arch else None, "projected_more_flop": more,
+               "note": r.note}  # fmt: skip
         rows.append(row)
         if not r.purpose.counts:
             continue
@@ -140,7 +142,8 @@ def _draft(model: ModelFacts, led: dict[str, Any]) -> str:
         "Assumptions, run by run:",
     ]  # fmt: skip
     lines += [f"- {r['label']} ({r['purpose']}{', planned' if r['planned'] else ''}): {r['flop_2sf']} FLOP; "
-              f"{r['assumptions']}" for r in led["runs"] if r["counts"]]  # fmt: skip
+              f"{r['assumptions']}{'; ' + r['note'] if r.get('note') else ''}"
+              for r in led["runs"] if r["counts"]]  # fmt: skip
     excluded = [r for r in led["runs"] if not r["counts"]]
     if excluded:
         lines.append(

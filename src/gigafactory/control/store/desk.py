@@ -119,7 +119,7 @@ def model_ledger(conn: Connection, model_id: int, tenant: str | None, now: float
     now = time.time() if now is None else now
     m = get_model(conn, model_id, tenant)
     runs = [_Run(int(r.id), r.purpose, list(r.jobs or []), r.planned_gpu_hours or {}, r.parameters, r.tokens,
-                 r.mfu_low, r.mfu_high, float(r.recorded_at), "")
+                 r.mfu_low, r.mfu_high, float(r.recorded_at), "", r.note or "")
             for r in conn.execute(select(training_runs).where(training_runs.c.model_id == model_id)).all()]  # fmt: skip
     runs += _submitted_runs(conn, model_id, {j for r in runs for j in r.jobs})
     models_of = _gpu_models(conn)
@@ -156,7 +156,7 @@ def model_ledger(conn: Connection, model_id: int, tenant: str | None, now: float
                 last = max(last, now if j.state == "running" else (j.ended_at or now))
         facts.append(RunFacts(r.id, Purpose(r.purpose), secs, rate, remaining,
                               {str(k): float(v) for k, v in (r.planned_gpu_hours or {}).items()}, r.parameters,
-                              r.tokens, (r.mfu_low, r.mfu_high), r.recorded_at, r.label))  # fmt: skip
+                              r.tokens, (r.mfu_low, r.mfu_high), r.recorded_at, r.label, r.note))  # fmt: skip
     model = ModelFacts(int(m.id), m.name, bool(m.generative), m.original_flop, bool(m.original_systemic), m.modifies,
                        m.notified_at, m.clock_opened_at)  # fmt: skip
     try:
@@ -184,6 +184,7 @@ class _Run:
     mfu_high: float
     recorded_at: float
     label: str
+    note: str = ""
 
 
 def _submitted_runs(conn: Connection, model_id: int, recorded: set[int]) -> list[_Run]:
