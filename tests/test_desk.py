@@ -115,7 +115,12 @@ def test_every_art_5_practice_is_prohibited(practice: str) -> None:
 
 
 def test_art_5_exceptions() -> None:
-    assert classify(doc(practices=["f"], emotion_medical_or_safety=True))["risk_class"] == "minimal"
+    # For medical or safety reasons it is not prohibited, but it is still emotion recognition: Annex III 1c.
+    safety = classify(doc(practices=["f"], emotion_medical_or_safety=True, annex_iii=["1c"], derogation=[],
+                          profiling=False))  # fmt: skip
+    assert safety["risk_class"] == "high-risk" and not safety["prohibited"]
+    with pytest.raises(RequestError, match=r"answers\.annex_iii: contradicts answers\.emotion_medical_or_safety"):
+        classify(doc(practices=["f"], emotion_medical_or_safety=True))
     r = classify(doc(practices=["h"], realtime_rbi_authorised=True, annex_iii=["1a"], derogation=[], profiling=False))
     assert r["risk_class"] == "high-risk"  # authorised: not prohibited, but remote biometric identification
     with pytest.raises(RequestError, match=r"answers\.annex_iii"):
@@ -170,7 +175,8 @@ def test_duties_by_role_under_both_calendars() -> None:
     provider = classify(doc(annex_iii=["5b"], derogation=[], profiling=True))
     deployer = classify(doc(role="deployer", public_body=False, annex_iii=["5b"], derogation=[], profiling=True))
     assert "Art. 43" in {o["article"] for o in provider["obligations"]}
-    assert {o["article"] for o in deployer["obligations"]} == {"Art. 4", "Art. 26", "Art. 27"}  # credit: a FRIA
+    assert {o["article"] for o in deployer["obligations"]} == {"Art. 4", "Art. 26", "Art. 26(11)", "Art. 86",
+                                                               "Art. 27"}  # credit scoring: a FRIA  # fmt: skip
     art26 = next(o for o in deployer["obligations"] if o["article"] == "Art. 26")
     assert art26["applies_from"] == "2026-08-02" and art26["dates"] == {
         "original": "2026-08-02",
@@ -240,3 +246,22 @@ def test_the_machine_interface() -> None:
                       (["desk", "classify", "nope.json"], "cannot read it")):  # fmt: skip
         r = run(app, bad)
         assert r.exit_code == 2 and says in r.output, (bad, r.output)
+
+
+def test_registration_and_impact_assessment_follow_the_articles() -> None:
+    def articles(**kw: Any) -> set[str]:
+        return {o["article"] for o in classify(doc(**kw))["obligations"]}
+
+    # Art. 49(1) registers Annex III systems; Annex I systems are not registered there; point 2 nationally (49(5)).
+    assert "Art. 49(1)" in articles(annex_iii=["4a"], derogation=[], profiling=False)
+    assert not {"Art. 49(1)", "Art. 49(5)"} & articles(annex_i_product=True, third_party_assessment=True)
+    assert "Art. 49(5)" in articles(annex_iii=["2a"], derogation=[], profiling=False)
+    # Art. 27(1): a public body's impact assessment, but not for critical infrastructure (Annex III point 2).
+    public = {"role": "deployer", "public_body": True, "derogation": [], "profiling": False}
+    assert "Art. 27" not in articles(annex_iii=["2a"], **public)
+    assert {"Art. 27", "Art. 26(8), 49(3)"} <= articles(annex_iii=["5a"], **public)
+    assert "Art. 26(7)" in articles(annex_iii=["4b"], **public) and "Art. 26(7)" not in articles(
+        annex_iii=["5a"], **public
+    )
+    # A deepfake is synthetic output: its provider marks it (50(2)); its deployer discloses it (50(4)).
+    assert articles(transparency=["deepfake"]) == {"Art. 4", "Art. 50(2)"}

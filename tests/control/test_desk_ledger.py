@@ -78,8 +78,15 @@ def test_jobs_land_in_the_ledger_with_their_gpu_seconds(tmp_path: Path) -> None:
         page = client.get(f"{API}/desk/models/{model}/summary", params={"format": "html"}, headers=own)
         assert page.status_code == 200 and "<h1>" in page.text and "two weeks" in page.text
         assert client.get(f"{API}/desk/models/{model}/summary", headers=other).status_code == 404
+        # A job's GPU time counts once; a run recorded by mistake can be taken out.
+        r = client.post(f"{API}/desk/models/{model}/runs", json={"purpose": "further-training", "jobs": [train]},
+                        headers=own)  # fmt: skip
+        assert r.status_code == 409 and f"job {train} is already in run 1" in r.text
+        assert client.delete(f"{API}/desk/models/{model}/runs/2", headers=other).status_code == 404
         r = client.post(f"{API}/desk/models/{model}/notified", json={"note": "sent to the AI Office"}, headers=own)
         assert r.status_code == 200 and r.json()["clock"] is None and r.json()["notified_at"] is not None
+        r = client.post(f"{API}/desk/models/{model}/notified", json={"note": "update"}, headers=own)
+        assert r.json()["notification_note"].splitlines()[0].endswith("sent to the AI Office")  # kept, not overwritten
         # Bad input names what was wrong.
         for body, says in (({"purpose": "pre-training", "planned_gpu_hours": {"T4": 10}}, "peak FLOP/s is not known"),
                            ({"purpose": "lunch", "jobs": [train]}, "purpose"),
@@ -123,9 +130,12 @@ def test_the_desk_pages(tmp_path: Path) -> None:
             "/desk/classify", content=answers, headers={"content-type": "application/x-www-form-urlencoded"}
         )
         assert r.status_code == 200 and "<h2>high-risk</h2>" in r.text and "2027-12-02" in r.text
-        r = client.post(
-            "/desk/classify", content="role=provider", headers={"content-type": "application/x-www-form-urlencoded"}
-        )
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        none = ("role=provider&annex_i_product=no&annex_iii=5b&profiling=no&derogation=none&transparency=none"
+                "&calendar=omnibus")  # fmt: skip
+        r = client.post("/desk/classify", content=none, headers=form)
+        assert "<h2>high-risk</h2>" in r.text and 'value="omnibus" selected' in r.text  # no 6(3) condition met
+        r = client.post("/desk/classify", content="role=provider", headers=form)
         assert 'id="error"' in r.text and "answers.annex_i_product: missing" in r.text
     plane.store.dispose()
 

@@ -263,11 +263,14 @@ def ledger_cmd(
     if led.get("modification"):
         lines.append(f"  modification: {'a new model' if led['modification']['new_model'] else 'not a new model'} "
                      f"({led['modification']['rule']})")  # fmt: skip
+    if led.get("notified_at"):
+        lines.append(f"  notified (Art. 52(1)) {_when(led['notified_at'])}: "
+                     + "; ".join((led.get("notification_note") or "").splitlines()))  # fmt: skip
     if led["clock"]:
         c_ = led["clock"]
         lines.append(f"  NOTIFY (Art. 52(1)) by {_when(c_['due_at'])}{' - OVERDUE' if c_['overdue'] else ''}: "
                      f"10^25 FLOP {c_['why']} since {_when(c_['opened_at'])}")  # fmt: skip
-    if led["draft"]:
+    if led["draft"] and not led.get("notified_at"):
         lines += ["", led["draft"]]
     _emit(led, False, lines)
 

@@ -95,6 +95,9 @@ def _check(answers: Any, q: dict[str, Any]) -> dict[str, Any]:
             ((dep, want),) = spec["required_if"].items()
             raise RequestError(f"answers.{qid}: contradicts answers.{dep}: it applies only when {dep} "
                                f"{'is given' if want == '*' else 'includes ' + repr(want)}")  # fmt: skip
+    if "f" in answers["practices"] and answers.get("emotion_medical_or_safety") and "1c" not in answers["annex_iii"]:
+        raise RequestError("answers.annex_iii: contradicts answers.emotion_medical_or_safety: emotion recognition "
+                           "for medical or safety reasons is still the Annex III use 1c; list it")  # fmt: skip
     if "h" in answers["practices"] and answers.get("realtime_rbi_authorised") and "1a" not in answers["annex_iii"]:
         raise RequestError("answers.annex_iii: contradicts answers.realtime_rbi_authorised: authorised real-time "
                            "remote biometric identification is the Annex III use 1a; list it")  # fmt: skip
@@ -151,7 +154,18 @@ def _classify(a: dict[str, Any], cal: str, system: str) -> dict[str, Any]:
         if option == "public_interest_text" and a.get("human_editorial_control"):
             continue  # Art. 50(4): text under human review or editorial control is exempt
         who, what = ART_50[duty]
+        if duty == "50(4)":
+            what = (
+                "disclose that deepfake content was artificially generated or manipulated"
+                if option == "deepfake"
+                else "disclose that text published on matters of public interest was artificially generated"
+            )
         entry = {"duty": f"Art. {duty}", "who": who, "what": what}
+        if (
+            option == "deepfake"
+            and {"duty": "Art. 50(2)", "who": "provider", "what": ART_50["50(2)"][1]} not in transparency
+        ):  # a deepfake is synthetic output: its provider marks it (50(2))
+            transparency.append({"duty": "Art. 50(2)", "who": "provider", "what": ART_50["50(2)"][1]})
         if entry not in transparency:
             transparency.append(entry)
     risk_class = ("prohibited" if prohibited else "high-risk" if routes else "transparency" if transparency
@@ -189,9 +203,17 @@ def _obligations(role: str, risk_class: str, routes: list[dict[str, Any]], derog
     if risk_class == "prohibited":
         add("Art. 5", "it may not be placed on the market, put into service or used", "prohibitions", "prohibited")
         return out
+    points = set(a["annex_iii"])
     for r in routes:
         when = r["route"]
         if role == "provider":
+            add(
+                "Art. 16",
+                "the provider's obligations: meet Section 2's requirements, name and address on the system, "
+                "keep documentation and logs, take corrective action",
+                when,
+                "operator",
+            )
             add(
                 "Arts. 9-15",
                 "risk management, data governance, Annex IV technical documentation, logging, "
@@ -201,7 +223,13 @@ def _obligations(role: str, risk_class: str, routes: list[dict[str, Any]], derog
             )
             add("Art. 17", "a quality management system", when, "operator")
             add("Art. 43", "conformity assessment before placing on the market", when, "operator")
-            add("Art. 49", "registration in the EU database", when, "operator")
+            add("Art. 47", "an EU declaration of conformity", when, "operator")
+            add("Art. 48", "the CE marking", when, "operator")
+            if when == "annex-iii":
+                if points and all(p.startswith("2") for p in points):
+                    add("Art. 49(5)", "registration at national level (critical infrastructure)", when, "operator")
+                else:
+                    add("Art. 49(1)", "registration in the EU database before placing on the market", when, "operator")
             add("Art. 72", "post-market monitoring", when, "operator")
             add(
                 "Art. 73",
@@ -211,14 +239,23 @@ def _obligations(role: str, risk_class: str, routes: list[dict[str, Any]], derog
                 "operator",
             )
         else:
-            add(
-                "Art. 26",
-                "use it as instructed, with human oversight; keep its logs at least 6 months; inform workers",
-                when,
-                "operator",
-            )
-            if a.get("public_body") or {"5b", "5c"} & set(a["annex_iii"]):
-                add("Art. 27", "a fundamental-rights impact assessment before first use", when, "operator")
+            add("Art. 26", "use it as instructed, with competent human oversight; monitor it; keep its logs at least "
+                "6 months", when, "operator")  # fmt: skip
+            if when == "annex-iii":
+                if any(p.startswith("4") for p in points):
+                    add("Art. 26(7)", "inform workers' representatives and the workers affected before use at work",
+                        when, "operator")  # fmt: skip
+                add("Art. 26(11)", "inform the people it makes or helps make decisions about that it is used", when,
+                    "operator")  # fmt: skip
+                add("Art. 86", "explain, on request, its role in a decision with legal or similarly significant "
+                    "effects on a person", when, "operator")  # fmt: skip
+                if a.get("public_body"):
+                    add("Art. 26(8), 49(3)", "a public body registers its use in the EU database before use", when,
+                        "operator")  # fmt: skip
+                # Art. 27(1): public bodies and private providers of public services (not for Annex III point 2),
+                # and deployers of credit scoring and life and health insurance pricing.
+                if (a.get("public_body") and any(not p.startswith("2") for p in points)) or {"5b", "5c"} & points:
+                    add("Art. 27", "a fundamental-rights impact assessment before first use", when, "operator")
     if derogation is not None and derogation["applies"] and role == "provider":
         add(
             "Art. 6(4)",

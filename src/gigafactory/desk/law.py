@@ -51,9 +51,17 @@ CALENDARS: dict[str, dict[str, Date]] = {
         "prohibitions": Date("2025-02-02", "Art. 113(a), unchanged"),
         "literacy": Date("2025-02-02", "Art. 113(a), unchanged"),
         "gpai": Date("2025-08-02", "Art. 113(b), unchanged"),
-        "annex-iii": Date("2027-12-02", "digital omnibus (COM(2025) 836): fixed date for Annex III"),
+        "annex-iii": Date(
+            "2027-12-02",
+            "digital omnibus (COM(2025) 836), as reported adopted: Annex III by 2 Dec 2027 "
+            "at the latest; check the adopted text",
+        ),
         "transparency": Date("2026-08-02", "Art. 113, unchanged"),
-        "annex-i": Date("2028-08-02", "digital omnibus (COM(2025) 836): fixed date for Annex I"),
+        "annex-i": Date(
+            "2028-08-02",
+            "digital omnibus (COM(2025) 836), as reported adopted: Annex I by 2 Aug 2028 at "
+            "the latest; check the adopted text",
+        ),
     },
 }
 DEFAULT_CALENDAR = "original"
@@ -95,11 +103,22 @@ ANNEX_III: dict[str, tuple[str, dict[str, str]]] = {
         "5c": "risk assessment and pricing in life and health insurance",
         "5d": "evaluating and classifying emergency calls, dispatch and triage",
     }),
-    "6": ("law enforcement", {"6a": "law enforcement uses listed in Annex III point 6"}),
-    "7": ("migration, asylum and border control", {"7a": "migration, asylum and border-control uses listed in "
-                                                         "Annex III point 7"}),
+    "6": ("law enforcement", {
+        "6a": "assessing the risk of a natural person becoming the victim of criminal offences",
+        "6b": "polygraphs and similar tools",
+        "6c": "evaluating the reliability of evidence",
+        "6d": "assessing the risk of offending or re-offending, or personality traits or past criminal behaviour",
+        "6e": "profiling of natural persons in detecting, investigating or prosecuting criminal offences",
+    }),
+    "7": ("migration, asylum and border control", {
+        "7a": "polygraphs and similar tools",
+        "7b": "assessing a security, irregular-migration or health risk posed by a person",
+        "7c": "examining applications for asylum, visas or residence permits, and related complaints",
+        "7d": "detecting, recognising or identifying persons (not verifying travel documents)",
+    }),
     "8": ("administration of justice and democratic processes", {
-        "8a": "assisting judicial authorities in researching and interpreting facts and law",
+        "8a": "assisting judicial authorities (or alternative dispute resolution) in researching and interpreting "
+        "facts and law and applying the law",
         "8b": "influencing the outcome of an election or referendum or voting behaviour",
     }),
 }  # fmt: skip

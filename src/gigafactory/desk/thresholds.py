@@ -47,15 +47,19 @@ def thresholds(flop: float, generative: bool) -> dict[str, Verdict]:
     above_gpai = c > GPAI_FLOP
     gpai = Verdict(
         above_gpai and generative,
-        f"{sig2(c)} FLOP is {'above' if above_gpai else 'not above'} 10^23 (guidelines C(2025) 5045, indicative "
-        f"criterion) and the model is {'generative' if generative else 'not generative'}: "
+        f"{_near(c, GPAI_FLOP)} FLOP is {'above' if above_gpai else 'not above'} 10^23 (guidelines C(2025) 5045, "
+        f"indicative criterion) and the model is {'generative' if generative else 'not generative'}: "
         + ("both hold" if above_gpai and generative else "both must hold"),
     )
     systemic = Verdict(
         c > SYSTEMIC_FLOP,
-        f"{sig2(c)} FLOP is {'greater than' if c > SYSTEMIC_FLOP else 'not greater than'} 10^25 (Art. 51(2): "
-        "presumed when cumulative training compute is greater than 10^25 FLOP)",
-    )
+        f"{_near(c, SYSTEMIC_FLOP)} FLOP is {'greater than' if c > SYSTEMIC_FLOP else 'not greater than'} 10^25 "
+        "(Art. 51(2): a GPAI model is presumed to have systemic risk when its cumulative training compute is greater "
+        "than 10^25 FLOP)"
+        + ("; the presumption is for GPAI models, and this one is not one by the indicative criterion: it applies "
+           "if the model is a GPAI model on other grounds (Art. 3(63))" if c > SYSTEMIC_FLOP and not gpai.value
+           else ""),
+    )  # fmt: skip
     return {"gpai": gpai, "systemic_risk": systemic}
 
 
@@ -69,6 +73,8 @@ def modification(
         if orig <= 0:
             raise RequestError("original_flop must be greater than 0 (or leave it out when it is unknown)")
         threshold, basis = orig * MODIFICATION_FRACTION, f"one third of the original's {sig2(orig)} FLOP"
+        if orig <= GPAI_FLOP:
+            basis += "; note that an original of 10^23 FLOP or less is not a GPAI model by the indicative criterion"
     elif original_systemic:
         threshold, basis = SYSTEMIC_FLOP * MODIFICATION_FRACTION, "original unknown, with systemic risk: ⅓ × 10^25"
     else:
@@ -78,9 +84,22 @@ def modification(
         "new_model": new,
         "threshold_flop": threshold,
         "fraction_of_original": None if original_flop is None else added / original_flop,
-        "rule": f"{sig2(added)} FLOP is {'more than' if new else 'not more than'} {sig2(threshold)} ({basis}; "
+        "rule": f"{_near(added, threshold)} FLOP is {'more than' if new else 'not more than'} "
+        f"{_near(threshold, added)} ({basis}; "
         "guidelines §3.2)",
     }
+
+
+def _near(flop: float, threshold: float) -> str:
+    """Two significant figures, or as many as it takes to tell ``flop`` from ``threshold`` (1.0000001×10^25)."""
+    if flop == threshold or flop == 0 or threshold == 0:
+        return sig2(flop)
+    for digits in range(2, 17):
+        a, b = f"{flop:.{digits - 1}e}", f"{threshold:.{digits - 1}e}"
+        if a != b:
+            mant, exp = a.split("e")
+            return sig2(flop) if digits == 2 else f"{mant}×10^{int(exp)}"
+    return f"{flop!r}"
 
 
 def notify_by(met_or_foreseen_s: float) -> float:

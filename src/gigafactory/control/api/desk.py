@@ -124,6 +124,16 @@ def desk_router(store: Store, who: Any, tenant_exists: Callable[[str], bool]) ->
             raise fail(exc, "path" if exc.field == "model_id" else "body") from exc
         return {"id": rid}
 
+    @r.delete("/desk/models/{model_id}/runs/{run_id}", status_code=204, tags=["desk"])
+    def remove_run(model_id: ModelId, run_id: ModelId, p: Who) -> Response:
+        try:
+            with store.begin() as conn:
+                deskstore.remove_run(conn, model_id, run_id, scope(p))
+                inbox.append(conn, "desk")
+        except ProgrammeError as exc:
+            raise fail(exc, "path") from exc
+        return Response(status_code=204)
+
     @r.post("/desk/models/{model_id}/notified", tags=["desk"])
     def notified(model_id: ModelId, body: NotifiedIn, p: Who) -> dict[str, Any]:
         """Record that the provider notified the Commission (Art. 52(1)): the clock closes."""

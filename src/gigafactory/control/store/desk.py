@@ -27,7 +27,7 @@ from gigafactory.desk.compute import Purpose, architecture_estimate, hardware_es
 from gigafactory.desk.ledger import ModelFacts, RunFacts, ledger
 from gigafactory.desk.thresholds import check_flop
 
-__all__ = ["add_model", "add_run", "engine_view", "model_ledger", "notified", "visible_models"]
+__all__ = ["add_model", "add_run", "engine_view", "model_ledger", "notified", "remove_run", "visible_models"]
 
 MAX_JOBS_PER_RUN = 10_000
 
@@ -85,6 +85,12 @@ def add_run(conn: Connection, model_id: int, tenant: str | None, *, purpose: str
         for jid in job_ids:
             if owners.get(jid) != model.tenant:
                 raise ProgrammeError(f"job {jid} is not one of {model.tenant}'s jobs", field="jobs")
+        # A job's GPU time is counted once: in one run of one model.
+        for r in conn.execute(select(training_runs.c.id, training_runs.c.model_id, training_runs.c.jobs)).all():
+            taken = set(r.jobs or []) & set(job_ids)
+            if taken:
+                raise ProgrammeError(f"job {min(taken)} is already in run {r.id} of model {r.model_id}: a job's GPU "
+                                     "time counts once (remove that run first)", 409, "jobs")  # fmt: skip
     if (parameters is None) != (tokens is None):
         raise ProgrammeError("the architecture estimate needs both parameters and tokens", field="parameters")
     if not (job_ids or planned_gpu_hours or (parameters is not None and tokens is not None)):
@@ -109,9 +115,22 @@ def add_run(conn: Connection, model_id: int, tenant: str | None, *, purpose: str
 
 
 def notified(conn: Connection, model_id: int, tenant: str | None, at: float | None, note: str) -> None:
-    get_model(conn, model_id, tenant)
+    """Record a notification. A later one is added to the record (with its time), never written over it."""
+    m = get_model(conn, model_id, tenant)
+    when = at if at is not None else time.time()
+    entry = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(when))}: {note or 'notified'}"
+    record = f"{m.notification_note}\n{entry}" if m.notification_note else entry
     conn.execute(ai_models.update().where(ai_models.c.id == model_id)
-                 .values(notified_at=at if at is not None else time.time(), notification_note=note))  # fmt: skip
+                 .values(notified_at=m.notified_at or when, notification_note=record))  # fmt: skip
+
+
+def remove_run(conn: Connection, model_id: int, run_id: int, tenant: str | None) -> None:
+    """Take a run out of the ledger (recorded by mistake, say)."""
+    get_model(conn, model_id, tenant)
+    gone = conn.execute(training_runs.delete().where(training_runs.c.id == run_id,
+                                                     training_runs.c.model_id == model_id)).rowcount  # fmt: skip
+    if not gone:
+        raise ProgrammeError(f"model {model_id} has no run {run_id}", 404, "run_id")
 
 
 def model_ledger(conn: Connection, model_id: int, tenant: str | None, now: float | None = None) -> dict[str, Any]:

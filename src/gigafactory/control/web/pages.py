@@ -40,6 +40,7 @@ from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import get_meta
 from gigafactory.control.store.programme import ProgrammeError
 from gigafactory.control.store.site import load_sites
+from gigafactory.core.compute import sig2
 from gigafactory.core.errors import RequestError
 from gigafactory.desk.classify import classify, questionnaire
 from gigafactory.report.html import STYLE, figure_div
@@ -74,6 +75,7 @@ def _span(s: float) -> str:
 
 _env.globals["when"] = _when
 _env.globals["span"] = _span
+_env.globals["sig2"] = sig2
 
 
 # Above this many nodes the site map shows one cell per rack (NVLink domain): 25,000 node cells are a 3 MB page.
@@ -296,7 +298,8 @@ def install_pages(app: FastAPI) -> None:
     @app.get("/desk/classify", include_in_schema=False)
     def classify_form(request: Request) -> HTMLResponse:
         p = signed_in(request)
-        return render("desk_classify.html", request, p, q=questionnaire(), result=None, error=None, given={})
+        return render("desk_classify.html", request, p, q=questionnaire(), result=None, error=None, given={},
+                      calendar="original")  # fmt: skip
 
     @app.post("/desk/classify", include_in_schema=False)
     async def classify_submit(request: Request) -> HTMLResponse:
@@ -309,8 +312,9 @@ def install_pages(app: FastAPI) -> None:
             qid, kind = question["id"], question["type"]
             values = form.get(qid, [])
             if kind == "multi":
-                if values or question.get("required"):  # (an unticked conditional question is not answered)
-                    answers[qid] = values
+                # An unticked conditional question is not answered; its "none" box answers it with nothing.
+                if values or question.get("required"):
+                    answers[qid] = [v for v in values if v != "none"]
             elif values and values[0] != "":
                 answers[qid] = values[0] == "yes" if kind == "bool" else values[0]
         calendar = (form.get("calendar") or ["original"])[0]
@@ -320,7 +324,8 @@ def install_pages(app: FastAPI) -> None:
                               calendar if calendar in ("original", "omnibus") else None)  # fmt: skip
         except RequestError as exc:
             error = str(exc)
-        return render("desk_classify.html", request, p, q=q, result=result, error=error, given=answers)
+        return render("desk_classify.html", request, p, q=q, result=result, error=error, given=answers,
+                      calendar=calendar)  # fmt: skip
 
 
 class _LoginError(Exception):
