@@ -265,3 +265,22 @@ def test_registration_and_impact_assessment_follow_the_articles() -> None:
     )
     # A deepfake is synthetic output: its provider marks it (50(2)); its deployer discloses it (50(4)).
     assert articles(transparency=["deepfake"]) == {"Art. 4", "Art. 50(2)"}
+
+
+def test_the_ledger_projects_planned_runs_and_modifications() -> None:
+    from gigafactory.desk.ledger import ModelFacts, RunFacts, ledger
+
+    plan = RunFacts(1, Purpose.PRE_TRAINING, planned_gpu_hours={"H100": 8e6}, mfu=(0.35, 0.45), recorded_at=100.0)
+    led = ledger(ModelFacts(1, "m", True), [plan], now=200.0)
+    assert led["counted_flop"] == 0 and led["systemic_risk_foreseeable"] and led["clock"]["opened_at"] == 100.0
+    assert led["clock"]["due_at"] == 100.0 + 14 * 86_400
+    low, high = led["projected_range_flop"]
+    assert low < 1e25 < led["projected_flop"] < high and "likely, not certain" in led["draft"]
+    # A planned further training of a systemic-risk model, over a third of ⅓ × 10^25: a new systemic-risk model.
+    ft = RunFacts(1, Purpose.FURTHER_TRAINING, planned_gpu_hours={"H100": 2.5e6}, recorded_at=5.0)
+    led = ledger(ModelFacts(2, "ft", True, None, True, "Big-1"), [ft], now=10.0)
+    assert led["modification"]["new_model"] is False and led["modification_foreseeable"] is True
+    assert led["systemic_risk_foreseeable"] and led["clock"] is not None and "§3.2" in led["systemic_risk_rule"]
+    # Evaluation never moves anything.
+    ev = RunFacts(1, Purpose.EVALUATION, gpu_seconds={"H100": 1e12})
+    assert ledger(ModelFacts(3, "e", True), [ev], now=1.0)["counted_flop"] == 0

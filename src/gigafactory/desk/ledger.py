@@ -58,6 +58,7 @@ def ledger(model: ModelFacts, runs: list[RunFacts], now: float) -> dict[str, Any
     rows = []
     counted = low = high = 0.0
     projected = 0.0  # counted compute by the end of the running jobs' limits and of the planned runs
+    plow = phigh = 0.0  # its range
     methods = set()
     crossing: float | None = None  # when it became foreseeable (or met)
     for r in sorted(runs, key=lambda r: r.recorded_at):
@@ -90,6 +91,9 @@ def ledger(model: ModelFacts, runs: list[RunFacts], now: float) -> dict[str, Any
             low += est.low if est else 0.0
             high += est.high if est else 0.0
         projected += flop + more
+        mid = (r.mfu[0] + r.mfu[1]) / 2
+        plow += (est.low if est else 0.0) + more * r.mfu[0] / mid
+        phigh += (est.high if est else 0.0) + more * r.mfu[1] / mid
         if est is not None:
             methods.add(est.method)
         if crossing is None and before <= SYSTEMIC_FLOP < projected:
@@ -105,6 +109,7 @@ def ledger(model: ModelFacts, runs: list[RunFacts], now: float) -> dict[str, Any
         "counted_flop_2sf": sig2(counted),
         "range_flop": [low, high],
         "projected_flop": projected,
+        "projected_range_flop": [plow, phigh],
         "relies_on": " and ".join(sorted(methods)) or "nothing yet",
         "gpai": verdict["gpai"].value,
         "gpai_rule": verdict["gpai"].rule,
@@ -116,13 +121,27 @@ def ledger(model: ModelFacts, runs: list[RunFacts], now: float) -> dict[str, Any
     }
     if model.modifies is not None:
         out["modification"] = modification(counted, model.original_flop, model.original_systemic)
+        ahead = modification(projected, model.original_flop, model.original_systemic)
+        out["modification_foreseeable"] = ahead["new_model"]
+        # Guidelines §3.2: modifying a model with systemic risk by more than a third of its compute makes the
+        # modifier the provider of a GPAI model with systemic risk: the same notification duty.
+        systemic_original = model.original_systemic or (model.original_flop or 0.0) > SYSTEMIC_FLOP
+        if systemic_original and ahead["new_model"]:
+            out["systemic_risk_foreseeable"] = True
+            out["systemic_risk"] = out["systemic_risk"] or out["modification"]["new_model"]
+            out["systemic_risk_rule"] += (
+                "; and as a modification of more than a third of a systemic-risk model's compute, it is a new GPAI "
+                "model with systemic risk (guidelines §3.2)"
+            )
+            if crossing is None:
+                crossing = now
     clock = None
     if crossing is not None and model.clock_opened_at is not None:
         crossing = min(crossing, model.clock_opened_at)
     if crossing is not None and model.notified_at is None:
         due = notify_by(crossing)
         clock = {"opened_at": crossing, "due_at": due, "overdue": now > due,
-                 "why": "met" if counted > SYSTEMIC_FLOP else "foreseeable"}  # fmt: skip
+                 "why": "met" if out["systemic_risk"] else "foreseeable"}  # fmt: skip
     out["clock"] = clock
     out["notified_at"] = model.notified_at
     out["draft"] = _draft(model, out) if out["systemic_risk_foreseeable"] else None
@@ -138,7 +157,11 @@ def _draft(model: ModelFacts, led: dict[str, Any]) -> str:
            if led["projected_flop"] > led["counted_flop"] else "") + ".",
         f"The threshold of 10^25 FLOP (Art. 51(2)) is {'met' if led['systemic_risk'] else 'expected to be met'}.",
         f"Method: {led['relies_on']} estimate (Commission guidelines C(2025) 5045, Annex A); range "
-        f"{sig2(led['range_flop'][0])}–{sig2(led['range_flop'][1])} FLOP for the compute so far.",
+        f"{sig2(led['range_flop'][0])}–{sig2(led['range_flop'][1])} FLOP for the compute so far"
+        + (f", {sig2(led['projected_range_flop'][0])}–{sig2(led['projected_range_flop'][1])} FLOP for the expected "
+           "figure" if led["projected_flop"] > led["counted_flop"] else "")
+        + (" (its low end is not above 10^25: the crossing is likely, not certain)"
+           if led["projected_range_flop"][0] <= SYSTEMIC_FLOP < led["projected_flop"] else "") + ".",
         "Assumptions, run by run:",
     ]  # fmt: skip
     lines += [f"- {r['label']} ({r['purpose']}{', planned' if r['planned'] else ''}): {r['flop_2sf']} FLOP; "
