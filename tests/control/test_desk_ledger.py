@@ -71,7 +71,7 @@ def test_jobs_land_in_the_ledger_with_their_gpu_seconds(tmp_path: Path) -> None:
         assert client.get(f"{API}/desk/models/{model}", headers=own).json()["clock"]["opened_at"] == opened  # kept
         doc = client.get(f"{API}/desk/models/{model}/annex-xi", headers=own).text
         assert f"Computational resources used to train the model: {led['counted_flop_2sf']} FLOP" in doc
-        assert "Known energy consumption" in doc and "Section 2" in doc and "[to complete]" in doc
+        assert "Energy consumption, estimated" in doc and "Section 2" in doc and "[to complete]" in doc
         assert "Training time:" in doc and led["gpu_hours"] == pytest.approx(billed[train] / 3600)
         # Energy: the H100's 1,275 W per GPU (DGX) × PUE 1.3 (no figure of the site's own).
         assert led["energy_mwh"] == pytest.approx(billed[train] / 3600 * 1275 * 1.3 / 1e6)

@@ -175,6 +175,8 @@ def submit(
         bool, typer.Option("--reroute", help="after a site failure, it may move to another site")
     ] = False,
     award: Annotated[int | None, typer.Option(help="the award it charges [default: your active award, if any]")] = None,
+    model: Annotated[int | None, typer.Option(help="the AI Act desk's model it trains (desk models)")] = None,
+    purpose: Annotated[str | None, typer.Option(help="what it does for that model [default: pre-training]")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
@@ -196,6 +198,12 @@ def submit(
         spec["reroute"] = True
     if award is not None:
         spec["award"] = award
+    if model is not None:
+        spec["model"] = model
+    if purpose is not None:
+        if model is None:
+            raise ConfigError("--purpose says what the job does for its --model: give --model too")
+        spec["purpose"] = purpose
     if not (math.isfinite(gpus) and gpus > 0):
         raise ConfigError(f"--gpus {gpus:g}: must be more than 0")
     if gpus < 1:

@@ -22,6 +22,7 @@ def _hours(s: float) -> str:
 
 
 def annex_xi(led: dict[str, Any]) -> str:
+    led = {**led, "name": _md(led["name"]), "provider": _md(led.get("provider") or "")}
     counted = [r for r in led["runs"] if r["counts"] and not r["planned"]]
     lines = [
         f"# Technical documentation: {led['name']}",
@@ -51,8 +52,8 @@ def annex_xi(led: dict[str, Any]) -> str:
         "Commission guidelines C(2025) 5045, Annex A). "
         f"**Training time: {_hours(led.get('training_wall_s') or 0.0)}** of wall time, "
         f"{led.get('gpu_hours', 0.0):,.0f} GPU-hours.",
-        f"- (e) **Known energy consumption: {led.get('energy_mwh', 0.0):,.3f} MWh** (GPU-hours × system power per GPU "
-        "× the site's PUE, from the site's accounting).",
+        f"- (e) **Energy consumption, estimated: {led.get('energy_mwh', 0.0):,.3f} MWh** (GPU-hours from the site's "
+        "accounting × system power per GPU at full load × the site's PUE).",
         "",
         "### Compute by training run",
         "",
@@ -78,8 +79,14 @@ def annex_xi(led: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _md(text: str) -> str:
+    """A tenant's free text, safe in Markdown that someone may render: no raw HTML, no table breaks."""
+    return html.escape(text).replace("|", "\\|").replace("\n", " ")
+
+
 def summary(led: dict[str, Any]) -> str:
     """The ledger in plain words, for the people who must sign."""
+    led = {**led, "name": _md(led["name"])}
     s = [f"# {led['name']}: where it stands under the AI Act", ""]
     s.append(f"Training so far has used about {led['counted_flop_2sf']} floating-point operations (FLOP) that count, "
              f"by the {led['relies_on']} estimate.")  # fmt: skip
