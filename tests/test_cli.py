@@ -65,7 +65,7 @@ def test_experiment_toml_with_several_seeds(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--policy", "fifo+bogus"], "unknown policy 'bogus'; known: admit-all, award, best-fit"),
+        (["--policy", "fifo+bogus"], "unknown policy 'bogus'; known: admit-all, ai-act, award, best-fit"),
         (["--site", "nope"], "unknown site preset 'nope'; known: gb200-nvl72, hgx-h100, uniform"),
         (["--site", "uniform:nodez=3"], "unknown parameter 'nodez'; allowed: cpu, gpus"),
         (["--site", "uniform:nodes=0"], "nodes='0' must be at least 1"),
