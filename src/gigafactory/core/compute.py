@@ -30,8 +30,5 @@ def sig2(flop: float) -> str:
     """``2.3×10^25``: two significant figures, as a notification gives it."""
     if flop == 0 or not math.isfinite(flop):
         return "0" if flop == 0 else str(flop)
-    exp = math.floor(math.log10(abs(flop)))
-    mant = round(flop / 10**exp, 1)
-    if mant >= 10:
-        mant, exp = mant / 10, exp + 1
-    return f"{mant:.1f}×10^{exp}"
+    mant, exp = f"{flop:.1e}".split("e")  # (formatting rounds, and never divides by an underflowed power of ten)
+    return f"{mant}×10^{int(exp)}"

@@ -70,8 +70,8 @@ def modification(
     added = check_flop("added_flop", added_flop)
     if original_flop is not None:
         orig = check_flop("original_flop", original_flop)
-        if orig <= 0:
-            raise RequestError("original_flop must be greater than 0 (or leave it out when it is unknown)")
+        if orig < 1:
+            raise RequestError("original_flop must be at least 1 FLOP (or leave it out when it is unknown)")
         threshold, basis = orig * MODIFICATION_FRACTION, f"one third of the original's {sig2(orig)} FLOP"
         if orig <= GPAI_FLOP:
             basis += "; note that an original of 10^23 FLOP or less is not a GPAI model by the indicative criterion"

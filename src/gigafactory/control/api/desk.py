@@ -36,7 +36,9 @@ class ModelIn(_Strict):
     generative: bool = Field(description="It generates text, code, speech, images or video (the GPAI criterion).")
     tenant: Name | None = Field(None, description="Whose model (an admin must say; a tenant's token: its own).")
     modifies: Line | None = Field(None, description="The original model's name, for a modification.")
-    original_flop: Flop | None = Field(None, description="The original's training compute, if known.")
+    original_flop: Annotated[float, Field(ge=1, le=MAX_FLOP)] | None = Field(
+        None, description="The original's training compute, if known."
+    )
     original_systemic: bool = Field(False, description="The original (compute unknown) has systemic risk.")
 
 
@@ -64,7 +66,7 @@ class ThresholdsIn(_Strict):
 
 class ModificationIn(_Strict):
     added_flop: Flop
-    original_flop: Annotated[float, Field(gt=0, le=MAX_FLOP)] | None = None
+    original_flop: Annotated[float, Field(ge=1, le=MAX_FLOP)] | None = None
     original_systemic: bool = False
 
 

@@ -41,7 +41,8 @@ def add_model(conn: Connection, tenant: str, *, name: str, provider: str, genera
               original_systemic: bool = False) -> int:  # fmt: skip
     if original_flop is not None:
         try:
-            check_flop("original_flop", original_flop)
+            if check_flop("original_flop", original_flop) < 1:
+                raise RequestError("original_flop must be at least 1 FLOP (or leave it out when it is unknown)")
         except RequestError as exc:
             raise _refuse(exc, "original_flop") from exc
     if modifies is None and (original_flop is not None or original_systemic):
