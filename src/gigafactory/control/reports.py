@@ -121,14 +121,17 @@ def programme_report(conn: Connection, by: str, who: Principal) -> list[dict[str
 
 def award_use(conn: Connection, ids: list[int], now: float | None = None) -> dict[int, float]:
     """GPU-hours used of each of the awards ``ids``: billed to it by attempts that ended, and, with ``now``, used
-    so far by the running attempts that charge it."""
+    so far by the attempts that charge it and are not billed yet (running, or stopped and still stopping)."""
     q = select(usage.c.award, func.sum(usage.c.gpu_seconds)).where(usage.c.award.in_(ids)).group_by(usage.c.award)
     out = {int(a): float(g) / 3600.0 for a, g in conn.execute(q).all()}
     if now is not None:
-        running = select(jobs.c.charged_award, jobs.c.gpus, jobs.c.gpu_milli, jobs.c.started_at).where(
-            jobs.c.state == "running", jobs.c.charged_award.in_(ids)
-        )
-        for a, gpus, milli, started in conn.execute(running).all():
+        unbilled = (
+            select(jobs.c.charged_award, jobs.c.gpus, jobs.c.gpu_milli, jobs.c.started_at)
+            .outerjoin(usage, (usage.c.job_id == jobs.c.id) & (usage.c.attempt == jobs.c.attempt))
+            .where(jobs.c.charged_award.in_(ids), jobs.c.attempt > 0, jobs.c.started_at.is_not(None),
+                   usage.c.id.is_(None))
+        )  # fmt: skip
+        for a, gpus, milli, started in conn.execute(unbilled).all():
             if started is not None:
                 out[int(a)] = out.get(int(a), 0.0) + gpus * milli / 1000 * max(now - started, 0.0) / 3600.0
     return out
