@@ -107,17 +107,13 @@ def summary(led: dict[str, Any]) -> str:
     clock = led.get("clock")
     if clock:
         s.append(f"The Commission must be notified within two weeks: the deadline is "
-                 f"{_date(clock['due_at'])}{' (overdue)' if clock['overdue'] else ''}.")  # fmt: skip
+                 f"{utc_date(clock['due_at'])}{' (overdue)' if clock['overdue'] else ''}.")  # fmt: skip
     elif led.get("notified_at"):
-        s.append(f"The Commission was notified on {_date(led['notified_at'])}.")
+        s.append(f"The Commission was notified on {utc_date(led['notified_at'])}.")
     excluded = [r for r in led["runs"] if not r["counts"]]
     if excluded:
         s.append(f"{len(excluded)} run(s) for evaluation, red-teaming or other excluded purposes are not counted.")
     return s[0] + "\n\n" + " ".join(s[2:]) + "\n"
-
-
-def _date(t: float) -> str:
-    return utc_date(t)
 
 
 def to_html(markdown: str, title: str) -> str:

@@ -20,6 +20,7 @@ from gigafactory.control.reports import DEFAULT_PUE
 from gigafactory.control.store.programme import ProgrammeError
 from gigafactory.control.store.schema import ai_models, jobs, training_runs, usage
 from gigafactory.control.store.site import load_sites
+from gigafactory.core.calendar import utc_minute
 from gigafactory.core.compute import ModelCompute
 from gigafactory.core.errors import RequestError
 from gigafactory.core.hardware import GPU_MODELS, system_watts
@@ -119,7 +120,7 @@ def notified(conn: Connection, model_id: int, tenant: str | None, at: float | No
     """Record a notification. A later one is added to the record (with its time), never written over it."""
     m = get_model(conn, model_id, tenant)
     when = at if at is not None else time.time()
-    entry = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(when))}: {note or 'notified'}"
+    entry = f"{utc_minute(when)}: {note or 'notified'}"
     record = f"{m.notification_note}\n{entry}" if m.notification_note else entry
     conn.execute(ai_models.update().where(ai_models.c.id == model_id)
                  .values(notified_at=m.notified_at or when, notification_note=record))  # fmt: skip

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection
 from gigafactory.control.store import accounts
 from gigafactory.control.store.schema import applications, awards, calls, contributions, funders, tenants, tokens
 from gigafactory.core.awards import Award
+from gigafactory.core.calendar import utc_minute
 from gigafactory.core.errors import UserError
 from gigafactory.core.tenants import ROOT, Tenant
 from gigafactory.network.model import EU_MEMBER_STATES
@@ -259,9 +260,9 @@ def apply(
     now = time.time() if now is None else now
     call = get_call(conn, call_id)
     if now < call.opens_at:
-        raise ProgrammeError(f"call {call_id} opens at {_utc(call.opens_at)}; it is not open yet", 409, "call_id")
+        raise ProgrammeError(f"call {call_id} opens at {utc_minute(call.opens_at)}; it is not open yet", 409, "call_id")
     if now >= call.closes_at:
-        raise ProgrammeError(f"call {call_id} closed at {_utc(call.closes_at)}", 409, "call_id")
+        raise ProgrammeError(f"call {call_id} closed at {utc_minute(call.closes_at)}", 409, "call_id")
     _positive("gpu_hours", gpu_hours)
     if gpu_hours > call.max_request_gpu_hours:
         raise ProgrammeError(f"gpu_hours={gpu_hours:g}: call {call_id} grants at most "
@@ -319,8 +320,8 @@ def grant(
                              "GPU-hours to one application", field="gpu_hours")  # fmt: skip
     start = now if start_at is None else start_at
     if not now - 3600 <= start <= now + 366 * DAY_S:
-        raise ProgrammeError(f"start_at={start:.0f} ({_utc(start)}): an award starts between an hour ago and a year "
-                             "from now", field="start_at")  # fmt: skip
+        raise ProgrammeError(f"start_at={start:.0f} ({utc_minute(start)}): an award starts between an hour ago and "
+                             "a year from now", field="start_at")  # fmt: skip
     end = start + call.validity_days * DAY_S
     taken = conn.execute(
         calls.update()
@@ -430,7 +431,3 @@ def _positive(name: str, value: float, *, zero: bool = False) -> None:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._").lower()[:100] or "investor"
-
-
-def _utc(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))
