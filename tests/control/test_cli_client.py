@@ -127,10 +127,10 @@ def test_serve_refuses_bad_set_ups_clearly(tmp_path) -> None:  # type: ignore[no
 def test_the_network_from_the_command_line(live_network: LiveServer) -> None:
     live = live_network
     tok = live.plane.tokens["lab-a"]
-    r = gf(live, "submit", "--countries", "fr", "--gpus", "8", "--", "sleep", "20", token=tok)
+    r = gf(live, "submit", "--countries", "fr", "--gpus", "8", "--", "sleep", "600", token=tok)
     assert r.returncode == 0, r.stderr
     jid = int(r.stdout.split()[-1])
-    pinned = int(gf(live, "submit", "--site", "de-1", "--", "sleep", "20", token=tok).stdout.split()[-1])
+    pinned = int(gf(live, "submit", "--site", "de-1", "--", "sleep", "600", token=tok).stdout.split()[-1])
     with Client(live.url, tok) as c:
         deadline = time.monotonic() + 30
         while c.job(jid)["state"] != "running" or c.job(pinned)["state"] != "running":
