@@ -385,7 +385,7 @@ class Daemon:
             site = self.sites[routed.site]
             routes[int(row.id)] = (site, routed.reason)
             self._site_of[int(row.id)] = site
-            events[site.index].append(JobSubmitted(now, job))
+            events[site.index].append(JobSubmitted(now, job, stimulus=f"submit job {int(row.id)}"))
         # Submissions are taken in id order, a batch at a time: a cancellation of one not taken yet waits for it.
         requests = [ev for ev in requests if ev.kind != "cancel" or int(ev.job_id) <= self._max_seen]
         tenants_changed = False
@@ -398,15 +398,18 @@ class Daemon:
                 site_of = self._site_of.get(int(ev.job_id))
                 if site_of is not None:
                     reason = ev.payload.get("reason", "cancelled")
-                    events[site_of.index].append(JobCancelled(now, JobId(int(ev.job_id)), reason=reason))
+                    cancel = JobCancelled(now, JobId(int(ev.job_id)), reason=reason, stimulus=f"request {ev.seq}")
+                    events[site_of.index].append(cancel)
             elif ev.kind in ("drain", "resume"):
                 site = self._site_named(ev.payload.get("site"))
                 if ev.kind == "drain":
                     reason = ev.payload.get("reason", "drained")
-                    events[site.index].append(NodeDrained(now, int(ev.node), reason=reason))
+                    events[site.index].append(
+                        NodeDrained(now, int(ev.node), reason=reason, stimulus=f"request {ev.seq}")
+                    )
                     node_states.append((site.stored.id, int(ev.node), "drained", reason))
                 else:
-                    events[site.index].append(NodeResumed(now, int(ev.node)))
+                    events[site.index].append(NodeResumed(now, int(ev.node), stimulus=f"request {ev.seq}"))
                     node_states.append((site.stored.id, int(ev.node), "up", ""))
             elif ev.kind == "tenants":
                 tenants_changed = True

@@ -6,7 +6,7 @@ wall clock. The engine never creates time itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gigafactory.core.awards import Award
 from gigafactory.core.compute import ModelCompute
@@ -35,7 +35,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    """``stimulus``: the caller's name for what caused the event (the control plane gives the id of the API request
+    it came from); the engine's transition log records it with every transition the event causes, so a job's
+    history links back to its cause. Empty: the event's type names it."""
+
     time: float
+    stimulus: str = field(default="", kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,7 @@ from gigafactory.core.tenants import TenantTree
 from gigafactory.core.topology import Topology
 from gigafactory.engine.allocs import AllocTable
 from gigafactory.engine.log import Transition, TransitionLog
+from gigafactory.engine.memo import FitMemo, PassMisses
 from gigafactory.engine.planner import EndPlanner
 from gigafactory.engine.queue import DEFAULT_RUNTIME_S, PendingQueue
 from gigafactory.engine.usage import UsageLedger
@@ -93,6 +94,23 @@ __all__ = ["Engine", "JobRecord"]
 RESERVATION_REFRESH_S = 30.0
 # Preemption is tried for at most this many blocked jobs per pass.
 PREEMPTIONS_PER_PASS = 4
+
+_P, _R = JobState.PENDING, JobState.RUNNING
+# Every transition a job may make (None: not yet known to this engine); ``_transition`` refuses any other.
+TRANSITIONS: frozenset[tuple[JobState | None, JobState]] = frozenset(
+    {
+        (None, _P),  # submitted, or restored waiting
+        (None, _R),  # restored running
+        (None, JobState.REJECTED),  # could never run here
+        (_P, _R),  # started
+        (_P, JobState.CANCELLED),
+        (_P, JobState.REJECTED),  # asked to start at once and could not
+        (_R, _P),  # requeued: preempted, interrupted, or its award ran out
+        (_R, JobState.COMPLETED),
+        (_R, JobState.FAILED),
+        (_R, JobState.CANCELLED),
+    }
+)
 
 
 @dataclass(slots=True)
@@ -185,16 +203,18 @@ class Engine:
         self._counts: dict[JobState, int] = dict.fromkeys(JobState, 0)
         self._seq = 0
         self._stimulus = ("init", 0)
-        self._planner = EndPlanner(self)
+        self._planner = EndPlanner(
+            topo, self.cap, self._allocs, self._ends, lambda jid: self._jobs[jid].placement, self.profile.place,
+            self._plan_rng,
+        )  # fmt: skip
         self._res: Reservation | None = None
         self._res_version = 0
-        self._free_without: tuple[tuple[int, tuple[int, ...]], np.ndarray] | None = None
         self._res_at = -math.inf  # when computed
         self._res_stale = False  # something happened since that could let the head start earlier
-        self._never_cache: dict[JobRequest, str | None] = {}
-        self._shapes: dict[JobRequest, int] = {}
-        self._fit_any: dict[int, tuple[int, bool]] = {}
-        self._fit_out: dict[int, tuple[tuple[int, int], bool]] = {}
+        self._memo = FitMemo(self.cap)  # answers about fitting, per request shape: speed only, never state
+        self._misses = PassMisses(self._memo, 0)
+        self._new_miss = False
+        self._preempt_budget = 0
         self._immediate: list[JobRecord] = []
         self._round_s = self.profile.cycle.round_s
         self._woken_for = -math.inf  # the time a Wake was last asked for
@@ -203,7 +223,7 @@ class Engine:
         # Running jobs by order key, kept when a preemption policy compares them with waiting jobs and the keys
         # change only at known times (not for continuous LAS, whose keys change all the time).
         order = self.profile.order
-        ranked = self.profile.preempt.name == "preempt" and not order.grouped and getattr(order, "queues", 1) != 0
+        ranked = self.profile.preempt.ranks_running and not order.grouped and not order.continuous_keys
         self._running_ranked: SortedList | None = SortedList() if ranked else None
         self._rerank: list[tuple[float, int, int]] = []
         self._empty = Capacity(topo)
@@ -367,6 +387,21 @@ class Engine:
 
     # ---- the one entry point ------------------------------------------------------------------------------
     def handle(self, events: Iterable[Event]) -> list[Action]:
+        """Apply ``events`` in order, then run one scheduling pass; return what the driver must do, in order.
+
+        Each event moves the clock to its time (never back: an event stamped earlier than one already seen acts
+        *now*), then changes the state: a submission queues a job (or rejects one that could never run here), a
+        report ends or requeues an attempt (a report about an attempt that is no longer current is ignored), a
+        node event changes the capacity, an award or model changes what admission allows. Only then does the
+        pass run (with a ``rounds`` cycle policy, only on a round's ``Tick``), followed by the award policing
+        where the admit policy declares it.
+
+        The actions: ``StartJob`` (with its placement), ``StopJob`` (cancelled, preempted, interrupted by a node
+        failure, or its award ran out), ``SignalJob`` (checkpoint now), ``RejectJob`` and ``Wake`` (call me
+        again at this time, with a ``Tick``). Every state change is written to :attr:`log` as one transition,
+        named by its cause: the event's ``stimulus`` if the caller gave one, else the event's type, or
+        ``schedule@...`` for changes made by the pass. Given the same events (and seed), the same actions.
+        """
         out: list[Action] = []
         ticked = False
         for ev in events:
@@ -374,7 +409,7 @@ class Engine:
             self.stats.events += 1
             if ev.time > self.now:
                 self.now = ev.time
-            self._stimulus = (type(ev).__name__, self._seq)
+            self._stimulus = (ev.stimulus or type(ev).__name__, self._seq)
             ticked = ticked or isinstance(ev, Tick)
             self._dispatch(ev, out)
             if self.validate:
@@ -466,6 +501,8 @@ class Engine:
     # ---- transitions --------------------------------------------------------------------------------------
     def _transition(self, rec: JobRecord, new: JobState, reason: str = "") -> None:
         old = rec.state if rec.job.id in self._jobs else None
+        if (old, new) not in TRANSITIONS:
+            raise InvariantError(f"job {rec.job.id}: no transition from {old} to {new.value}")
         if old is not None:
             self._counts[old] -= 1
         self._counts[new] += 1
@@ -484,7 +521,7 @@ class Engine:
         if job.id in self._jobs:
             raise InvariantError(f"job {job.id} was submitted twice")
         rec = JobRecord(job=job, state=JobState.PENDING, submitted_s=self.now)
-        rec.shape = self._shapes.setdefault(job.request, len(self._shapes))
+        rec.shape = self._memo.shape(job.request)
         why = self._never_fits(job)
         if why is not None:
             self._transition(rec, JobState.REJECTED, why)
@@ -505,7 +542,7 @@ class Engine:
         if job.id in self._jobs:
             raise InvariantError(f"job {job.id} was restored but is already known")
         rec = JobRecord(job=job, state=JobState.PENDING, submitted_s=min(job.submit_s, self.now))
-        rec.shape = self._shapes.setdefault(job.request, len(self._shapes))
+        rec.shape = self._memo.shape(job.request)
         rec.attempt = ev.attempt
         rec.attained_s = ev.attained_gpu_s
         if ev.placement is None:
@@ -828,15 +865,16 @@ class Engine:
         if self.tenants is not None and job.tenant not in self.tenants:
             return f"unknown tenant {job.tenant!r}"
         req = job.request
-        if req in self._never_cache:
-            return self._never_cache[req]
+        never = self._memo.never
+        if req in never:
+            return never[req]
         why = self._explain_never(req)
         if why is None:
             # Whether a request fits an empty site does not depend on the policy; first-fit has no state to disturb.
             placed = FirstFit().place(job, self._empty, PlaceContext(np.random.default_rng(0)))
             if not isinstance(placed, Placement):
                 why = f"it does not fit even on the empty site ({placed})"
-        self._never_cache[req] = why
+        never[req] = why
         return why
 
     def _explain_never(self, req: JobRequest) -> str | None:
@@ -867,27 +905,33 @@ class Engine:
     # ---- the scheduling pass ------------------------------------------------------------------------------
     def _schedule(self, out: list[Action]) -> None:
         """One pass: start jobs in order while they fit (preempting where the policy allows), then backfill behind
-        the first that does not. Started jobs leave the queue after the walk."""
+        the first that does not. Started jobs leave the queue after the walk. The walk stops early once every
+        request shape still waiting has missed in this pass (:class:`~gigafactory.engine.memo.PassMisses`):
+        nothing behind could start."""
         if not len(self._queue):
             return
         self.stats.passes += 1
         profile = self.profile
         backfill = profile.backfill
         admit = profile.admit
-        admit_all = admit.name == "admit-all"
-        preemptive = profile.preempt.name != "no-preempt"
+        admit_all = admit.admits_all
+        preemptive = profile.preempt.stops_jobs
         cap = self.cap
         ctx = PlaceContext(self._rng)
         res: Reservation | None = None
         tested = 0
-        preemptions = 0
+        self._preempt_budget = PREEMPTIONS_PER_PASS if preemptive else 0
         started: list[JobRecord] = []
         parked: list[JobRecord] = []
         grouped = self._grouped
         walk = self._queue.walk(self._rank if grouped is not None else None)
         jobs = self._jobs
         pending = JobState.PENDING
-        fit_any = self._fit_any
+        fit_any = self._memo.fit_any
+        misses = self._misses = PassMisses(self._memo, cap.grow_epoch)
+        shapes = self._queue.shapes
+        # Skipping the rest of the walk must not skip an admission verdict (it parks jobs, and says why they wait).
+        may_stop = admit_all
         for jid in walk:
             rec = jobs[jid]
             if rec.state is not pending:
@@ -908,6 +952,13 @@ class Engine:
                 # not grown (and the reservation is the same), or whose request shape already failed against
                 # this very capacity.
                 if rec.fail_epoch == cap.grow_epoch and (rec.fail_res < 0 or rec.fail_res == self._res_version):
+                    if (
+                        rec.fail_res < 0
+                        and misses.miss(rec.shape, cap.grow_epoch, aggregate=False)
+                        and may_stop
+                        and misses.all_of(shapes, cap.grow_epoch)
+                    ):
+                        break
                     tested += 1
                     if tested > backfill.depth:
                         break
@@ -915,55 +966,72 @@ class Engine:
                 hit = fit_any.get(rec.shape)
                 if hit is not None and hit[0] == cap.version and not hit[1]:
                     rec.fail_epoch, rec.fail_res = cap.grow_epoch, -1
+                    if (
+                        misses.miss(rec.shape, cap.grow_epoch, aggregate=True)
+                        and may_stop
+                        and misses.all_of(shapes, cap.grow_epoch)
+                    ):
+                        break
                     tested += 1
                     if tested > backfill.depth:
                         break
                     continue
-            if res is None:
-                placed = self._try(rec, ctx, None)
-                if placed is None and preemptive and preemptions < PREEMPTIONS_PER_PASS:
-                    preemptions += 1
-                    placed = self._preempt_for(rec, ctx, None, out)
-                if placed is not None:
-                    self._start(rec, placed, out)
-                    started.append(rec)
-                    if grouped is not None:
-                        walk.charge(rec.group, grouped.charge(rec.job))
-                    continue
-                if started and self._res is not None:
-                    self._res = None  # the jobs that just started may sit on the old head's nodes
-                res = self._reservation(rec)
-                if res is None:
+            if res is not None:
+                tested += 1
+                if tested > backfill.depth:
                     break
-                if not cap.hist[:, 1:].any() and not cap.avail_maxfree.any() and not self._queue.cpu_only:
-                    break  # not one GPU or GPU share is free: nothing behind the head can start
-                if backfill.interval > 0:
-                    due = self._last_scan + backfill.interval
-                    if self.now < due:
-                        if due > self._woken_for:
-                            self._woken_for = due
-                            out.append(Wake(due))
-                        break
-                    self._last_scan = self.now
-                continue
-            tested += 1
-            if tested > backfill.depth:
-                break
-            exclude = backfill.exclusion(rec.job, self.now, res)
-            placed = self._try(rec, ctx, exclude)
-            if placed is None and preemptive and preemptions < PREEMPTIONS_PER_PASS:
-                preemptions += 1
-                placed = self._preempt_for(rec, ctx, exclude, out)
+            exclude = None if res is None else backfill.exclusion(rec.job, self.now, res)
+            self._new_miss = False
+            placed = self._try_or_preempt(rec, ctx, exclude, out)
             if placed is not None:
                 self._start(rec, placed, out)
                 started.append(rec)
-                self.stats.backfilled += 1
+                if res is not None:
+                    self.stats.backfilled += 1
                 if grouped is not None:
                     walk.charge(rec.group, grouped.charge(rec.job))
+                continue
+            if (
+                self._new_miss
+                and may_stop
+                and not self._preempt_budget
+                and res is not None
+                and misses.all_of(shapes, cap.grow_epoch)
+            ):
+                break
+            if res is not None:
+                continue
+            # The first job that does not fit is the head: the backfill policy may give it a reservation.
+            if started and self._res is not None:
+                self._res = None  # the jobs that just started may sit on the old head's nodes
+            res = self._reservation(rec)
+            if res is None:
+                break
+            if not cap.hist[:, 1:].any() and not cap.avail_maxfree.any() and not self._queue.cpu_only:
+                break  # not one GPU or GPU share is free: nothing behind the head can start
+            if backfill.interval > 0:
+                due = self._last_scan + backfill.interval
+                if self.now < due:
+                    if due > self._woken_for:
+                        self._woken_for = due
+                        out.append(Wake(due))
+                    break
+                self._last_scan = self.now
         for rec in started:
             self._queue.remove(rec)
         for rec in parked:
             self._park(rec)
+
+    def _try_or_preempt(
+        self, rec: JobRecord, ctx: PlaceContext, exclude: np.ndarray | None, out: list[Action]
+    ) -> Placement | None:
+        """Where ``rec`` can start now: placed as things are, or else (while the pass's preemption budget lasts)
+        once the preemption policy's candidates are stopped. None if neither."""
+        placed = self._try(rec, ctx, exclude)
+        if placed is None and self._preempt_budget:
+            self._preempt_budget -= 1
+            placed = self._preempt_for(rec, ctx, exclude, out)
+        return placed
 
     def _rank(self, groups: list[str], charged: dict[str, float]) -> dict[str, object]:
         assert self._grouped is not None
@@ -974,43 +1042,37 @@ class Engine:
 
         Before calling the placement policy it asks the capacity's aggregates whether the request could fit at
         all (and, under a reservation, outside the reserved nodes). Answers are cached per request shape while
-        the capacity stands still, so a pass over many jobs of a few shapes costs a few dictionary lookups.
+        the capacity stands still, so a pass over many jobs of a few shapes costs a few dictionary lookups. A
+        miss on the whole site is noted in the pass's misses.
         """
         cap = self.cap
-        if rec.fail_epoch == cap.grow_epoch and (rec.fail_res < 0 or rec.fail_res == self._res_version):
+        epoch = cap.grow_epoch
+        if rec.fail_epoch == epoch and (rec.fail_res < 0 or rec.fail_res == self._res_version):
             self.stats.memo_skips += 1
+            if rec.fail_res < 0:
+                self._new_miss |= self._misses.miss(rec.shape, epoch, aggregate=False)
             return None
-        req = rec.job.request
-        version = cap.version
+        memo = self._memo
         shape = rec.shape
-        hit = self._fit_any.get(shape)
-        if hit is not None and hit[0] == version:
-            fits = hit[1]
-        else:
-            fits = cap.could_fit(req)
-            self._fit_any[shape] = (version, fits)
-        if not fits:
+        if not memo.could_fit(shape):
             self.stats.quick_rejects += 1
-            rec.fail_epoch, rec.fail_res = cap.grow_epoch, -1
+            rec.fail_epoch, rec.fail_res = epoch, -1
+            self._new_miss |= self._misses.miss(shape, epoch, aggregate=True)
             return None
-        if exclude is not None:
-            key = (version, self._res_version)
-            hit2 = self._fit_out.get(shape)
-            if hit2 is not None and hit2[0] == key:
-                fits = hit2[1]
-            else:
-                fits = cap.could_fit(req, *cap.unmarked_aggregates())
-                self._fit_out[shape] = (key, fits)
-            if not fits:
-                self.stats.quick_rejects += 1
-                rec.fail_epoch, rec.fail_res = cap.grow_epoch, self._res_version
-                return None
+        if exclude is not None and not memo.could_fit_outside(shape, self._res_version):
+            self.stats.quick_rejects += 1
+            rec.fail_epoch, rec.fail_res = epoch, self._res_version
+            return None
         self.stats.place_calls += 1
         placed = self.profile.place.place(rec.job, cap, PlaceContext(ctx.rng, exclude))
         if isinstance(placed, Placement):
             return placed
-        rec.fail_epoch = cap.grow_epoch
-        rec.fail_res = -1 if exclude is None else self._res_version
+        rec.fail_epoch = epoch
+        if exclude is None:
+            rec.fail_res = -1
+            self._new_miss |= self._misses.miss(shape, epoch, aggregate=False)
+        else:
+            rec.fail_res = self._res_version
         return None
 
     def _preempt_for(
@@ -1079,11 +1141,12 @@ class Engine:
         # Waiting jobs of one class share their candidates (LAS: everything running in lower queues), and a
         # pass over the queue asks for each of them while the capacity stands still: answer once per both.
         key = (cap.version, tuple(jobs))
-        if self._free_without is not None and self._free_without[0] == key:
-            free = self._free_without[1]
+        memo = self._memo
+        if memo.free_without is not None and memo.free_without[0] == key:
+            free = memo.free_without[1]
         else:
             free = np.where(cap.schedulable, topo.node_gpus - self._allocs.held_by_others(jobs), 0.0)
-            self._free_without = (key, free)
+            memo.free_without = (key, free)
         mask = cap.model_mask(req.models)
         if mask is not None:
             free = np.where(mask, free, 0.0)

@@ -18,17 +18,18 @@ a reservation they make can be kept.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
+from sortedcontainers import SortedList
 
+from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import Job, Locality
 from gigafactory.core.placement import Placement
-from gigafactory.policy.base import PlaceContext
-
-if TYPE_CHECKING:
-    from gigafactory.engine.engine import Engine
+from gigafactory.core.topology import Topology
+from gigafactory.engine.allocs import AllocTable
+from gigafactory.policy.base import PlaceContext, PlacePolicy
 
 __all__ = ["EndPlanner"]
 
@@ -36,9 +37,28 @@ IntArray = npt.NDArray[np.int64]
 
 
 class EndPlanner:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self.num_nodes = engine.topo.num_nodes
+    """Reads the engine's running jobs through what it is handed (all owned and written by the engine): the
+    capacity, the allocation table, the running jobs' ``(expected end, job id)`` in order, and a lookup of a
+    running job's placement. It plans with the site's placement policy and its own random generator."""
+
+    def __init__(
+        self,
+        topo: Topology,
+        cap: Capacity,
+        allocs: AllocTable,
+        ends: SortedList,
+        placement_of: Callable[[int], Placement | None],
+        place: PlacePolicy,
+        rng: np.random.Generator,
+    ) -> None:
+        self.topo = topo
+        self.cap = cap
+        self.allocs = allocs
+        self.ends = ends
+        self.placement_of = placement_of
+        self.place = place
+        self.rng = rng
+        self.num_nodes = topo.num_nodes
 
     def earliest(self, job: Job, now: float) -> tuple[float, IntArray] | None:
         found = self._by_free_at(job, now)
@@ -48,7 +68,7 @@ class EndPlanner:
 
     def _whole_node_shape(self, job: Job) -> tuple[int, int, int] | None:
         """(model, GPUs per node, nodes needed) if the job takes whole nodes of one model, else None."""
-        cap = self._engine.cap
+        cap = self.cap
         req = job.request
         if req.gpus == 0 or req.fractional or not req.gang:
             return None
@@ -66,10 +86,9 @@ class EndPlanner:
         if shape is None:
             return None
         m, g, need = shape
-        eng = self._engine
-        cap = eng.cap
-        topo = eng.topo
-        times = eng._allocs.free_at()
+        cap = self.cap
+        topo = self.topo
+        times = self.allocs.free_at()
         times[~cap.schedulable | (topo.node_model != m) | (topo.node_gpus != g)] = math.inf
         locality = job.request.locality if need > 1 else Locality.ANY
         rank = topo.node_rank
@@ -95,22 +114,21 @@ class EndPlanner:
         return max(t, now), np.sort(nodes)
 
     def _by_replay(self, job: Job, now: float) -> tuple[float, IntArray] | None:
-        eng = self._engine
-        cap = eng.cap.copy()
-        ctx = PlaceContext(eng._plan_rng)
-        ends = eng._ends
+        cap = self.cap.copy()
+        ctx = PlaceContext(self.rng)
+        ends = self.ends
         i = 0
         while i < len(ends):
             end = ends[i][0]
             if math.isinf(end):
                 break
             while i < len(ends) and ends[i][0] == end:
-                pl = eng._jobs[ends[i][1]].placement
+                pl = self.placement_of(ends[i][1])
                 assert pl is not None
                 cap.release(pl)
                 i += 1
             if cap.could_fit(job.request):
-                placed = eng.profile.place.place(job, cap, ctx)
+                placed = self.place.place(job, cap, ctx)
                 if isinstance(placed, Placement):
                     return max(end, now), np.array(placed.nodes, dtype=np.int64)
         return None

@@ -38,6 +38,7 @@ class PendingQueue:
         self.cpu_only = 0  # pending jobs that ask for no GPU
         self.gpus = 0.0  # GPUs asked for by the pending jobs (a fraction counting as its share)
         self.work_gpu_s = 0.0  # their GPUs × time limits (a job without one counts DEFAULT_RUNTIME_S)
+        self.shapes: dict[int, int] = {}  # request shape (``JobRecord.shape``) -> pending jobs of that shape
 
     def __len__(self) -> int:
         return self._size
@@ -49,6 +50,8 @@ class PendingQueue:
             lst = self._lists[group] = SortedList()
         lst.add((rec.key, rec.job.id))
         self._size += 1
+        shapes = self.shapes
+        shapes[rec.shape] = shapes.get(rec.shape, 0) + 1
         if rec.job.request.gpus == 0:
             self.cpu_only += 1
         g = rec.job.request.gpu_equivalent
@@ -59,6 +62,11 @@ class PendingQueue:
         lst = self._lists[rec.group]
         lst.remove((rec.key, rec.job.id))
         self._size -= 1
+        left = self.shapes[rec.shape] - 1
+        if left:
+            self.shapes[rec.shape] = left
+        else:
+            del self.shapes[rec.shape]
         if rec.job.request.gpus == 0:
             self.cpu_only -= 1
         g = rec.job.request.gpu_equivalent

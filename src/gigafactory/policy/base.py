@@ -134,6 +134,10 @@ class OrderPolicy(Protocol):
     (``grouped = True``) also puts each job in a group (a tenant) and ranks the groups afresh at every pass
     with ``rank_groups``; the pass then takes the head of the best-ranked group, charges that group for what it
     started (``charge``), and ranks again.
+
+    ``continuous_keys`` declares that a running job's key changes all the time (continuous LAS), not only at the
+    times ``key_changes_at`` names: the engine then cannot keep running jobs ranked for preemption and sorts
+    them on demand instead.
     """
 
     @property
@@ -141,6 +145,9 @@ class OrderPolicy(Protocol):
 
     @property
     def grouped(self) -> bool: ...
+
+    @property
+    def continuous_keys(self) -> bool: ...
 
     def key(self, job: Job, attained_gpu_s: float) -> tuple[Any, ...]: ...
 
@@ -166,10 +173,16 @@ class AdmitPolicy(Protocol):
     ``award_grace_s`` declares that the policy enforces awards on running jobs too: when the award a running job
     charges runs out, the engine signals the job to checkpoint and stops it (requeued, gracefully) this many
     seconds later. ``None``: running jobs are never stopped for their award.
+
+    ``admits_all`` declares that the policy never refuses a job: the engine then skips asking it, and may stop a
+    pass's walk early (no verdict, and so no waiting reason, is left unasked).
     """
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def admits_all(self) -> bool: ...
 
     @property
     def award_grace_s(self) -> float | None: ...
@@ -182,10 +195,23 @@ class PreemptPolicy(Protocol):
 
     The engine stops only as many of them, in this order, as the job needs to fit, and requeues them. With
     ``graceful`` they are suspended (they checkpoint and keep their progress); otherwise they are killed.
+
+    Declared capabilities, read by the engine instead of the policy's name:
+
+    * ``stops_jobs``: False if ``candidates`` is always empty; the engine then skips preemption altogether;
+    * ``ranks_running``: the candidates are the running jobs the order ranks below ``job``
+      (``view.running_above(job.key)``); the engine then keeps running jobs ranked by their order keys so that
+      this costs a bisection, unless the order's keys are continuous.
     """
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def stops_jobs(self) -> bool: ...
+
+    @property
+    def ranks_running(self) -> bool: ...
 
     @property
     def graceful(self) -> bool: ...

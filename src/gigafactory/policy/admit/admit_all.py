@@ -13,6 +13,7 @@ from gigafactory.policy.base import ADMIT, PolicyFactory, SchedulerView
 class AdmitAll:
     name: str = "admit-all"
     award_grace_s: float | None = None
+    admits_all = True
 
     def admit(self, job: Job, view: SchedulerView) -> Status:
         return OK

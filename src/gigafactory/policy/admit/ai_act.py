@@ -42,6 +42,7 @@ def hold_for_notification(job: Job, view: SchedulerView) -> Status:
 @dataclass(frozen=True, slots=True)
 class AiAct:
     name: str = "ai-act"
+    admits_all = False
     award_grace_s: float | None = None
 
     def admit(self, job: Job, view: SchedulerView) -> Status:

@@ -32,6 +32,7 @@ _QUOTA = Quota()
 @dataclass(frozen=True, slots=True)
 class AwardAdmit:
     name: str = "award"
+    admits_all = False
     grace_s: float = 300.0
     pool: str = "public"
     safe: bool = False

@@ -17,6 +17,7 @@ from gigafactory.policy.base import ADMIT, PolicyFactory, SchedulerView
 @dataclass(frozen=True, slots=True)
 class Quota:
     name: str = "quota"
+    admits_all = False
     award_grace_s: float | None = None
 
     def admit(self, job: Job, view: SchedulerView) -> Status:

@@ -29,6 +29,7 @@ class FairShare:
     half_life_h: float = 24.0
     name: str = "fair-share"
     grouped = True
+    continuous_keys = False
 
     @property
     def half_life_s(self) -> float:

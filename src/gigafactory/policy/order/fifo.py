@@ -15,6 +15,7 @@ class Fifo:
     name: str = "fifo"
 
     grouped = False
+    continuous_keys = False
 
     def key_changes_at(self, job: Job, attained_gpu_s: float, started_s: float) -> float:
         return math.inf

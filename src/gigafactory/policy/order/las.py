@@ -27,6 +27,11 @@ class LeastAttainedService:
     name: str = "las"
     grouped = False
 
+    @property
+    def continuous_keys(self) -> bool:
+        """Continuous LAS (``queues = 0``): a running job's key changes all the time."""
+        return self.queues == 0
+
     def key(self, job: Job, attained_gpu_s: float = 0.0) -> tuple[Any, ...]:
         if self.queues == 0:
             return (attained_gpu_s, job.submit_s, job.id)

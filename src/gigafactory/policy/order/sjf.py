@@ -21,6 +21,7 @@ class ShortestJobFirst:
     name: str = "sjf"
 
     grouped = False
+    continuous_keys = False
 
     def key_changes_at(self, job: Job, attained_gpu_s: float, started_s: float) -> float:
         return math.inf

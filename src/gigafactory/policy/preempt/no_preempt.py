@@ -11,6 +11,8 @@ from gigafactory.policy.base import PREEMPT, JobView, PolicyFactory, SchedulerVi
 class NoPreempt:
     name: str = "no-preempt"
     graceful: bool = True
+    stops_jobs = False
+    ranks_running = False
 
     def candidates(self, job: JobView, view: SchedulerView) -> list[JobView]:
         return []

@@ -19,6 +19,8 @@ from gigafactory.policy.base import PREEMPT, JobView, PolicyFactory, SchedulerVi
 class Reclaim:
     name: str = "reclaim"
     graceful: bool = False  # reclaimed jobs are killed: they lose the work since their last checkpoint
+    stops_jobs = True
+    ranks_running = False
 
     def candidates(self, job: JobView, view: SchedulerView) -> list[JobView]:
         tree = view.tenants

@@ -1,4 +1,5 @@
-"""``preempt``: a blocked job may stop running jobs that the order policy now ranks below it, lowest first.
+"""``preempt`` (:class:`PreemptLowerRank`): a blocked job may stop running jobs that the order policy now ranks
+below it, lowest first.
 
 Running jobs are ranked by the key they would get if they entered the queue now (for ``las``, with the service
 they have attained so far), so under Tiresias' 2D-LAS a job demoted past the threshold can be stopped for a job
@@ -15,10 +16,12 @@ from gigafactory.policy.base import PREEMPT, JobView, OrderPolicy, PolicyFactory
 
 
 @dataclass(frozen=True, slots=True)
-class PreemptLowerPriority:
+class PreemptLowerRank:
     order: OrderPolicy | None = None  # bound by the profile to its order policy
     graceful: bool = True
     name: str = "preempt"
+    stops_jobs = True
+    ranks_running = True  # its candidates are ``view.running_above(key)``
 
     def candidates(self, job: JobView, view: SchedulerView) -> list[JobView]:
         if self.order is None or self.order.grouped:
@@ -26,8 +29,8 @@ class PreemptLowerPriority:
         return view.running_above(job.key)
 
 
-def _build(graceful: bool = True, order: OrderPolicy | None = None) -> PreemptLowerPriority:
-    return PreemptLowerPriority(order, graceful)
+def _build(graceful: bool = True, order: OrderPolicy | None = None) -> PreemptLowerRank:
+    return PreemptLowerRank(order, graceful)
 
 
 PREEMPT.add(
