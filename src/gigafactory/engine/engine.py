@@ -132,7 +132,7 @@ class JobRecord:
     shape: int = -1  # small id of its request, for caches keyed by request shape
     fail_epoch: int = -1  # capacity grow_epoch at which it last failed to fit
     fail_res: int = -1  # reservation version that excluded it then (-1: it fitted nowhere)
-    preempt_version: int = -1  # capacity version at which preempting for it last failed
+    preempt_version: tuple[int, int, float] = (-1, -1, -math.inf)  # see Engine._preempt_for
     run_key: tuple[object, ...] = ()  # its order key while running, as last ranked
     reason: str = ""
     exit_code: int | None = None
@@ -226,6 +226,8 @@ class Engine:
         ranked = self.profile.preempt.ranks_running and not order.grouped and not order.continuous_keys
         self._running_ranked: SortedList | None = SortedList() if ranked else None
         self._rerank: list[tuple[float, int, int]] = []
+        self._reranked = 0  # how often a running job's key has changed (a LAS demotion): it may now be preempted
+        self._continuous_keys = order.continuous_keys
         self._empty = Capacity(topo)
         # Stopped attempts whose processes may still run (``hold_stopped``): job id -> (attempt, placement).
         self._held: dict[int, tuple[int, Placement]] = {}
@@ -370,8 +372,11 @@ class Engine:
             _, jid, attempt = heapq.heappop(self._rerank)
             rec = self._jobs[jid]
             if rec.state is JobState.RUNNING and rec.attempt == attempt:
-                self._running_ranked.remove((rec.run_key, jid))
+                old = rec.run_key
+                self._running_ranked.remove((old, jid))
                 self._rank_running(rec)
+                if rec.run_key != old:
+                    self._reranked += 1
 
     def model_running(self, model: int) -> list[JobView]:
         return [self._jobs[j] for j in sorted(self._model_jobs.get(model, ()))]
@@ -1083,9 +1088,14 @@ class Engine:
         The candidates are released one by one on a copy of the capacity until ``rec`` fits there; only those on
         the nodes it would take are then stopped for real. Nothing is stopped if ``rec`` would not fit anyway.
         """
-        if rec.preempt_version == self.cap.version:
+        # A failed attempt stands while neither the capacity nor the candidates' ranks change: a running job
+        # demoted since (LAS) ranks below ``rec`` now, and under continuous keys every rank moves with the clock.
+        if self._running_ranked is not None:
+            self._rerank_due()
+        version = (self.cap.version, self._reranked, self.now if self._continuous_keys else 0.0)
+        if rec.preempt_version == version:
             return None  # nothing has changed since preemption last could not make room for it
-        rec.preempt_version = self.cap.version
+        rec.preempt_version = version
         if self._held and self._fits_once_held_end(rec, exclude):
             return None  # attempts being stopped will make room: stop no one else
         candidates = self.profile.preempt.candidates(rec, self)
