@@ -112,3 +112,28 @@ def test_report_is_self_contained_html() -> None:
         assert title in html
     assert "<script src=" not in html  # plotly.js is inlined: works offline
     assert "Plotly.newPlot" in html
+
+
+def test_the_summary_says_what_load_was_asked_and_who_decides_failures() -> None:
+    """A generator draws jobs by chance, so the sampled load differs from the one asked for; and a job that fails
+    by itself (the workload's outcome model) is not a job the site interrupted. Both are said, not left to guess."""
+    from rich.console import Console
+
+    from gigafactory.cli.app import summary_table
+
+    topo = build_site("hgx-h100:nodes=4")
+    wl, tree = load_workload("llm:load=0.85,tenants=2", topo, days=3, seed=1)
+    s = Simulation(topo, wl, "default", seed=1, tenants=tree, keep_log=False).run().summary
+    assert s["offered_load_target"] == 0.85 and s["offered_load"] != 0.85
+    assert s["failed"] > 0 and s["outcome_model"].startswith("llm: AcmeTrace")
+    assert s["interruptions"] == 0 and s["failure_model"] == "none"
+    console = Console(width=200, record=True)
+    console.print(summary_table(s))
+    text = console.export_text()
+    assert f"{s['offered_load']:.2f} (asked 0.85;" in text
+    assert "who fails or cancels" in text and "llm: AcmeTrace" in text
+    assert "0 / 0 (no failure model; requeued, not failed)" in text
+    # A trace without failed or cancelled jobs names no outcome model, and asks for no load.
+    trace = Workload.build("t", {"submit_s": [0.0, 1.0], "gpus": [1, 1], "runtime_s": [10.0, 10.0]})
+    s2 = Simulation(topo, trace, "default", seed=1, keep_log=False).run().summary
+    assert s2["outcome_model"] == "none" and s2["offered_load_target"] is None

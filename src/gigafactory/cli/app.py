@@ -87,6 +87,23 @@ def _fmt_s(x: float | None) -> str:
     return f"{x / 3600:,.1f} h"
 
 
+def _offered(s: dict[str, Any]) -> str:
+    """The sampled jobs' load, and the load asked for when it differs (a generator draws jobs by chance)."""
+    got, asked = s.get("offered_load"), s.get("offered_load_target")
+    if got is None:
+        return "–"
+    if asked is None or round(got, 2) == round(asked, 2):
+        return f"{got:.2f}"
+    return f"{got:.2f} (asked {asked:g}; the sampled jobs' GPU-time over their arrival span)"
+
+
+def _site_stops(s: dict[str, Any]) -> str:
+    """Attempts the site stopped (failures, preemption); those jobs went back to the queue, they did not fail."""
+    model = s.get("failure_model", "none")
+    cause = "no failure model" if model == "none" else f"failure model {model}"
+    return f"{s.get('interruptions', 0):,} / {s.get('preemptions', 0):,} ({cause}; requeued, not failed)"
+
+
 def summary_table(s: dict[str, Any]) -> Table:
     from rich.table import Table
 
@@ -95,9 +112,14 @@ def summary_table(s: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     rows = [
         ("jobs", f"{s['jobs']:,}"),
-        ("completed / failed / cancelled", f"{s['completed']:,} / {s['failed']:,} / {s['cancelled']:,}"),
+        (
+            "ended by themselves: completed / failed / cancelled",
+            f"{s['completed']:,} / {s['failed']:,} / {s['cancelled']:,}",
+        ),
+        *([("  who fails or cancels", str(s["outcome_model"]))] if s.get("outcome_model", "none") != "none" else []),
         ("rejected / unfinished", f"{s['rejected']:,} / {s['unfinished']:,}"),
-        ("offered load", "–" if s.get("offered_load") is None else f"{s['offered_load']:.2f}"),
+        ("interrupted by the site / preempted", _site_stops(s)),
+        ("offered load", _offered(s)),
         ("utilisation", f"{s['utilisation']:.1%}"),
         (
             "JCT mean / p50 / p99",

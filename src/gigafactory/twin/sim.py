@@ -257,6 +257,8 @@ class Simulation:
                 "workload": wl.name,
                 "failure_model": self.failures.name if self.failures is not None else "none",
                 "offered_load": _offered_load(wl, self.topo.num_gpus),
+                "offered_load_target": wl.target_load,
+                "outcome_model": wl.outcome_model if len(wl) and (wl.outcome != 0).any() else "none",
             }
         )
         summary["tenants"] = self._tenant_table()

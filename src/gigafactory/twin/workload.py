@@ -94,6 +94,10 @@ class Workload:
     tenants: tuple[str, ...] = ("default",)
     model_sets: tuple[tuple[str, ...], ...] = ()
     skipped_rows: int = 0  # malformed trace rows left out (with --skip-bad-rows)
+    # The offered load a generator was asked for (None for a trace): the sampled jobs' own load differs by chance.
+    target_load: float | None = None
+    # What decides ``outcome`` (which jobs fail or are cancelled by themselves), said in the summary beside the counts.
+    outcome_model: str = "the trace's own outcomes"
     _requests: dict[tuple[int, ...], JobRequest] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -105,6 +109,8 @@ class Workload:
         tenants: Sequence[str] = ("default",),
         model_sets: Sequence[Sequence[str]] = (),
         skipped_rows: int = 0,
+        target_load: float | None = None,
+        outcome_model: str = "the trace's own outcomes",
     ) -> Workload:
         """Build from columns; missing optional columns take defaults. Rows are sorted by ``submit_s``."""
         for required in ("submit_s", "gpus", "runtime_s"):
@@ -149,6 +155,8 @@ class Workload:
             tenants=tuple(tenants),
             model_sets=tuple(tuple(sorted(set(m))) for m in model_sets),
             skipped_rows=skipped_rows,
+            target_load=target_load,
+            outcome_model=outcome_model,
             **cols,
         )
         wl._check()

@@ -169,6 +169,8 @@ def generate(
         },
         tenants=names,
         model_sets=model_sets,
+        target_load=load,
+        outcome_model="llm: AcmeTrace's shares of jobs that fail or are cancelled by themselves, per size class",
     )
     return wl, tree
 
