@@ -139,6 +139,32 @@ def philly_cases(doc: dict[str, Any]) -> str:
     )
 
 
+def philly_speed(doc: dict[str, Any]) -> str:
+    rows = [
+        "| case | policy | ours: wall / CPU | reference: wall / CPU | CPU ratio | same avg JCT, p99, utilisation |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for r in doc["runs"]:
+        ref = r.get("reference")
+        if ref:
+            same = all(
+                abs(r[k] - ref[k]) <= 0.002 * max(abs(ref[k]), 1.0) for k in ("avg_jct_s", "p99_jct_s", "utilisation")
+            )
+            cells = (
+                f"{ref['wall_s']:.1f} s / {ref['cpu_s']:.1f} s | {r['cpu_ratio']:.1f}× | {'yes' if same else 'no'} |"
+            )
+        else:
+            cells = "– | – | – |"
+        rows.append(f"| {r['case']} | `{r['policy']}` | {r['wall_s']:.1f} s / {r['cpu_s']:.1f} s | {cells}")
+    return (
+        "\n".join(rows)
+        + "\n\nOurs: `gigafactory twin run` end to end (start, reading the trace, simulating, writing summary.json and "
+        "report.html); reference: `bench/philly_reference.py` (strict FIFO or greedy backfill, GPU counts only), each "
+        f"a separate process, one after the other. Load average {doc.get('load_average', 0):.1f} during the run. "
+        f"Measured on {_machine(doc)}."
+    )
+
+
 def api_load(doc: dict[str, Any]) -> str:
     subs = doc["submissions"]
     label = {"single": "one job per request, 32 connections", "single_light": "one job per request, 4 connections",
@@ -291,6 +317,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "failures_check": failures_check,
     "tiresias_check": tiresias_check,
     "philly_cases": philly_cases,
+    "philly_speed": philly_speed,
     "twin_scale": twin_scale,
     "fgd_published": fgd_published,
     "fgd_speed": fgd_speed,

@@ -193,7 +193,7 @@ def test_drained_node_keeps_its_jobs_but_takes_no_new_ones() -> None:
     ("job", "reason"),
     [
         (make_job(1, 9), "asks for 9 GPUs; the site has 8"),
-        (make_job(1, 1, models=("B200",)), "GPU model B200 is not on this site; it has H100"),
+        (make_job(1, 1, models=("B200",)), "asks for GPU model B200; the site has H100"),
         (make_job(1, 8, locality=Locality.DOMAIN), "in one NVLink domain; the largest NVLink domain has 4"),
         (make_job(1, 1, cpu=10**9), "CPU cores on one node"),
         (make_job(1, 1, tenant="nobody"), "unknown tenant 'nobody'"),

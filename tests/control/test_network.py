@@ -96,8 +96,8 @@ def test_jobs_route_run_and_are_accounted_per_site(net_plane: Plane) -> None:
         ({"countries": ["XX"]}, 422, "'XX' is not the ISO code of an EU member state"),
         ({"countries": ["it"]}, 422, "body.countries"),  # lower case is not an ISO code
         ({"countries": ["IT"]}, 422, "no site is in IT"),
-        ({"gpus": 8, "site": "de-1"}, 422, "8 GPUs asked; site de-1 has 4"),
-        ({"gpus": 8}, 422, "no allowed site could ever run it: de-1: 8 GPUs asked"),
+        ({"gpus": 8, "site": "de-1"}, 422, "site de-1 could never run it: it asks for 8 GPUs; the site has 4"),
+        ({"gpus": 8}, 422, "no allowed site could ever run it: de-1: it asks for 8 GPUs; the site has 4"),
         ({"gpus": 4, "countries": ["FR"]}, 201, ""),
     ],
 )

@@ -48,6 +48,10 @@ class JobState(enum.Enum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"
 
+    # Members are singletons: identity is their equality, so hash by identity (in C), not by name (in Python). The
+    # engine keys its counts and its transition table by state on every transition.
+    __hash__ = object.__hash__
+
     @property
     def terminal(self) -> bool:
         return self in TERMINAL_STATES

@@ -215,6 +215,11 @@ class Engine:
         self._misses = PassMisses(self._memo, 0)
         self._new_miss = False
         self._preempt_budget = 0
+        # Shapes for which preemption failed in this pass, with the (capacity, ranking) version then. With candidates
+        # ``running_above(key)`` and a walk in key order, a later job's candidates are a prefix of an earlier one's:
+        # if stopping those could not make room for a job, they cannot for a later one of the same shape.
+        self._preempt_missed: dict[int, tuple[int, int]] = {}
+        self._ranks_running = self.profile.preempt.ranks_running
         self._immediate: list[JobRecord] = []
         self._round_s = self.profile.cycle.round_s
         self._woken_for = -math.inf  # the time a Wake was last asked for
@@ -866,43 +871,51 @@ class Engine:
         """Why ``job`` could never run on this site, even empty (None if it could). Pure and cached per request."""
         return self._never_fits(job)
 
+    def never_fits_field(self, job: Job) -> tuple[str, str] | None:
+        """:meth:`never_fits` with the request field to blame (``gpus``, ``models``, ``locality``, ``cpu_milli``
+        or ``mem_mib``): the API answers a submission with it, so the rule lives here only."""
+        if self._never_fits(job) is None:
+            return None
+        return self._memo.never[job.request]
+
     def _never_fits(self, job: Job) -> str | None:
         if self.tenants is not None and job.tenant not in self.tenants:
             return f"unknown tenant {job.tenant!r}"
         req = job.request
         never = self._memo.never
-        if req in never:
-            return never[req]
-        why = self._explain_never(req)
-        if why is None:
-            # Whether a request fits an empty site does not depend on the policy; first-fit has no state to disturb.
-            placed = FirstFit().place(job, self._empty, PlaceContext(np.random.default_rng(0)))
-            if not isinstance(placed, Placement):
-                why = f"it does not fit even on the empty site ({placed})"
-        never[req] = why
-        return why
+        if req not in never:
+            found = self._explain_never(req)
+            if found is None:
+                # Whether a request fits an empty site does not depend on the policy; first-fit has no state to
+                # disturb.
+                placed = FirstFit().place(job, self._empty, PlaceContext(np.random.default_rng(0)))
+                if not isinstance(placed, Placement):
+                    found = ("gpus", f"does not fit even on the empty site ({placed})")
+            never[req] = found
+        found = never[req]
+        return None if found is None else found[1]
 
-    def _explain_never(self, req: JobRequest) -> str | None:
+    def _explain_never(self, req: JobRequest) -> tuple[str, str] | None:
         topo = self.topo
         by_model = topo.gpus_by_model()
         if req.gpus and req.models is not None and not set(req.models) & set(by_model):
-            return f"GPU model {'|'.join(req.models)} is not on this site; it has {', '.join(by_model)}"
+            return "models", f"asks for GPU model {'|'.join(req.models)}; the site has {', '.join(by_model)}"
         allowed = sum(c for m, c in by_model.items() if req.models is None or m in req.models)
         if req.gpus > allowed:
-            return f"asks for {req.gpus:,} GPUs; the site has {allowed:,} of the allowed models"
+            return "gpus", f"asks for {req.gpus:,} GPUs; the site has {allowed:,} of the allowed models"
         if req.locality is not Locality.ANY and req.gpus > 1:
             group = topo.node_domain if req.locality is Locality.DOMAIN else topo.node_pod
             biggest = int(np.bincount(group, weights=topo.node_gpus).max())
             if req.gpus > biggest:
                 unit = "NVLink domain" if req.locality is Locality.DOMAIN else "pod"
-                return f"asks for {req.gpus:,} GPUs in one {unit}; the largest {unit} has {biggest:,}"
+                return "locality", f"asks for {req.gpus:,} GPUs in one {unit}; the largest {unit} has {biggest:,}"
         if req.cpu_milli > int(topo.node_cpu.max()) and (req.gpus <= 1 or self._empty.single_node(req)):
-            return (
+            return "cpu_milli", (
                 f"asks for {req.cpu_milli / 1000:g} CPU cores on one node; the largest node has "
                 f"{int(topo.node_cpu.max()) / 1000:g}"
             )
         if req.mem_mib > int(topo.node_mem.max()) and (req.gpus <= 1 or self._empty.single_node(req)):
-            return (
+            return "mem_mib", (
                 f"asks for {req.mem_mib:,} MiB of memory on one node; the largest node has {int(topo.node_mem.max()):,}"
             )
         return None
@@ -926,6 +939,7 @@ class Engine:
         res: Reservation | None = None
         tested = 0
         self._preempt_budget = PREEMPTIONS_PER_PASS if preemptive else 0
+        self._preempt_missed.clear()
         started: list[JobRecord] = []
         parked: list[JobRecord] = []
         grouped = self._grouped
@@ -959,7 +973,8 @@ class Engine:
                 if rec.fail_epoch == cap.grow_epoch and (rec.fail_res < 0 or rec.fail_res == self._res_version):
                     if (
                         rec.fail_res < 0
-                        and misses.miss(rec.shape, cap.grow_epoch, aggregate=False)
+                        and not misses.has(rec.shape, cap.grow_epoch)
+                        and misses.miss(rec.shape, cap.grow_epoch, aggregate=not self._memo.could_fit(rec.shape))
                         and may_stop
                         and misses.all_of(shapes, cap.grow_epoch)
                     ):
@@ -1054,8 +1069,10 @@ class Engine:
         epoch = cap.grow_epoch
         if rec.fail_epoch == epoch and (rec.fail_res < 0 or rec.fail_res == self._res_version):
             self.stats.memo_skips += 1
-            if rec.fail_res < 0:
-                self._new_miss |= self._misses.miss(rec.shape, epoch, aggregate=False)
+            shape = rec.shape
+            if rec.fail_res < 0 and not self._misses.has(shape, epoch):
+                aggregate = not self._memo.could_fit(shape)
+                self._new_miss |= self._misses.miss(shape, epoch, aggregate=aggregate)
             return None
         memo = self._memo
         shape = rec.shape
@@ -1096,28 +1113,15 @@ class Engine:
         if rec.preempt_version == version:
             return None  # nothing has changed since preemption last could not make room for it
         rec.preempt_version = version
-        if self._held and self._fits_once_held_end(rec, exclude):
-            return None  # attempts being stopped will make room: stop no one else
-        candidates = self.profile.preempt.candidates(rec, self)
-        if not candidates:
+        same = self._ranks_running and exclude is None and not self._continuous_keys
+        if same and self._preempt_missed.get(rec.shape) == version[:2]:
+            return None  # a job of this shape ranked above it could not make room this pass: neither can it
+        found = self._preempt_place(rec, exclude)
+        if found is None:
+            if same:
+                self._preempt_missed[rec.shape] = (version[0], version[1])
             return None
-        if not self._could_fit_without(rec.job.request, [c.job.id for c in candidates]):
-            return None  # even stopping all of them would not make room
-        trial = self.cap.copy()
-        released: list[JobRecord] = []
-        placed: Placement | None = None
-        for cand in candidates:
-            victim = self._jobs[cand.job.id]
-            assert victim.placement is not None
-            trial.release(victim.placement)
-            released.append(victim)
-            if trial.could_fit(rec.job.request):
-                attempt = self.profile.place.place(rec.job, trial, PlaceContext(self._plan_rng, exclude))
-                if isinstance(attempt, Placement):
-                    placed = attempt
-                    break
-        if placed is None:
-            return None
+        placed, released = found
         needed = set(placed.nodes)
         for victim in released:
             assert victim.placement is not None
@@ -1133,6 +1137,29 @@ class Engine:
             self.stats.preempted += 1
         rec.fail_epoch = -1
         return self._try(rec, ctx, exclude)
+
+    def _preempt_place(self, rec: JobRecord, exclude: np.ndarray | None) -> tuple[Placement, list[JobRecord]] | None:
+        """Where ``rec`` would go once the fewest of the candidates, in order, have stopped (on a trial copy of the
+        capacity), and the candidates released to find it; None if stopping them cannot make room."""
+        if self._held and self._fits_once_held_end(rec, exclude):
+            return None  # attempts being stopped will make room: stop no one else
+        candidates = self.profile.preempt.candidates(rec, self)
+        if not candidates:
+            return None
+        if not self._could_fit_without(rec.job.request, [c.job.id for c in candidates]):
+            return None  # even stopping all of them would not make room
+        trial = self.cap.copy()
+        released: list[JobRecord] = []
+        for cand in candidates:
+            victim = self._jobs[cand.job.id]
+            assert victim.placement is not None
+            trial.release(victim.placement)
+            released.append(victim)
+            if trial.could_fit(rec.job.request):
+                attempt = self.profile.place.place(rec.job, trial, PlaceContext(self._plan_rng, exclude))
+                if isinstance(attempt, Placement):
+                    return attempt, released
+        return None
 
     def _fits_once_held_end(self, rec: JobRecord, exclude: np.ndarray | None) -> bool:
         trial = self.cap.copy()

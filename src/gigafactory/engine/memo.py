@@ -33,7 +33,8 @@ class FitMemo:
         self.kinds: list[tuple[object, ...] | None] = []
         self.fit_any: dict[int, tuple[int, bool]] = {}  # shape -> (capacity version, could fit on the site)
         self.fit_out: dict[int, tuple[tuple[int, int], bool]] = {}  # ... outside the reservation's nodes
-        self.never: dict[JobRequest, str | None] = {}  # request -> why it could never run here (None: it could)
+        # request -> (field to blame, why it could never run here), or None if it could
+        self.never: dict[JobRequest, tuple[str, str] | None] = {}
         self.free_without: tuple[tuple[int, tuple[int, ...]], np.ndarray] | None = None
 
     def shape(self, req: JobRequest) -> int:
@@ -76,6 +77,10 @@ class PassMisses:
         self._epoch = epoch
         self._exact: set[int] = set()
         self._smallest: dict[tuple[object, ...], int] = {}  # kind -> least total_milli that missed
+
+    def has(self, shape: int, epoch: int) -> bool:
+        """Has ``shape`` already missed at ``epoch``?"""
+        return epoch == self._epoch and shape in self._exact
 
     def miss(self, shape: int, epoch: int, *, aggregate: bool) -> bool:
         """``shape`` did not fit at ``epoch``; ``aggregate``: not even by the capacity's aggregates. True if that

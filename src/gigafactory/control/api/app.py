@@ -181,7 +181,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         stored_sites = load_sites(conn)
     # Whether a request could ever run on a site is the engine's own question, asked of that site empty.
     oracles = {x.name: Engine(x.topology, "fifo+none+first-fit", keep_log=False) for x in stored_sites}
-    never: dict[tuple[Any, ...], str | None] = {}  # their answers, by site and request shape
+    never: dict[tuple[Any, ...], tuple[str, str] | None] = {}  # their answers, by site and request shape
     limits_cache: dict[str, accounts.Limits] = {}
     limits_at = [0.0]
 
@@ -335,14 +335,15 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         if not fits:
             if len(problems) == 1:
                 raise problems[0][1]  # type: ignore[misc]
-            detail = "; ".join(f"{x.name}: {why.message.split(': ', 1)[-1]}" for x, why in problems if why)
+            detail = "; ".join(f"{x.name}: {why.message.rsplit(': ', 1)[-1]}" for x, why in problems if why)
             raise ApiError(422, f"{where}: no allowed site could ever run it: {detail}", f"{where}.gpus")
         return row
 
     def site_refuses(x: SiteInfo, spec: m.JobSpec, row: dict[str, Any], where: str) -> ApiError | None:
-        """Why site ``x`` could never run the job (as the error to answer with), or None."""
+        """Why site ``x`` could never run the job (as the error to answer with), or None. A GPU model name the site
+        does not have is a typo to point at; whether the request could ever fit is the engine's rule
+        (``Engine.never_fits_field``), asked of an empty engine of the site and cached per request shape."""
         label = "this site" if len(site_list) == 1 else f"site {x.name}"
-        available = x.num_gpus
         if spec.models is not None:
             unknown = [y for y in spec.models if y not in x.gpus_by_model]
             if unknown:
@@ -352,28 +353,17 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
                     f"{', '.join(x.gpus_by_model)}",
                     f"{where}.models",
                 )
-            available = sum(x.gpus_by_model[y] for y in spec.models)
-        if spec.gpus > available:
-            return ApiError(422, f"{where}.gpus: {spec.gpus} GPUs asked; {label} has {available}", f"{where}.gpus")
-        room = {"domain": x.domain_gpus, "pod": x.pod_gpus}.get(spec.locality)
-        if room is not None and spec.gpus > room:
-            return ApiError(
-                422,
-                f"{where}.locality: {spec.gpus} GPUs cannot fit in one {spec.locality} of {label} (at most {room})",
-                f"{where}.locality",
-            )
         shape = (x.name, spec.gpus, spec.gpu_milli, row["cpu_milli"], spec.mem_mib, tuple(spec.models or ()),
                  spec.locality)  # fmt: skip
         if shape not in never:
             if len(never) > 10_000:
                 never.clear()
             probe = types.SimpleNamespace(**row, id=1, submitted_at=0.0, ckpt_write_s=0.0)
-            never[shape] = oracles[x.name].never_fits(job_from_row(probe))
-        why = never[shape]
-        if why is not None:
-            field = "cpu_milli" if "CPU" in why else "mem_mib" if "memory" in why else "gpus"
-            node = "no node of this site" if len(site_list) == 1 else f"no node of site {x.name}"
-            return ApiError(422, f"{where}: {node} could ever run it: it {why}", f"{where}.{field}")
+            never[shape] = oracles[x.name].never_fits_field(job_from_row(probe))
+        found = never[shape]
+        if found is not None:
+            field, why = found
+            return ApiError(422, f"{where}.{field}: {label} could never run it: it {why}", f"{where}.{field}")
         return None
 
     def take_rate(rows: list[dict[str, Any]]) -> None:
