@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
 REPO = HERE.parent
-DATA = REPO.parent / "shared" / "data"
+DATA = Path(os.environ.get("GIGAFACTORY_DATA") or REPO.parent / "shared" / "data")
 CLOCK_FIELDS = ("wall_s", "events_per_s")
 
 # name: (experiment settings, quick). Paths under {data} are read from the shared data directory.
