@@ -132,3 +132,14 @@ def test_tenant_trees_are_checked_against_the_site() -> None:
             build_site("uniform:nodes=1,gpus=8"),
             tenants=TenantTree([Tenant("a", guarantee=6), Tenant("b", guarantee=6)]),
         )
+
+
+def test_jobs_preempted_in_a_pass_wait_for_the_next_one_and_keep_their_order() -> None:
+    tree = TenantTree([Tenant("owner", guarantee=8), Tenant("c")])
+    e = Engine(build_site("uniform:nodes=2,gpus=8"), "fifo+reclaim+none+first-fit", tenants=tree, validate=True)
+    e.handle([JobSubmitted(0, make_job(i, 4, tenant="c")) for i in (1, 2, 3)])  # node 0 full, node 1 half
+    acts = e.handle([JobSubmitted(10, make_job(4, 8, tenant="owner"))])
+    # Jobs 1 and 2 make room on node 0. Neither starts again in the same pass (the walk once re-visited job 2 and
+    # started it on node 1's free GPUs, ahead of job 1).
+    assert [(type(a), a.job_id) for a in acts] == [(StopJob, 1), (StopJob, 2), (StartJob, 4)]
+    assert started(e.handle([Tick(11)])) == [1]

@@ -962,6 +962,7 @@ class Engine:
                     walk.charge(rec.group, grouped.charge(rec.job))
         for rec in started:
             self._queue.remove(rec)
+        self._queue.end_walk()
         for rec in parked:
             self._park(rec)
 
