@@ -134,6 +134,18 @@ def test_tenant_trees_are_checked_against_the_site() -> None:
         )
 
 
+def test_reclaim_never_pushes_a_borrower_below_its_guarantee_by_stopping_several_of_its_jobs() -> None:
+    # The borrower holds 8 GPUs, 4 above its guarantee, in three jobs; each alone may be stopped, but not all three.
+    tree = TenantTree([Tenant("owner", guarantee=8), Tenant("borrower", guarantee=4), Tenant("c")])
+    e = Engine(build_site("uniform:nodes=2,gpus=8"), "fifo+reclaim+none+first-fit", tenants=tree, validate=True)
+    e.handle([JobSubmitted(0, make_job(1, 8, tenant="c"))])
+    e.handle([JobSubmitted(100, make_job(i, g, tenant="borrower")) for i, g in ((2, 2), (3, 2), (4, 4))])
+    acts = e.handle([JobSubmitted(200, make_job(5, 8, tenant="owner"))])
+    # The borrower's jobs lose the least work, but only c can give up a node and keep its guarantee.
+    assert [(type(a), a.job_id) for a in acts if isinstance(a, StartJob | StopJob)] == [(StopJob, 1), (StartJob, 5)]
+    assert e.tenant_gpus("borrower") == 8
+
+
 def test_jobs_preempted_in_a_pass_wait_for_the_next_one_and_keep_their_order() -> None:
     tree = TenantTree([Tenant("owner", guarantee=8), Tenant("c")])
     e = Engine(build_site("uniform:nodes=2,gpus=8"), "fifo+reclaim+none+first-fit", tenants=tree, validate=True)
