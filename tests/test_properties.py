@@ -59,7 +59,7 @@ from gigafactory.twin import Simulation, Workload
 def budget(examples: int) -> settings:
     """``examples`` examples under the default Hypothesis profile, scaled with the profile loaded:
     ``pytest --hypothesis-profile=thorough`` (tests/conftest.py) runs ten times as many."""
-    scale = settings.default.max_examples / 100  # Hypothesis' own default is 100
+    scale = settings().max_examples / 100  # settings() holds the loaded profile's; Hypothesis' own default is 100
     return settings(
         max_examples=max(1, round(examples * scale)),
         deadline=None,
@@ -217,7 +217,9 @@ def test_quick_node_choice_equals_the_full_scan(policy: str, fill: list[int], gp
     script=st.lists(st.tuples(st.sampled_from(["submit", "submit", "cancel", "fail-node", "repair", "wait"]),
                               st.integers(0, 50), st.integers(1, 8)), min_size=1, max_size=60),
 )  # fmt: skip
-def test_stopped_attempts_never_overlap_the_next_user_of_their_gpus(site: str, profile: str, script: list) -> None:  # type: ignore[type-arg]
+def test_stopped_attempts_never_overlap_the_next_user_of_their_gpus(
+    site: str, profile: str, script: list[tuple[str, int, int]]
+) -> None:
     """With ``hold_stopped`` (the control plane's engine), a stopped attempt keeps its GPUs until the driver says
     it ended, so live attempts (running or stopping) never share a GPU and a job's attempts never overlap."""
     from conftest import make_job
@@ -244,7 +246,7 @@ def test_stopped_attempts_never_overlap_the_next_user_of_their_gpus(site: str, p
     stopping: list[tuple[int, int]] = []
     t, next_id = 0.0, 1
 
-    def apply(actions: list[object]) -> None:
+    def apply(actions: list[Action]) -> None:
         for a in actions:
             if isinstance(a, StartJob):
                 assert all(j != a.job_id for j, _ in live), f"job {a.job_id} started while an attempt lives"
@@ -447,9 +449,9 @@ def scenarios(draw: st.DrawFn, contended: bool = False) -> Scenario:
             st.sampled_from([-math.inf, 0.0, 30.0, 100.0]),  # valid from
             st.sampled_from([math.inf, 20.0, 200.0]),  # for this long
         )
-        for at, award_id, more, start, lasts in sorted(draw(st.lists(grants, max_size=6))):
+        for at, award_id, more, start, valid_s in sorted(draw(st.lists(grants, max_size=6))):
             hours[award_id] = hours.get(award_id, 0.0) + more  # an award is only ever topped up here
-            end = math.inf if math.isinf(lasts) else max(start, 0.0) + lasts
+            end = math.inf if math.isinf(valid_s) else max(start, 0.0) + valid_s
             events.append(AwardChanged(float(at), Award(award_id, AWARD_TENANT[award_id], hours[award_id], start, end)))
     events.sort(key=lambda e: e.time)  # stable: same-time events keep the order they were drawn in
     return Scenario(
