@@ -6,10 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from gigafactory.core import Job, JobId, JobRequest, Locality
 
 REPO = Path(__file__).resolve().parents[1]
+
+# `pytest --hypothesis-profile=thorough` runs ten times the examples of tests that size theirs with the loaded profile
+# (tests/test_properties.py's budget()), for a run before a release or after a change to the engine.
+settings.register_profile("thorough", max_examples=1000)
 
 
 def _data_dir() -> Path:

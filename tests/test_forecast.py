@@ -23,13 +23,18 @@ def test_waiting_jobs_start_when_running_ones_are_expected_to_end() -> None:
 
 
 def test_backfill_shows_in_the_forecast() -> None:
-    e = _engine()
-    e.handle([JobSubmitted(0.0, make_job(1, 8, est=100.0)), Tick(0.0)])
-    # Job 2 needs the whole site and waits for job 1; job 3 is short and fits beside job 1 now.
-    e.handle([JobSubmitted(1.0, make_job(2, 16, est=10.0)), JobSubmitted(1.0, make_job(3, 8, est=200.0)), Tick(1.0)])
-    starts = forecast_starts(e, 1.0)
-    assert starts[2] == 100.0
-    assert 3 not in e.pending() or starts[3] >= 110.0
+    def forecast(profile: str) -> dict[int, float]:
+        e = Engine(build_site("uniform:nodes=2,gpus=8"), profile)
+        e.handle([JobSubmitted(0.0, make_job(1, 8, est=100.0)), JobSubmitted(0.0, make_job(2, 8, est=50.0))])
+        assert e.running() == [1, 2]  # the site is full
+        # Job 3 needs the whole site: it waits for both. Job 4, later, fits in the node job 2 frees at t=50 and ends
+        # (at 90) before job 3 can start (at 100).
+        e.handle([JobSubmitted(1.0, make_job(3, 16, est=10.0)), JobSubmitted(1.0, make_job(4, 8, est=40.0))])
+        assert e.pending() == [3, 4]
+        return forecast_starts(e, 1.0)
+
+    assert forecast("fifo+easy+best-fit") == {3: 100.0, 4: 50.0}  # the later job starts first: backfilled
+    assert forecast("fifo+none+best-fit") == {3: 100.0, 4: 110.0}  # without backfill it waits for job 3 to end
 
 
 def test_the_live_engine_is_untouched_and_unknown_runtimes_use_the_default() -> None:

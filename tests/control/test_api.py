@@ -126,10 +126,14 @@ def test_nothing_crosses_tenants(plane: Plane, api: TestClient, jobs_of_lab_a: t
     api.post("/api/v1/jobs", json={"command": ["true"], "gpus": 1}, headers=other)
     seen = {j["tenant"] for j in api.get("/api/v1/jobs", headers=other).json()}
     assert seen == {OTHER}
-    assert {e["job"]["tenant"] for e in api.get("/api/v1/queue", headers=other).json()} <= {OTHER}
+    admin = as_(plane, "admin")
+    # The queue and the usage hold lab-a's jobs (one runs, one ran), which the other tenant must not see.
+    assert {e["job"]["tenant"] for e in api.get("/api/v1/queue", headers=admin).json()} == {OWN, OTHER}
+    assert {e["job"]["tenant"] for e in api.get("/api/v1/queue", headers=other).json()} == {OTHER}
     assert [t["name"] for t in api.get("/api/v1/tenants", headers=other).json()] == [OTHER]
-    assert set(api.get("/api/v1/usage", headers=other).json()["gpu_hours"]) <= {OTHER}
-    everyone = {j["tenant"] for j in api.get("/api/v1/jobs", headers=as_(plane, "admin")).json()}
+    assert set(api.get("/api/v1/usage", headers=admin).json()["gpu_hours"]) == {OWN}
+    assert api.get("/api/v1/usage", headers=other).json()["gpu_hours"] == {}  # it has run nothing yet
+    everyone = {j["tenant"] for j in api.get("/api/v1/jobs", headers=admin).json()}
     assert everyone == {OWN, OTHER}
     # Pages too: another tenant's job page is a 404, the queue page lists none of lab-a's jobs.
     browser_as(api, plane.tokens[OTHER])

@@ -231,20 +231,24 @@ def test_a_job_that_allows_it_leaves_a_site_that_can_no_longer_run_it(tmp_path: 
         both = ["DE", "FR"]
         fills = [_submit(api, tok, command=["sleep", "60"], gpus=4, site=s).json()["ids"][0] for s in ("de-1", "fr-1")]
         run_until(d, lambda: all(_row(p, j).state == "running" for j in fills))
+        # Work already waits at fr-1, so both newcomers are sent to de-1, one allowing a move and one not.
+        queued = [_submit(api, tok, command=["sleep", "60"], gpus=4, site="fr-1").json()["ids"][0] for _ in (1, 2)]
+        run_until(d, lambda: all(_row(p, j).state == "pending" for j in queued))
         mover = _submit(api, tok, command=["true"], gpus=4, countries=both, reroute=True).json()["ids"][0]
         stayer = _submit(api, tok, command=["true"], gpus=4, countries=both).json()["ids"][0]
         run_until(d, lambda: _row(p, mover).state == "pending" and _row(p, stayer).state == "pending")
-        home = _row(p, mover).site
-        other = "fr-1" if home == "de-1" else "de-1"
+        home, other = "de-1", "fr-1"
+        assert _row(p, mover).site == _row(p, stayer).site == home
         # The mover's site loses its only node; the other site frees up.
         assert api.post(f"/api/v1/admin/nodes/u00000/drain?site={home}", headers=admin).status_code == 202
-        api.post(f"/api/v1/jobs/{fills[0 if other == 'de-1' else 1]}/cancel", headers=admin)
+        for j in [fills[1], *queued]:
+            api.post(f"/api/v1/jobs/{j}/cancel", headers=admin)
         run_until(d, lambda: _row(p, mover).state == "completed")
         assert _row(p, mover).site == other
         story = [t for t in api.get(f"/api/v1/jobs/{mover}/story", headers=admin).json() if t["stimulus"] == "route"]
         assert len(story) == 2 and story[1]["reason"].startswith(f"routed to {other}: away from {home}")
-        if _row(p, stayer).site == home:
-            assert _row(p, stayer).state == "pending"  # it did not allow a move: it waits for its site
+        # The stayer did not allow a move: it waits for its site.
+        assert (_row(p, stayer).site, _row(p, stayer).state) == (home, "pending")
         for j in fills:
             api.post(f"/api/v1/jobs/{j}/cancel", headers=admin)
         ambiguous = api.post("/api/v1/admin/nodes/u00000/drain", headers=admin)

@@ -1039,6 +1039,7 @@ class Engine:
                 self._last_scan = self.now
         for rec in started:
             self._queue.remove(rec)
+        self._queue.end_walk()
         for rec in parked:
             self._park(rec)
 

@@ -39,11 +39,15 @@ class PendingQueue:
         self.gpus = 0.0  # GPUs asked for by the pending jobs (a fraction counting as its share)
         self.work_gpu_s = 0.0  # their GPUs × time limits (a job without one counts DEFAULT_RUNTIME_S)
         self.shapes: dict[int, int] = {}  # request shape (``JobRecord.shape``) -> pending jobs of that shape
+        self._late: list[JobRecord] | None = None  # jobs added while a pass walks the queue (see walk)
 
     def __len__(self) -> int:
         return self._size
 
     def add(self, rec: JobRecord) -> None:
+        if self._late is not None:
+            self._late.append(rec)
+            return
         group = rec.group
         lst = self._lists.get(group)
         if lst is None:
@@ -82,7 +86,16 @@ class PendingQueue:
         return [jid for g in sorted(self._lists) for _, jid in self._lists[g]]
 
     def walk(self, rank: Ranker | None) -> Walk:
+        """One pass's way through the queue. Until :meth:`end_walk`, jobs added (stopped during the pass to make
+        room for another) are held back: they wait for the next pass, and the sorted lists the walk iterates do
+        not change under it."""
+        self._late = []
         return Walk(self, rank)
+
+    def end_walk(self) -> None:
+        late, self._late = self._late, None
+        for rec in late or ():
+            self.add(rec)
 
 
 class Walk:

@@ -36,14 +36,22 @@ class Reclaim:
             owner = other.job.tenant
             if owner == tenant:
                 continue
-            owed = (tree[owner].guarantee or 0) if owner in tree else 0
-            if view.tenant_gpus(owner) - other.job.request.gpu_equivalent < owed - 1e-9:
-                continue  # stopping it would push its tenant below its own guarantee
             started = other.started_s if other.started_s is not None else now
             lost = progress_at(now - started, math.inf, other.job.checkpoint).unsaved_s
             scored.append((lost * other.job.request.gpu_equivalent, -started, other.job.id, other))
         scored.sort(key=lambda s: s[:3])
-        return [s[3] for s in scored]
+        # The engine stops a prefix of this list (or part of one): no prefix may push a borrower below its guarantee.
+        left: dict[str, float] = {}  # what each borrower would hold once the candidates so far were stopped
+        out = []
+        for *_, other in scored:
+            owner = other.job.tenant
+            owed = (tree[owner].guarantee or 0) if owner in tree else 0
+            held = left.get(owner, view.tenant_gpus(owner)) - other.job.request.gpu_equivalent
+            if held < owed - 1e-9:
+                continue  # stopping it would push its tenant below its own guarantee
+            left[owner] = held
+            out.append(other)
+        return out
 
 
 PREEMPT.add(
