@@ -113,13 +113,9 @@ def test_non_gang_jobs_scatter_over_free_gpus() -> None:
     assert pl.nodes[:2] == (1, 0)  # the fullest nodes first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a non-gang request ignores its locality: Placer._scatter (and Capacity.could_fit) take free GPUs in any "
-    "pod or domain, though JobRequest says all its GPUs stay in one and Engine.never_fits holds it to one; found by "
-    "test_every_extension_point_keeps_the_invariants_event_by_event",
-)
 def test_non_gang_jobs_keep_their_locality() -> None:
+    """Found by test_every_extension_point_keeps_the_invariants_event_by_event: the scatter placement took free GPUs
+    in any pod, though JobRequest keeps all of a job's GPUs in one and Engine.never_fits holds it to one."""
     cap = Capacity(build_site("uniform:nodes=3,gpus=2,pod_nodes=2"))  # pods: nodes 0 and 1 | node 2
     _fill(cap, 0, 2)
     placer = PLACE.get("first-fit").build()
@@ -127,6 +123,10 @@ def test_non_gang_jobs_keep_their_locality() -> None:
     # No pod has 3 free GPUs (pod 0 has node 1's two, pod 1 node 2's two): the job must wait.
     result = placer.place(job, cap, PlaceContext(np.random.default_rng(0)))
     assert not isinstance(result, Placement), result
+    # Two GPUs fit in either pod; the tightest that holds them is taken, whole.
+    pl = placer.place(make_job(2, 2, locality=Locality.POD, gang=False), cap, PlaceContext(np.random.default_rng(0)))
+    assert isinstance(pl, Placement) and pl.num_gpus == 2
+    assert len({cap.topo.node_pod[n] for n in pl.nodes}) == 1
 
 
 def test_fractional_request_best_fits_one_gpu() -> None:

@@ -405,8 +405,7 @@ def scenarios(draw: st.DrawFn, contended: bool = False) -> Scenario:
         if gpus and draw(st.integers(0, 3)) == 0:
             cpu = draw(st.sampled_from([1000, 3000]))
         gang = gpus <= 1 or draw(st.integers(0, 4)) > 0
-        # A non-gang job asks for no locality: its placement ignores it (test_non_gang_jobs_keep_their_locality).
-        locality = Locality.ANY if gpus <= 1 or not gang else draw(st.sampled_from([Locality.ANY] * 3 + list(Locality)))
+        locality = Locality.ANY if gpus <= 1 else draw(st.sampled_from([Locality.ANY] * 3 + list(Locality)))
         work = float(draw(st.integers(30 if hog else 1, 60)))
         estimate = draw(st.sampled_from([None, work, work, work * 3, work / 2]))
         award = draw(st.sampled_from([None, None, None, 1, 2, 4]))

@@ -308,7 +308,8 @@ class Placer:
         return lexmin(pool, keys, topo.node_rank[pool])
 
     def _scatter(self, req: JobRequest, cap: Capacity, ctx: PlaceContext) -> Placement | Status:
-        """A non-gang request: any free whole GPUs, taken from nodes in the policy's preference order."""
+        """A non-gang request: any free whole GPUs, taken from nodes in the policy's preference order. With a
+        locality, all of them in one pod or NVLink domain: the tightest that holds them all."""
         ok = cap.avail_whole > 0
         mask = cap.model_mask(req.models)
         if mask is not None:
@@ -318,6 +319,16 @@ class Placer:
         cand = np.flatnonzero(ok)
         if int(cap.avail_whole[cand].sum()) < req.gpus:
             return Status.unschedulable("not enough free GPUs")
+        if req.locality is not Locality.ANY:
+            topo = cap.topo
+            group = topo.node_domain if req.locality is Locality.DOMAIN else topo.node_pod
+            free = np.bincount(group[cand], weights=cap.avail_whole[cand])
+            holds = np.flatnonzero(free >= req.gpus)
+            if holds.size == 0:
+                unit = "NVLink domain" if req.locality is Locality.DOMAIN else "pod"
+                return Status.unschedulable(f"no {unit} has {req.gpus} free GPUs")
+            best = int(holds[np.argmin(free[holds])])
+            cand = cand[group[cand] == best]
         nodes: list[int] = []
         node_gpus: list[tuple[int, ...]] = []
         remaining = req.gpus
