@@ -220,6 +220,10 @@ class Engine:
         # if stopping those could not make room for a job, they cannot for a later one of the same shape.
         self._preempt_missed: dict[int, tuple[int, int]] = {}
         self._ranks_running = self.profile.preempt.ranks_running
+        # Jobs that stopped others to make room while those attempts were still being stopped (``hold_stopped``):
+        # what was freed is theirs, so each pass tries them first (else the stopped jobs, back in the queue ahead of
+        # them, would take it again and be stopped again, for ever).
+        self._promised: dict[int, None] = {}
         self._immediate: list[JobRecord] = []
         self._round_s = self.profile.cycle.round_s
         self._woken_for = -math.inf  # the time a Wake was last asked for
@@ -949,6 +953,8 @@ class Engine:
         fit_any = self._memo.fit_any
         misses = self._misses = PassMisses(self._memo, cap.grow_epoch)
         shapes = self._queue.shapes
+        if self._promised:
+            self._keep_promises(ctx, out)
         # Skipping the rest of the walk must not skip an admission verdict (it parks jobs, and says why they wait).
         may_stop = admit_all
         for jid in walk:
@@ -1137,7 +1143,27 @@ class Engine:
             self._requeue(victim, f"preempted for job {rec.job.id} ({self.profile.preempt.name})", stopped=True)
             self.stats.preempted += 1
         rec.fail_epoch = -1
-        return self._try(rec, ctx, exclude)
+        started = self._try(rec, ctx, exclude)
+        if started is None and self._held:
+            self._promised[rec.job.id] = None  # the room it made is its own once those attempts have ended
+        return started
+
+    def _keep_promises(self, ctx: PlaceContext, out: list[Action]) -> None:
+        """Start the jobs that made room by stopping others, where that room is free now, before anyone else."""
+        admit = self.profile.admit
+        for jid in list(self._promised):
+            rec = self._jobs.get(jid)
+            if rec is None or rec.state is not JobState.PENDING or jid in self._awaiting or jid in self._parked_ids:
+                del self._promised[jid]
+                continue
+            if not admit.admits_all and not admit.admit(rec.job, self).ok:
+                del self._promised[jid]
+                continue
+            placed = self._try(rec, ctx, None)
+            if placed is not None:
+                del self._promised[jid]
+                self._queue.remove(rec)
+                self._start(rec, placed, out)
 
     def _preempt_place(self, rec: JobRecord, exclude: np.ndarray | None) -> tuple[Placement, list[JobRecord]] | None:
         """Where ``rec`` would go once the fewest of the candidates, in order, have stopped (on a trial copy of the
