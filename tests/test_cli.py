@@ -77,6 +77,10 @@ def test_experiment_toml_with_several_seeds(tmp_path: Path) -> None:
             "job 0 asks for 200,000 GPUs; the site gb200-nvl72:racks=1389 has 100,008",
         ),
         (["--workload", "single:gpus=0"], "gpus='0' must be at least 1"),
+        (
+            ["--site", "uniform:nodes=4,gpus=8", "--workload", "single:gpus=16,locality=domain"],
+            "job 0 asks for 16 GPUs in one NVLink domain; the largest NVLink domain of uniform:nodes=4,gpus=8 has 8",
+        ),
         (["--workload", "nope"], "unknown workload 'nope'; known: llm, philly, pollux, single"),
         (["--workload", "llm:load=-1"], "load='-1' must be greater than 0"),
         (["--days", "0"], "days=0.0 must be greater than 0"),

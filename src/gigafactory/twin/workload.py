@@ -291,6 +291,15 @@ class Workload:
                 f"workload {self.name!r}: job {i} asks for {int(self.gpus[i]):,} GPUs; "
                 f"the site {topo.name} has {total:,}"
             )
+        for code, group, unit in ((1, topo.node_pod, "pod"), (2, topo.node_domain, "NVLink domain")):
+            biggest = int(np.bincount(group, weights=topo.node_gpus).max()) if topo.num_nodes else 0
+            cramped = (self.locality == code) & (self.gpus > max(biggest, 1))
+            if cramped.any():
+                i = int(np.flatnonzero(cramped)[0])
+                raise ConfigError(
+                    f"workload {self.name!r}: job {i} asks for {int(self.gpus[i]):,} GPUs in one {unit}; "
+                    f"the largest {unit} of {topo.name} has {biggest:,}"
+                )
         for ms, models in enumerate(self.model_sets):
             if (self.model_set == ms).any() and not set(models) & set(by_model):
                 raise ConfigError(
