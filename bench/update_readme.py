@@ -66,6 +66,10 @@ def fgd_published(doc: dict[str, Any]) -> str:
     gain = ", ".join(
         f"{w.removeprefix('openb_pod_list_')} {d:+.2f}" for w, d in doc["fgd_joint_minus_fgd_at_130"].items()
     )
+    if doc.get("fgd_multiples_minus_fgd_at_130"):
+        gain += "; `fgd-multiples`: " + ", ".join(
+            f"{w.removeprefix('openb_pod_list_')} {d:+.2f}" for w, d in doc["fgd_multiples_minus_fgd_at_130"].items()
+        )
     return (
         "\n".join(rows)
         + f"\n\nEach cell: ours at 100% / 130% arrived (published in brackets), mean of seeds 42–51 with the recorded "
