@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,7 @@ def main() -> None:
     path = write_result(
         "fgd_family",
         {"seeds": args.seeds, "orders": "derived from the seed", "base": "openb_pod_list_default",
-         "command": "python bench/fgd_family.py", "policies": policies, "members": [m.paper_name for m in members],
+         "command": " ".join(["python bench/fgd_family.py", *sys.argv[1:]]), "policies": policies, "members": [m.paper_name for m in members],
          "rows": rows, "total_wall_s": round(time.perf_counter() - t0, 1)},
     )  # fmt: skip
     print(f"wrote {path}")
