@@ -139,10 +139,12 @@ def main() -> None:
         print(f"{row['member']:12s} {row['sc_policy']:12s} {row['alloc_100']:6.2f} {row['alloc_130']:6.2f} {margin}")
     if args.no_write:
         return
+    command = " ".join(["python bench/fgd_family.py", *sys.argv[1:]])
     path = write_result(
         "fgd_family",
         {"seeds": args.seeds, "orders": "derived from the seed", "base": "openb_pod_list_default",
-         "command": " ".join(["python bench/fgd_family.py", *sys.argv[1:]]), "policies": policies, "members": [m.paper_name for m in members],
+         "command": command, "policies": policies,
+         "members": [m.paper_name for m in members],
          "rows": rows, "total_wall_s": round(time.perf_counter() - t0, 1)},
     )  # fmt: skip
     print(f"wrote {path}")
