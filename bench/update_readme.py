@@ -66,6 +66,10 @@ def fgd_published(doc: dict[str, Any]) -> str:
     gain = ", ".join(
         f"{w.removeprefix('openb_pod_list_')} {d:+.2f}" for w, d in doc["fgd_joint_minus_fgd_at_130"].items()
     )
+    if doc.get("fgd_multiples_minus_fgd_at_130"):
+        gain += "; `fgd-multiples`: " + ", ".join(
+            f"{w.removeprefix('openb_pod_list_')} {d:+.2f}" for w, d in doc["fgd_multiples_minus_fgd_at_130"].items()
+        )
     return (
         "\n".join(rows)
         + f"\n\nEach cell: ours at 100% / 130% arrived (published in brackets), mean of seeds 42–51 with the recorded "
@@ -83,6 +87,39 @@ def fgd_speed(doc: dict[str, Any]) -> str:
         "\n".join(rows)
         + f"\n\nOne run: workload {doc['workload']}, seed {doc['seed']}, recorded order ({doc['runs'][0]['pods']:,} "
         f"pods on 1,213 nodes), median of {doc['repeat']}. Measured on {_machine(doc)}."
+    )
+
+
+def fgd_family(doc: dict[str, Any]) -> str:
+    rows = doc["rows"]
+    members = list(dict.fromkeys(r["member"] for r in rows))
+    names = list(dict.fromkeys(r["sc_policy"] for r in rows))
+    others = [p for p in PUBLISHED if p in names and p != "06-FGD"] + [p for p in names if p not in PUBLISHED]
+    by = {(r["member"], r["sc_policy"]): r for r in rows}
+    head = "| member | 06-FGD | " + " | ".join(others) + " |"
+    out = [head, "|---|---:|" + "---:|" * len(others)]
+    for m in members:
+        fgd = by.get((m, "06-FGD"))
+        cells = [f"{fgd['alloc_100']:.2f} / {fgd['alloc_130']:.2f} ({len(fgd['seeds'])})" if fgd else "–"]
+        for p in others:
+            r = by.get((m, p))
+            if r is None or "margin_100" not in r:
+                cells.append("–")
+                continue
+            text = f"{r['margin_100']:+.2f} / {r['margin_130']:+.2f} ({r['paired_seeds_130']})"
+            cells.append(f"**{text}**" if r["margin_100"] > 0 and r["margin_130"] > 0 else text)
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    walls = {}
+    for r in rows:
+        walls.setdefault(r["sc_policy"], []).append(r["wall_s"])
+    speed = ", ".join(f"{p} {sum(w) / len(w):.1f} s" for p, w in walls.items())
+    return (
+        "\n".join(out)
+        + "\n\n06-FGD: its GPU allocation (%) at 100% / 130% of the capacity arrived, mean over seeds (how many in "
+        "brackets). Other columns: their allocation minus FGD's on the same seeds, in percentage points, at 100% / "
+        f"130% (bold where both are above FGD). Seeds {doc['seeds']}; each seed draws the member from the default "
+        f"trace, the arrival order and the node ranks. `{doc['command']}`. Mean wall time per run: {speed}. "
+        f"Measured on {_machine(doc)}."
     )
 
 
@@ -323,6 +360,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "twin_scale": twin_scale,
     "fgd_published": fgd_published,
     "fgd_speed": fgd_speed,
+    "fgd_family": fgd_family,
 }
 
 

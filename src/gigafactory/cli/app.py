@@ -317,7 +317,9 @@ def twin_run(
 @user_errors
 def twin_fgd(
     data: Annotated[Path, typer.Option(help="directory with the openb node and pod lists")],
-    workload: Annotated[str, typer.Option(help="workload(s), e.g. default,gpushare40 (or openb_pod_list_...)")],
+    workload: Annotated[
+        str, typer.Option(help="workload(s), e.g. default,gpushare40 (or openb_pod_list_...), family:multigpu=0.3")
+    ],
     policy: Annotated[str, typer.Option(help="placement policies, comma-separated, or 'all'")] = "all",
     seeds: Annotated[str, typer.Option(help="seeds: 42-51, or 42,43")] = "42-51",
     orders: Annotated[Path | None, typer.Option(help="directory with recorded arrival orders and node ranks")] = None,
@@ -333,7 +335,7 @@ def twin_fgd(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from gigafactory.twin.fgd import fgd_policies, workload_file
+    from gigafactory.twin.fgd import check_workload, fgd_policies
     from gigafactory.twin.fgd_grid import GridTask, compare, parse_seeds, read_published, run_grid, write_csv
     from gigafactory.twin.fgd_grid import write_report as write_fgd_report
     from gigafactory.twin.fgd_grid import write_summary as write_fgd_summary
@@ -348,7 +350,7 @@ def twin_fgd(
     if not workloads:
         raise UserError("--workload: give at least one workload")
     for w in workloads:
-        workload_file(data, w)
+        check_workload(data, w, orders=orders)
     policies = fgd_policies(policy)
     seed_list = parse_seeds(seeds)
     published = read_published(compare_with) if compare_with is not None else None

@@ -11,6 +11,9 @@ Each pod is submitted to a real :class:`~gigafactory.engine.Engine` as an ``imme
 Arrival orders come from the published runs (``--orders``) or, without them, are derived here from the seed:
 sort by name, shuffle, tune to 1.3x (resample or drop), and draw the node tie-break ranks, all with numpy's
 seeded generator (Go's ``math/rand`` stream is not reproduced; see the method document, §3.3).
+
+A workload is a pod list in the data directory (``default``, ``gpushare40``) or a member of one of the paper's
+families generated from the default trace with the run's seed (``family:multigpu=0.3``, :mod:`.fgd_family`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from gigafactory.policy.order.fifo import Fifo
 from gigafactory.policy.place.fgd import NodeCounts
 from gigafactory.policy.place.fragmentation import FragModel, PodType, TargetWorkload
 from gigafactory.policy.profile import Profile
+from gigafactory.twin.fgd_family import generate, is_family, parse_family
 from gigafactory.twin.traces.openb import PodList, read_arrivals, read_node_ranks, read_nodes, read_pods
 
 __all__ = [
@@ -41,6 +45,7 @@ __all__ = [
     "PUBLISHED_NAMES",
     "FgdResult",
     "bucket",
+    "check_workload",
     "derive_order",
     "fgd_policies",
     "run_fgd",
@@ -50,6 +55,7 @@ __all__ = [
 TUNE = 1.3
 COLUMNS = tuple(range(131))
 NODE_FILE = "openb_node_list_gpu_node.csv"
+BASE_WORKLOAD = "default"  # the trace the families are generated from
 PUBLISHED_NAMES = {
     "random": "01-Random",
     "dot-product": "02-DotProd",
@@ -80,6 +86,28 @@ def workload_file(data: Path, name: str) -> Path:
         known = sorted(p.stem.removeprefix("openb_pod_list_") for p in data.glob("openb_pod_list_*.csv"))
         raise ConfigError(f"unknown workload {name!r} in {data}; known: {', '.join(known) or '(none)'}")
     return path
+
+
+def check_workload(data: Path, name: str, *, orders: Path | None = None) -> str:
+    """The workload's name in results (a file's stem, or a family member's canonical spelling); checks that it
+    can be run: the file exists, or the family spec is valid and the default trace exists."""
+    if is_family(name):
+        family = parse_family(name)
+        if orders is not None:
+            raise ConfigError(f"workload {name!r}: generated workloads have no recorded orders; leave out --orders")
+        workload_file(data, BASE_WORKLOAD)
+        return family.name
+    return workload_file(data, name).stem
+
+
+def load_workload(data: Path, name: str, seed: int, topo: Topology) -> tuple[str, PodList]:
+    """``(name in results, pods)``: the file's pods, or the family member generated for ``seed``."""
+    if is_family(name):
+        family = parse_family(name)
+        base = read_pods(workload_file(data, BASE_WORKLOAD))
+        return family.name, generate(base, family, seed, topo)
+    path = workload_file(data, name)
+    return path.stem, read_pods(path)
 
 
 @dataclass
@@ -188,16 +216,16 @@ def run_fgd(
     validate: bool = False,
 ) -> FgdResult:
     t0 = time.perf_counter()
-    pod_path = workload_file(data, workload)
-    stem = pod_path.stem
-    original = read_pods(pod_path)
+    stem = check_workload(data, workload, orders=orders)
     if orders is not None:
+        original = read_pods(workload_file(data, workload))
         arrivals = read_arrivals(orders / f"{stem}_seed{seed}_arrivals.csv.gz")
         ranks = read_node_ranks(orders / f"{stem}_seed{seed}_noderank.csv.gz")
         topo = read_nodes(data / NODE_FILE, ranks=ranks)
         source = "published"
     else:
         topo = read_nodes(data / NODE_FILE)
+        stem, original = load_workload(data, workload, seed, topo)
         arrivals, rank_col = derive_order(original, topo, seed)
         topo = topo.with_ranks(rank_col)
         source = "derived"
