@@ -343,3 +343,15 @@ def test_held_attempts_are_restored_after_a_restart() -> None:
     e2.handle([AttemptStopping(5, JobId(1), 1, placement), JobRestored(5, make_job(2, 8), 0)])
     assert e2.held() == {1: 1} and e2.pending() == [2]
     assert started(e2.handle([JobFailed(6, JobId(1), 1, exit_code=143)])) == [2]
+
+
+def test_caller_given_stimulus_ids_name_the_transitions_they_cause() -> None:
+    """The control plane names each submission's request; there are as many names as jobs (the crash test once
+    overflowed a log that kept them as kinds), and a job's story shows its own."""
+    e = Engine(build_site("uniform:nodes=1,gpus=1"), "fifo+none+first-fit", validate=True)
+    e.handle([JobSubmitted(0, make_job(i, 1), stimulus=f"submit job {i}") for i in range(1, 301)])
+    story = e.story(300)
+    assert [t.stimulus for t in story] == ["submit job 300"]
+    assert [t.stimulus.split("#")[0] for t in e.story(1)] == ["submit job 1", "schedule@JobSubmitted"]
+    e.handle([JobCancelled(1, JobId(300), stimulus="request 7")])
+    assert e.story(300)[-1].stimulus == "request 7"

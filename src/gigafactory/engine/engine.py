@@ -202,7 +202,7 @@ class Engine:
         self._usage = UsageLedger(self._grouped.half_life_s if self._grouped is not None else math.inf)
         self._counts: dict[JobState, int] = dict.fromkeys(JobState, 0)
         self._seq = 0
-        self._stimulus = ("init", 0)
+        self._stimulus = ("init", 0, "")
         self._planner = EndPlanner(
             topo, self.cap, self._allocs, self._ends, lambda jid: self._jobs[jid].placement, self.profile.place,
             self._plan_rng,
@@ -423,12 +423,12 @@ class Engine:
             self.stats.events += 1
             if ev.time > self.now:
                 self.now = ev.time
-            self._stimulus = (ev.stimulus or type(ev).__name__, self._seq)
+            self._stimulus = (type(ev).__name__, self._seq, ev.stimulus)
             ticked = ticked or isinstance(ev, Tick)
             self._dispatch(ev, out)
             if self.validate:
                 self.check()
-        self._stimulus = ("schedule@" + self._stimulus[0], self._stimulus[1])
+        self._stimulus = ("schedule@" + self._stimulus[0], self._stimulus[1], "")
         while self._unpark_at and self._unpark_at[0][0] <= self.now:
             self._unpark(heapq.heappop(self._unpark_at)[1])
         policing = self._award_grace is not None and bool(self.awards)
@@ -522,8 +522,8 @@ class Engine:
         self._counts[new] += 1
         rec.state = new
         if self.keep_log:
-            kind, seq = self._stimulus
-            self.log.add(self.now, rec.job.id, rec.attempt, old, new, kind, seq, reason)
+            kind, seq, given = self._stimulus
+            self.log.add(self.now, rec.job.id, rec.attempt, old, new, kind, seq, reason, given)
 
     def _enqueue(self, rec: JobRecord) -> None:
         job = rec.job

@@ -44,9 +44,10 @@ class TransitionLog:
         self._attempt = array("l")
         self._old = array("b")
         self._new = array("b")
-        self._kind = array("b")
+        self._kind = array("h")  # the cause's kind: an event type, or a pass after one (a few dozen at most)
         self._seq = array("q")
         self._reasons: dict[int, str] = {}
+        self._given: dict[int, str] = {}  # entry -> the caller's stimulus id, where it gave one
         self._kinds: list[str] = []
         self._kind_code: dict[str, int] = {}
 
@@ -63,6 +64,7 @@ class TransitionLog:
         kind: str,
         seq: int,
         reason: str = "",
+        given: str = "",
     ) -> None:
         code = self._kind_code.get(kind)
         if code is None:
@@ -70,6 +72,8 @@ class TransitionLog:
             self._kinds.append(kind)
         if reason:
             self._reasons[len(self._time)] = reason
+        if given:
+            self._given[len(self._time)] = given
         self._time.append(time)
         self._job.append(job_id)
         self._attempt.append(attempt)
@@ -87,7 +91,7 @@ class TransitionLog:
             attempt=self._attempt[i],
             old=STATES[self._old[i]],
             new=new,
-            stimulus=f"{self._kinds[self._kind[i]]}#{self._seq[i]}",
+            stimulus=self._given.get(i) or f"{self._kinds[self._kind[i]]}#{self._seq[i]}",
             reason=self._reasons.get(i, ""),
         )
 
