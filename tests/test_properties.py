@@ -98,6 +98,9 @@ def workloads(draw: st.DrawFn, exact: bool = False) -> tuple[str, Workload]:
         est = runtime if exact else draw(st.sampled_from([math.nan, runtime, runtime * 2, runtime * 10]))
         outcome = 0 if exact else draw(st.sampled_from([0, 0, 0, 1, 2]))
         locality = 0 if exact else draw(st.sampled_from([0, 0, 0, 1, 2]))
+        room = {1: topo.node_pod, 2: topo.node_domain}.get(locality)
+        if room is not None and gpus > int(np.bincount(room, weights=topo.node_gpus).max()):
+            locality = 0  # a workload job no pod or domain could hold is refused up front (check_fits), not run
         rows.append((t, gpus, milli, 1000 if kind == "cpu" else 0, runtime, est, outcome, locality))
     cols = list(zip(*rows, strict=True))
     wl = Workload.build(

@@ -163,7 +163,12 @@ BAD: list[tuple[str, Any, str, str]] = [
     # (what, body, field named, words in the message)
     ("zero GPUs", {"command": ["true"], "gpus": 0}, "body.gpus", "greater than or equal to 1"),
     ("negative GPUs", {"command": ["true"], "gpus": -4}, "body.gpus", "greater than or equal to 1"),
-    ("more GPUs than the site", {"command": ["true"], "gpus": 33}, "body.gpus", "this site has 32"),
+    (
+        "more GPUs than the site",
+        {"command": ["true"], "gpus": 33},
+        "body.gpus",
+        "this site could never run it: it asks for 33 GPUs; the site has 32",
+    ),
     ("unknown tenant", {"command": ["true"], "tenant": "nobody"}, "body.tenant", "unknown tenant 'nobody'"),
     ("an oversized argument", {"command": ["echo", "x" * 70_000]}, "body.command.1", "at most 65536"),
     ("an oversized command", {"command": ["echo"] + ["x" * 4000] * 20}, "body.command", "at most 65536"),

@@ -89,7 +89,7 @@ def test_admin_commands_and_errors(live: LiveServer) -> None:
     for args, words in [
         (("submit", "--gpus", "0", "--", "true"), "--gpus 0"),
         (("submit", "--gpus", "1.5", "--tenant", "lab-a", "--", "true"), "fraction below 1"),
-        (("submit", "--gpus", "999", "--tenant", "lab-a", "--", "true"), "this site has 32"),
+        (("submit", "--gpus", "999", "--tenant", "lab-a", "--", "true"), "it asks for 999 GPUs; the site has 32"),
         (("submit", "--tenant", "nobody", "--", "true"), "unknown tenant 'nobody'"),
         (("status", "12345"), "no job 12345"),
     ]:
