@@ -946,6 +946,8 @@ class Engine:
         self._preempt_missed.clear()
         started: list[JobRecord] = []
         parked: list[JobRecord] = []
+        if self._promised:
+            self._keep_promises(ctx, out)
         grouped = self._grouped
         walk = self._queue.walk(self._rank if grouped is not None else None)
         jobs = self._jobs
@@ -953,8 +955,6 @@ class Engine:
         fit_any = self._memo.fit_any
         misses = self._misses = PassMisses(self._memo, cap.grow_epoch)
         shapes = self._queue.shapes
-        if self._promised:
-            self._keep_promises(ctx, out)
         # Skipping the rest of the walk must not skip an admission verdict (it parks jobs, and says why they wait).
         may_stop = admit_all
         for jid in walk:
