@@ -20,7 +20,19 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
 REPO = HERE.parent
-DATA = Path(os.environ.get("GIGAFACTORY_DATA") or REPO.parent / "shared" / "data")
+
+
+def _data() -> Path:
+    """$GIGAFACTORY_DATA, else ../shared/data beside the checkout, else /work/shared/data (as the tests look)."""
+    if os.environ.get("GIGAFACTORY_DATA"):
+        return Path(os.environ["GIGAFACTORY_DATA"])
+    for candidate in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
+        if candidate.is_dir():
+            return candidate
+    return REPO.parent / "shared" / "data"
+
+
+DATA = _data()
 CLOCK_FIELDS = ("wall_s", "events_per_s")
 
 # name: (experiment settings, quick). Paths under {data} are read from the shared data directory.
