@@ -361,9 +361,10 @@ def _profile(order: str, admit: str, backfill: str, preempt: str, place: str, cy
         admit = f"award:grace_s=20,pool={pool}"
     elif admit == "award-safe-quota":
         admit = f"award:grace_s=0,pool={pool},safe=true,quota=true"
-    if order == "las" and cycle != "on-events":
-        # Continuous LAS that kills (not suspends) on every round never ends: each round the job with the least
-        # service kills the running one, which loses its work. A property of the policy, not an engine bug.
+    if order == "las":
+        # LAS that kills (not suspends) need not end: under continuous LAS on rounds each round the job with the
+        # least service kills the running one, which loses its work; with two queues and a tiny threshold, a case
+        # under hold_stopped did not settle either (found 2026-12-02, not yet understood: see the issue note).
         preempt = preempt.replace("graceful=false", "graceful=true")
     return "+".join([order, admit, backfill, preempt, place, cycle])
 

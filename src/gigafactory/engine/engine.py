@@ -627,6 +627,8 @@ class Engine:
         if rec.wait_reason:
             rec.wait_reason = ""
             self.waits_changed.add(job.id)
+        if self._promised:
+            self._promised.pop(job.id, None)  # a promise holds only until the job starts, by whatever way
         self._transition(rec, JobState.RUNNING)
         if self._running_ranked is not None:
             self._rank_running(rec)
@@ -1083,10 +1085,12 @@ class Engine:
             return None
         memo = self._memo
         shape = rec.shape
-        if not memo.could_fit(shape):
+        hit = memo.fit_any.get(shape)  # (inline: this is the hottest lookup of a pass)
+        if not (hit[1] if hit is not None and hit[0] == cap.version else memo.could_fit(shape)):
             self.stats.quick_rejects += 1
             rec.fail_epoch, rec.fail_res = epoch, -1
-            self._new_miss |= self._misses.miss(shape, epoch, aggregate=True)
+            if not self._misses.has(shape, epoch):
+                self._new_miss |= self._misses.miss(shape, epoch, aggregate=True)
             return None
         if exclude is not None and not memo.could_fit_outside(shape, self._res_version):
             self.stats.quick_rejects += 1
@@ -1099,7 +1103,8 @@ class Engine:
         rec.fail_epoch = epoch
         if exclude is None:
             rec.fail_res = -1
-            self._new_miss |= self._misses.miss(shape, epoch, aggregate=False)
+            if not self._misses.has(shape, epoch):
+                self._new_miss |= self._misses.miss(shape, epoch, aggregate=False)
         else:
             rec.fail_res = self._res_version
         return None
