@@ -46,6 +46,9 @@ class JointFragModel(FragModel):
         self._num_f = np.maximum(self.num, 1).astype(np.float64)
         self._size_f = self._num_f * 1000.0
 
+    # Whole-GPU types count at most as many jobs as the node's free CPU feeds (fgd-multiples turns this off).
+    cpu_caps_whole = True
+
     def frag(self, c: IntArray, s: IntArray, free: IntArray, cpu: IntArray, nodes: IntArray) -> FloatArray:
         nw = self._nw
         # Exact: for integers below 2**53, floor(a / b) in float64 equals a // b.
@@ -54,7 +57,10 @@ class JointFragModel(FragModel):
         free_f = free.astype(np.float64)[:, None]
         out = np.empty(c.shape, np.float64)
         cw = c[:, :nw]
-        usable_w = np.minimum(np.floor(cw / self._num_f[:nw]), cpu_jobs[:, :nw]) * self._size_f[:nw]
+        jobs_w = np.floor(cw / self._num_f[:nw])
+        if self.cpu_caps_whole:
+            jobs_w = np.minimum(jobs_w, cpu_jobs[:, :nw])
+        usable_w = jobs_w * self._size_f[:nw]
         out[:, :nw] = free_f - usable_w
         cs = c[:, nw:]
         usable_s = (free_f - s[:, nw:]) * np.minimum(1.0, cpu_jobs[:, nw:] / np.maximum(cs, 1))

@@ -42,11 +42,8 @@ policy never sees future arrivals or their order.
 
 from __future__ import annotations
 
-import numpy as np
-
 from gigafactory.policy.base import PLACE, PolicyFactory
 from gigafactory.policy.place.fgd_joint import FgdJoint, JointFragModel
-from gigafactory.policy.place.fragmentation import FloatArray, IntArray
 
 __all__ = ["FgdMultiples", "MultiplesFragModel"]
 
@@ -55,17 +52,7 @@ class MultiplesFragModel(JointFragModel):
     """Whole-GPU types: fully free GPUs in multiples of the type's size, FGD's CPU test. Sharing types: the joint
     measure's CPU-fed share of the GPUs with room. Whole-GPU types come first in the column order."""
 
-    def frag(self, c: IntArray, s: IntArray, free: IntArray, cpu: IntArray, nodes: IntArray) -> FloatArray:
-        nw = self._nw
-        # Exact: for integers below 2**53, floor(a / b) in float64 equals a // b.
-        cpu_jobs = np.floor(cpu[:, None] / self._cpu_f)
-        fits = self.access[self._node_model[nodes]] & (c >= self.num) & (cpu_jobs > 0)
-        free_f = free.astype(np.float64)[:, None]
-        out = np.empty(c.shape, np.float64)
-        out[:, :nw] = free_f - np.floor(c[:, :nw] / self._num_f[:nw]) * self._size_f[:nw]
-        usable_s = (free_f - s[:, nw:]) * np.minimum(1.0, cpu_jobs[:, nw:] / np.maximum(c[:, nw:], 1))
-        out[:, nw:] = free_f - usable_s
-        return self.weigh(np.where(fits, out, free_f))
+    cpu_caps_whole = False
 
 
 class FgdMultiples(FgdJoint):
