@@ -126,7 +126,12 @@ def run_case(name: str) -> dict[str, Any]:
 
     exp = _experiment(CASES[name][0])
     summary = run_one(exp, exp.seeds[0], keep_log=False).summary
-    return {k: v for k, v in summary.items() if k not in CLOCK_FIELDS}
+    kept = {k: v for k, v in summary.items() if k not in CLOCK_FIELDS}
+    # Paths name where this checkout and its data lie, not what was run: record them as placeholders.
+    text = (
+        json.dumps(kept).replace(json.dumps(str(DATA))[1:-1], "{data}").replace(json.dumps(str(REPO))[1:-1], "{repo}")
+    )
+    return dict(json.loads(text))
 
 
 def available(name: str) -> bool:
