@@ -94,51 +94,65 @@ def _offered(s: dict[str, Any]) -> str:
         return "–"
     if asked is None or round(got, 2) == round(asked, 2):
         return f"{got:.2f}"
-    return f"{got:.2f} (asked {asked:g}; the sampled jobs' GPU-time over their arrival span)"
+    return f"{got:.2f} (asked {asked:g})"
 
 
-def _site_stops(s: dict[str, Any]) -> str:
-    """Attempts the site stopped (failures, preemption); those jobs went back to the queue, they did not fail."""
-    model = s.get("failure_model", "none")
-    cause = "no failure model" if model == "none" else f"failure model {model}"
-    return f"{s.get('interruptions', 0):,} / {s.get('preemptions', 0):,} ({cause}; requeued, not failed)"
+def _fairness(f: dict[str, Any] | None) -> str:
+    if not f:
+        return "–"
+    daily = f.get("daily") or {}
+    jain = f" · Jain daily {daily['jain_mean']:.2f}" if daily.get("jain_mean") is not None else ""
+    return f"{f['deviation']:.3f}{jain}"
 
 
 def summary_table(s: dict[str, Any]) -> Table:
     from rich.table import Table
 
-    table = Table(title=f"{s['site']} · {s['policy']} · seed {s['seed']}", show_header=False, title_justify="left")
-    table.add_column("metric", style="bold")
-    table.add_column("value", justify="right")
-    rows = [
-        ("jobs", f"{s['jobs']:,}"),
-        (
-            "ended by themselves: completed / failed / cancelled",
-            f"{s['completed']:,} / {s['failed']:,} / {s['cancelled']:,}",
-        ),
-        *([("  who fails or cancels", str(s["outcome_model"]))] if s.get("outcome_model", "none") != "none" else []),
-        ("rejected / unfinished", f"{s['rejected']:,} / {s['unfinished']:,}"),
-        ("interrupted by the site / preempted", _site_stops(s)),
-        ("offered load", _offered(s)),
-        ("utilisation", f"{s['utilisation']:.1%}"),
-        (
-            "JCT mean / p50 / p99",
-            f"{_fmt_s(s['avg_jct_s'])} / {_fmt_s(s['p50_jct_s'])} / {_fmt_s(s['p99_jct_s'])}",
-        ),
-        ("queueing mean / p99", f"{_fmt_s(s['avg_queue_s'])} / {_fmt_s(s['p99_queue_s'])}"),
-        ("makespan", _fmt_s(s["makespan_s"])),
-        *(
-            [
-                ("failures / job interruptions", f"{s['failures']:,} / {s['interruptions']:,}"),
-                ("ETTR (GPU-time weighted)", "–" if s.get("ettr") is None else f"{s['ettr']:.3f}"),
-            ]
-            if s.get("failure_model", "none") != "none"
-            else []
-        ),
-        ("events simulated", f"{s['events']:,} in {s['wall_s']:.1f} s ({s['events_per_s'] or 0:,.0f}/s)"),
-    ]
-    for k, v in rows:
-        table.add_row(k, v)
+    table = Table(title=f"{s['site']} · {s['policy']} · seed {s['seed']}", title_justify="left")
+    steady = s.get("steady")
+    table.add_column("", style="bold")
+    table.add_column("whole run", justify="right", no_wrap=True)
+    if steady:
+        w = steady["window"]
+        table.add_column(f"steady: days {w['from_day']:.1f}–{w['to_day']:.1f}", justify="right", no_wrap=True)
+
+    def row(label: str, whole: str, in_window: str = "") -> None:
+        table.add_row(label, whole, *([in_window] if steady else []))
+
+    row("jobs", f"{s['jobs']:,}", f"{steady['jobs_submitted']:,} submitted" if steady else "")
+    row("completed / failed / cancelled", f"{s['completed']:,} / {s['failed']:,} / {s['cancelled']:,}")
+    notes = []
+    if s.get("outcome_model", "none") != "none":
+        notes.append(f"failed / cancelled: ended by themselves; who does: {s['outcome_model']}")
+    row("rejected / unfinished", f"{s['rejected']:,} / {s['unfinished']:,}")
+    row("site-interrupted / preempted", f"{s.get('interruptions', 0):,} / {s.get('preemptions', 0):,}")
+    model = s.get("failure_model", "none")
+    cause = "no failure model" if model == "none" else f"failure model {model}"
+    notes.append(f"interrupted or preempted jobs were requeued, not failed ({cause})")
+    row("offered load", _offered(s))
+    if s.get("offered_load_target") is not None:
+        notes.append("offered load: the sampled jobs' GPU-time over their arrival span and the GPUs")
+    row("utilisation", f"{s['utilisation']:.1%}", f"{steady['utilisation']:.1%}" if steady else "")
+
+    def three(d: dict[str, Any], what: str) -> str:
+        return " / ".join(_fmt_s(d[f"{k}_{what}"]) for k in ("avg", "p50", "p99"))
+
+    row("JCT mean/p50/p99", three(s, "jct_s"), three(steady, "jct_s") if steady else "")
+    row("queueing mean/p50/p99", three(s, "queue_s"), three(steady, "queue_s") if steady else "")
+    row("fairness deviation", _fairness(s.get("fairness")),
+        _fairness(steady.get("fairness")) if steady else "")  # fmt: skip
+    row("makespan", _fmt_s(s["makespan_s"]))
+    if s.get("failure_model", "none") != "none":
+        row("failures / job interruptions", f"{s['failures']:,} / {s['interruptions']:,}")
+        row("ETTR (GPU-time weighted)", "–" if s.get("ettr") is None else f"{s['ettr']:.3f}")
+    row("events simulated", f"{s['events']:,} in {s['wall_s']:.1f} s ({s['events_per_s'] or 0:,.0f}/s)")
+    if steady:
+        notes.append(f"steady window: {steady['window']['rule']}")
+    notes.append(
+        "fairness deviation: Σ over tenants of |share received − share entitled|; entitlements capped by demand"
+    )
+    table.caption = "\n".join(notes)
+    table.caption_justify = "left"
     return table
 
 
@@ -285,6 +299,10 @@ def twin_run(
         str | None,
         typer.Option(help="replay an access programme: calls=4,cover=0.8,response_days=4 (use with the award policy)"),
     ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(help="steady-state window FROM:TO in days after the first submission (default: found)"),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")] = False,
 ) -> None:
     """Simulate a site, or a network of sites: write OUT/summary.json and OUT/report.html."""
@@ -308,6 +326,7 @@ def twin_run(
         route=route,
         residency=residency,
         programme=programme,
+        window=window,
     )
     target = out or (Path(exp.out) if exp.out else Path("out") / "twin")
     run_experiment(exp, target, quiet=quiet)

@@ -15,6 +15,8 @@ or, for a network of sites instead of one site::
     route = "earliest-start"     # optional: the network's own by default
     residency = 0.2              # optional: the share of jobs kept in their tenant's home country
 
+and ``window = "2:14"`` sets the steady-state window (days after the first submission) instead of finding it.
+
 Every value is checked before anything runs, and errors name the file, the key and what is allowed.
 """
 
@@ -39,13 +41,14 @@ from gigafactory.twin.network_sim import NetworkResult, NetworkSimulation, Restr
 from gigafactory.twin.programme import parse_programme, programme_awards
 from gigafactory.twin.sim import Progress, SimResult, Simulation
 from gigafactory.twin.tenants_file import load_tenants, tenants_from_table
+from gigafactory.twin.windows import parse_window
 from gigafactory.twin.workloads import load_workload
 
 __all__ = ["Experiment", "home_countries", "load_experiment", "read_network", "run_network", "run_one"]
 
 _KEYS = {
     "site", "workload", "policy", "days", "seed", "seeds", "out", "validate", "name", "failures", "horizon_days",
-    "tenants", "tenant", "network", "route", "residency", "programme",
+    "tenants", "tenant", "network", "route", "residency", "programme", "window",
 }  # fmt: skip
 
 
@@ -68,6 +71,7 @@ class Experiment:
     route: str | None = None  # the route policy; None: the network's own
     residency: float = 0.0  # share of jobs that may run only in their tenant's home country
     programme: str | None = None  # an access programme's calls and awards (twin/programme.py), e.g. "calls=4"
+    window: str | None = None  # the steady-state window, "FROM:TO" in days; None: found (twin/windows.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def profile(self) -> Profile:
@@ -87,6 +91,7 @@ class Experiment:
         if self.horizon_days is not None and not self.horizon_days > 0:
             raise ConfigError(f"horizon_days={self.horizon_days} must be greater than 0")
         self.profile()
+        self.window_days()
         if not 0.0 <= self.residency <= 1.0:
             raise ConfigError(f"residency={self.residency} must be a share between 0 and 1")
         if self.network is not None:
@@ -105,6 +110,14 @@ class Experiment:
         tree = self.tenant_tree()
         if tree is not None:
             tree.check_capacity(gpus)
+
+    def window_days(self) -> tuple[float, float] | None:
+        if self.window is None:
+            return None
+        a, b = parse_window(self.window)
+        if self.horizon_days is not None and b > self.horizon_days:
+            raise ConfigError(f"window {self.window!r} ends after the horizon, day {self.horizon_days:g}")
+        return a, b
 
     def tenant_tree(self) -> TenantTree | None:
         if self.tenant_table is not None:
@@ -171,6 +184,7 @@ def load_experiment(path: Path) -> Experiment:
         route=get("route", str),
         residency=None if (r := get("residency", (int, float))) is None else float(r),
         programme=get("programme", str),
+        window=get("window", str),
     )
     try:
         exp.check()
@@ -204,6 +218,7 @@ def run_one(exp: Experiment, seed: int, *, progress: Progress | None = None, kee
         progress=progress,
         labels={"experiment": exp.name} if exp.name else None,
         awards=programme_awards(exp.programme, workload, exp.days) if exp.programme is not None else None,
+        window_days=exp.window_days(),
     )
     result = sim.run()
     result.summary["days"] = exp.days

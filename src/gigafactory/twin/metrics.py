@@ -93,6 +93,9 @@ class Metrics:
         self._d_alloc = array("d")
         self._t_queue = array("d")
         self._d_queue = array("d")
+        self._j_alloc = array("q")  # the job of each allocation change, for per-tenant allocation over time
+        self._t_cap = array("d")  # GPUs leaving (-) or re-entering (+) service: failures, drains, repairs
+        self._d_cap = array("d")
 
     # ---- recording (hot path) -----------------------------------------------------------------------------
     def submitted(self, t: float, count: int) -> None:
@@ -112,6 +115,7 @@ class Metrics:
         self._run_start[job] = t
         self._t_alloc.append(t)
         self._d_alloc.append(gpus)
+        self._j_alloc.append(job)
         self._t_queue.append(t)
         self._d_queue.append(-1)
 
@@ -119,9 +123,15 @@ class Metrics:
         self.tenant_gpu_s[tenant] += gpus * (t - self._run_start[job])
         self._t_alloc.append(t)
         self._d_alloc.append(-gpus)
+        self._j_alloc.append(job)
         if requeued:
             self._t_queue.append(t)
             self._d_queue.append(1)
+
+    def capacity(self, t: float, gpus: float) -> None:
+        """``gpus`` GPUs left service (negative) or came back (positive) at ``t``."""
+        self._t_cap.append(t)
+        self._d_cap.append(gpus)
 
     def attempt_over(self, job: int, run_s: float, lost_s: float, ckpt_s: float, restart_s: float) -> None:
         self.run_s[job] += run_s
@@ -165,6 +175,7 @@ class Metrics:
             setattr(out, name, getattr(self, name)[idx])
         out.tenant_gpu_s = tenant_gpu_s
         out._t_alloc, out._d_alloc, out._t_queue, out._d_queue = t_alloc, d_alloc, t_queue, d_queue
+        out._j_alloc = array("q")  # a site's log does not name its jobs: no per-tenant measures for a part
         return out
 
     # ---- summary ------------------------------------------------------------------------------------------

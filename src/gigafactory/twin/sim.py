@@ -49,6 +49,7 @@ from gigafactory.engine.engine import Engine
 from gigafactory.policy.profile import Profile, parse_profile
 from gigafactory.twin.failures import Failure, FailureModel
 from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, Metrics, Series
+from gigafactory.twin.windows import Window, given_window, measure, share_series, steady_window
 from gigafactory.twin.workload import CANCELLED as W_CANCELLED
 from gigafactory.twin.workload import FAILED as W_FAILED
 from gigafactory.twin.workload import Workload
@@ -67,6 +68,7 @@ class SimResult:
     engine: Engine
     workload: Workload
     tenants: TenantTree | None
+    shares: dict[str, Any] | None = None  # per-tenant received and entitled shares over time (twin/windows.py)
 
 
 class Simulation:
@@ -86,6 +88,7 @@ class Simulation:
         labels: dict[str, Any] | None = None,
         mtbi_min_gpus: int = 256,
         awards: list[Award] | None = None,
+        window_days: tuple[float, float] | None = None,
     ) -> None:
         workload.check_fits(topo)
         self.topo = topo
@@ -104,6 +107,7 @@ class Simulation:
         self.checkpoints = workload.checkpointing(failures, topo)
         self.awards = awards or []  # an access programme's awards, all known from the start
         self.award_stops = 0
+        self.window_days = window_days  # the steady-state window, if given; else found (twin/windows.py)
 
     def run(self) -> SimResult:
         wall0 = time.perf_counter()
@@ -134,6 +138,7 @@ class Simulation:
         failure = next(stream, None)
         spares = _Spares(self.topo, self.spares)
         t = 0.0
+        tracked, out_of_service = self.failures is not None or self.spares > 0, self._capacity_tracker()
         initial: list[Event] = spares.initial()
         initial += [AwardChanged(0.0, a) for a in self.awards]
         while remaining > 0 or initial:
@@ -194,6 +199,8 @@ class Simulation:
                 i += 1
             if i > first:
                 met.submitted(t, i - first)
+            if tracked:
+                out_of_service(t, batch)
             for action in eng.handle(batch):
                 if isinstance(action, StartJob):
                     job = action.job_id
@@ -237,6 +244,24 @@ class Simulation:
         met.failures = spares.failures
         return self._result(time.perf_counter() - wall0)
 
+    def _capacity_tracker(self) -> Callable[[float, list[Event]], None]:
+        """Records in the metrics the GPUs that failures and drains take out of service, and repairs bring back."""
+        down: set[int] = set()
+        node_gpus = self.topo.node_gpus
+        met = self.metrics
+
+        def track(t: float, batch: list[Event]) -> None:
+            for ev in batch:
+                if isinstance(ev, (NodeFailed, NodeDrained)):
+                    if ev.node not in down:
+                        down.add(ev.node)
+                        met.capacity(t, -float(node_gpus[ev.node]))
+                elif isinstance(ev, (NodeRepaired, NodeResumed)) and ev.node in down:
+                    down.discard(ev.node)
+                    met.capacity(t, float(node_gpus[ev.node]))
+
+        return track
+
     def _result(self, wall_s: float) -> SimResult:
         wl = self.workload
         met = self.metrics
@@ -265,8 +290,42 @@ class Simulation:
         if self.awards:
             summary["programme"] = self._programme()
         start = float(wl.submit_s[0]) if len(wl) else 0.0
-        series = met.series(start, start + max(summary["makespan_s"], 1.0))
-        return SimResult(summary, series, met, self.engine, wl, self.tenants)
+        stop = start + max(summary["makespan_s"], 1.0)
+        self._windows(summary, start, stop)
+        series = met.series(start, stop)
+        shares = share_series(met, start, stop, **self._measure_args(start))
+        return SimResult(summary, series, met, self.engine, wl, self.tenants, shares)
+
+    def _measure_args(self, origin: float) -> dict[str, Any]:
+        wl = self.workload
+        return {
+            "origin": origin,
+            "submit_s": wl.submit_s,
+            "gpus": wl.gpu_equivalent,
+            "tenant": wl.tenant,
+            "names": tuple(wl.tenants),
+            "tree": self.tenants,
+        }
+
+    def _windows(self, summary: dict[str, Any], start: float, stop: float) -> None:
+        """Adds the whole run's windowed figures (fairness, slowdown, per-tenant service) and the steady state's."""
+        met = self.metrics
+        kw = self._measure_args(start)
+        whole = measure(met, Window(start, stop, "the whole run: first submission to last end"), **kw)
+        summary["window"] = whole.pop("window")
+        summary["fairness"] = whole["fairness"]
+        summary["slowdown"] = whole["slowdown"]
+        for name, figures in whole["tenants"].items():
+            summary["tenants"][name].update(
+                {k: v for k, v in figures.items() if k not in ("gpu_hours", "share_received")}
+            )
+        last_arrival = float(self.workload.submit_s[-1]) if len(self.workload) else start
+        steady = (
+            given_window(self.window_days, start, stop)
+            if self.window_days is not None
+            else steady_window(met, start, last_arrival, stop)
+        )
+        summary["steady"] = measure(met, steady, **kw)
 
     def _programme(self) -> dict[str, Any]:
         """What the access programme granted and what was used of it, as of the end of the run."""
