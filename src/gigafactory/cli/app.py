@@ -332,6 +332,82 @@ def twin_run(
     run_experiment(exp, target, quiet=quiet)
 
 
+@twin_app.command("compare")
+@user_errors
+def twin_compare(
+    policy: Annotated[list[str], typer.Option(help="a policy profile; repeat for each policy to compare")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="experiment TOML file (its policy unused)")
+    ] = None,
+    site: Annotated[str | None, typer.Option(help="site preset, e.g. hgx-h100:nodes=128")] = None,
+    workload: Annotated[str | None, typer.Option(help="workload, e.g. llm:load=1.3,tenants=5")] = None,
+    seeds: Annotated[str, typer.Option(help="seeds, at least two: 1-5, or 1,2,7")] = "1-5",
+    days: Annotated[float | None, typer.Option(help="days of workload to simulate")] = None,
+    failures: Annotated[str | None, typer.Option(help="none, llama3, rsc1 or FILE.toml")] = None,
+    tenants: Annotated[Path | None, typer.Option(help="tenant tree TOML: shares, guarantees, limits")] = None,
+    window: Annotated[
+        str | None, typer.Option(help="steady-state window FROM:TO in days (default: found per run)")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="parallel processes (default: one per core)")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help="run on the Ray cluster at this address")] = None,
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("out") / "compare",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Compare policies over seeds on one site and workload: means with 95% intervals, paired differences marked
+    where they are inside the noise; writes OUT/compare.json, compare.md and compare.html."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from gigafactory.twin.compare import MEASURES, cell, check_plan, compare, pair_text, write_outputs
+    from gigafactory.twin.experiment import Experiment, load_experiment
+    from gigafactory.twin.fgd_grid import parse_seeds
+
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs {jobs}: must be at least 1")
+    exp = load_experiment(config) if config is not None else Experiment(site="hgx-h100:nodes=128", days=14)
+    exp = exp.with_overrides(
+        site=site, workload=workload, days=days, failures=failures, window=window,
+        tenants=str(tenants) if tenants else None,
+    )  # fmt: skip
+    seed_list = parse_seeds(seeds)
+    check_plan(exp, policy, seed_list)
+    n = len(policy) * len(seed_list)
+    if not quiet:
+        console.print(f"[bold]comparing[/] {len(policy)} policies × {len(seed_list)} seeds = {n} runs on {exp.site}")
+    with Progress(
+        TextColumn("[bold]running[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console, transient=True, disable=quiet or not console.is_terminal,
+    ) as bar:  # fmt: skip
+        task_id = bar.add_task("runs", total=n)
+        result = compare(exp, policy, seed_list, processes=jobs, ray_address=ray,
+                         progress=lambda _r: bar.advance(task_id))  # fmt: skip
+    paths = write_outputs(result, out)
+    if quiet:
+        return
+    table = Table(title=f"{result['site']} · {result['workload']} · mean [95% interval] over seeds "
+                  f"{seeds}", title_justify="left")  # fmt: skip
+    table.add_column("policy", overflow="fold")
+    for m in MEASURES:
+        table.add_column(m.label + (f" ({m.unit})" if m.unit else ""), justify="right")
+    for p, row in result["table"].items():
+        table.add_row(p, *(cell(m.key, row[m.key]) for m in MEASURES))
+    console.print(table)
+    diffs = Table(title="paired differences, second − first per seed [95% interval]; ≈: inside the noise",
+                  title_justify="left")  # fmt: skip
+    diffs.add_column("second − first", overflow="fold")
+    for m in MEASURES:
+        diffs.add_column(m.label, justify="right")
+    by_pair: dict[tuple[str, str], dict[str, Any]] = {}
+    for pr in result["pairs"]:
+        by_pair.setdefault((pr["a"], pr["b"]), {})[pr["measure"]] = pr
+    for (a, b), row in by_pair.items():
+        cells = [pair_text(m.key, row[m.key]).replace(" inside the noise", " ≈") if m.key in row else "–"
+                 for m in MEASURES]  # fmt: skip
+        diffs.add_row(f"{b} − {a}", *cells)
+    console.print(diffs)
+    console.print("written: " + "  ".join(f"[cyan]{p}[/]" for p in paths))
+
+
 @twin_app.command("fgd")
 @user_errors
 def twin_fgd(

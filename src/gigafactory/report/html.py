@@ -15,7 +15,24 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-__all__ = ["STYLE", "Report", "amount", "bar_figure", "cdf_figure", "figure_div", "line_figure", "share_figure"]
+__all__ = [
+    "STYLE",
+    "Report",
+    "amount",
+    "bar_figure",
+    "cdf_figure",
+    "figure_div",
+    "line_figure",
+    "share_figure",
+    "share_over_time_figure",
+    "tenant_colour",
+]
+
+# Colour-blind-safe qualitative palette (Okabe-Ito, then Tol's muted): a tenant keeps its colour everywhere.
+PALETTE = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#332288", "#117733", "#882255",
+    "#44AA99", "#999933", "#AA4499", "#6699CC",
+)  # fmt: skip
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2933}
@@ -119,6 +136,35 @@ def cdf_figure(samples: Mapping[str, np.ndarray], *, title: str, x_title: str, l
 def bar_figure(names: Sequence[str], values: Sequence[float], *, title: str, y_title: str) -> go.Figure:
     fig = go.Figure(go.Bar(x=list(names), y=list(values)))
     fig.update_layout(title=title, yaxis_title=y_title)
+    return fig
+
+
+def tenant_colour(name: str) -> str:
+    """A tenant's colour, the same on every chart and page: from a stable hash of its name (not Python's
+    ``hash``, which changes between processes)."""
+    h = 0
+    for byte in name.encode("utf-8"):
+        h = (h * 131 + byte) % 1_000_003
+    return PALETTE[h % len(PALETTE)]
+
+
+def share_over_time_figure(
+    t_days: Sequence[float],
+    received: Mapping[str, Sequence[float]],
+    entitled: Mapping[str, Sequence[float]],
+    *,
+    title: str,
+) -> go.Figure:
+    """Each tenant's received share (solid) against its demand-capped entitlement (dashed), in its own colour."""
+    fig = go.Figure()
+    for name, y in received.items():
+        colour = tenant_colour(name)
+        fig.add_trace(go.Scatter(x=list(t_days), y=list(y), mode="lines", name=f"{name} received",
+                                 line={"color": colour, "width": 2}, legendgroup=name))  # fmt: skip
+        fig.add_trace(go.Scatter(x=list(t_days), y=list(entitled[name]), mode="lines", name=f"{name} entitled",
+                                 line={"color": colour, "width": 1.5, "dash": "dash"}, legendgroup=name))  # fmt: skip
+    fig.update_layout(title=title, xaxis_title="day", yaxis_title="share of GPU-hours")
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
 
 

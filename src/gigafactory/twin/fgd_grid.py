@@ -1,20 +1,15 @@
 """Grids of FGD experiments (workloads × policies × seeds): run them in parallel, write the published CSV format,
 compare with the published results, and report.
 
-Runs go to local processes, or to a Ray cluster with ``ray_address`` (Ray is an optional dependency:
-``pip install 'gigafactory[ray]'``). Each run is independent and deterministic, so the grid's output does not
-depend on where or in which order its runs execute.
+Runs go to local processes, or to a Ray cluster with ``ray_address`` (:mod:`gigafactory.twin.parallel`).
 """
 
 from __future__ import annotations
 
 import csv
 import math
-import os
-import socket
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +19,7 @@ import numpy as np
 from gigafactory.core.errors import ConfigError, TraceError
 from gigafactory.report.html import Report, line_figure
 from gigafactory.twin.fgd import COLUMNS, PUBLISHED_NAMES, TUNE, FgdResult, run_fgd
+from gigafactory.twin.parallel import run_tasks
 
 __all__ = [
     "Comparison",
@@ -87,64 +83,7 @@ def run_grid(
     progress: Callable[[FgdResult], None] | None = None,
 ) -> list[FgdResult]:
     """Run every task; results come back in task order."""
-    if ray_address:
-        return _run_on_ray(tasks, ray_address, progress)
-    workers = max(1, min(processes or os.cpu_count() or 1, len(tasks)))
-    if workers == 1:
-        out = []
-        for task in tasks:
-            result = task.run()
-            if progress:
-                progress(result)
-            out.append(result)
-        return out
-    results: list[FgdResult] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for result in pool.map(_run_task, tasks):
-            if progress:
-                progress(result)
-            results.append(result)
-    return results
-
-
-def _run_on_ray(
-    tasks: Sequence[GridTask], address: str, progress: Callable[[FgdResult], None] | None
-) -> list[FgdResult]:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--ray needs Ray: pip install 'gigafactory[ray]'") from None
-    _check_reachable(address)
-    started_here = not ray.is_initialized()
-    if started_here:
-        try:
-            ray.init(address=address, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"cannot connect to the Ray cluster at {address}: {exc}") from exc
-    try:
-        remote = ray.remote(_run_task)
-        refs = [remote.remote(t) for t in tasks]
-        results: list[FgdResult] = []
-        for ref in refs:
-            result = ray.get(ref)
-            if progress:
-                progress(result)
-            results.append(result)
-        return results
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
-def _check_reachable(address: str) -> None:
-    """Fail fast on a ``host:port`` nobody listens on (Ray itself would retry for minutes)."""
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
-    except OSError as exc:
-        raise ConfigError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}") from exc
+    return run_tasks(_run_task, tasks, processes=processes, ray_address=ray_address, progress=progress)
 
 
 # ---- CSV in the published format --------------------------------------------------------------------------

@@ -8,7 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from gigafactory.report.html import Report, amount, bar_figure, cdf_figure, line_figure, share_figure
+from gigafactory.report.html import (
+    Report,
+    amount,
+    bar_figure,
+    cdf_figure,
+    line_figure,
+    share_figure,
+    share_over_time_figure,
+)
 from gigafactory.twin.network_sim import NetworkResult
 from gigafactory.twin.sim import SimResult
 
@@ -88,6 +96,29 @@ def build_report(result: SimResult) -> Report:
             "restarts": s["restart_gpu_h"],
         }
         rep.figure(bar_figure(list(parts), list(parts.values()), title="Where the GPU-hours went", y_title="GPU-hours"))
+    steady = s.get("steady")
+    if steady:
+        w = steady["window"]
+        rep.heading(f"Steady state: days {w['from_day']:.1f} to {w['to_day']:.1f}")
+        rep.paragraph(f"Window: {w['rule']}. Figures here count only that window (jobs submitted in it).")
+        rep.kpis(_window_kpis(steady))
+    if result.shares is not None and result.shares["t_s"]:
+        sh = result.shares
+        t_days = [(x - sh["t_s"][0]) / 86_400.0 for x in sh["t_s"]]
+        per = "hour" if sh["width_s"] < 86_400 else "day"
+        rep.heading("Tenants: share received against entitlement over time")
+        rep.paragraph(
+            "Entitlement: each tenant's demand-capped max-min part of the GPUs in service (nothing owed while it has "
+            f"no work; its part goes to the others). Per {per}, as shares of that {per}'s GPU-hours."
+        )
+        rep.figure(
+            share_over_time_figure(
+                t_days,
+                dict(zip(sh["tenants"], sh["received"], strict=True)),
+                dict(zip(sh["tenants"], sh["entitled"], strict=True)),
+                title=f"Share received (solid) and entitled (dashed), per {per}",
+            )
+        )
     rep.heading("Tenants: share owed and share received")
     tenants = s.get("tenants", {})
     names = list(tenants)
@@ -99,8 +130,10 @@ def build_report(result: SimResult) -> Report:
             title="GPU-hours by tenant",
         )
     )
+    st = (steady or {}).get("tenants", {})
     rep.table(
-        ["tenant", "jobs", "GPU-hours", "share owed", "share received"],
+        ["tenant", "jobs", "GPU-hours", "share owed", "share received", "steady: received / entitled",
+         "steady: owed, not received (GPU-h)", "steady: queueing mean / p99"],
         [
             [
                 n,
@@ -108,11 +141,40 @@ def build_report(result: SimResult) -> Report:
                 f"{t['gpu_hours']:,.0f}",
                 f"{t['share_owed']:.1%}",
                 f"{t['share_received']:.1%}",
+                _pair(st.get(n, {}), "share_received", "share_entitled"),
+                f"{st[n]['owed_not_received_gpu_h']:,.0f}" if "owed_not_received_gpu_h" in st.get(n, {}) else "–",
+                f"{_hours(st.get(n, {}).get('avg_queue_s'))} / {_hours(st.get(n, {}).get('p99_queue_s'))}",
             ]
             for n, t in tenants.items()
         ],
-    )
+    )  # fmt: skip
+    slow = (steady or s).get("slowdown", {})
+    if slow:
+        rep.heading("Bounded slowdown by job size (steady window)" if steady else "Bounded slowdown by job size")
+        rep.table(
+            ["GPUs", "jobs", "mean", "p50", "p99"],
+            [[k, f"{v['jobs']:,}", f"{v['mean']:.2f}", f"{v['p50']:.2f}", f"{v['p99']:.2f}"] for k, v in slow.items()],
+        )
     return rep
+
+
+def _pair(row: dict[str, Any], a: str, b: str) -> str:
+    return f"{row[a]:.1%} / {row[b]:.1%}" if a in row and b in row else "–"
+
+
+def _window_kpis(w: dict[str, Any]) -> list[tuple[str, str]]:
+    fair = w.get("fairness") or {}
+    daily = fair.get("daily") or {}
+    return [
+        ("utilisation", f"{w['utilisation']:.1%}"),
+        ("jobs submitted", f"{w['jobs_submitted']:,}"),
+        ("mean JCT", _hours(w["avg_jct_s"])),
+        ("mean queueing delay", _hours(w["avg_queue_s"])),
+        ("p99 queueing delay", _hours(w["p99_queue_s"])),
+        ("fairness deviation", "–" if not fair else f"{fair['deviation']:.3f}"),
+        ("Jain's index, daily mean", "–" if daily.get("jain_mean") is None else f"{daily['jain_mean']:.3f}"),
+        ("owed, not received", "–" if not fair else f"{fair['owed_not_received_gpu_h']:,.0f} GPU-h"),
+    ]
 
 
 def _jsonable(value: Any) -> Any:
