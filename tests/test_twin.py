@@ -108,7 +108,9 @@ def test_report_is_self_contained_html() -> None:
     wl, tree = load_workload("llm:load=0.7,tenants=3", topo, days=1, seed=0)
     html = build_report(Simulation(topo, wl, "default", tenants=tree).run()).html()
     assert html.startswith("<!doctype html>")
-    for title in ("Share of GPUs allocated", "Queue length", "CDF over jobs", "GPU-hours by tenant"):
+    for title in ("Share of GPUs allocated", "Queue length", "CDF over jobs", "GPU-hours by tenant",
+                  "Steady state: days", "Share received (solid) and entitled (dashed), per hour",
+                  "Bounded slowdown by job size"):  # fmt: skip
         assert title in html
     assert "<script src=" not in html  # plotly.js is inlined: works offline
     assert "Plotly.newPlot" in html

@@ -254,6 +254,9 @@ def test_twin_run_network_writes_per_site_results(tmp_path: Path) -> None:
     assert s["route"] == "residency+earliest-start"
     assert sum(v["received"] for v in s["sites"].values()) + s["unroutable"] == s["jobs"]
     assert s["cost_eur"] == pytest.approx(sum(v["cost_eur"] for v in s["sites"].values()), abs=0.05)
+    # The network is measured like a site: whole run and steady state, fairness across every site's GPUs.
+    assert s["steady"]["window"]["to_s"] <= s["window"]["to_s"] and s["steady"]["window"]["rule"]
+    assert 0 <= s["fairness"]["deviation"] <= 2 and set(s["steady"]["tenants"]) == set(s["tenants"])
     html = (tmp_path / "report.html").read_text()
     assert "Jobs received" in html and "fr-1 (FR)" in html
 

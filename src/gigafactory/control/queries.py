@@ -16,7 +16,15 @@ from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.schema import jobs, tenants, usage
 from gigafactory.control.store.site import node_rows
 
-__all__ = ["SiteInfo", "node_use", "queue", "site_summaries", "tenant_summaries", "utilisation_series"]
+__all__ = [
+    "SiteInfo",
+    "entitlement_series",
+    "node_use",
+    "queue",
+    "site_summaries",
+    "tenant_summaries",
+    "utilisation_series",
+]
 
 
 @dataclass(frozen=True)
@@ -183,3 +191,34 @@ def utilisation_series(
 
 def since_default(now: float, hours: float) -> float:
     return now - hours * 3600.0 if math.isfinite(hours) else 0.0
+
+
+def entitlement_series(
+    conn: Connection, *, since: float, until: float, total_gpus: float, buckets: int = 120
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """GPUs each tenant used and was entitled to, mean per time bucket (report/fairness.py: demand-capped max-min
+    down the tenant tree; a job asks for its GPUs from submission until it ends).
+
+    Entitlements depend on every tenant's demand, so all tenants are read; the caller shows a tenant only its own."""
+    from gigafactory.report.fairness import entitlement
+
+    times, used = utilisation_series(conn, since=since, until=until, buckets=buckets)
+    start = float(times[0]) if len(times) else since
+    edges = np.linspace(start, until, buckets + 1)
+    width = max((until - start) / buckets, 1e-9)
+    tree = accounts.load_tree(conn)
+    demand: dict[str, np.ndarray] = {}
+    q = select(jobs.c.tenant, jobs.c.gpus, jobs.c.gpu_milli, jobs.c.submitted_at, jobs.c.ended_at).where(
+        jobs.c.submitted_at <= until, (jobs.c.ended_at.is_(None)) | (jobs.c.ended_at >= start)
+    )
+    for t, gpus, milli, submitted, ended in conn.execute(q):
+        end = until if ended is None else float(ended)
+        lo = np.clip(edges[:-1], float(submitted), end)
+        hi = np.clip(edges[1:], float(submitted), end)
+        demand.setdefault(t, np.zeros(buckets))
+        demand[t] += gpus * milli / 1000.0 * (hi - lo) / width
+    names = sorted(set(demand) | set(used) | set(tree.leaves() if tree is not None else []))
+    want = np.stack([demand.get(n, np.zeros(buckets)) for n in names], axis=1) if names else np.zeros((buckets, 0))
+    owed = entitlement(np.full(buckets, float(total_gpus)), want, names, tree)
+    entitled = {n: owed[:, k] for k, n in enumerate(names)}
+    return times, {n: used.get(n, np.zeros(buckets)) for n in names}, entitled

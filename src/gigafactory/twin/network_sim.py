@@ -40,6 +40,7 @@ from gigafactory.policy.profile import Profile, RouteProfile, parse_profile, par
 from gigafactory.twin.failures import Failure, FailureModel
 from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, Metrics, Series
 from gigafactory.twin.sim import Progress, _Spares
+from gigafactory.twin.windows import Window, measure, steady_window
 from gigafactory.twin.workload import CANCELLED as W_CANCELLED
 from gigafactory.twin.workload import FAILED as W_FAILED
 from gigafactory.twin.workload import Workload
@@ -330,6 +331,20 @@ class NetworkSimulation:
 
         return heapq.merge(*(one(k) for k in range(len(self.states))))
 
+    def _windows(self, summary: dict[str, Any], start: float, stop: float) -> None:
+        """The network's whole-run fairness and slowdown, and its steady-state window (twin/windows.py): the
+        network's GPUs as one pool, entitlements down the tenant tree across every site."""
+        wl = self.workload
+        kw: dict[str, Any] = {"origin": start, "submit_s": wl.submit_s, "gpus": wl.gpu_equivalent,
+                              "tenant": wl.tenant, "names": tuple(wl.tenants), "tree": self.tenants}  # fmt: skip
+        whole = measure(self.metrics, Window(start, stop, "the whole run: first submission to last end"), **kw)
+        summary["window"] = whole["window"]
+        summary["fairness"] = whole["fairness"]
+        summary["slowdown"] = whole["slowdown"]
+        summary["tenants"] = whole["tenants"]
+        last = float(wl.submit_s[-1]) if len(wl) else start
+        summary["steady"] = measure(self.metrics, steady_window(self.metrics, start, last, stop), **kw)
+
     def _result(
         self,
         wall_s: float,
@@ -408,4 +423,5 @@ class NetworkSimulation:
                 "sites": sites,
             }
         )
+        self._windows(summary, start, stop)
         return NetworkResult(summary, met.series(start, stop), site_series, site_of, reasons, wl, self.tenants)
