@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("ray")
+
+# One Ray head per machine: every test that starts one runs on the same xdist worker.
+pytestmark = pytest.mark.xdist_group("ray")
 
 BIN = Path(sys.executable).parent
 
@@ -74,3 +78,18 @@ def test_unreachable_ray_cluster_is_a_clear_error(data_dir: Path, tmp_path: Path
     )  # fmt: skip
     assert result.returncode == 2
     assert "cannot connect to the Ray cluster" in result.stderr
+
+
+def test_twin_compare_on_ray_matches_local_processes(ray_head: str, tmp_path: Path) -> None:
+    exe = str(BIN / "gigafactory")
+    args = [exe, "twin", "compare", "--site", "hgx-h100:nodes=4", "--workload", "llm:load=1.2,tenants=2", "--days",
+            "1", "--policy", "fifo+easy+topology", "--policy", "sjf+easy+topology", "--seeds", "1-2", "-q"]  # fmt: skip
+    on_ray = subprocess.run([*args, "--out", str(tmp_path / "ray"), "--ray", ray_head], capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+    local = subprocess.run([*args, "--out", str(tmp_path / "local"), "--jobs", "2"], capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert local.returncode == 0, local.stderr[-3000:]
+    ray_table = json.loads((tmp_path / "ray" / "compare.json").read_text())["table"]
+    assert ray_table == json.loads((tmp_path / "local" / "compare.json").read_text())["table"]
+    assert set(ray_table) == {"fifo+easy+topology", "sjf+easy+topology"}

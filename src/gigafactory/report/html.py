@@ -160,9 +160,10 @@ def share_over_time_figure(
     for name, y in received.items():
         colour = tenant_colour(name)
         fig.add_trace(go.Scatter(x=list(t_days), y=list(y), mode="lines", name=f"{name} received",
-                                 line={"color": colour, "width": 2}, legendgroup=name))  # fmt: skip
+                                 line={"color": colour, "width": 2, "shape": "hv"}, legendgroup=name))  # fmt: skip
         fig.add_trace(go.Scatter(x=list(t_days), y=list(entitled[name]), mode="lines", name=f"{name} entitled",
-                                 line={"color": colour, "width": 1.5, "dash": "dash"}, legendgroup=name))  # fmt: skip
+                                 line={"color": colour, "width": 1.5, "dash": "dash", "shape": "hv"},
+                                 legendgroup=name))  # fmt: skip
     fig.update_layout(title=title, xaxis_title="day", yaxis_title="share of GPU-hours")
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
