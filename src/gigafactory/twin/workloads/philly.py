@@ -33,8 +33,11 @@ PARAMS = {
 
 
 def _timestamp(text: str) -> float:
+    # fromisoformat is C and ten times faster than strptime, but takes more forms: accept only this one.
+    if len(text) != 19 or text[10] != " " or text[4] != "-" or text[13] != ":":
+        raise ValueError(f"{text!r} is not a time like 2017-10-09 07:01:55")
     try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
     except ValueError:
         raise ValueError(f"{text!r} is not a time like 2017-10-09 07:01:55") from None
 
