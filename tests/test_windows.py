@@ -169,3 +169,13 @@ def test_the_cli_refuses_a_window_outside_the_run_naming_it(tmp_path: Path) -> N
     assert ok.returncode == 0, ok.stderr
     w = json.loads((tmp_path / "o" / "summary.json").read_text())["steady"]["window"]
     assert (w["from_day"], w["to_day"]) == (0.5, 1.5) and w["rule"].startswith("given")
+
+
+def test_a_run_cut_by_its_horizon_is_measured_up_to_the_horizon() -> None:
+    """One 16-GPU job of 10 h on 16 GPUs, stopped after 1 h: the site was full for the whole run (it used to say 0,
+    the span ending at the last job end, of which there was none); one arrival has no steady state."""
+    topo = build_site("uniform:nodes=2,gpus=8")
+    wl, _ = load_workload("single:gpus=16,hours=10", topo, days=1, seed=0)
+    s = Simulation(topo, wl, "fifo", horizon_s=3600).run().summary
+    assert s["unfinished"] == 1 and s["makespan_s"] == 3600 and s["utilisation"] == 1.0
+    assert s["steady"]["window"]["rule"].startswith("the whole run") and s["steady"]["utilisation"] == 1.0

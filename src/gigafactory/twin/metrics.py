@@ -6,7 +6,8 @@ queueing-delay distributions, per-tenant GPU-hours) is computed once, vectorised
 
 Definitions:
 
-* **utilisation**: GPU-time allocated / (GPUs × the span from the first submission to the last job end);
+* **utilisation**: GPU-time allocated / (GPUs × the span from the first submission to the last job end, or to
+  the horizon when one cut the run with jobs unfinished);
   a fractional GPU counts as its fraction.
 * **JCT** (job completion time): end − submission, over jobs that ran and ended (completed, failed by
   themselves, or cancelled while running).
@@ -23,6 +24,7 @@ Definitions:
 
 from __future__ import annotations
 
+import math
 from array import array
 from dataclasses import dataclass
 from typing import Any
@@ -202,12 +204,20 @@ class Metrics:
         )
 
     def summarise(
-        self, submit_s: FloatArray, gpus: np.ndarray | None = None, mtbi_min_gpus: int = 256
+        self,
+        submit_s: FloatArray,
+        gpus: np.ndarray | None = None,
+        mtbi_min_gpus: int = 256,
+        until: float | None = None,
     ) -> dict[str, Any]:
+        """``until``: where the clock stopped when a horizon cut the run with jobs unfinished; the run's span then
+        reaches it (otherwise the span ends at the last job's end)."""
         start = float(submit_s[0]) if submit_s.size else 0.0
         ran = ~np.isnan(self.first_start)
         ended = ran & (self.state != UNFINISHED) & (self.state != REJECTED)
         stop = float(np.nanmax(self.end)) if np.isfinite(self.end).any() else start
+        if until is not None and math.isfinite(until):
+            stop = max(stop, until)
         t_alloc = np.frombuffer(self._t_alloc, dtype=np.float64)
         d_alloc = np.frombuffer(self._d_alloc, dtype=np.float64)
         busy = float(binned_mean(t_alloc, d_alloc, np.array([start, stop]))[0]) if stop > start else 0.0

@@ -38,7 +38,7 @@ from gigafactory.network.model import Network
 from gigafactory.network.router import Router, SiteState
 from gigafactory.policy.profile import Profile, RouteProfile, parse_profile, parse_route
 from gigafactory.twin.failures import Failure, FailureModel
-from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, Metrics, Series
+from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, UNFINISHED, Metrics, Series
 from gigafactory.twin.sim import Progress, _Spares
 from gigafactory.twin.windows import Window, measure, steady_window
 from gigafactory.twin.workload import CANCELLED as W_CANCELLED
@@ -355,7 +355,8 @@ class NetworkSimulation:
     ) -> NetworkResult:
         wl = self.workload
         met = self.metrics
-        summary: dict[str, Any] = met.summarise(wl.submit_s, wl.gpu_equivalent)
+        cut = self.horizon_s if (met.state == UNFINISHED).any() else None
+        summary: dict[str, Any] = met.summarise(wl.submit_s, wl.gpu_equivalent, until=cut)
         start = float(wl.submit_s[0]) if len(wl) else 0.0
         stop = start + max(summary["makespan_s"], 1.0)
         sites: dict[str, dict[str, Any]] = {}

@@ -48,7 +48,7 @@ from gigafactory.core.topology import Topology
 from gigafactory.engine.engine import Engine
 from gigafactory.policy.profile import Profile, parse_profile
 from gigafactory.twin.failures import Failure, FailureModel
-from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, Metrics, Series
+from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, UNFINISHED, Metrics, Series
 from gigafactory.twin.windows import Window, given_window, measure, share_series, steady_window
 from gigafactory.twin.workload import CANCELLED as W_CANCELLED
 from gigafactory.twin.workload import FAILED as W_FAILED
@@ -266,7 +266,8 @@ class Simulation:
         wl = self.workload
         met = self.metrics
         summary: dict[str, Any] = {**self.labels}
-        summary.update(met.summarise(wl.submit_s, wl.gpu_equivalent, self.mtbi_min_gpus))
+        cut = self.horizon_s if (met.state == UNFINISHED).any() else None
+        summary.update(met.summarise(wl.submit_s, wl.gpu_equivalent, self.mtbi_min_gpus, until=cut))
         stats = self.engine.stats
         summary.update(
             {

@@ -71,7 +71,7 @@ def steady_window(met: Metrics, start: float, last_arrival: float, stop: float) 
     """The default steady-state window (see the module docstring)."""
     t = np.frombuffer(met._t_alloc, dtype=np.float64)
     level = np.cumsum(np.frombuffer(met._d_alloc, dtype=np.float64))
-    full = np.flatnonzero((level >= FILL * met.num_gpus - 1e-9) & (t <= last_arrival))
+    full = np.flatnonzero((level >= FILL * met.num_gpus - 1e-9) & (t < last_arrival))
     if full.size:
         return Window(float(t[full[0]]), last_arrival, f"from when the site first filled ({FILL:.0%} of GPUs "
                       "allocated) to the last arrival")  # fmt: skip
