@@ -251,7 +251,7 @@ def queue(
         start = j["started_at"] if j["state"] == "running" else j["est_start"]
         # As squeue says it: the first in line waits for resources, the others behind it for their turn.
         waits = "Resources" if e["position"] == 1 else "Priority"
-        where = ",".join(j["nodes"]) if j["nodes"] else f"({j['reason'] or waits})"
+        where = (j.get("nodelist") or ",".join(j["nodes"])) if j["nodes"] else f"({j['reason'] or waits})"
         table.add_row(
             str(j["id"]),
             j["tenant"],
@@ -273,7 +273,7 @@ def status(job_id: int, url: Url = DEFAULT_URL, token: Token = None) -> None:
         story = c.story(job_id)
     console.print(f"[bold]job {j['id']}[/] {j['name']} · tenant {j['tenant']} · [bold]{j['state']}[/] {j['reason']}")
     console.print(f"  command   {shlex.join(j['command'])}", markup=False, highlight=False)
-    console.print(f"  GPUs      {_gpus(j)} ({j['locality']}) on {', '.join(j['nodes']) or '-'}")
+    console.print(f"  GPUs      {_gpus(j)} ({j['locality']}) on {j.get('nodelist') or ', '.join(j['nodes']) or '-'}")
     if j.get("site") or j.get("countries") or j.get("sites"):
         limits = "".join(
             [f"   may run in {','.join(j['countries'])}" if j.get("countries") else "",
@@ -348,13 +348,14 @@ def usage(
 def nodes(
     state: Annotated[list[str] | None, typer.Option(help="only nodes in this state: up, down, drained")] = None,
     site: Annotated[str | None, typer.Option(help="only this site's nodes")] = None,
+    nodelist: Annotated[str | None, typer.Option(help="only these nodes, as a hostlist: r[0000-0003]-n[00-17]")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
     """Nodes with their state and GPUs in use (like 'sinfo -N'); '--state down --state drained' lists what
     'sinfo -R' lists: the nodes out of service, with why."""
     with _client(url, token) as c:
-        rows = c.nodes(state, site)
+        rows = c.nodes(state, site, nodelist)
         several = len(c.sites()) > 1
     table = _table(*(["SITE"] if several else []), "NODE", "MODEL", "GPUS", "USED", "STATE", "REASON")
     for n in rows:
@@ -458,7 +459,8 @@ def admin_drain(
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Stop placing jobs on a node (jobs on it run on)."""
+    """Stop placing jobs on a node, or on each node of a hostlist such as 'r[0000-0003]-n[00-17]' (jobs on them
+    run on)."""
     with _client(url, token) as c:
         c.drain(node, reason, site)
     console.print(f"draining {node}")
@@ -472,7 +474,7 @@ def admin_resume(
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Put a drained node back in service."""
+    """Put a drained node, or each node of a hostlist, back in service."""
     with _client(url, token) as c:
         c.resume(node, site)
     console.print(f"resuming {node}")
@@ -564,7 +566,7 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
                     j = jobs[jid]
                     if seen.get(jid) != j["state"]:
                         seen[jid] = j["state"]
-                        extra = f" on {', '.join(j['nodes'])}" if j["state"] == "running" else ""
+                        extra = f" on {j.get('nodelist') or ', '.join(j['nodes'])}" if j["state"] == "running" else ""
                         if j["state"] == "pending" and j["est_start"]:
                             extra = f" (estimated start in {max(0.0, j['est_start'] - time.time()):.0f} s)"
                         console.print(f"  job {jid:>2} {j['tenant']:<10} {j['name']:<15} {j['state']}{extra}")

@@ -144,10 +144,14 @@ class Client:
     def usage(self, since: float = 0.0, site: str | None = None) -> dict[str, Any]:
         return dict(self.request("GET", "/usage", params={"since": since, **({"site": site} if site else {})}))
 
-    def nodes(self, states: list[str] | None = None, site: str | None = None) -> list[dict[str, Any]]:
+    def nodes(
+        self, states: list[str] | None = None, site: str | None = None, nodelist: str | None = None
+    ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"state": states} if states else {}
         if site:
             params["site"] = site
+        if nodelist:
+            params["nodelist"] = nodelist
         return list(self.request("GET", "/nodes", params=params or None))
 
     def sites(self) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from gigafactory.control.store.programme import ProgrammeError
 from gigafactory.control.store.site import load_sites
 from gigafactory.core.compute import sig2
 from gigafactory.core.errors import RequestError
+from gigafactory.core.hostlist import compress
 from gigafactory.desk.classify import classify, questionnaire
 from gigafactory.report.html import STYLE, figure_div
 
@@ -194,7 +195,7 @@ def install_pages(app: FastAPI) -> None:
         with store.connect() as conn:
             rows = queue(conn, None if p.admin else p.tenant, 500)
         names = {x.name: x.node_names for x in sites}
-        nodes = [[names.get(r.site or sites[0].name, [])[n] for n in (r.placement or {}).get("nodes", [])]
+        nodes = [compress(names.get(r.site or sites[0].name, [])[n] for n in (r.placement or {}).get("nodes", []))
                  for _, r in rows]  # fmt: skip
         return render("queue.html", request, p, rows=rows, nodes=nodes, networked=len(sites) > 1)
 
@@ -249,7 +250,7 @@ def install_pages(app: FastAPI) -> None:
             for stream in ("stdout", "stderr"):
                 logs[stream] = read_log(row, row.attempt, stream, 16 * 1024)
         names = by_name.get(row.site or "", sites[0]).node_names
-        nodes = [names[n] for n in (row.placement or {}).get("nodes", [])]
+        nodes = compress(names[n] for n in (row.placement or {}).get("nodes", []))
         return render("job.html", request, p, job=row, story=story, logs=logs, nodes=nodes)
 
     @app.get("/programme", include_in_schema=False)
