@@ -68,9 +68,9 @@ def test_dashboard_pages(browser, live: LiveServer, tmp_path: Path) -> None:  # 
     # The queue: running first, then the waiting job with its estimated start.
     rows = page.locator("#queue tbody tr")
     assert rows.count() == 2
-    assert page.locator(f'tr[data-job="{running}"] td').nth(4).inner_text() == "running"
+    assert page.locator(f'tr[data-job="{running}"] .job-state').inner_text() == "running"
     waiting_row = page.locator(f'tr[data-job="{waiting}"]')
-    assert waiting_row.locator("td").nth(4).inner_text() == "pending"
+    assert waiting_row.locator(".job-state").inner_text() == "pending"
     assert waiting_row.locator(".est-start").inner_text() not in ("", "—", "N/A")
     page.screenshot(path=str(tmp_path / "queue.png"), full_page=True)
 

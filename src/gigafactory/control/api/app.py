@@ -38,7 +38,15 @@ from gigafactory.control.api.submit import RateLimiter, SubmissionWriter
 from gigafactory.control.config import ControlConfig
 from gigafactory.control.daemon import job_from_row
 from gigafactory.control.identity import isolation_note
-from gigafactory.control.queries import SiteInfo, node_use, queue, site_summaries, tenant_summaries
+from gigafactory.control.queries import (
+    JOB_SORTS,
+    SiteInfo,
+    node_use,
+    queue,
+    search_jobs,
+    site_summaries,
+    tenant_summaries,
+)
 from gigafactory.control.store import accounts, inbox
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import get_meta
@@ -208,6 +216,8 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         version=__version__,
         description="The live control plane of an AI gigafactory: submit jobs, watch them, run the site.",
         lifespan=lifespan,
+        docs_url=None,  # the dashboard serves /docs from the installed Swagger UI, not from a CDN
+        redoc_url=None,
     )
     app.state.store = store
     app.state.cfg = cfg
@@ -467,13 +477,44 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
         site: Annotated[str | None, Query(max_length=64)] = None,
+        q: Annotated[
+            str | None,
+            Query(max_length=100, pattern=r"^[^\x00-\x1f]*$", description="a job id, or a part of the name (any case)"),
+        ] = None,
+        since: Annotated[float | None, Query(ge=0, le=1e11, description="submitted at or after (Unix time)")] = None,
+        until: Annotated[float | None, Query(ge=0, le=1e11, description="submitted before (Unix time)")] = None,
+        sort: Annotated[Literal[JOB_SORTS], Query()] = "id",  # type: ignore[valid-type]
+        order: Annotated[Literal["asc", "desc"], Query()] = "asc",
     ) -> list[m.JobOut]:
+        """Jobs in every state, oldest first by default; filter, search and sort as the dashboard's Jobs page does."""
         where = site_param(site)
         with store.connect() as conn:
-            rows = jobstore.list_jobs(
-                conn, tenant=scope(p, tenant), states=state, limit=limit, offset=offset, site=where
-            )
+            rows, _ = search_jobs(
+                conn, tenant=scope(p, tenant), states=list(state) if state else None, site=where, since=since,
+                until=until, text=(q or "").strip(), sort=sort, descending=order == "desc", limit=limit, offset=offset,
+            )  # fmt: skip
         return [out(r, whole=False) for r in rows]
+
+    @app.post(f"{API}/jobs/{{job_id}}/resubmit", status_code=201, response_model=m.BatchOut, tags=["jobs"])
+    async def resubmit(job_id: JobIdParam, p: Who) -> m.BatchOut:
+        """Submit a copy of a job (its request, command and environment) as a new job, checked and limited exactly
+        as a new submission is."""
+        row = visible_job(job_id, p)
+        try:
+            spec = m.JobSpec.model_validate(
+                {"command": list(row.command), "gpus": row.gpus, "gpu_milli": row.gpu_milli, "tenant": row.tenant,
+                 "name": row.name, "env": dict(row.env or {}), "cpu_milli": row.cpu_milli, "mem_mib": row.mem_mib,
+                 "models": row.models, "locality": row.locality, "estimate_s": row.estimate_s,
+                 "priority": row.priority, "checkpoint_s": row.ckpt_s,
+                 "site": row.sites[0] if row.sites and len(row.sites) == 1 else None, "countries": row.countries,
+                 "reroute": bool(row.reroute), "award": row.award, "model": row.ai_model,
+                 **({"purpose": row.ai_purpose} if row.ai_model is not None else {})}
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ApiError(422, f"job {job_id} cannot be submitted again as it was: {exc}", "job_id") from None
+        new = check_spec(spec, p, "job")
+        take_rate([new])
+        return m.BatchOut(ids=await writer.submit([new]))
 
     @app.get(f"{API}/jobs/{{job_id}}", response_model=m.JobOut, tags=["jobs"])
     def get_job(job_id: JobIdParam, p: Who) -> m.JobOut:
