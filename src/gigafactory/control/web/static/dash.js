@@ -64,26 +64,33 @@
     setTimeout(tick, every);
   }
 
+  // One refresh of the live regions; resolves to false once the page is gone (signed out, deleted).
+  function refreshOnce() {
+    return fetch(location.href, { credentials: "same-origin", headers: { "X-Partial": "1" } }).then(function (r) {
+      if (!r.ok || r.redirected) return null;  // signed out, or gone: stop; the next click tells why
+      return r.text();
+    }).then(function (html) {
+      if (!html) return false;
+      const fresh = new DOMParser().parseFromString(html, "text/html");
+      document.querySelectorAll("[data-live]").forEach(function (el) {
+        const next = fresh.getElementById(el.id);
+        if (next && next.innerHTML !== el.innerHTML) {
+          el.innerHTML = next.innerHTML;
+          drawCharts(el);
+        }
+      });
+      return true;
+    });
+  }
+  window.gfRefresh = refreshOnce;  // (the browser tests call it rather than wait for the timer)
+
   function refreshLive() {
     const seconds = Number(document.body.dataset.refresh || 0);
     if (!seconds) return;
     function tick() {
       if (document.hidden) { setTimeout(tick, seconds * 1000); return; }
-      fetch(location.href, { credentials: "same-origin", headers: { "X-Partial": "1" } }).then(function (r) {
-        if (!r.ok || r.redirected) return null;  // signed out, or gone: stop, the next click tells why
-        return r.text();
-      }).then(function (html) {
-        if (!html) return;
-        const fresh = new DOMParser().parseFromString(html, "text/html");
-        document.querySelectorAll("[data-live]").forEach(function (el) {
-          const next = fresh.getElementById(el.id);
-          if (next && next.innerHTML !== el.innerHTML) {
-            el.innerHTML = next.innerHTML;
-            drawCharts(el);
-          }
-        });
-        setTimeout(tick, seconds * 1000);
-      }).catch(function () { setTimeout(tick, seconds * 5000); });
+      refreshOnce().then(function (more) { if (more) setTimeout(tick, seconds * 1000); })
+        .catch(function () { setTimeout(tick, seconds * 5000); });
     }
     setTimeout(tick, seconds * 1000);
   }
