@@ -52,7 +52,7 @@ from gigafactory.control.queries import (
     JOB_SORTS,
     node_history,
     node_jobs,
-    node_use,
+    node_states,
     queue,
     search_jobs,
     site_summaries,
@@ -135,6 +135,9 @@ def _cut(text: str, n: int) -> str:
 _env.globals.update(when=_when, span=_span, sig2=sig2, colour=tenant_colour, version=__version__)
 
 
+# GPUs in use per node; the jobs on each node; GPUs per owner on each node.
+_JobsOn = tuple[np.ndarray, dict[int, list[dict[str, Any]]], dict[int, dict[str, float]]]
+
 # Above this many nodes the site map shows one cell per rack (NVLink domain): 25,000 node cells are a 3 MB page.
 SITE_MAP_NODES = 1000
 
@@ -148,6 +151,7 @@ def install_pages(app: FastAPI) -> None:
     with store.connect() as conn:
         network_name = get_meta(conn, "network") or "network"
     place = network_name if len(sites) > 1 else site.name
+    node_index = {x.name: {n: i for i, n in enumerate(x.node_names)} for x in sites}
 
     def who(request: Request) -> accounts.Principal | None:
         secret = request.cookies.get(COOKIE)
@@ -270,40 +274,109 @@ def install_pages(app: FastAPI) -> None:
             raise ApiError(404, f"no site {site_name!r}; the sites are {', '.join(by_name)}", "site")
         return by_name.get(site_name or "", sites[0])
 
-    def site_cells(p: accounts.Principal, shown: Any, colour: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        """The site's nodes as cells: use, state, the jobs on each (as this caller may see them) and a colour."""
+    with store.connect() as conn:
+        stored = {x.name: x for x in load_sites(conn)}
+
+    def jobs_on(p: accounts.Principal, shown: Any) -> _JobsOn:
+        """GPUs in use per node, the running jobs on each node as ``p`` may see them, and GPUs per owner on each
+        node, the owner named as ``p`` may see it (a tenant sees "yours" and "another tenant")."""
+        topo = stored[shown.name].topology
+        used = np.zeros(len(topo.node_names))
+        jobs_at: dict[int, list[dict[str, Any]]] = {}
+        owners: dict[int, dict[str, float]] = {}
         with store.connect() as conn:
-            rows, use = node_use(conn, sites[0].name)
             on = node_jobs(conn, sites[0].name)
+        for (where, idx), entries in on.items():
+            if where != shown.name:
+                continue
+            for jid, tenant, name, gpus in entries:
+                used[idx] += gpus
+                mine = p.admin or tenant == p.tenant
+                label = tenant if p.admin else "yours" if mine else "another tenant"
+                mix = owners.setdefault(idx, {})
+                mix[label] = mix.get(label, 0.0) + gpus
+                jobs_at.setdefault(idx, []).append(
+                    {"id": jid, "name": name, "tenant": tenant, "gpus": gpus, "mine": True,
+                     "label": f"job {jid} · {name or tenant} · {gpus:g} GPUs"} if mine
+                    else {"id": None, "name": "", "tenant": "another tenant", "gpus": gpus, "mine": False,
+                          "label": f"another tenant · {gpus:g} GPUs"}
+                )  # fmt: skip
+        return used, jobs_at, owners
+
+    def owner_colour(p: accounts.Principal, label: str) -> str:
+        if label == "another tenant":
+            return OTHER
+        return tenant_colour((p.tenant or label) if label == "yours" else label)
+
+    def top_owner(mix: dict[str, float]) -> str:
+        return max(sorted(mix), key=lambda k: mix[k])
+
+    def node_cells(
+        p: accounts.Principal, shown: Any, colour: str, idxs: list[int]
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """Nodes ``idxs`` of a site as cells: use, state, the jobs on each (as ``p`` may see them) and a colour."""
+        topo = stored[shown.name].topology
+        used, jobs_at, owners = jobs_on(p, shown)
+        with store.connect() as conn:
+            states = node_states(conn, stored[shown.name].id, idxs)
         legend: dict[str, str] = {}
         cells = []
-        for r in rows:
-            if r["site"] != shown.name:
-                continue
-            used = use.get((shown.name, r["idx"]), 0.0)
-            jobs_here = []
-            by_tenant: dict[str, float] = {}
-            for jid, tenant, name, gpus in on.get((shown.name, r["idx"]), ()):
-                mine = p.admin or tenant == p.tenant
-                label = tenant if mine and p.admin else "yours" if mine else "another tenant"
-                by_tenant[label] = by_tenant.get(label, 0.0) + gpus
-                jobs_here.append({"id": jid if mine else None, "mine": mine,
-                                  "tenant": tenant if mine else "another tenant",
-                                  "name": name if mine else "", "gpus": gpus,
-                                  "label": f"job {jid} · {name or tenant} · {gpus:g} GPUs" if mine
-                                  else f"another tenant · {gpus:g} GPUs"})  # fmt: skip
+        for i in idxs:
+            state, reason, since = states.get(i, ("up", "", math.nan))
+            gpus = int(topo.node_gpus[i])
+            mix = owners.get(i, {})
             fill = None
-            if colour == "tenant" and by_tenant:
-                top = max(sorted(by_tenant), key=lambda k: by_tenant[k])
-                fill = OTHER if top == "another tenant" else tenant_colour((p.tenant or top) if top == "yours" else top)
-                legend[top] = fill
-            who_txt = "".join(f"; {k} {v:g}" for k, v in sorted(by_tenant.items()))
-            frac = used / r["gpus"] if r["gpus"] else 0.0
-            css = _state_css(str(r["state"])) if colour == "state" else _node_css(str(r["state"]), frac)
-            if colour == "tenant" and r["state"] == "up":
+            if colour == "tenant" and mix:
+                top = top_owner(mix)
+                fill = legend[top] = owner_colour(p, top)
+            css = _state_css(state) if colour == "state" else _node_css(state, used[i] / gpus if gpus else 0.0)
+            if colour == "tenant" and state == "up":
                 css = "idle"
-            cells.append({**r, "used": used, "css": css, "colour": fill, "jobs": jobs_here, "who": who_txt})
+            cells.append({"idx": i, "site": shown.name, "name": topo.node_names[i],
+                          "model": topo.models[topo.node_model[i]],
+                          "gpus": gpus, "domain": int(topo.node_domain[i]), "pod": int(topo.node_pod[i]),
+                          "state": state, "reason": reason, "updated_at": since, "used": float(used[i]), "css": css,
+                          "colour": fill, "jobs": jobs_at.get(i, []),
+                          "who": "".join(f"; {k} {v:g}" for k, v in sorted(mix.items()))})  # fmt: skip
         return cells, legend
+
+    def rack_cells(p: accounts.Principal, shown: Any, colour: str) -> dict[str, Any]:
+        """The whole site, one cell per rack (NVLink domain), by pod; summed with numpy, not node by node."""
+        topo = stored[shown.name].topology
+        used, _, owners = jobs_on(p, shown)
+        with store.connect() as conn:
+            states = node_states(conn, stored[shown.name].id)
+        dom = topo.node_domain
+        ndom = len(topo.domain_start) - 1
+        rack_used = np.bincount(dom, weights=used, minlength=ndom)
+        rack_gpus = np.bincount(dom, weights=topo.node_gpus, minlength=ndom)
+        rack_nodes = np.diff(topo.domain_start)
+        down = np.zeros(ndom, np.int64)
+        drained = np.zeros(ndom, np.int64)
+        for i, (state, _, _) in states.items():
+            if state == "down":
+                down[dom[i]] += 1
+            elif state == "drained":
+                drained[dom[i]] += 1
+        mixes: dict[int, dict[str, float]] = {}
+        for i, mix in owners.items():
+            rack = mixes.setdefault(int(dom[i]), {})
+            for k, v in mix.items():
+                rack[k] = rack.get(k, 0.0) + v
+        legend: dict[str, str] = {}
+        by_pod: dict[int, list[dict[str, Any]]] = {}
+        for d in range(ndom):
+            fill = None
+            if colour == "tenant" and d in mixes:
+                top = top_owner(mixes[d])
+                fill = legend[top] = owner_colour(p, top)
+            cell = _rack_cell(d, int(rack_gpus[d]), float(rack_used[d]), int(down[d]), int(drained[d]),
+                              int(rack_nodes[d]), colour, fill)  # fmt: skip
+            by_pod.setdefault(int(topo.domain_pod[d]), []).append(cell)
+        return {"racks": sorted(by_pod.items()), "legend": legend, "in_use": float(used.sum()),
+                "down": sum(1 for s in states.values() if s[0] == "down"),
+                "drained": sum(1 for s in states.values() if s[0] == "drained"),
+                "nodes": len(topo.node_names)}  # fmt: skip
 
     def colour_param(value: str | None) -> str:
         if value is None or value == "":
@@ -333,28 +406,31 @@ def install_pages(app: FastAPI) -> None:
         p = signed_in(request)
         shown = site_of(site_name) if site_name else sites[0]
         mode = colour_param(colour)
-        cells, legend = site_cells(p, shown, mode)
         with store.connect() as conn:
             counts = jobstore.count_by_state(conn, None if p.admin else p.tenant)
             network = site_summaries(conn, load_sites(conn)) if len(sites) > 1 else []
-        in_use = sum(c["used"] for c in cells)
-        down = sum(1 for c in cells if c["state"] == "down")
-        drained = sum(1 for c in cells if c["state"] == "drained")
+        site_qs, site_q = site_query(shown, mode)
+        common = {"counts": counts, "shown": shown, "network": network, "describe": describe(shown), "colour": mode,
+                  "colour_modes": COLOUR_MODES, "site_qs": site_qs, "site_q": site_q}  # fmt: skip
+        if len(shown.node_names) > SITE_MAP_NODES:
+            r = rack_cells(p, shown, mode)
+            return render(
+                "site.html", request, p, pods=[], racks=r["racks"], down=r["down"], drained=r["drained"],
+                nodes=r["nodes"], gpus_used_text=_gpus_text(r["in_use"]),
+                gpus_used_pct=_pct(round(r["in_use"], 2), shown.num_gpus), tenant_legend=sorted(r["legend"].items()),
+                refresh=REFRESH_S * 3, **common,
+            )  # fmt: skip
+        cells, legend = node_cells(p, shown, mode, list(range(len(shown.node_names))))
         pods: dict[int, dict[int, list[dict[str, Any]]]] = {}
         for c in cells:
-            pods.setdefault(int(c["pod"]), {}).setdefault(int(c["domain"]), []).append(c)
-        racks = None
-        if len(cells) > SITE_MAP_NODES:
-            racks = [
-                (pod, [_rack(dom, cs, mode) for dom, cs in sorted(doms.items())]) for pod, doms in sorted(pods.items())
-            ]
-        site_qs, site_q = site_query(shown, mode)
+            pods.setdefault(c["pod"], {}).setdefault(c["domain"], []).append(c)
+        in_use = sum(c["used"] for c in cells)
         return render(
-            "site.html", request, p, pods=[(k, sorted(v.items())) for k, v in sorted(pods.items())], racks=racks,
-            down=down, drained=drained, counts=counts, nodes=len(cells), shown=shown, network=network,
-            gpus_used_text=_gpus_text(in_use), gpus_used_pct=_pct(round(in_use, 2), shown.num_gpus),
-            describe=describe(shown), colour=mode, colour_modes=COLOUR_MODES, tenant_legend=sorted(legend.items()),
-            site_qs=site_qs, site_q=site_q, refresh=REFRESH_S * (3 if racks else 1),
+            "site.html", request, p, pods=[(k, sorted(v.items())) for k, v in sorted(pods.items())], racks=None,
+            down=sum(1 for c in cells if c["state"] == "down"),
+            drained=sum(1 for c in cells if c["state"] == "drained"),
+            nodes=len(cells), gpus_used_text=_gpus_text(in_use), gpus_used_pct=_pct(round(in_use, 2), shown.num_gpus),
+            tenant_legend=sorted(legend.items()), refresh=REFRESH_S, **common,
         )  # fmt: skip
 
     @app.get("/site/pods/{pod}", include_in_schema=False)
@@ -366,10 +442,11 @@ def install_pages(app: FastAPI) -> None:
     ) -> HTMLResponse:
         p = signed_in(request)
         shown, mode = site_of(site_name), colour_param(colour)
-        cells, legend = site_cells(p, shown, mode)
-        mine = [c for c in cells if c["pod"] == pod]
-        if not mine:
+        topo = stored[shown.name].topology
+        if not 0 <= pod < len(topo.pod_start) - 1:
             raise ApiError(404, f"no pod {pod} on site {shown.name}", "pod")
+        first, stop = int(topo.pod_start[pod]), int(topo.pod_start[pod + 1])
+        mine, legend = node_cells(p, shown, mode, list(range(first, stop)))
         doms: dict[int, list[dict[str, Any]]] = {}
         for c in mine:
             doms.setdefault(int(c["domain"]), []).append(c)
@@ -389,10 +466,11 @@ def install_pages(app: FastAPI) -> None:
     ) -> HTMLResponse:
         p = signed_in(request)
         shown, mode = site_of(site_name), colour_param(colour)
-        cells, _ = site_cells(p, shown, "tenant")
-        mine = [c for c in cells if c["domain"] == rack]
-        if not mine:
+        topo = stored[shown.name].topology
+        if not 0 <= rack < len(topo.domain_start) - 1:
             raise ApiError(404, f"no rack {rack} on site {shown.name}", "rack")
+        first, stop = int(topo.domain_start[rack]), int(topo.domain_start[rack + 1])
+        mine, _ = node_cells(p, shown, "tenant", list(range(first, stop)))
         used = sum(c["used"] for c in mine)
         site_qs, _ = site_query(shown, mode)
         return render("site_rack.html", request, p, rack=rack, pod=mine[0]["pod"], cells=mine, shown=shown,
@@ -407,11 +485,10 @@ def install_pages(app: FastAPI) -> None:
     ) -> HTMLResponse:
         p = signed_in(request)
         shown = site_of(site_name)
-        cells, _ = site_cells(p, shown, "tenant")
-        found = [c for c in cells if c["name"] == name]
-        if not found:
+        idx = node_index[shown.name].get(name)
+        if idx is None:
             raise ApiError(404, f"no node {name!r} on site {shown.name}", "name")
-        node = found[0]
+        (node,), _ = node_cells(p, shown, "tenant", [idx])
         with store.connect() as conn:
             history = node_history(conn, shown.name, int(node["idx"]), sites[0].name)
         ran = [j for j in history["jobs"] if p.admin or j.tenant == p.tenant]
@@ -691,29 +768,32 @@ class _LoginError(Exception):
 
 
 def _rack(domain: int, cells: list[dict[str, Any]], colour: str = "use") -> dict[str, Any]:
-    """One cell for a whole rack (NVLink domain): its use, and how many of its nodes are down or drained; coloured
-    by tenant, the colour of the tenant holding most of its GPUs."""
-    gpus = sum(c["gpus"] for c in cells)
-    used = sum(c["used"] for c in cells)
-    down = sum(1 for c in cells if c["state"] == "down")
-    drained = sum(1 for c in cells if c["state"] == "drained")
-    state = "down" if down else "drained" if drained == len(cells) else "up"
-    fill = None
-    if colour == "tenant":
-        weights: dict[str, float] = {}
-        for c in cells:
-            if c["colour"]:
-                weights[c["colour"]] = weights.get(c["colour"], 0.0) + c["used"]
-        fill = max(sorted(weights), key=lambda k: weights[k]) if weights else None
+    """One cell for a whole rack (NVLink domain), from its nodes' cells; coloured by tenant, the colour of the
+    tenant holding most of its GPUs."""
+    weights: dict[str, float] = {}
+    for c in cells:
+        if c["colour"]:
+            weights[c["colour"]] = weights.get(c["colour"], 0.0) + c["used"]
+    fill = max(sorted(weights), key=lambda k: weights[k]) if colour == "tenant" and weights else None
+    return _rack_cell(domain, sum(c["gpus"] for c in cells), sum(c["used"] for c in cells),
+                      sum(1 for c in cells if c["state"] == "down"), sum(1 for c in cells if c["state"] == "drained"),
+                      len(cells), colour, fill)  # fmt: skip
+
+
+def _rack_cell(
+    domain: int, gpus: int, used: float, down: int, drained: int, nodes: int, colour: str, fill: str | None
+) -> dict[str, Any]:
+    """A rack's cell: a node down makes it red; all drained, striped; else by its use (or by tenant, ``fill``)."""
+    state = "down" if down else "drained" if drained == nodes else "up"
     css = _state_css(state) if colour == "state" else _node_css(state, used / gpus if gpus else 0.0)
     if colour == "tenant" and state == "up":
         css = "idle"
     title = (
         f"{used:g}/{gpus} GPUs in use"
-        + (f", {down} of {len(cells)} nodes down" if down else "")
+        + (f", {down} of {nodes} nodes down" if down else "")
         + (f", {drained} drained" if drained else "")
     )
-    return {"domain": domain, "gpus": gpus, "used": used, "down": down, "drained": drained, "nodes": len(cells),
+    return {"domain": domain, "gpus": gpus, "used": used, "down": down, "drained": drained, "nodes": nodes,
             "css": css, "colour": fill, "title": title}  # fmt: skip
 
 
