@@ -266,6 +266,30 @@ def queue(
     console.print(table)
 
 
+def jobs(
+    state: Annotated[list[str] | None, typer.Option(help="only jobs in this state (repeat for several)")] = None,
+    tenant: Annotated[str | None, typer.Option(help="only this tenant's jobs (an admin's choice)")] = None,
+    search: Annotated[str | None, typer.Option(help="a job id, or a part of the name")] = None,
+    since: Annotated[str | None, typer.Option(help="submitted within this long: 90s, 30m, 4h, 2d")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Jobs in every state, newest first, like 'sacct': ended ones too, with their nodes as a hostlist."""
+    try:
+        after = time.time() - parse_duration(since) if since else None
+    except ConfigError:
+        raise ConfigError(f"--since {since!r}: a duration like 90s, 30m, 4h or 2d") from None
+    with _client(url, token) as c:
+        rows = c.jobs(tenant=tenant, states=state, limit=limit, search=search, since=after, sort="id", descending=True)
+    table = _table("JOBID", "TENANT", "NAME", "GPUS", "STATE", "SUBMIT", "END", "EXIT", "NODELIST")
+    for j in rows:
+        table.add_row(str(j["id"]), j["tenant"], j["name"], _gpus(j), j["state"].upper(), _when(j["submitted_at"]),
+                      _when(j["ended_at"]), "" if j["exit_code"] is None else str(j["exit_code"]),
+                      j.get("nodelist") or "")  # fmt: skip
+    console.print(table)
+
+
 def status(job_id: int, url: Url = DEFAULT_URL, token: Token = None) -> None:
     """One job, and its story."""
     with _client(url, token) as c:
@@ -484,7 +508,7 @@ DEMO_TENANTS = (("lab-a", 2.0), ("startup-b", 1.0), ("uni-c", 1.0))  # name, sha
 
 
 def register(app: typer.Typer) -> None:
-    for func in (serve, daemon, submit, queue, status, cancel, logs, usage, nodes, sites):
+    for func in (serve, daemon, submit, queue, jobs, status, cancel, logs, usage, nodes, sites):
         app.command(context_settings={"allow_interspersed_args": func is not submit})(user_errors(func))
     app.add_typer(admin_app, name="admin")
     from gigafactory.cli.programme import programme_app

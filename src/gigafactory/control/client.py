@@ -106,13 +106,29 @@ class Client:
         return dict(self.request("GET", f"/jobs/{job_id}"))
 
     def jobs(
-        self, *, tenant: str | None = None, states: list[str] | None = None, limit: int = 100
+        self,
+        *,
+        tenant: str | None = None,
+        states: list[str] | None = None,
+        limit: int = 100,
+        search: str | None = None,
+        since: float | None = None,
+        sort: str | None = None,
+        descending: bool = False,
     ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
         if tenant:
             params["tenant"] = tenant
         if states:
             params["state"] = states
+        if search:
+            params["q"] = search
+        if since is not None:
+            params["since"] = since
+        if sort:
+            params["sort"] = sort
+        if descending:
+            params["order"] = "desc"
         return list(self.request("GET", "/jobs", params=params))
 
     def cancel(self, job_id: int) -> dict[str, Any]:

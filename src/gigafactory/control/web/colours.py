@@ -7,10 +7,11 @@ import zlib
 
 __all__ = ["OTHER", "PALETTE", "tenant_colour"]
 
-# Okabe–Ito's colour-blind-safe eight, then eight more of Tableau's, darkened enough to read on white and black.
+# Twelve hues that stay apart from each other, on white and on black (Okabe–Ito's colour-blind-safe ones first, then
+# four of Tableau's); no two blues or greens close enough to be taken for one another.
 PALETTE = (
-    "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#b8a200", "#7f5fbf",
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#9c755f", "#ff9da7",
+    "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#7f5fbf",
+    "#56b4e9", "#b8a200", "#8c564b", "#e15759", "#17becf", "#59a14f",
 )  # fmt: skip
 OTHER = "#9aa5b1"  # another tenant's, to a tenant: one grey for all of them
 

@@ -109,6 +109,15 @@ def _when(t: float | None, now: float) -> str:
     return f"{stamp} (in {span})" if delta > 0 else f"{stamp} ({span} ago)"
 
 
+def _when_short(t: float | None, now: float) -> str:
+    """A time for a table cell: today's as a clock time and how long ago, older ones as a date and a time."""
+    if t is None or not math.isfinite(t):
+        return "—"
+    if abs(t - now) < 86400:
+        return _when(t, now)
+    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
+
+
 def _span(s: float) -> str:
     if s < 90:
         return f"{s:.0f} s"
@@ -132,7 +141,9 @@ def _cut(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-_env.globals.update(when=_when, span=_span, sig2=sig2, colour=tenant_colour, version=__version__)
+_env.globals.update(
+    when=_when, when_short=_when_short, span=_span, sig2=sig2, colour=tenant_colour, version=__version__
+)
 
 
 # GPUs in use per node; the jobs on each node; GPUs per owner on each node.
@@ -499,7 +510,8 @@ def install_pages(app: FastAPI) -> None:
 
     # ---- jobs ----------------------------------------------------------------------------------------------
     def nodelist_of(row: Any) -> str:
-        if row.state != "running" or not row.placement:
+        """Where a job runs, or where its last attempt ran (a waiting job holds no node)."""
+        if row.state in ("pending", "submitted") or not row.placement:
             return ""
         names = by_name.get(row.site or "", sites[0]).node_names
         return compress(names[n] for n in row.placement.get("nodes", []))
