@@ -171,6 +171,13 @@ def test_dashboard_pages(browser, live: LiveServer, tmp_path: Path) -> None:  # 
             if name in ("tenants", "utilisation"):
                 page.wait_for_selector(".chart .main-svg", timeout=15_000)
             _shoot(page, f"demo-{name}-{size}")
+    # Dark mode follows the browser's preference.
+    page.emulate_media(color_scheme="dark")
+    page.goto(f"{live.url}/tenants?hours=1")
+    page.wait_for_selector(".chart .main-svg", timeout=15_000)
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(18, 22, 28)"
+    _shoot(page, "demo-tenants-phone-dark")
+    page.emulate_media(color_scheme="light")
     assert errors == []
     assert (SHOTS / "demo-site-wide.png").stat().st_size > 10_000
 

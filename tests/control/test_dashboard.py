@@ -179,3 +179,37 @@ def test_site_views_hide_other_tenants_jobs(plane: Plane, api: TestClient) -> No
     browser_as(api, plane.admin_token)
     assert "topsecret-run" in page(api, "/site/nodes/u00000").text
     assert "lab-a" in page(api, "/?colour=tenant").text  # the legend names tenants to an admin
+
+
+def test_charts_keep_tenants_apart_and_say_their_window(plane: Plane, api: TestClient) -> None:
+    """Equal shares draw two share lines, not one over the other; a tenant has one colour on every page; a chart's
+    title says the window it shows (a control plane minutes old shows minutes, not "24 h")."""
+    import base64
+    import json
+
+    import numpy as np
+
+    from gigafactory.control.web.colours import tenant_colour
+
+    api.post("/api/v1/jobs", json={"command": ["true"], "tenant": "uni-c"}, headers=as_(plane, "admin"))
+    browser_as(api, plane.admin_token)
+    html = page(api, "/tenants", params={"hours": 24}).text
+    fig = json.loads(html.split('id="usage-figure">')[1].split("</script>")[0].replace("<\\/", "</"))
+
+    def first(y):  # type: ignore[no-untyped-def]
+        """Plotly writes numpy arrays as base64 ("bdata") with their dtype."""
+        if isinstance(y, dict):
+            return float(np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])[0])
+        return float(y[0])
+
+    shares = {t["name"]: first(t["y"]) for t in fig["data"] if t["name"].endswith(" share")}
+    assert shares["startup-b share"] != shares["uni-c share"]  # both have share 1
+    assert abs(shares["startup-b share"] - shares["uni-c share"]) < 0.02 * 32
+    colours = {t["name"]: t["line"]["color"] for t in fig["data"]}
+    assert colours["uni-c used"] == colours["uni-c share"] == tenant_colour("uni-c")
+    title = fig["layout"]["title"]["text"]
+    assert "last 24 h" not in title and "since the first job; 24 h asked" in title
+    for path in ("/jobs", "/queue", "/tenants"):
+        assert f"background:{tenant_colour('uni-c')}" in page(api, path).text, path
+    r = page(api, "/utilisation", params={"hours": 0})
+    assert r.status_code == 422 and "hours" in r.text and "<html" in r.text

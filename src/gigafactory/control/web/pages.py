@@ -651,7 +651,7 @@ def install_pages(app: FastAPI) -> None:
         return x, [dt.datetime.fromtimestamp(t) for t in x], series, shown
 
     def figure_json(fig: go.Figure, height: int = 360) -> str:
-        fig.update_layout(margin={"l": 60, "r": 20, "t": 50, "b": 50}, height=height, template="plotly_white",
+        fig.update_layout(margin={"l": 60, "r": 20, "t": 70, "b": 50}, height=height, template="plotly_white",
                           legend={"orientation": "h", "y": -0.2})  # fmt: skip
         # "</" must not close the <script> the JSON sits in.
         return str(fig.to_json()).replace("</", "<\\/")
@@ -679,7 +679,7 @@ def install_pages(app: FastAPI) -> None:
                                      line={"dash": dashes[k % len(dashes)], "color": c, "width": 1.5},
                                      name=f"{s['name']} share",
                                      hovertemplate=f"{s['name']} share: {owed:.4g} GPUs<extra></extra>"))  # fmt: skip
-        fig.update_layout(title=f"GPUs in use against share, last {shown}", yaxis_title="GPUs")
+        fig.update_layout(title=f"GPUs in use against share<br><sub>last {shown}</sub>", yaxis_title="GPUs")
         return render("tenants.html", request, p, tenants=summaries, figure=figure_json(fig), hours=hours,
                       window_choices=WINDOW_CHOICES, shown_window=shown, charts=True, refresh=30)  # fmt: skip
 
@@ -691,7 +691,8 @@ def install_pages(app: FastAPI) -> None:
         for name in sorted(series):
             fig.add_trace(go.Scatter(x=xs, y=series[name] / total_gpus, stackgroup="one", name=name,
                                      line={"color": tenant_colour(name)}))  # fmt: skip
-        fig.update_layout(title=f"GPU utilisation by tenant, last {shown}", yaxis_title="share of the site's GPUs")
+        fig.update_layout(title=f"GPU utilisation by tenant<br><sub>last {shown}</sub>",
+                          yaxis_title="share of the site's GPUs")  # fmt: skip
         fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
         total = sum(series.values(), np.zeros(len(x)))
         mean = float(total.mean() / total_gpus) if len(x) else 0.0
