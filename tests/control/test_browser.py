@@ -170,6 +170,7 @@ def test_dashboard_pages(browser, live: LiveServer, tmp_path: Path) -> None:  # 
             page.goto(f"{live.url}{path}")
             if name in ("tenants", "utilisation"):
                 page.wait_for_selector(".chart .main-svg", timeout=15_000)
+            assert page.evaluate("document.documentElement.scrollWidth") <= w, (name, size)  # no sideways scroll
             _shoot(page, f"demo-{name}-{size}")
     # Dark mode follows the browser's preference.
     page.emulate_media(color_scheme="dark")
@@ -307,6 +308,7 @@ def test_a_100k_gpu_site_in_the_browser(browser, big) -> None:  # type: ignore[n
         page.click("#rack-nodes .nodecard >> nth=2")
         page.wait_for_url("**/site/nodes/r0480-n02")
         assert "rack 480" in page.inner_text(".crumbs")
+        assert page.evaluate("document.documentElement.scrollWidth") <= w
         _shoot(page, f"big-node-{size}")
 
         # The page refreshes in place: the reader's scroll position stays.
