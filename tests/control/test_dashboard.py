@@ -110,6 +110,9 @@ def test_the_jobs_page_filters_searches_sorts_and_pages(plane: Plane, api: TestC
     assert page(api, "/jobs", params={"q": str(theirs[0])}).text.count('<tr data-job="') == 0  # not even by id
     assert page(api, "/jobs", params={"q": "secret"}).text.count('<tr data-job="') == 0
     assert page(api, "/jobs", params={"q": "50%_"}).status_code == 200  # LIKE's wildcards are plain characters
+    assert page(api, "/jobs", params={"q": "²"}).status_code == 200  # a digit to isdigit(), not to int()
+    assert api.get("/api/v1/jobs", params={"q": "²"}, headers=own).status_code == 200
+    assert page(api, "/jobs", params={"page": "²"}).status_code == 422
     # Bad filters: a 422 with the message on the page and the form kept, never a 500 and never JSON.
     for params, says in [({"state": "sleeping"}, "not a job state"), ({"sort": "drop table"}, "sort:"),
                          ({"page": "-1"}, "not a page number"), ({"window": "1y"}, "window:"),

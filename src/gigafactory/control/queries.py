@@ -234,7 +234,9 @@ def search_jobs(
     if text:
         like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         named = jobs.c.name.ilike(like, escape="\\")
-        conds.append((jobs.c.id == int(text)) | named if text.isdigit() and len(text) < 19 else named)
+        conds.append(
+            (jobs.c.id == int(text)) | named if text.isascii() and text.isdigit() and len(text) < 19 else named
+        )
     total = int(conn.execute(select(func.count()).select_from(jobs).where(*conds)).scalar() or 0)
     col = _SORT_COLUMNS[sort]
     order = [col.is_(None), col.desc() if descending else col.asc(), jobs.c.id.desc() if descending else jobs.c.id]

@@ -571,7 +571,7 @@ def install_pages(app: FastAPI) -> None:
         if f["order"] not in ("asc", "desc"):
             errors.append(f"order: {f['order'][:40]!r}; allowed: asc, desc")
         page_text = one("page", "1")
-        if not page_text.isdigit() or not 1 <= int(page_text) <= 10**6:
+        if not (page_text.isascii() and page_text.isdigit()) or not 1 <= int(page_text) <= 10**6:
             errors.append(f"page: {page_text[:40]!r} is not a page number (1, 2, …)")
         else:
             f["page"] = int(page_text)
