@@ -358,7 +358,8 @@ def dashboard_weight(doc: dict[str, Any]) -> str:
     return (
         "\n".join(rows)
         + f"\n\n{doc['site']}, {doc['finished_jobs']:,} finished jobs; Chromium at {doc['viewport']}, nothing cached, "
-        f"median of {doc['repeat']} loads. Measured on {_machine(doc)}."
+        f"median of {doc['repeat']} loads; load average {doc.get('load_average', '?')} on the machine meanwhile. "
+        f"Measured on {_machine(doc)}."
     )
 
 

@@ -340,6 +340,8 @@ def test_docs_render_with_the_network_off(browser, big) -> None:  # type: ignore
     assert page.locator(".opblock").count() > 20
     assert outside == [] and errors == []
     _shoot(page, "docs-wide")
+    page.set_viewport_size({"width": 390, "height": 844})
+    _shoot(page, "docs-phone")
     page.close()
 
 

@@ -66,7 +66,9 @@ from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import get_meta
 from gigafactory.control.store.programme import ProgrammeError
 from gigafactory.control.store.site import load_sites
+from gigafactory.control.web.cells import node_css, rack, rack_cell, state_css
 from gigafactory.control.web.colours import OTHER, tenant_colour
+from gigafactory.control.web.fmt import cut, gpus_text, pct, span, when, when_short
 from gigafactory.core.compute import sig2
 from gigafactory.core.errors import RequestError
 from gigafactory.core.hostlist import compress
@@ -96,54 +98,7 @@ COLOUR_MODES = ("use", "state", "tenant")
 REFRESH_S = 10
 
 
-def _when(t: float | None, now: float) -> str:
-    if t is None or not math.isfinite(t):
-        return "—"
-    delta = t - now
-    stamp = dt.datetime.fromtimestamp(t).strftime("%H:%M:%S")
-    if abs(delta) >= 86400:
-        stamp = dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
-    if abs(delta) < 1:
-        return f"{stamp} (now)"
-    span = _span(abs(delta))
-    return f"{stamp} (in {span})" if delta > 0 else f"{stamp} ({span} ago)"
-
-
-def _when_short(t: float | None, now: float) -> str:
-    """A time for a table cell: today's as a clock time and how long ago, older ones as a date and a time."""
-    if t is None or not math.isfinite(t):
-        return "—"
-    if abs(t - now) < 86400:
-        return _when(t, now)
-    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
-
-
-def _span(s: float) -> str:
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    if s < 2 * 86400:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} d"
-
-
-def _gpus_text(used: float) -> str:
-    """GPUs in use as a number that reads like the percentage beside it (no 29.999999 or 30.0)."""
-    return f"{used:,.0f}" if abs(used - round(used)) < 0.005 else f"{used:,.2f}"
-
-
-def _pct(used: float, total: int) -> str:
-    return f"{100 * used / total:.0f}%" if total else "—"
-
-
-def _cut(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-_env.globals.update(
-    when=_when, when_short=_when_short, span=_span, sig2=sig2, colour=tenant_colour, version=__version__
-)
+_env.globals.update(when=when, when_short=when_short, span=span, sig2=sig2, colour=tenant_colour, version=__version__)
 
 
 # GPUs in use per node; the jobs on each node; GPUs per owner on each node.
@@ -340,7 +295,7 @@ def install_pages(app: FastAPI) -> None:
             if colour == "tenant" and mix:
                 top = top_owner(mix)
                 fill = legend[top] = owner_colour(p, top)
-            css = _state_css(state) if colour == "state" else _node_css(state, used[i] / gpus if gpus else 0.0)
+            css = state_css(state) if colour == "state" else node_css(state, used[i] / gpus if gpus else 0.0)
             if colour == "tenant" and state == "up":
                 css = "idle"
             cells.append({"idx": i, "site": shown.name, "name": topo.node_names[i],
@@ -381,7 +336,7 @@ def install_pages(app: FastAPI) -> None:
             if colour == "tenant" and d in mixes:
                 top = top_owner(mixes[d])
                 fill = legend[top] = owner_colour(p, top)
-            cell = _rack_cell(d, int(rack_gpus[d]), float(rack_used[d]), int(down[d]), int(drained[d]),
+            cell = rack_cell(d, int(rack_gpus[d]), float(rack_used[d]), int(down[d]), int(drained[d]),
                               int(rack_nodes[d]), colour, fill)  # fmt: skip
             by_pod.setdefault(int(topo.domain_pod[d]), []).append(cell)
         return {"racks": sorted(by_pod.items()), "legend": legend, "in_use": float(used.sum()),
@@ -427,8 +382,8 @@ def install_pages(app: FastAPI) -> None:
             r = rack_cells(p, shown, mode)
             return render(
                 "site.html", request, p, pods=[], racks=r["racks"], down=r["down"], drained=r["drained"],
-                nodes=r["nodes"], gpus_used_text=_gpus_text(r["in_use"]),
-                gpus_used_pct=_pct(round(r["in_use"], 2), shown.num_gpus), tenant_legend=sorted(r["legend"].items()),
+                nodes=r["nodes"], gpus_used_text=gpus_text(r["in_use"]),
+                gpus_used_pct=pct(round(r["in_use"], 2), shown.num_gpus), tenant_legend=sorted(r["legend"].items()),
                 refresh=REFRESH_S * 3, **common,
             )  # fmt: skip
         cells, legend = node_cells(p, shown, mode, list(range(len(shown.node_names))))
@@ -440,7 +395,7 @@ def install_pages(app: FastAPI) -> None:
             "site.html", request, p, pods=[(k, sorted(v.items())) for k, v in sorted(pods.items())], racks=None,
             down=sum(1 for c in cells if c["state"] == "down"),
             drained=sum(1 for c in cells if c["state"] == "drained"),
-            nodes=len(cells), gpus_used_text=_gpus_text(in_use), gpus_used_pct=_pct(round(in_use, 2), shown.num_gpus),
+            nodes=len(cells), gpus_used_text=gpus_text(in_use), gpus_used_pct=pct(round(in_use, 2), shown.num_gpus),
             tenant_legend=sorted(legend.items()), refresh=REFRESH_S, **common,
         )  # fmt: skip
 
@@ -461,11 +416,11 @@ def install_pages(app: FastAPI) -> None:
         doms: dict[int, list[dict[str, Any]]] = {}
         for c in mine:
             doms.setdefault(int(c["domain"]), []).append(c)
-        racks = [{**_rack(d, cs, mode), "cells": cs} for d, cs in sorted(doms.items())]
+        racks = [{**rack(d, cs, mode), "cells": cs} for d, cs in sorted(doms.items())]
         used = sum(c["used"] for c in mine)
         site_qs, _ = site_query(shown, mode)
         return render("site_pod.html", request, p, pod=pod, racks=racks, nodes=len(mine), shown=shown,
-                      gpus=sum(int(c["gpus"]) for c in mine), gpus_used_text=_gpus_text(used), colour=mode,
+                      gpus=sum(int(c["gpus"]) for c in mine), gpus_used_text=gpus_text(used), colour=mode,
                       tenant_legend=sorted(legend.items()), site_qs=site_qs, refresh=REFRESH_S)  # fmt: skip
 
     @app.get("/site/racks/{rack}", include_in_schema=False)
@@ -485,7 +440,7 @@ def install_pages(app: FastAPI) -> None:
         used = sum(c["used"] for c in mine)
         site_qs, _ = site_query(shown, mode)
         return render("site_rack.html", request, p, rack=rack, pod=mine[0]["pod"], cells=mine, shown=shown,
-                      gpus=sum(int(c["gpus"]) for c in mine), gpus_used_text=_gpus_text(used), site_qs=site_qs,
+                      gpus=sum(int(c["gpus"]) for c in mine), gpus_used_text=gpus_text(used), site_qs=site_qs,
                       refresh=REFRESH_S)  # fmt: skip
 
     @app.get("/site/nodes/{name}", include_in_schema=False)
@@ -523,7 +478,7 @@ def install_pages(app: FastAPI) -> None:
             rows = queue(conn, None if p.admin else p.tenant, 501)
         more = len(rows) > 500
         rows = rows[:500]
-        nodes = [_cut(nodelist_of(r), NODELIST_CHARS) for _, r in rows]
+        nodes = [cut(nodelist_of(r), NODELIST_CHARS) for _, r in rows]
         return render("queue.html", request, p, rows=rows, nodes=nodes, networked=len(sites) > 1, more=more,
                       refresh=REFRESH_S)  # fmt: skip
 
@@ -579,11 +534,11 @@ def install_pages(app: FastAPI) -> None:
         total = 0
         if not errors:
             now = time.time()
-            span = WINDOWS[f["window"]][1]
+            window_s = WINDOWS[f["window"]][1]
             with store.connect() as conn:
                 rows, total = search_jobs(
                     conn, tenant=(f["tenant"] or None) if p.admin else p.tenant, states=f["states"] or None,
-                    site=f["site"] or None, since=now - span if math.isfinite(span) else None, text=f["q"],
+                    site=f["site"] or None, since=now - window_s if math.isfinite(window_s) else None, text=f["q"],
                     sort=f["sort"], descending=f["order"] == "desc", limit=PER_PAGE, offset=(f["page"] - 1) * PER_PAGE,
                 )  # fmt: skip
         pages = max(1, -(-total // PER_PAGE))
@@ -607,7 +562,7 @@ def install_pages(app: FastAPI) -> None:
         return render(
             "jobs.html", request, p, status=422 if errors else 200, f=f, errors=errors, rows=rows, total=total,
             first=(f["page"] - 1) * PER_PAGE + 1, last=(f["page"] - 1) * PER_PAGE + len(rows), pages=pages,
-            nodelists=[_cut(nodelist_of(r), NODELIST_CHARS) for r in rows], columns=columns, sort_link=sort_link,
+            nodelists=[cut(nodelist_of(r), NODELIST_CHARS) for r in rows], columns=columns, sort_link=sort_link,
             prev_link=link(page=f["page"] - 1) if f["page"] > 1 else None,
             next_link=link(page=f["page"] + 1) if f["page"] < pages else None,
             tenant_names=names, all_states=ALL_STATES, site_names=list(by_name),
@@ -645,7 +600,7 @@ def install_pages(app: FastAPI) -> None:
                 conn, since=now - hours * 3600, until=now, tenant=None if p.admin else p.tenant
             )
         width = (x[1] - x[0]) if len(x) > 1 else 0.0
-        shown = _span(now - float(x[0])) if len(x) else f"{hours:g} h"
+        shown = span(now - float(x[0])) if len(x) else f"{hours:g} h"
         if len(x) and now - float(x[0]) < hours * 3600 - max(width, 1.0):
             shown += f" (since the first job; {hours:g} h asked)"
         return x, [dt.datetime.fromtimestamp(t) for t in x], series, shown
@@ -778,53 +733,3 @@ def install_pages(app: FastAPI) -> None:
 
 class _LoginError(Exception):
     """The page needs a signed-in browser."""
-
-
-def _rack(domain: int, cells: list[dict[str, Any]], colour: str = "use") -> dict[str, Any]:
-    """One cell for a whole rack (NVLink domain), from its nodes' cells; coloured by tenant, the colour of the
-    tenant holding most of its GPUs."""
-    weights: dict[str, float] = {}
-    for c in cells:
-        if c["colour"]:
-            weights[c["colour"]] = weights.get(c["colour"], 0.0) + c["used"]
-    fill = max(sorted(weights), key=lambda k: weights[k]) if colour == "tenant" and weights else None
-    return _rack_cell(domain, sum(c["gpus"] for c in cells), sum(c["used"] for c in cells),
-                      sum(1 for c in cells if c["state"] == "down"), sum(1 for c in cells if c["state"] == "drained"),
-                      len(cells), colour, fill)  # fmt: skip
-
-
-def _rack_cell(
-    domain: int, gpus: int, used: float, down: int, drained: int, nodes: int, colour: str, fill: str | None
-) -> dict[str, Any]:
-    """A rack's cell: a node down makes it red; all drained, striped; else by its use (or by tenant, ``fill``)."""
-    state = "down" if down else "drained" if drained == nodes else "up"
-    css = _state_css(state) if colour == "state" else _node_css(state, used / gpus if gpus else 0.0)
-    if colour == "tenant" and state == "up":
-        css = "idle"
-    title = (
-        f"{used:g}/{gpus} GPUs in use"
-        + (f", {down} of {nodes} nodes down" if down else "")
-        + (f", {drained} drained" if drained else "")
-    )
-    return {"domain": domain, "gpus": gpus, "used": used, "down": down, "drained": drained, "nodes": nodes,
-            "css": css, "colour": fill, "title": title}  # fmt: skip
-
-
-def _node_css(state: str, used_fraction: float) -> str:
-    if state == "down":
-        return "down"
-    if state == "drained":
-        return "drained"
-    if used_fraction <= 0:
-        return "idle"
-    if used_fraction < 0.5:
-        return "low"
-    if used_fraction < 0.9:
-        return "mid"
-    if used_fraction < 1:
-        return "high"
-    return "full"
-
-
-def _state_css(state: str) -> str:
-    return "down" if state == "down" else "drained" if state == "drained" else "mid"
