@@ -66,7 +66,7 @@
 
   // One refresh of the live regions; resolves to false once the page is gone (signed out, deleted).
   function refreshOnce() {
-    return fetch(location.href, { credentials: "same-origin", headers: { "X-Partial": "1" } }).then(function (r) {
+    return fetch(location.href, { credentials: "same-origin" }).then(function (r) {
       if (!r.ok || r.redirected) return null;  // signed out, or gone: stop; the next click tells why
       return r.text();
     }).then(function (html) {
