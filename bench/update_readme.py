@@ -348,6 +348,21 @@ def plan(doc: dict[str, Any]) -> str:
     )
 
 
+def dashboard_weight(doc: dict[str, Any]) -> str:
+    rows = ["| page | HTML | everything loaded | server | first paint |", "|---|---:|---:|---:|---:|"]
+    for r in doc["pages"]:
+        rows.append(
+            f"| {r['page']} | {r['html_bytes'] / 1024:,.0f} KiB | {r['total_bytes'] / 1024:,.0f} KiB | "
+            f"{r['server_ms']:,.0f} ms | {r['fcp_ms']:,.0f} ms |"
+        )
+    return (
+        "\n".join(rows)
+        + f"\n\n{doc['site']}, {doc['finished_jobs']:,} finished jobs; Chromium at {doc['viewport']}, nothing cached, "
+        f"median of {doc['repeat']} loads; load average {doc.get('load_average', '?')} on the machine meanwhile. "
+        f"Measured on {_machine(doc)}."
+    )
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "plan": plan,
     "network": network,
@@ -361,6 +376,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "fgd_published": fgd_published,
     "fgd_speed": fgd_speed,
     "fgd_family": fgd_family,
+    "dashboard_weight": dashboard_weight,
 }
 
 

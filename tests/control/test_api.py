@@ -282,7 +282,7 @@ def test_a_large_site_map_shows_racks(tmp_path: Path) -> None:
         page = api.get("/").text
     plane.store.dispose()
     assert page.count('class="rackcell') == 60 and 'class="node ' not in page
-    assert '<span class="rackcell down" data-rack="7" data-down="1"' in page
+    assert '<a class="rackcell down" data-rack="7" data-down="1"' in page
     assert page.count("rackcell down") == 1 and len(page) < 100_000
 
 

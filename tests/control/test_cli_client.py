@@ -193,3 +193,30 @@ def test_the_programme_and_the_desk_from_the_command_line(live: LiveServer) -> N
     assert gf(live, "desk", "ledger", model, token=live.plane.tokens["lab-a"]).returncode == 2  # not theirs
     r = gf(live, "desk", "run-add", model, "--purpose", "pre-training", "--planned", "T4=10", token=tok)
     assert r.returncode == 2 and "peak FLOP/s is not known" in r.stderr
+
+
+def test_jobs_history_and_hostlists_on_the_command_line(live: LiveServer) -> None:
+    """`gigafactory jobs` lists ended jobs too (like sacct), newest first, with their nodes as a hostlist; node
+    commands take hostlists."""
+    with Client(live.url, live.plane.admin_token) as c:
+        done = c.submit(tenant="lab-a", name="two-nodes", command=["true"], gpus=16)
+        other = c.submit(tenant="uni-c", name="elsewhere", command=["true"], gpus=1)
+        deadline = time.monotonic() + 30
+        while {c.job(done)["state"], c.job(other)["state"]} != {"completed"}:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        nodelist = c.job(done)["nodelist"]
+    assert nodelist.startswith("u[") or nodelist.count(",") == 1  # two nodes, one short string
+    r = gf(live, "jobs", "--state", "completed", "--search", "two-nodes", token=live.plane.tokens["lab-a"])
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[1:] if line.strip() and line.split()[0].isdigit()]
+    assert [row[0] for row in rows] == [str(done)] and rows[0][-1] == nodelist
+    assert "elsewhere" not in gf(live, "jobs", token=live.plane.tokens["lab-a"]).stdout  # uni-c's
+    bad = gf(live, "jobs", "--since", "yesterday")
+    assert bad.returncode != 0 and "--since 'yesterday'" in bad.stdout + bad.stderr
+    r = gf(live, "nodes", "--nodelist", "u[00001-00002]")
+    assert r.returncode == 0 and "u00001" in r.stdout and "u00002" in r.stdout and "u00000" not in r.stdout
+    r = gf(live, "admin", "drain", "u[00002-00003]", "--reason", "rewiring")
+    assert r.returncode == 0, r.stderr
+    r = gf(live, "nodes", "--nodelist", "u[00002-1]")
+    assert r.returncode != 0 and "runs backwards" in r.stdout + r.stderr

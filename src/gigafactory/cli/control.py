@@ -251,7 +251,7 @@ def queue(
         start = j["started_at"] if j["state"] == "running" else j["est_start"]
         # As squeue says it: the first in line waits for resources, the others behind it for their turn.
         waits = "Resources" if e["position"] == 1 else "Priority"
-        where = ",".join(j["nodes"]) if j["nodes"] else f"({j['reason'] or waits})"
+        where = (j.get("nodelist") or ",".join(j["nodes"])) if j["nodes"] else f"({j['reason'] or waits})"
         table.add_row(
             str(j["id"]),
             j["tenant"],
@@ -266,6 +266,30 @@ def queue(
     console.print(table)
 
 
+def jobs(
+    state: Annotated[list[str] | None, typer.Option(help="only jobs in this state (repeat for several)")] = None,
+    tenant: Annotated[str | None, typer.Option(help="only this tenant's jobs (an admin's choice)")] = None,
+    search: Annotated[str | None, typer.Option(help="a job id, or a part of the name")] = None,
+    since: Annotated[str | None, typer.Option(help="submitted within this long: 90s, 30m, 4h, 2d")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Jobs in every state, newest first, like 'sacct': ended ones too, with their nodes as a hostlist."""
+    try:
+        after = time.time() - parse_duration(since) if since else None
+    except ConfigError:
+        raise ConfigError(f"--since {since!r}: a duration like 90s, 30m, 4h or 2d") from None
+    with _client(url, token) as c:
+        rows = c.jobs(tenant=tenant, states=state, limit=limit, search=search, since=after, sort="id", descending=True)
+    table = _table("JOBID", "TENANT", "NAME", "GPUS", "STATE", "SUBMIT", "END", "EXIT", "NODELIST")
+    for j in rows:
+        table.add_row(str(j["id"]), j["tenant"], j["name"], _gpus(j), j["state"].upper(), _when(j["submitted_at"]),
+                      _when(j["ended_at"]), "" if j["exit_code"] is None else str(j["exit_code"]),
+                      j.get("nodelist") or "")  # fmt: skip
+    console.print(table)
+
+
 def status(job_id: int, url: Url = DEFAULT_URL, token: Token = None) -> None:
     """One job, and its story."""
     with _client(url, token) as c:
@@ -273,7 +297,7 @@ def status(job_id: int, url: Url = DEFAULT_URL, token: Token = None) -> None:
         story = c.story(job_id)
     console.print(f"[bold]job {j['id']}[/] {j['name']} · tenant {j['tenant']} · [bold]{j['state']}[/] {j['reason']}")
     console.print(f"  command   {shlex.join(j['command'])}", markup=False, highlight=False)
-    console.print(f"  GPUs      {_gpus(j)} ({j['locality']}) on {', '.join(j['nodes']) or '-'}")
+    console.print(f"  GPUs      {_gpus(j)} ({j['locality']}) on {j.get('nodelist') or ', '.join(j['nodes']) or '-'}")
     if j.get("site") or j.get("countries") or j.get("sites"):
         limits = "".join(
             [f"   may run in {','.join(j['countries'])}" if j.get("countries") else "",
@@ -348,13 +372,14 @@ def usage(
 def nodes(
     state: Annotated[list[str] | None, typer.Option(help="only nodes in this state: up, down, drained")] = None,
     site: Annotated[str | None, typer.Option(help="only this site's nodes")] = None,
+    nodelist: Annotated[str | None, typer.Option(help="only these nodes, as a hostlist: r[0000-0003]-n[00-17]")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
     """Nodes with their state and GPUs in use (like 'sinfo -N'); '--state down --state drained' lists what
     'sinfo -R' lists: the nodes out of service, with why."""
     with _client(url, token) as c:
-        rows = c.nodes(state, site)
+        rows = c.nodes(state, site, nodelist)
         several = len(c.sites()) > 1
     table = _table(*(["SITE"] if several else []), "NODE", "MODEL", "GPUS", "USED", "STATE", "REASON")
     for n in rows:
@@ -458,7 +483,8 @@ def admin_drain(
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Stop placing jobs on a node (jobs on it run on)."""
+    """Stop placing jobs on a node, or on each node of a hostlist such as 'r[0000-0003]-n[00-17]' (jobs on them
+    run on)."""
     with _client(url, token) as c:
         c.drain(node, reason, site)
     console.print(f"draining {node}")
@@ -472,7 +498,7 @@ def admin_resume(
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Put a drained node back in service."""
+    """Put a drained node, or each node of a hostlist, back in service."""
     with _client(url, token) as c:
         c.resume(node, site)
     console.print(f"resuming {node}")
@@ -482,7 +508,7 @@ DEMO_TENANTS = (("lab-a", 2.0), ("startup-b", 1.0), ("uni-c", 1.0))  # name, sha
 
 
 def register(app: typer.Typer) -> None:
-    for func in (serve, daemon, submit, queue, status, cancel, logs, usage, nodes, sites):
+    for func in (serve, daemon, submit, queue, jobs, status, cancel, logs, usage, nodes, sites):
         app.command(context_settings={"allow_interspersed_args": func is not submit})(user_errors(func))
     app.add_typer(admin_app, name="admin")
     from gigafactory.cli.programme import programme_app
@@ -564,7 +590,7 @@ def control_demo(out: Path, port: int, seconds: float | None) -> None:
                     j = jobs[jid]
                     if seen.get(jid) != j["state"]:
                         seen[jid] = j["state"]
-                        extra = f" on {', '.join(j['nodes'])}" if j["state"] == "running" else ""
+                        extra = f" on {j.get('nodelist') or ', '.join(j['nodes'])}" if j["state"] == "running" else ""
                         if j["state"] == "pending" and j["est_start"]:
                             extra = f" (estimated start in {max(0.0, j['est_start'] - time.time()):.0f} s)"
                         console.print(f"  job {jid:>2} {j['tenant']:<10} {j['name']:<15} {j['state']}{extra}")

@@ -106,13 +106,29 @@ class Client:
         return dict(self.request("GET", f"/jobs/{job_id}"))
 
     def jobs(
-        self, *, tenant: str | None = None, states: list[str] | None = None, limit: int = 100
+        self,
+        *,
+        tenant: str | None = None,
+        states: list[str] | None = None,
+        limit: int = 100,
+        search: str | None = None,
+        since: float | None = None,
+        sort: str | None = None,
+        descending: bool = False,
     ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
         if tenant:
             params["tenant"] = tenant
         if states:
             params["state"] = states
+        if search:
+            params["q"] = search
+        if since is not None:
+            params["since"] = since
+        if sort:
+            params["sort"] = sort
+        if descending:
+            params["order"] = "desc"
         return list(self.request("GET", "/jobs", params=params))
 
     def cancel(self, job_id: int) -> dict[str, Any]:
@@ -144,10 +160,14 @@ class Client:
     def usage(self, since: float = 0.0, site: str | None = None) -> dict[str, Any]:
         return dict(self.request("GET", "/usage", params={"since": since, **({"site": site} if site else {})}))
 
-    def nodes(self, states: list[str] | None = None, site: str | None = None) -> list[dict[str, Any]]:
+    def nodes(
+        self, states: list[str] | None = None, site: str | None = None, nodelist: str | None = None
+    ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"state": states} if states else {}
         if site:
             params["site"] = site
+        if nodelist:
+            params["nodelist"] = nodelist
         return list(self.request("GET", "/nodes", params=params or None))
 
     def sites(self) -> list[dict[str, Any]]:

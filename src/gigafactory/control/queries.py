@@ -13,14 +13,19 @@ from sqlalchemy.engine import Connection
 
 from gigafactory.control.store import accounts
 from gigafactory.control.store import jobs as jobstore
-from gigafactory.control.store.schema import jobs, tenants, usage
+from gigafactory.control.store.schema import events, jobs, nodes, tenants, usage
 from gigafactory.control.store.site import node_rows
 
 __all__ = [
+    "JOB_SORTS",
     "SiteInfo",
     "entitlement_series",
+    "node_history",
+    "node_jobs",
+    "node_states",
     "node_use",
     "queue",
+    "search_jobs",
     "site_summaries",
     "tenant_summaries",
     "utilisation_series",
@@ -222,3 +227,96 @@ def entitlement_series(
     owed = entitlement(np.full(buckets, float(total_gpus)), want, names, tree)
     entitled = {n: owed[:, k] for k, n in enumerate(names)}
     return times, {n: used.get(n, np.zeros(buckets)) for n in names}, entitled
+
+
+# ---- the jobs page and the node page -------------------------------------------------------------------------
+JOB_SORTS = ("id", "submitted", "started", "ended", "gpus", "state", "tenant", "name")
+_SORT_COLUMNS = {"id": jobs.c.id, "submitted": jobs.c.submitted_at, "started": jobs.c.started_at,
+                 "ended": jobs.c.ended_at, "gpus": jobs.c.gpus, "state": jobs.c.state, "tenant": jobs.c.tenant,
+                 "name": jobs.c.name}  # fmt: skip
+
+
+def search_jobs(
+    conn: Connection,
+    *,
+    tenant: str | None = None,
+    states: list[str] | None = None,
+    site: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    text: str = "",
+    sort: str = "id",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Any], int]:
+    """Jobs of every state (one page of them) and how many match in all: by tenant, states, site, submission time
+    (``since`` ≤ submitted < ``until``) and ``text`` (a job id, or a part of the name, case-insensitive)."""
+    conds: list[Any] = []
+    if tenant is not None:
+        conds.append(jobs.c.tenant == tenant)
+    if states:
+        conds.append(jobs.c.state.in_(states))
+    if site is not None:
+        conds.append(jobs.c.site == site)
+    if since is not None:
+        conds.append(jobs.c.submitted_at >= since)
+    if until is not None:
+        conds.append(jobs.c.submitted_at < until)
+    if text:
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        named = jobs.c.name.ilike(like, escape="\\")
+        conds.append(
+            (jobs.c.id == int(text)) | named if text.isascii() and text.isdigit() and len(text) < 19 else named
+        )
+    total = int(conn.execute(select(func.count()).select_from(jobs).where(*conds)).scalar() or 0)
+    col = _SORT_COLUMNS[sort]
+    order = [col.is_(None), col.desc() if descending else col.asc(), jobs.c.id.desc() if descending else jobs.c.id]
+    rows = conn.execute(select(jobs).where(*conds).order_by(*order).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+def node_jobs(conn: Connection, first_site: str = "") -> dict[tuple[str, int], list[tuple[int, str, str, float]]]:
+    """The running jobs on each node, by (site, node index): (job id, tenant, name, GPUs it holds there)."""
+    out: dict[tuple[str, int], list[tuple[int, str, str, float]]] = {}
+    q = select(jobs.c.id, jobs.c.tenant, jobs.c.name, jobs.c.site, jobs.c.placement).where(jobs.c.state == "running")
+    for jid, tenant, name, site, pl in conn.execute(q.order_by(jobs.c.id)):
+        if not pl:
+            continue
+        for n, gpus in zip(pl["nodes"], pl["gpus"], strict=True):
+            out.setdefault((site or first_site, n), []).append((jid, tenant, name, len(gpus) * pl["gpu_milli"] / 1000))
+    return out
+
+
+def node_history(conn: Connection, site: str, idx: int, first_site: str = "", scan: int = 20_000) -> dict[str, Any]:
+    """What the store knows of one node's past: the drains and resumes asked for it (the inbox keeps them), and
+    the jobs whose latest attempt ran on it (among the last ``scan`` jobs placed), newest first. The store keeps
+    no log of a node's own state changes: a failure shows as its current state and as the jobs on it that failed
+    or were interrupted."""
+    asked = []
+    for r in conn.execute(
+        select(events).where(events.c.kind.in_(["drain", "resume"]), events.c.node == idx).order_by(events.c.seq.desc())
+    ):
+        if (r.payload or {}).get("site", first_site) in (site, None):
+            asked.append({"time": r.time, "kind": r.kind, "reason": (r.payload or {}).get("reason", "")})
+    ran = []
+    q = (
+        select(jobs.c.id, jobs.c.tenant, jobs.c.name, jobs.c.state, jobs.c.site, jobs.c.placement, jobs.c.started_at,
+               jobs.c.ended_at, jobs.c.reason, jobs.c.attempt)
+        .where(jobs.c.placement.is_not(None))
+        .order_by(jobs.c.id.desc())
+        .limit(scan)
+    )  # fmt: skip
+    for r in conn.execute(q):
+        if (r.site or first_site) == site and r.placement and idx in r.placement.get("nodes", ()):
+            ran.append(r)
+    return {"asked": asked, "jobs": ran}
+
+
+def node_states(conn: Connection, site_id: int, only: list[int] | None = None) -> dict[int, tuple[str, str, float]]:
+    """Node index → (state, reason, since when): the site's nodes that are not up, or, with ``only``, those nodes
+    whatever their state. (The dashboard takes the rest of a node, its name, GPUs, rack and pod, from the site's
+    topology: at 25,000 nodes, reading every row is most of a page's time.)"""
+    q = select(nodes.c.idx, nodes.c.state, nodes.c.reason, nodes.c.updated_at).where(nodes.c.site_id == site_id)
+    q = q.where(nodes.c.state != "up") if only is None else q.where(nodes.c.idx.in_(only))
+    return {int(i): (str(s), str(r or ""), float(t)) for i, s, r, t in conn.execute(q)}

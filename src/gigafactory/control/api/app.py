@@ -38,7 +38,15 @@ from gigafactory.control.api.submit import RateLimiter, SubmissionWriter
 from gigafactory.control.config import ControlConfig
 from gigafactory.control.daemon import job_from_row
 from gigafactory.control.identity import isolation_note
-from gigafactory.control.queries import SiteInfo, node_use, queue, site_summaries, tenant_summaries
+from gigafactory.control.queries import (
+    JOB_SORTS,
+    SiteInfo,
+    node_use,
+    queue,
+    search_jobs,
+    site_summaries,
+    tenant_summaries,
+)
 from gigafactory.control.store import accounts, inbox
 from gigafactory.control.store import jobs as jobstore
 from gigafactory.control.store.db import get_meta
@@ -47,6 +55,7 @@ from gigafactory.control.store.schema import awards as awards_t
 from gigafactory.control.store.schema import tenants, tokens
 from gigafactory.control.store.site import load_sites
 from gigafactory.core.errors import ConfigError
+from gigafactory.core.hostlist import expand
 from gigafactory.core.tenants import Tenant
 from gigafactory.engine.engine import Engine
 from gigafactory.network.model import EU_MEMBER_STATES
@@ -207,6 +216,8 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         version=__version__,
         description="The live control plane of an AI gigafactory: submit jobs, watch them, run the site.",
         lifespan=lifespan,
+        docs_url=None,  # the dashboard serves /docs from the installed Swagger UI, not from a CDN
+        redoc_url=None,
     )
     app.state.store = store
     app.state.cfg = cfg
@@ -395,6 +406,16 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     def out(row: Any, *, whole: bool = True) -> m.JobOut:
         return m.JobOut.from_row(row, by_name.get(row.site or "", site).node_names, whole=whole)
 
+    max_nodes = sum(len(x.node_names) for x in site_list)
+    node_index = {x.name: {n: i for i, n in enumerate(x.node_names)} for x in site_list}
+
+    def parse_nodelist(text: str, field: str) -> list[str]:
+        """Node names from a hostlist, at most as many as the sites have nodes; a bad one is a 422 saying where."""
+        try:
+            return expand(text, limit=max_nodes)
+        except ValueError as exc:
+            raise ApiError(422, f"{field}: {text[:80]!r} is not a hostlist: {exc}", field) from None
+
     def site_param(name: str | None) -> str | None:
         if name is not None and name not in by_name:
             raise ApiError(404, f"no site {name!r}; the sites are {', '.join(by_name)}", "site")
@@ -456,13 +477,44 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
         site: Annotated[str | None, Query(max_length=64)] = None,
+        q: Annotated[
+            str | None,
+            Query(max_length=100, pattern=r"^[^\x00-\x1f]*$", description="a job id, or a part of the name (any case)"),
+        ] = None,
+        since: Annotated[float | None, Query(ge=0, le=1e11, description="submitted at or after (Unix time)")] = None,
+        until: Annotated[float | None, Query(ge=0, le=1e11, description="submitted before (Unix time)")] = None,
+        sort: Annotated[Literal[JOB_SORTS], Query()] = "id",  # type: ignore[valid-type]
+        order: Annotated[Literal["asc", "desc"], Query()] = "asc",
     ) -> list[m.JobOut]:
+        """Jobs in every state, oldest first by default; filter, search and sort as the dashboard's Jobs page does."""
         where = site_param(site)
         with store.connect() as conn:
-            rows = jobstore.list_jobs(
-                conn, tenant=scope(p, tenant), states=state, limit=limit, offset=offset, site=where
-            )
+            rows, _ = search_jobs(
+                conn, tenant=scope(p, tenant), states=list(state) if state else None, site=where, since=since,
+                until=until, text=(q or "").strip(), sort=sort, descending=order == "desc", limit=limit, offset=offset,
+            )  # fmt: skip
         return [out(r, whole=False) for r in rows]
+
+    @app.post(f"{API}/jobs/{{job_id}}/resubmit", status_code=201, response_model=m.BatchOut, tags=["jobs"])
+    async def resubmit(job_id: JobIdParam, p: Who) -> m.BatchOut:
+        """Submit a copy of a job (its request, command and environment) as a new job, checked and limited exactly
+        as a new submission is."""
+        row = visible_job(job_id, p)
+        try:
+            spec = m.JobSpec.model_validate(
+                {"command": list(row.command), "gpus": row.gpus, "gpu_milli": row.gpu_milli, "tenant": row.tenant,
+                 "name": row.name, "env": dict(row.env or {}), "cpu_milli": row.cpu_milli, "mem_mib": row.mem_mib,
+                 "models": row.models, "locality": row.locality, "estimate_s": row.estimate_s,
+                 "priority": row.priority, "checkpoint_s": row.ckpt_s,
+                 "site": row.sites[0] if row.sites and len(row.sites) == 1 else None, "countries": row.countries,
+                 "reroute": bool(row.reroute), "award": row.award, "model": row.ai_model,
+                 **({"purpose": row.ai_purpose} if row.ai_model is not None else {})}
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ApiError(422, f"job {job_id} cannot be submitted again as it was: {exc}", "job_id") from None
+        new = check_spec(spec, p, "job")
+        take_rate([new])
+        return m.BatchOut(ids=await writer.submit([new]))
 
     @app.get(f"{API}/jobs/{{job_id}}", response_model=m.JobOut, tags=["jobs"])
     def get_job(job_id: JobIdParam, p: Who) -> m.JobOut:
@@ -552,15 +604,19 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1_000_000)] = 1_000_000,
         offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
         site: Annotated[str | None, Query(max_length=64)] = None,
+        nodelist: Annotated[str | None, Query(max_length=4000, description="only these nodes (a hostlist)")] = None,
     ) -> list[m.NodeOut]:
         """Nodes in site order, with their state and GPUs in use; ``state=down`` lists what needs a technician."""
         where = site_param(site)
+        wanted = set(parse_nodelist(nodelist, "nodelist")) if nodelist is not None else None
         with store.connect() as conn:
             rows, used = node_use(conn, site_list[0].name)
         if where is not None:
             rows = [r for r in rows if r["site"] == where]
         if state is not None:
             rows = [r for r in rows if r["state"] in state]
+        if wanted is not None:
+            rows = [r for r in rows if r["name"] in wanted]
         rows = rows[offset : offset + limit]
         return [
             m.NodeOut(
@@ -649,7 +705,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     def node_at(name: str, site_name: str | None) -> tuple[SiteInfo, int]:
         """A node by name: on ``site_name``, or on the one site that has a node of that name."""
         where = [by_name[site_param(site_name) or ""]] if site_name is not None else site_list
-        found = [(x, x.node_names.index(name)) for x in where if name in x.node_names]
+        found = [(x, node_index[x.name][name]) for x in where if name in node_index[x.name]]
         if not found:
             raise ApiError(404, f"no node {name!r}" + (f" on site {site_name!r}" if site_name else ""), "name")
         if len(found) > 1:
@@ -657,27 +713,35 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
                            "(--site, or ?site= in the API)", "site")  # fmt: skip
         return found[0]
 
+    def nodes_at(names: str, site_name: str | None) -> list[tuple[SiteInfo, int]]:
+        """Nodes by name or by hostlist (``r[0000-0003]-n[00-17]``); every one must exist."""
+        listed = parse_nodelist(names, "name")
+        return [node_at(n, site_name) for n in listed]
+
     @app.post(f"{API}/admin/nodes/{{name}}/drain", status_code=202, tags=["admin"])
-    def drain(name: Annotated[str, PathParam(max_length=200)], _: Admin,
+    def drain(name: Annotated[str, PathParam(max_length=4000)], _: Admin,
               reason: Annotated[str, Query(max_length=500)] = "drained by an admin",
-              site: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, str]:  # fmt: skip
-        """Stop placing jobs on a node; jobs on it run to their end."""
+              site: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:  # fmt: skip
+        """Stop placing jobs on a node, or on each node of a hostlist; jobs on them run to their end."""
         try:
             m.clean_text(reason)
         except ValueError as exc:
             raise ApiError(422, f"reason: {exc}", "reason") from None
-        where, idx = node_at(name, site)
+        found = nodes_at(name, site)
         with store.begin() as conn:
-            inbox.append(conn, "drain", node=idx, reason=reason, site=where.name)
-        return {"node": name, "site": where.name, "requested": "drain"}
+            for where, idx in found:
+                inbox.append(conn, "drain", node=idx, reason=reason, site=where.name)
+        return {"node": name, "site": found[0][0].name, "nodes": len(found), "requested": "drain"}
 
     @app.post(f"{API}/admin/nodes/{{name}}/resume", status_code=202, tags=["admin"])
-    def resume(name: Annotated[str, PathParam(max_length=200)], _: Admin,
-               site: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, str]:  # fmt: skip
-        where, idx = node_at(name, site)
+    def resume(name: Annotated[str, PathParam(max_length=4000)], _: Admin,
+               site: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:  # fmt: skip
+        """Put a node, or each node of a hostlist, back in service."""
+        found = nodes_at(name, site)
         with store.begin() as conn:
-            inbox.append(conn, "resume", node=idx, site=where.name)
-        return {"node": name, "site": where.name, "requested": "resume"}
+            for where, idx in found:
+                inbox.append(conn, "resume", node=idx, site=where.name)
+        return {"node": name, "site": found[0][0].name, "nodes": len(found), "requested": "resume"}
 
     from gigafactory.control.web.pages import install_pages
 

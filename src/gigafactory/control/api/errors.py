@@ -2,7 +2,8 @@
 
 Every error the API returns has the same body, ``{"error": {"status", "message", "field"}}``, where ``field`` names
 what was wrong (``body.jobs.3.gpus``) when one thing was. Bad input is a 4xx that says what and where; a 500 is
-always a bug.
+always a bug. A browser asking for a page (``Accept: text/html``, outside ``/api/``) gets the same message on an
+HTML page instead, from ``app.state.error_page`` when the dashboard has installed one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -41,14 +42,33 @@ def _where(loc: tuple[object, ...] | list[object]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+def _wants_html(request: Request) -> bool:
+    path = request.url.path
+    return (
+        not path.startswith("/api/")
+        and path != "/openapi.json"
+        and "text/html" in request.headers.get("accept", "")
+        and getattr(request.app.state, "error_page", None) is not None
+    )
+
+
+def _reply(
+    request: Request, status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    if _wants_html(request):
+        page: Response = request.app.state.error_page(request, status, message, headers or {})
+        return page
+    return JSONResponse(_body(status, message, field), status_code=status, headers=headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+    async def _api(request: Request, exc: ApiError) -> Response:
         headers = {"WWW-Authenticate": "Bearer", **exc.headers} if exc.status == 401 else exc.headers
-        return JSONResponse(_body(exc.status, exc.message, exc.field), status_code=exc.status, headers=headers)
+        return _reply(request, exc.status, exc.message, exc.field, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         hook = getattr(request.app.state, "on_invalid", None)
         if hook is not None:
             hook(request, exc.body)
@@ -62,23 +82,26 @@ def install(app: FastAPI) -> None:
             parts.append(f"{where}: {msg}" if where else msg)
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         field = _where(errors[0].get("loc", ())) if errors else None
-        return JSONResponse(_body(422, "; ".join(parts) + more, field), status_code=422)
+        return _reply(request, 422, "; ".join(parts) + more, field)
 
     @app.exception_handler(UnknownNameError)
-    async def _unknown(_: Request, exc: UnknownNameError) -> JSONResponse:
-        return JSONResponse(_body(404, str(exc), exc.kind), status_code=404)
+    async def _unknown(request: Request, exc: UnknownNameError) -> Response:
+        return _reply(request, 404, str(exc), exc.kind)
 
     @app.exception_handler(UserError)
-    async def _user(_: Request, exc: UserError) -> JSONResponse:
-        return JSONResponse(_body(400, str(exc)), status_code=400)
+    async def _user(request: Request, exc: UserError) -> Response:
+        return _reply(request, 400, str(exc))
 
     @app.exception_handler(OperationalError)
-    async def _store(_: Request, exc: OperationalError) -> JSONResponse:
+    async def _store(request: Request, exc: OperationalError) -> Response:
         # The database is down, locked for too long or out of space: the request did not take effect.
         log.error("store unavailable: %s", exc)
         message = f"the store is unavailable ({type(exc.orig).__name__}); nothing was changed, try again"
-        return JSONResponse(_body(503, message), status_code=503, headers={"Retry-After": "5"})
+        return _reply(request, 503, message, None, {"Retry-After": "5"})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(_body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"There is no page at {request.url.path[:200]}."
+        return _reply(request, exc.status_code, message, None, dict(exc.headers or {}))

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from gigafactory.core.hostlist import compress
+
 __all__ = [
     "LAUNCH_BYTES",
     "MAX_COMMAND_BYTES",
@@ -214,6 +216,7 @@ class JobOut(BaseModel):
     estimate_s: float | None
     priority: int
     nodes: list[str]
+    nodelist: str = Field("", description="The same nodes in Slurm's hostlist notation, e.g. r[0000-0415]-n[00-17].")
     gpus_placed: list[list[int]]
     log_dir: str = Field("", description="The latest attempt's directory (stdout.log, stderr.log), once started.")
     key: str | None = Field(None, description="The submission key the client gave, if any.")
@@ -233,6 +236,7 @@ class JobOut(BaseModel):
         command, cut = list(row.command), False
         if not whole and sum(len(a) for a in command) > LISTED_COMMAND_CHARS:
             command, cut = _cut(command, LISTED_COMMAND_CHARS), True
+        nodes = [node_names[n] for n in pl.get("nodes", ())]
         return cls(
             id=row.id,
             tenant=row.tenant,
@@ -252,7 +256,8 @@ class JobOut(BaseModel):
             est_start=row.est_start,
             estimate_s=row.estimate_s,
             priority=row.priority,
-            nodes=[node_names[n] for n in pl.get("nodes", ())],
+            nodes=nodes,
+            nodelist=compress(nodes),
             gpus_placed=[list(g) for g in pl.get("gpus", ())],
             log_dir=row.log_dir or "",
             key=row.client_key,
