@@ -149,7 +149,7 @@ def test_dashboard_pages(browser, live: LiveServer, tmp_path: Path) -> None:  # 
     _wait(lambda: page.locator(f'#jobs tr[data-job="{running}"] .job-state').inner_text() == "cancelled")
 
     # Charts are drawn by plotly (served by us: the page works offline), each tenant in its own colour.
-    from gigafactory.control.web.colours import tenant_colour
+    from gigafactory.report.colours import tenant_colour
 
     page.goto(f"{live.url}/tenants?hours=1")
     page.wait_for_selector("#usage-chart .main-svg", timeout=15_000)

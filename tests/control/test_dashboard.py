@@ -185,16 +185,25 @@ def test_site_views_hide_other_tenants_jobs(plane: Plane, api: TestClient) -> No
 
 
 def test_charts_keep_tenants_apart_and_say_their_window(plane: Plane, api: TestClient) -> None:
-    """Equal shares draw two share lines, not one over the other; a tenant has one colour on every page; a chart's
-    title says the window it shows (a control plane minutes old shows minutes, not "24 h")."""
+    """Each tenant's use is drawn against its entitlement: its share capped by what it asks for (a tenant with no
+    jobs is owed nothing). Equal entitlements draw two lines, not one over the other; a tenant has one colour on every
+    page; a chart's title says the window it shows (a control plane minutes old shows minutes, not "24 h")."""
     import base64
     import json
 
     import numpy as np
 
-    from gigafactory.control.web.colours import tenant_colour
+    from gigafactory.report.colours import tenant_colour
+
+    import time
+
+    from sqlalchemy import update
+
+    from gigafactory.control.store.schema import jobs
 
     api.post("/api/v1/jobs", json={"command": ["true"], "tenant": "uni-c"}, headers=as_(plane, "admin"))
+    with plane.store.begin() as conn:  # it has waited ten minutes, so the chart's window has room for it
+        conn.execute(update(jobs).values(submitted_at=time.time() - 600))
     browser_as(api, plane.admin_token)
     html = page(api, "/tenants", params={"hours": 24}).text
     fig = json.loads(html.split('id="usage-figure">')[1].split("</script>")[0].replace("<\\/", "</"))
@@ -205,11 +214,19 @@ def test_charts_keep_tenants_apart_and_say_their_window(plane: Plane, api: TestC
             return float(np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])[0])
         return float(y[0])
 
-    shares = {t["name"]: first(t["y"]) for t in fig["data"] if t["name"].endswith(" share")}
-    assert shares["startup-b share"] != shares["uni-c share"]  # both have share 1
-    assert abs(shares["startup-b share"] - shares["uni-c share"]) < 0.02 * 32
+    def peak(y):  # type: ignore[no-untyped-def]
+        if isinstance(y, dict):
+            return float(np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]).max())
+        return float(max(y))
+
+    owed = {t["name"]: peak(t["y"]) for t in fig["data"] if t["name"].endswith(" entitled")}
+    # uni-c asks for one GPU of the 32 and is owed exactly that; the others ask for nothing and are owed nothing,
+    # their two lines lifted a hair apart.
+    assert owed["uni-c entitled"] == pytest.approx(1.0, abs=0.2)
+    assert owed["startup-b entitled"] != owed["lab-a entitled"]
+    assert max(owed["startup-b entitled"], owed["lab-a entitled"]) < 0.02 * 32
     colours = {t["name"]: t["line"]["color"] for t in fig["data"]}
-    assert colours["uni-c used"] == colours["uni-c share"] == tenant_colour("uni-c")
+    assert colours["uni-c used"] == colours["uni-c entitled"] == tenant_colour("uni-c")
     title = fig["layout"]["title"]["text"]
     assert "last 24 h" not in title and "since the first job; 24 h asked" in title
     for path in ("/jobs", "/queue", "/tenants"):

@@ -15,6 +15,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from gigafactory.report.colours import tenant_colour
+
 __all__ = [
     "STYLE",
     "Report",
@@ -28,11 +30,6 @@ __all__ = [
     "tenant_colour",
 ]
 
-# Colour-blind-safe qualitative palette (Okabe-Ito, then Tol's muted): a tenant keeps its colour everywhere.
-PALETTE = (
-    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#332288", "#117733", "#882255",
-    "#44AA99", "#999933", "#AA4499", "#6699CC",
-)  # fmt: skip
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2933}
@@ -137,15 +134,6 @@ def bar_figure(names: Sequence[str], values: Sequence[float], *, title: str, y_t
     fig = go.Figure(go.Bar(x=list(names), y=list(values)))
     fig.update_layout(title=title, yaxis_title=y_title)
     return fig
-
-
-def tenant_colour(name: str) -> str:
-    """A tenant's colour, the same on every chart and page: from a stable hash of its name (not Python's
-    ``hash``, which changes between processes)."""
-    h = 0
-    for byte in name.encode("utf-8"):
-        h = (h * 131 + byte) % 1_000_003
-    return PALETTE[h % len(PALETTE)]
 
 
 def share_over_time_figure(

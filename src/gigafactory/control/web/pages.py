@@ -50,6 +50,7 @@ from gigafactory.control.api.errors import ApiError
 from gigafactory.control.identity import isolating, isolation_note
 from gigafactory.control.queries import (
     JOB_SORTS,
+    entitlement_series,
     node_history,
     node_jobs,
     node_states,
@@ -67,12 +68,12 @@ from gigafactory.control.store.db import get_meta
 from gigafactory.control.store.programme import ProgrammeError
 from gigafactory.control.store.site import load_sites
 from gigafactory.control.web.cells import node_css, rack, rack_cell, state_css
-from gigafactory.control.web.colours import OTHER, tenant_colour
 from gigafactory.control.web.fmt import cut, gpus_text, pct, span, when, when_short
 from gigafactory.core.compute import sig2
 from gigafactory.core.errors import RequestError
 from gigafactory.core.hostlist import compress
 from gigafactory.desk.classify import classify, questionnaire
+from gigafactory.report.colours import OTHER, tenant_colour
 
 __all__ = ["install_pages"]
 
@@ -617,8 +618,14 @@ def install_pages(app: FastAPI) -> None:
         with store.connect() as conn:
             summaries = tenant_summaries(conn, None if p.admin else p.tenant)
         x, xs, series, shown = usage_window(p, hours)
+        now = time.time()
+        with store.connect() as conn:
+            # Entitlements depend on every tenant's demand, so all are read; a tenant is shown only its own lines.
+            _, _, entitled = entitlement_series(conn, since=float(x[0]) if len(x) else now - hours * 3600,
+                                                until=now, total_gpus=total_gpus, buckets=len(x) or 120)  # fmt: skip
         fig = go.Figure()
-        # Tenants with equal shares would draw one share line over the other: each repeat is lifted a hair.
+        # Tenants entitled to the same GPUs would draw one line over the other: each repeat is lifted a hair, and
+        # every tenant has its own dash pattern.
         seen: dict[float, int] = {}
         lift = 0.006 * max(total_gpus, 1)
         dashes = ("dash", "dot", "dashdot", "longdash", "longdashdot")
@@ -626,15 +633,21 @@ def install_pages(app: FastAPI) -> None:
             c = tenant_colour(s["name"])
             fig.add_trace(go.Scatter(x=xs, y=series.get(s["name"], np.zeros(len(x))), mode="lines",
                                      name=f"{s['name']} used", line={"color": c, "width": 2}))  # fmt: skip
-            owed = s["share_fraction"] * total_gpus
-            key = round(owed, 6)
+            owed = entitled.get(s["name"], np.zeros(len(x)))
+            key = round(float(owed.mean()) if len(owed) else 0.0, 6)
             n = seen.get(key, 0)
             seen[key] = n + 1
-            fig.add_trace(go.Scatter(x=xs, y=np.full(len(x), owed + n * lift), mode="lines",
+            fig.add_trace(go.Scatter(x=xs, y=owed + n * lift, mode="lines",
                                      line={"dash": dashes[k % len(dashes)], "color": c, "width": 1.5},
-                                     name=f"{s['name']} share",
-                                     hovertemplate=f"{s['name']} share: {owed:.4g} GPUs<extra></extra>"))  # fmt: skip
-        fig.update_layout(title=f"GPUs in use against share<br><sub>last {shown}</sub>", yaxis_title="GPUs")
+                                     name=f"{s['name']} entitled", customdata=owed,
+                                     hovertemplate=f"{s['name']} entitled: %{{customdata:.4g}} GPUs "
+                                     f"(share {s['share_fraction']:.1%} of the site, capped by demand)"
+                                     "<extra></extra>"))  # fmt: skip
+        fig.update_layout(
+            title=f"GPUs in use against entitlement (the share, capped by what the tenant asks for; the rest goes "
+            f"to the others)<br><sub>last {shown}</sub>",
+            yaxis_title="GPUs",
+        )
         return render("tenants.html", request, p, tenants=summaries, figure=figure_json(fig), hours=hours,
                       window_choices=WINDOW_CHOICES, shown_window=shown, charts=True, refresh=30)  # fmt: skip
 

@@ -1,5 +1,5 @@
-"""Colours the dashboard gives tenants: the same tenant has the same colour on every page and every chart, because
-its colour is a hash of its name (CRC-32, not Python's salted ``hash``) into one palette."""
+"""Tenants' colours: the same tenant has the same colour on every dashboard page, every chart and every twin report,
+because its colour is a hash of its name (CRC-32, not Python's salted ``hash``) into one palette."""
 
 from __future__ import annotations
 
