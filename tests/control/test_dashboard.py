@@ -190,16 +190,13 @@ def test_charts_keep_tenants_apart_and_say_their_window(plane: Plane, api: TestC
     page; a chart's title says the window it shows (a control plane minutes old shows minutes, not "24 h")."""
     import base64
     import json
-
-    import numpy as np
-
-    from gigafactory.report.colours import tenant_colour
-
     import time
 
+    import numpy as np
     from sqlalchemy import update
 
     from gigafactory.control.store.schema import jobs
+    from gigafactory.report.colours import tenant_colour
 
     api.post("/api/v1/jobs", json={"command": ["true"], "tenant": "uni-c"}, headers=as_(plane, "admin"))
     with plane.store.begin() as conn:  # it has waited ten minutes, so the chart's window has room for it
