@@ -230,3 +230,24 @@ def test_charts_keep_tenants_apart_and_say_their_window(plane: Plane, api: TestC
         assert f"background:{tenant_colour('uni-c')}" in page(api, path).text, path
     r = page(api, "/utilisation", params={"hours": 0})
     assert r.status_code == 422 and "hours" in r.text and "<html" in r.text
+
+
+def test_a_nodes_page_shows_its_state_changes(plane: Plane, api: TestClient) -> None:
+    """The daemon logs every change of a node's state with its reason (node_log); the node's page lists them, newest
+    first, and a node never touched says so."""
+    from gigafactory.control.store import inbox
+
+    d = plane.daemon()
+    with plane.store.begin() as conn:
+        inbox.append(conn, "drain", node=1, reason="fan replaced")
+    d.step()
+    with plane.store.begin() as conn:
+        inbox.append(conn, "resume", node=1)
+    d.step()
+    browser_as(api, plane.tokens["lab-a"])
+    html = page(api, "/site/nodes/u00001").text
+    table = html.split('id="node-states">')[1].split("</table>")[0]
+    rows = table.split("<tr>")[2:]  # after the header row
+    assert len(rows) == 2 and "up" in rows[0] and "drained" in rows[1] and "fan replaced" in rows[1]
+    quiet = page(api, "/site/nodes/u00002").text.split('id="node-states">')[1].split("</table>")[0]
+    assert "Up since the site was set up" in quiet

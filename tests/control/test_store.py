@@ -33,7 +33,7 @@ def test_migrations_build_exactly_the_schema(plane) -> None:  # type: ignore[no-
     with plane.store.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0006"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0007"
 
 
 def test_site_round_trips(plane) -> None:  # type: ignore[no-untyped-def]

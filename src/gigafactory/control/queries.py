@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from gigafactory.control.store import accounts
 from gigafactory.control.store import jobs as jobstore
-from gigafactory.control.store.schema import events, jobs, nodes, tenants, usage
+from gigafactory.control.store.schema import events, jobs, node_log, nodes, sites, tenants, usage
 from gigafactory.control.store.site import node_rows
 
 __all__ = [
@@ -289,10 +289,19 @@ def node_jobs(conn: Connection, first_site: str = "") -> dict[tuple[str, int], l
 
 
 def node_history(conn: Connection, site: str, idx: int, first_site: str = "", scan: int = 20_000) -> dict[str, Any]:
-    """What the store knows of one node's past: the drains and resumes asked for it (the inbox keeps them), and
-    the jobs whose latest attempt ran on it (among the last ``scan`` jobs placed), newest first. The store keeps
-    no log of a node's own state changes: a failure shows as its current state and as the jobs on it that failed
-    or were interrupted."""
+    """What the store knows of one node's past, newest first: its state changes (failures, drains, repairs, with
+    their reasons; ``node_log``), the drains and resumes asked for it (the inbox keeps them), and the jobs whose
+    latest attempt ran on it (among the last ``scan`` jobs placed)."""
+    site_row = conn.execute(select(sites.c.id).where(sites.c.name == site)).first()
+    states: list[dict[str, Any]] = []
+    if site_row is not None:
+        logged = (
+            select(node_log.c.time, node_log.c.state, node_log.c.reason)
+            .where(node_log.c.site_id == site_row.id, node_log.c.idx == idx)
+            .order_by(node_log.c.time.desc(), node_log.c.id.desc())
+            .limit(500)
+        )
+        states = [{"time": t, "state": state, "reason": why} for t, state, why in conn.execute(logged)]
     asked = []
     for r in conn.execute(
         select(events).where(events.c.kind.in_(["drain", "resume"]), events.c.node == idx).order_by(events.c.seq.desc())
@@ -310,7 +319,7 @@ def node_history(conn: Connection, site: str, idx: int, first_site: str = "", sc
     for r in conn.execute(q):
         if (r.site or first_site) == site and r.placement and idx in r.placement.get("nodes", ()):
             ran.append(r)
-    return {"asked": asked, "jobs": ran}
+    return {"states": states, "asked": asked, "jobs": ran}
 
 
 def node_states(conn: Connection, site_id: int, only: list[int] | None = None) -> dict[int, tuple[str, str, float]]:

@@ -106,6 +106,18 @@ nodes = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+node_log = Table(
+    "node_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", Integer, ForeignKey("sites.id"), nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("time", Float, nullable=False),
+    Column("state", String(16), nullable=False),  # what the node became: up | down | drained
+    Column("reason", Text, nullable=False, default=""),
+    Index("ix_node_log_node", "site_id", "idx", "time"),
+)
+
 tenants = Table(
     "tenants",
     metadata,

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from gigafactory.control.store.schema import nodes, sites
+from gigafactory.control.store.schema import node_log, nodes, sites
 from gigafactory.core.errors import ConfigError
 from gigafactory.core.topology import Topology
 from gigafactory.network.model import SiteSpec
@@ -151,8 +151,15 @@ def node_rows(conn: Connection, site_id: int | None = None) -> list[dict[str, ob
 
 
 def set_node_state(conn: Connection, site_id: int, idx: int, state: str, reason: str = "") -> None:
+    """Set a node's state, and log the change (``node_log``) when it is one: the node's history."""
+    now = time.time()
+    before = conn.execute(
+        select(nodes.c.state, nodes.c.reason).where(nodes.c.site_id == site_id, nodes.c.idx == idx)
+    ).first()
     conn.execute(
         nodes.update()
         .where(nodes.c.site_id == site_id, nodes.c.idx == idx)
-        .values(state=state, reason=reason, updated_at=time.time())
+        .values(state=state, reason=reason, updated_at=now)
     )
+    if before is not None and (before.state, before.reason) != (state, reason):
+        conn.execute(node_log.insert().values(site_id=site_id, idx=idx, time=now, state=state, reason=reason))

@@ -461,7 +461,8 @@ def install_pages(app: FastAPI) -> None:
         ran = [j for j in history["jobs"] if p.admin or j.tenant == p.tenant]
         site_qs, _ = site_query(shown, "use")
         return render("node.html", request, p, node=node, shown=shown, used=node["used"], running=node["jobs"],
-                      asked=history["asked"], ran=ran[:200], hidden_jobs=len(history["jobs"]) - len(ran),
+                      states=history["states"], asked=history["asked"], ran=ran[:200],
+                      hidden_jobs=len(history["jobs"]) - len(ran),
                       site_qs=site_qs, refresh=REFRESH_S)  # fmt: skip
 
     # ---- jobs ----------------------------------------------------------------------------------------------
