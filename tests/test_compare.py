@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from gigafactory.core.errors import ConfigError
-from gigafactory.twin.compare import _paired, check_plan, compare
+from gigafactory.twin.compare import MEASURES, _paired, check_plan, compare
 from gigafactory.twin.experiment import Experiment
 
 BIN = Path(sys.executable).parent
@@ -60,7 +60,13 @@ def test_compare_runs_every_policy_and_seed_and_its_intervals_are_scipys() -> No
             assert c["mean"] == pytest.approx(v.mean(), abs=1e-6), (p, key)
             if np.ptp(v) > 0:
                 low, high = stats.t.interval(0.95, v.size - 1, loc=v.mean(), scale=stats.sem(v))
-                assert (c["low"], c["high"]) == (pytest.approx(low, abs=1e-6), pytest.approx(high, abs=1e-6))
+                bounds = next(m.bounds for m in MEASURES if m.key == key)
+                # Clipped to what the measure can be (a JCT is never negative, a utilisation never above 1).
+                assert c["clipped"] == (low < bounds[0] or high > bounds[1])
+                assert (c["low"], c["high"]) == (
+                    pytest.approx(max(low, bounds[0]), abs=1e-6),
+                    pytest.approx(min(high, bounds[1]), abs=1e-6),
+                )
     # Paired runs see the same jobs: the same seed gives the same number of jobs under both policies.
     jobs = {(r["policy"], r["seed"]): r["summary"]["jobs"] for r in result["runs"]}
     assert all(jobs[("fifo+easy+topology", s)] == jobs[("sjf+easy+topology", s)] for s in (1, 2, 3))
@@ -87,3 +93,32 @@ def test_the_cli_writes_the_table_and_the_report_and_refuses_one_seed(tmp_path: 
     assert "| `fair-share+easy+topology` |" in md and "[" in md
     html = (tmp_path / "c" / "compare.html").read_text()
     assert "one point per seed" in html and "share received (solid) and entitled (dashed)" in html
+
+
+def test_compare_takes_the_config_files_seeds_and_says_what_the_runs_shared(tmp_path: Path) -> None:
+    config = tmp_path / "exp.toml"
+    config.write_text('site = "hgx-h100:nodes=4"\nworkload = "llm:load=1.2,tenants=2"\ndays = 1\nseeds = [3, 4]\n'
+                      'failures = "llama3"\nhorizon_days = 2\n')  # fmt: skip
+    out = tmp_path / "c"
+    r = subprocess.run([str(BIN / "gigafactory"), "twin", "compare", "--config", str(config), "--policy", "fifo",
+                        "--policy", "default", "--jobs", "1", "--out", str(out), "-q"],
+                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    data = json.loads((out / "compare.json").read_text())
+    assert data["seeds"] == [3, 4] and data["failures"] == "llama3" and data["horizon_days"] == 2
+    assert data["profiles"] == {"fifo": "fifo+none+best-fit", "default": "fifo+easy+topology"}
+    md = (out / "compare.md").read_text()
+    assert "failures: llama3" in md and "horizon: day 2" in md and "fifo = fifo+none+best-fit" in md
+    # An output path that is a file, and seeds with an empty item, are refused by name.
+    (tmp_path / "file").write_text("")
+    bad = subprocess.run([str(BIN / "gigafactory"), "twin", "compare", "--config", str(config), "--policy", "fifo",
+                          "--out", str(tmp_path / "file")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and "is a file" in bad.stderr
+    bad = subprocess.run([str(BIN / "gigafactory"), "twin", "compare", "--config", str(config), "--policy", "fifo",
+                          "--seeds", "1,,2"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and "empty item" in bad.stderr
+
+
+def test_twin_run_refuses_a_seed_given_twice() -> None:
+    with pytest.raises(ConfigError, match="seed 1 is given twice"):
+        Experiment(site="hgx-h100:nodes=4", seeds=(1, 1)).check()

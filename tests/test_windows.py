@@ -84,6 +84,7 @@ def test_two_tenants_one_idle_half_the_time_known_answers() -> None:
     )
     assert a["deviation"] == pytest.approx(1 / 7, abs=1e-6) and b["deviation"] == pytest.approx(-1 / 7, abs=1e-6)
     assert (a["owed_not_received_gpu_h"], b["owed_not_received_gpu_h"]) == (0.0, 96.0)
+    assert b["taken_by_others_gpu_h"] == 96.0  # A held 8 GPUs beyond its entitlement all the while B was short
     fair = out["fairness"]
     assert fair["deviation"] == pytest.approx(2 / 7, abs=1e-6)
     assert fair["daily"] == {"windows": 2, "deviation_mean": 0.25, "jain_mean": 0.75, "jain_min": 0.5}
@@ -108,7 +109,7 @@ def test_mser5_cuts_the_ramp_and_nothing_from_a_flat_series() -> None:
     assert 80 <= cut <= 150
 
 
-@pytest.mark.parametrize("bad", ["14", "a:b", "3:2", "-1:4", "2:inf", ""])
+@pytest.mark.parametrize("bad", ["14", "a:b", "3:2", "-1:4", "2:inf", "", "0:0.0001"])
 def test_a_bad_window_is_refused_naming_it(bad: str) -> None:
     with pytest.raises(ConfigError, match="window"):
         parse_window(bad)
@@ -179,3 +180,18 @@ def test_a_run_cut_by_its_horizon_is_measured_up_to_the_horizon() -> None:
     s = Simulation(topo, wl, "fifo", horizon_s=3600).run().summary
     assert s["unfinished"] == 1 and s["makespan_s"] == 3600 and s["utilisation"] == 1.0
     assert s["steady"]["window"]["rule"].startswith("the whole run") and s["steady"]["utilisation"] == 1.0
+    # The attempt the horizon cut counts in GPU-hours, as it does in utilisation.
+    assert s["gpu_hours"] == 16.0 and "horizon" in s["window"]["rule"]
+
+
+def test_a_horizon_before_the_last_arrival_ends_the_steady_window_and_keeps_figures_consistent() -> None:
+    topo = build_site("hgx-h100:nodes=8")
+    wl, tree = load_workload("llm:load=1.2,tenants=3", topo, days=3, seed=1)
+    s = Simulation(topo, wl, "default", seed=1, tenants=tree, keep_log=False, horizon_s=2 * 86_400).run().summary
+    assert s["steady"]["window"]["to_s"] <= s["window"]["to_s"] == pytest.approx(2 * 86_400, abs=1)
+    assert s["not_arrived"] == int((wl.submit_s > 2 * 86_400).sum()) > 0
+    assert s["utilisation"] == pytest.approx(s["gpu_hours"] / (s["gpus"] * s["makespan_s"] / H), abs=0.002)
+    for t in s["tenants"].values():
+        assert t["deviation"] == pytest.approx(t["share_received"] - t["share_entitled"], abs=0.002)
+    steady = s["steady"]["fairness"]["owed_not_received_gpu_h"]
+    assert steady <= s["fairness"]["owed_not_received_gpu_h"] + 1e-6

@@ -114,7 +114,8 @@ def summary_table(s: dict[str, Any]) -> Table:
     table.add_column("whole run", justify="right", no_wrap=True)
     if steady:
         w = steady["window"]
-        table.add_column(f"steady: days {w['from_day']:.1f}–{w['to_day']:.1f}", justify="right", no_wrap=True)
+        label = "window" if w["rule"].startswith("given") else "steady"
+        table.add_column(f"{label}: days {w['from_day']:.2f}–{w['to_day']:.2f}", justify="right", no_wrap=True)
 
     def row(label: str, whole: str, in_window: str = "") -> None:
         table.add_row(label, whole, *([in_window] if steady else []))
@@ -125,6 +126,8 @@ def summary_table(s: dict[str, Any]) -> Table:
     if s.get("outcome_model", "none") != "none":
         notes.append(f"failed / cancelled: ended by themselves; who does: {s['outcome_model']}")
     row("rejected / unfinished", f"{s['rejected']:,} / {s['unfinished']:,}")
+    if s.get("not_arrived"):
+        notes.append(f"unfinished includes {s['not_arrived']:,} jobs the horizon stopped before they arrived")
     row("site-interrupted / preempted", f"{s.get('interruptions', 0):,} / {s.get('preemptions', 0):,}")
     model = s.get("failure_model", "none")
     cause = "no failure model" if model == "none" else f"failure model {model}"
@@ -147,7 +150,8 @@ def summary_table(s: dict[str, Any]) -> Table:
         row("ETTR (GPU-time weighted)", "–" if s.get("ettr") is None else f"{s['ettr']:.3f}")
     row("events simulated", f"{s['events']:,} in {s['wall_s']:.1f} s ({s['events_per_s'] or 0:,.0f}/s)")
     if steady:
-        notes.append(f"steady window: {steady['window']['rule']}")
+        notes.append(f"{'window' if steady['window']['rule'].startswith('given') else 'steady window'}: "
+                     f"{steady['window']['rule']}")  # fmt: skip
     notes.append(
         "fairness deviation: Σ over tenants of |share received − share entitled|; entitlements capped by demand"
     )
@@ -227,9 +231,15 @@ def _run_network(exp: Experiment, seed: int, quiet: bool) -> NetworkResult:
     return _with_progress(run_network, exp, seed, quiet, "simulating the network")
 
 
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file; give a directory to write into")
+
+
 def run_experiment(exp: Experiment, out: Path, *, quiet: bool = False) -> list[Any]:
     from gigafactory.twin.report import write_network_outputs, write_outputs
 
+    _check_out(out)
     exp.check()
     # One site or a network: the same loop, with that kind's runner, writer and table.
     steps: tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]] = (
@@ -255,12 +265,25 @@ def run_experiment(exp: Experiment, out: Path, *, quiet: bool = False) -> list[A
     return results
 
 
+def _flat(s: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numbers of a summary by dotted path (``steady.fairness.deviation``), leaving out per-tenant and per-site rows."""
+    out: dict[str, float] = {}
+    for k, v in s.items():
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, (int, float)):
+            out[prefix + k] = v
+        elif isinstance(v, dict) and k not in ("tenants", "sites", "slowdown", "unroutable_reasons"):
+            out.update(_flat(v, f"{prefix}{k}."))
+    return out
+
+
 def _combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    numeric = [k for k, v in summaries[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    flats = [_flat(s) for s in summaries]
     mean = {}
-    for k in numeric:
-        values = [s[k] for s in summaries if isinstance(s.get(k), (int, float))]
-        if values:
+    for k in flats[0]:
+        values = [f[k] for f in flats if k in f]
+        if len(values) == len(flats):
             mean[k] = round(statistics.fmean(values), 6)
     return {"runs": summaries, "mean": mean}
 
@@ -341,8 +364,13 @@ def twin_compare(
     ] = None,
     site: Annotated[str | None, typer.Option(help="site preset, e.g. hgx-h100:nodes=128")] = None,
     workload: Annotated[str | None, typer.Option(help="workload, e.g. llm:load=1.3,tenants=5")] = None,
-    seeds: Annotated[str, typer.Option(help="seeds, at least two: 1-5, or 1,2,7")] = "1-5",
+    seeds: Annotated[
+        str | None, typer.Option(help="seeds, at least two: 1-5, or 1,2,7 (default: the config's, else 1-5)")
+    ] = None,
     days: Annotated[float | None, typer.Option(help="days of workload to simulate")] = None,
+    horizon: Annotated[
+        float | None, typer.Option(help="stop each run after this many days (default: when all jobs end)")
+    ] = None,
     failures: Annotated[str | None, typer.Option(help="none, llama3, rsc1 or FILE.toml")] = None,
     tenants: Annotated[Path | None, typer.Option(help="tenant tree TOML: shares, guarantees, limits")] = None,
     window: Annotated[
@@ -358,7 +386,15 @@ def twin_compare(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from gigafactory.twin.compare import MEASURES, cell, check_plan, compare, pair_text, write_outputs
+    from gigafactory.twin.compare import (
+        MEASURES,
+        cell,
+        check_plan,
+        compare,
+        pair_text,
+        settings_lines,
+        write_outputs,
+    )
     from gigafactory.twin.experiment import Experiment, load_experiment
     from gigafactory.twin.fgd_grid import parse_seeds
 
@@ -366,10 +402,16 @@ def twin_compare(
         raise UserError(f"--jobs {jobs}: must be at least 1")
     exp = load_experiment(config) if config is not None else Experiment(site="hgx-h100:nodes=128", days=14)
     exp = exp.with_overrides(
-        site=site, workload=workload, days=days, failures=failures, window=window,
+        site=site, workload=workload, days=days, failures=failures, window=window, horizon_days=horizon,
         tenants=str(tenants) if tenants else None,
     )  # fmt: skip
-    seed_list = parse_seeds(seeds)
+    if seeds is not None:
+        seed_list = parse_seeds(seeds)
+    elif config is not None and len(exp.seeds) > 1:
+        seed_list = list(exp.seeds)
+    else:
+        seed_list = list(range(1, 6))
+    _check_out(out)
     check_plan(exp, policy, seed_list)
     n = len(policy) * len(seed_list)
     if not quiet:
@@ -385,7 +427,7 @@ def twin_compare(
     if quiet:
         return
     table = Table(title=f"{result['site']} · {result['workload']} · mean [95% interval] over seeds "
-                  f"{seeds}", title_justify="left")  # fmt: skip
+                  f"{', '.join(map(str, seed_list))}", title_justify="left")  # fmt: skip
     table.add_column("policy", overflow="fold")
     for m in MEASURES:
         table.add_column(m.label + (f" ({m.unit})" if m.unit else ""), justify="right")
@@ -404,7 +446,10 @@ def twin_compare(
         cells = [pair_text(m.key, row[m.key]).replace(" inside the noise", " ≈") if m.key in row else "–"
                  for m in MEASURES]  # fmt: skip
         diffs.add_row(f"{b} − {a}", *cells)
-    console.print(diffs)
+    if by_pair:
+        console.print(diffs)
+    for line in settings_lines(result):
+        console.print(f"  {line}")
     console.print("written: " + "  ".join(f"[cyan]{p}[/]" for p in paths))
 
 

@@ -18,6 +18,9 @@ got its entitled part of what was used; 2: the opposite of entitled).
 fraction of its entitlement, 1/n when one tenant got everything.
 
 **Owed but not received**: the GPU-hours by which a tenant's entitlement exceeded its allocation, summed over time.
+It counts GPUs that stood idle while the tenant waited (fragmentation, a reservation for a big job) as well as GPUs
+others held; the part **taken by others** is what tenants held beyond their own entitlement at the same time,
+shared among the tenants short of theirs in proportion to how short they were.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ class Measure:
     better: str  # "higher" or "lower"
     get: Callable[[dict[str, Any]], float | None]
     unit: str = ""
+    bounds: tuple[float, float] = (0.0, math.inf)  # what the measure can be: intervals are clipped to it
 
 
 def _steady(*path: str, scale: float = 1.0) -> Callable[[dict[str, Any]], float | None]:
@@ -56,18 +57,26 @@ def _steady(*path: str, scale: float = 1.0) -> Callable[[dict[str, Any]], float 
 
 
 MEASURES = (
-    Measure("utilisation", "utilisation (steady window)", "higher", _steady("utilisation")),
+    Measure("utilisation", "utilisation (steady window)", "higher", _steady("utilisation"), bounds=(0.0, 1.0)),
     Measure("avg_jct_h", "mean JCT (steady window)", "lower", _steady("avg_jct_s", scale=1 / 3600), "h"),
     Measure("avg_queue_h", "mean queueing (steady window)", "lower", _steady("avg_queue_s", scale=1 / 3600), "h"),
-    Measure("fairness_deviation", "fairness deviation (steady window)", "lower", _steady("fairness", "deviation")),
-    Measure("goodput", "goodput share of GPU-time (whole run)", "higher", lambda s: _goodput(s)),
+    Measure(
+        "fairness_deviation",
+        "fairness deviation (steady window)",
+        "lower",
+        _steady("fairness", "deviation"),
+        bounds=(0.0, 2.0),
+    ),
+    Measure("goodput", "goodput ratio (whole run)", "higher", lambda s: _goodput(s), bounds=(0.0, 1.0)),
 )
 
 
 def _goodput(s: dict[str, Any]) -> float | None:
-    """Work kept, as a share of the site's GPU-time from the first submission to the last end."""
-    span_h = s.get("makespan_s", 0) / 3600.0 * s.get("gpus", 0)
-    return None if not span_h or s.get("goodput_gpu_h") is None else float(s["goodput_gpu_h"]) / span_h
+    """Work kept over GPU-time allocated: what interruptions (work lost, restarts) and checkpoint writes cost.
+    A job that fails by itself counts as delivered: the site gave it what it asked for."""
+    if not s.get("gpu_hours") or s.get("goodput_gpu_h") is None:
+        return None
+    return float(s["goodput_gpu_h"]) / float(s["gpu_hours"])
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,10 @@ class _Task:
 
 
 def _run(task: _Task) -> dict[str, Any]:
-    result = run_one(task.exp, task.seed, keep_log=False)
+    try:
+        result = run_one(task.exp, task.seed, keep_log=False)
+    except ConfigError as exc:
+        raise ConfigError(f"policy {task.exp.policy}, seed {task.seed}: {exc}") from exc
     return {
         "policy": str(task.exp.policy),
         "seed": task.seed,
@@ -127,15 +139,18 @@ def compare(
     return summarise(exp, list(policies), list(seeds), runs)
 
 
-def _interval(values: np.ndarray) -> tuple[float, float]:
+def _interval(values: np.ndarray, bounds: tuple[float, float]) -> tuple[float, float, bool]:
+    """Student's t interval for the mean, clipped to what the measure can be (with few seeds it reaches past it);
+    the flag says whether it was clipped."""
     from scipy import stats
 
     mean = float(values.mean())
     sem = float(stats.sem(values))
     if sem == 0 or not math.isfinite(sem):
-        return mean, mean
-    low, high = stats.t.interval(CONFIDENCE, values.size - 1, loc=mean, scale=sem)
-    return float(low), float(high)
+        return mean, mean, False
+    low, high = (float(x) for x in stats.t.interval(CONFIDENCE, values.size - 1, loc=mean, scale=sem))
+    clipped = low < bounds[0] or high > bounds[1]
+    return max(low, bounds[0]), min(high, bounds[1]), clipped
 
 
 def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
@@ -173,9 +188,9 @@ def summarise(exp: Experiment, policies: list[str], seeds: list[int], runs: list
             if np.isnan(v).any():
                 table[p][m.key] = {"mean": None, "low": None, "high": None, "values": got}
                 continue
-            low, high = _interval(v)
+            low, high, clipped = _interval(v, m.bounds)
             table[p][m.key] = {"mean": round(float(v.mean()), 6), "low": round(low, 6), "high": round(high, 6),
-                               "values": [round(float(x), 6) for x in v]}  # fmt: skip
+                               "clipped": clipped, "values": [round(float(x), 6) for x in v]}  # fmt: skip
     pairs = []
     for a, b in combinations(policies, 2):
         for m in MEASURES:
@@ -188,8 +203,12 @@ def summarise(exp: Experiment, policies: list[str], seeds: list[int], runs: list
         "site": first["site"],
         "workload": first["workload"],
         "days": exp.days,
+        "horizon_days": exp.horizon_days,
+        "failures": exp.failures,
+        "tenants": exp.tenants or ("the experiment file's [[tenant]] tables" if exp.tenant_table else "the workload's"),
         "window": exp.window or "found per run (twin/windows.py)",
         "policies": policies,
+        "profiles": {p: str(parse_profile(p)) for p in policies},
         "seeds": seeds,
         "confidence": CONFIDENCE,
         "method": "mean over seeds, Student's t interval (scipy.stats.t.interval, sem); pairs: paired t-test's "
@@ -215,7 +234,26 @@ def fmt(key: str, x: float | None) -> str:
 def cell(key: str, c: dict[str, Any]) -> str:
     if c["mean"] is None:
         return "–"
-    return f"{fmt(key, c['mean'])} [{fmt(key, c['low'])}, {fmt(key, c['high'])}]"
+    mark = "*" if c.get("clipped") else ""
+    return f"{fmt(key, c['mean'])} [{fmt(key, c['low'])}, {fmt(key, c['high'])}]{mark}"
+
+
+def settings_lines(result: dict[str, Any]) -> list[str]:
+    """What the runs shared besides site, workload and seeds, and what each policy name stands for."""
+    lines = [
+        f"failures: {result['failures']} · tenants: {result['tenants']} · window: {result['window']}"
+        + (f" · horizon: day {result['horizon_days']:g}" if result.get("horizon_days") else "")
+    ]
+    for p, full in result["profiles"].items():
+        if p != full:
+            lines.append(f"{p} = {full}")
+    if any(c.get("clipped") for row in result["table"].values() for c in row.values()):
+        lines.append(
+            "*: the t interval reached past what the measure can be and is clipped to it; more seeds narrow it"
+        )
+    if len(result["seeds"]) < 5:
+        lines.append(f"{len(result['seeds'])} seeds: intervals are wide; five or more tell policies apart better")
+    return lines
 
 
 def pair_text(key: str, pair: dict[str, Any]) -> str:
@@ -231,11 +269,15 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['site']} · {result['workload']} · {result['days']:g} days · seeds "
         f"{', '.join(map(str, result['seeds']))} · mean [95% interval]",
         "",
+        *(f"- {line}" for line in settings_lines(result)),
+        "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
     for p, row in result["table"].items():
         lines.append("| " + " | ".join([f"`{p}`", *(cell(k, row[k]) for k in measures)]) + " |")
+    if len(result["policies"]) < 2:
+        return "\n".join([*lines, "", "One policy: no paired differences."]) + "\n"
     lines += ["", "Paired differences (second − first, per seed; 95% interval):", ""]
     lines += ["| first | second | " + " | ".join(v["label"] for v in measures.values()) + " |"]
     lines += ["|---|---|" + "---|" * len(measures)]
@@ -254,7 +296,7 @@ def build_report(result: dict[str, Any]) -> Report:
     rep = Report(
         f"gigafactory twin compare: {result['site']}",
         f"workload {result['workload']} · {result['days']:g} days · {len(result['policies'])} policies × "
-        f"{len(result['seeds'])} seeds · mean and 95% interval over seeds",
+        f"{len(result['seeds'])} seeds · mean and 95% interval over seeds · " + " · ".join(settings_lines(result)),
     )
     measures = result["measures"]
     rep.heading("Side by side")

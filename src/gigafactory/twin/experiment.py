@@ -88,6 +88,9 @@ class Experiment:
         for s in self.seeds:
             if s < 0:
                 raise ConfigError(f"seed={s} must not be negative")
+        if len(set(self.seeds)) != len(self.seeds):
+            dup = next(s for s in self.seeds if self.seeds.count(s) > 1)
+            raise ConfigError(f"seed {dup} is given twice; each seed is one run")
         if self.horizon_days is not None and not self.horizon_days > 0:
             raise ConfigError(f"horizon_days={self.horizon_days} must be greater than 0")
         self.profile()

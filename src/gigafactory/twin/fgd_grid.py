@@ -42,7 +42,7 @@ def parse_seeds(text: str) -> list[int]:
     for part in text.split(","):
         part = part.strip()
         if not part:
-            continue
+            raise ConfigError(f"seeds: {text!r} has an empty item; give seeds like 1-5 or 1,2,7")
         lo, dash, hi = part.partition("-")
         try:
             a = int(lo)

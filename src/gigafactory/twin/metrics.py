@@ -130,6 +130,11 @@ class Metrics:
             self._t_queue.append(t)
             self._d_queue.append(1)
 
+    def cut(self, job: int, t: float, gpus: float, tenant: int) -> None:
+        """The run stopped at ``t`` (its horizon) with ``job`` running: its GPU-time so far counts, though the attempt
+        never ended."""
+        self.tenant_gpu_s[tenant] += gpus * (t - self._run_start[job])
+
     def capacity(self, t: float, gpus: float) -> None:
         """``gpus`` GPUs left service (negative) or came back (positive) at ``t``."""
         self._t_cap.append(t)

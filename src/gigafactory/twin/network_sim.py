@@ -342,7 +342,8 @@ class NetworkSimulation:
         summary["fairness"] = whole["fairness"]
         summary["slowdown"] = whole["slowdown"]
         summary["tenants"] = whole["tenants"]
-        last = float(wl.submit_s[-1]) if len(wl) else start
+        arrived = wl.submit_s[wl.submit_s <= stop]
+        last = float(arrived[-1]) if arrived.size else start
         summary["steady"] = measure(self.metrics, steady_window(self.metrics, start, last, stop), **kw)
 
     def _result(

@@ -241,6 +241,10 @@ class Simulation:
                 next_report = i + step
         if self.progress is not None:
             self.progress(1.0, t)
+        if remaining > 0 and math.isfinite(horizon):
+            for job in range(n):
+                if attempt[job]:
+                    met.cut(job, horizon, gpu_eq[job], tenant[job])
         met.failures = spares.failures
         return self._result(time.perf_counter() - wall0)
 
@@ -266,8 +270,10 @@ class Simulation:
         wl = self.workload
         met = self.metrics
         summary: dict[str, Any] = {**self.labels}
-        cut = self.horizon_s if (met.state == UNFINISHED).any() else None
+        cut = self.horizon_s if (met.state == UNFINISHED).any() and math.isfinite(self.horizon_s) else None
         summary.update(met.summarise(wl.submit_s, wl.gpu_equivalent, self.mtbi_min_gpus, until=cut))
+        # Jobs the workload holds that would have arrived after the horizon: never submitted (counted in unfinished).
+        summary["not_arrived"] = int((wl.submit_s > self.horizon_s).sum()) if cut is not None else 0
         stats = self.engine.stats
         summary.update(
             {
@@ -292,7 +298,7 @@ class Simulation:
             summary["programme"] = self._programme()
         start = float(wl.submit_s[0]) if len(wl) else 0.0
         stop = start + max(summary["makespan_s"], 1.0)
-        self._windows(summary, start, stop)
+        self._windows(summary, start, stop, cut)
         series = met.series(start, stop)
         shares = share_series(met, start, stop, **self._measure_args(start))
         return SimResult(summary, series, met, self.engine, wl, self.tenants, shares)
@@ -308,19 +314,21 @@ class Simulation:
             "tree": self.tenants,
         }
 
-    def _windows(self, summary: dict[str, Any], start: float, stop: float) -> None:
+    def _windows(self, summary: dict[str, Any], start: float, stop: float, cut: float | None) -> None:
         """Adds the whole run's windowed figures (fairness, slowdown, per-tenant service) and the steady state's."""
         met = self.metrics
         kw = self._measure_args(start)
-        whole = measure(met, Window(start, stop, "the whole run: first submission to last end"), **kw)
+        rule = "the whole run: first submission to " + ("the horizon, which cut it" if cut is not None else "last end")
+        whole = measure(met, Window(start, stop, rule), **kw)
         summary["window"] = whole.pop("window")
         summary["fairness"] = whole["fairness"]
         summary["slowdown"] = whole["slowdown"]
         for name, figures in whole["tenants"].items():
             summary["tenants"][name].update(
-                {k: v for k, v in figures.items() if k not in ("gpu_hours", "share_received")}
+                {k: v for k, v in figures.items() if k not in ("gpu_hours", "share_received", "jobs_submitted")}
             )
-        last_arrival = float(self.workload.submit_s[-1]) if len(self.workload) else start
+        arrivals = self.workload.submit_s[self.workload.submit_s <= stop]
+        last_arrival = float(arrivals[-1]) if arrivals.size else start
         steady = (
             given_window(self.window_days, start, stop)
             if self.window_days is not None

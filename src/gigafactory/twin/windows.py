@@ -64,6 +64,8 @@ def parse_window(text: str) -> tuple[float, float]:
         raise ConfigError(f"window {text!r}: give FROM:TO in days after the first submission, e.g. 2:14")
     if a < 0 or b <= a:
         raise ConfigError(f"window {text!r}: FROM must be at least 0 and below TO")
+    if b - a < 1 / 24:
+        raise ConfigError(f"window {text!r}: shorter than an hour; a window that short measures nothing")
     return a, b
 
 
@@ -225,12 +227,20 @@ def _fairness(met: Metrics, a: float, b: float, **kw: Any) -> dict[str, Any]:
     w = grid.width[:, None]
     got = (grid.received * w).sum(axis=0)
     owed = (grid.entitled * w).sum(axis=0)
-    short = (np.maximum(grid.entitled - grid.received, 0.0) * w).sum(axis=0)
+    gap = np.maximum(grid.entitled - grid.received, 0.0)  # GPUs a tenant was owed and did not hold
+    excess = np.maximum(grid.received - grid.entitled, 0.0).sum(axis=1, keepdims=True)  # held beyond entitlement
+    # Of a tenant's gap, the part other tenants held in its place (shared in proportion to the gaps); the rest stood
+    # idle while it waited (fragmentation, a reservation for a big job, GPUs its jobs could not use).
+    taken = np.divide(gap * np.minimum(excess, gap.sum(axis=1, keepdims=True)), gap.sum(axis=1, keepdims=True),
+                      out=np.zeros_like(gap), where=gap.sum(axis=1, keepdims=True) > 0)  # fmt: skip
+    short = (gap * w).sum(axis=0)
+    by_others = (taken * w).sum(axis=0)
     share_got = got / got.sum() if got.sum() > 0 else np.zeros_like(got)
     share_owed = owed / owed.sum() if owed.sum() > 0 else np.zeros_like(owed)
     overall: dict[str, Any] = {
         "deviation": round(float(np.abs(share_got - share_owed).sum()), 6),
         "owed_not_received_gpu_h": round(float(short.sum()) / HOUR, 3),
+        "taken_by_others_gpu_h": round(float(by_others.sum()) / HOUR, 3),
         "entitlement": "demand-capped max-min down the tenant tree",
     }
     for label, size in (("hourly", HOUR), ("daily", DAY)):
@@ -256,6 +266,7 @@ def _fairness(met: Metrics, a: float, b: float, **kw: Any) -> dict[str, Any]:
             "share_entitled": round(float(share_owed[k]), 6),
             "deviation": round(float(share_got[k] - share_owed[k]), 6),
             "owed_not_received_gpu_h": round(float(short[k]) / HOUR, 3),
+            "taken_by_others_gpu_h": round(float(by_others[k]) / HOUR, 3),
         }
         for k, name in enumerate(names)
     }
