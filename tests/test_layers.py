@@ -14,7 +14,7 @@ ALLOWED = {
     "core": {"core"},
     "policy": {"policy", "core"},
     "engine": {"engine", "policy", "core"},
-    "report": {"report"},
+    "report": {"report", "core"},  # charts and measures over recorded histories; fairness reads the tenant tree
     "twin": {"twin", "plan", "network", "engine", "policy", "core", "report"},
     "plan": {"plan", "network", "engine", "policy", "core"},  # the capacity planner: arithmetic over sites
     "desk": {"desk", "core"},  # the AI Act desk's rules: thresholds, compute, the risk classifier
