@@ -44,6 +44,7 @@ def test_a_100k_gpu_site_is_one_short_string() -> None:
     ("text", "says"),
     [
         ("", "empty hostlist"),
+        ("x" * 3985 + "[00000-25001]", "character 1: a name of more than 255 characters"),
         ("n[1-3", "character 2: a '[' that is never closed"),
         ("n1-3]", "character 5: a ']' with no '['"),
         ("n[[1]]", "character 3: a '[' inside brackets"),

@@ -251,3 +251,47 @@ def test_a_nodes_page_shows_its_state_changes(plane: Plane, api: TestClient) -> 
     assert len(rows) == 2 and "up" in rows[0] and "drained" in rows[1] and "fan replaced" in rows[1]
     quiet = page(api, "/site/nodes/u00002").text.split('id="node-states">')[1].split("</table>")[0]
     assert "Up since the site was set up" in quiet
+
+
+def test_a_page_of_another_origin_cannot_act_with_the_dashboards_cookie(plane: Plane, api: TestClient) -> None:
+    """A hostile tenant's job serves a page on another port of the control plane's host: to a browser that is the
+    same *site*, so SameSite=Strict sends the session cookie with its form posts. Changes made by cookie must come
+    from the dashboard's own origin; a bearer token is not sent by a browser on its own, so it is not checked."""
+    victim = as_(plane, "own")
+    jid = api.post("/api/v1/jobs", json={"command": ["sleep", "60"]}, headers=victim).json()["ids"][0]
+    browser_as(api, plane.tokens["lab-a"])
+    host = "testserver"
+    attacker = "http://127.0.0.1:8799"
+    for forged in ({"Sec-Fetch-Site": "same-site", "Origin": attacker}, {"Origin": attacker}, {"Origin": "null"},
+                   {"Sec-Fetch-Site": "cross-site"}):  # fmt: skip
+        for path in (f"/api/v1/jobs/{jid}/cancel", f"/api/v1/jobs/{jid}/resubmit"):
+            r = api.post(path, headers=forged)
+            assert r.status_code == 403 and "another origin" in r.json()["error"]["message"], (forged, path)
+        r = api.post("/login", data={"token": plane.tokens["startup-b"], "next": "/"}, headers=forged,
+                     follow_redirects=False)  # fmt: skip
+        assert r.status_code == 403, forged  # nor sign a victim in as the attacker
+    assert api.get(f"/api/v1/jobs/{jid}", headers=victim).json()["state"] != "cancelled"
+    # From the dashboard itself (what dash.js sends) it works, and so does a bearer token with any Origin.
+    ok = api.post(f"/api/v1/jobs/{jid}/resubmit", headers={"Sec-Fetch-Site": "same-origin", "Origin": f"http://{host}"})
+    assert ok.status_code == 201
+    api.cookies.clear()
+    assert (
+        api.post(f"/api/v1/jobs/{jid}/cancel", headers={**victim, "Origin": "http://evil.example"}).status_code == 202
+    )
+
+
+def test_pages_refuse_to_be_framed_and_double_credentials_are_refused(plane: Plane, api: TestClient) -> None:
+    browser_as(api, plane.admin_token)
+    r = page(api, "/jobs")
+    assert r.headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    api.cookies.clear()
+    two = [("Authorization", f"Bearer {plane.tokens['lab-a']}"), ("Authorization", f"Bearer {plane.tokens['uni-c']}")]
+    r = api.get("/api/v1/jobs", headers=two)
+    assert r.status_code == 400 and "one Authorization header" in r.json()["error"]["message"]
+    r = api.get("/api/v1/jobs", headers={"Cookie": "gf_session=a; gf_session=b"})
+    assert r.status_code == 400 and "one gf_session cookie" in r.json()["error"]["message"]
+    r = api.get("/api/v1/jobs", params=[("state", "running")] * 40, headers=as_(plane, "admin"))
+    assert r.status_code == 422
+    browser_as(api, plane.admin_token)
+    r = page(api, "/jobs", params=[("state", "running")] * 2000)
+    assert r.status_code == 422 and "give each state at most once" in r.text

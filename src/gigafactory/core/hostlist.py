@@ -8,8 +8,9 @@ in a pattern, ``[lo-hi,k,...]`` stands for each of those numbers, written with a
 
 Invariants: ``expand(compress(names))`` holds each distinct name exactly once (in the notation's order, which for
 names of one shape is sorted); ``compress`` is deterministic (it never depends on the order it is given names);
-``expand`` refuses, before building anything, a string that stands for more than ``limit`` names, so a hostile
-``n[0-999999999999]`` costs nothing. Names that hold ``,``, ``[`` or ``]`` cannot be written in the notation.
+``expand`` refuses, before building anything, a name longer than ``MAX_NAME`` characters and a string that stands
+for more than ``limit`` names, so neither ``n[0-999999999999]`` nor four kilobytes of prefix before a range costs
+anything. Names that hold ``,``, ``[`` or ``]`` cannot be written in the notation.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["MAX_EXPANSION", "compress", "expand"]
+__all__ = ["MAX_EXPANSION", "MAX_NAME", "compress", "expand"]
 
 MAX_EXPANSION = 1_000_000  # names; a 100k-GPU GB200 site has 25,002
+MAX_NAME = 255  # characters in one name (a host name has at most 253): what a short hostlist may not blow up into
 _SPECIAL = re.compile(r"[,\[\]\s]")
 _DIGITS = re.compile(r"([0-9]+)")
 
@@ -103,11 +105,17 @@ def expand(hostlist: str, limit: int = MAX_EXPANSION) -> list[str]:
     patterns = _split_top(text)
     parsed = [(start, _parse_pattern(p, start)) for start, p in patterns]
     total = 0
-    for _, pattern in parsed:
+    for start, pattern in parsed:
         count = 1
+        longest = 0
         for piece in pattern:
             if isinstance(piece, list):
                 count *= sum(hi - lo + 1 for lo, hi, _ in piece)
+                longest += max(max(w, len(str(hi))) for lo, hi, w in piece)
+            else:
+                longest += len(piece)
+        if longest > MAX_NAME:
+            raise ValueError(f"character {start + 1}: a name of more than {MAX_NAME} characters")
         total += count
         if total > limit:
             raise ValueError(f"the hostlist stands for more than {limit:,} names")

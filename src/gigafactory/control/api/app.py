@@ -473,7 +473,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
     def list_jobs(
         p: Who,
         tenant: Annotated[str | None, Query(max_length=100)] = None,
-        state: Annotated[list[m.JobState] | None, Query()] = None,
+        state: Annotated[list[m.JobState] | None, Query(max_length=32)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
         site: Annotated[str | None, Query(max_length=64)] = None,

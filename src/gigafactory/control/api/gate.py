@@ -46,11 +46,31 @@ class Gate:
         self.hold = hold  # hold(caller, path): (seconds the caller must wait before sending this, why); 0: none
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = _framed(send)
+        raw = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+        names = [k for k, _ in raw]
+        if names.count("authorization") > 1:
+            await _error(send, 400, "send one Authorization header, not several")
+            return
+        if sum(_cookie_count(v, "gf_session") for k, v in raw if k == "cookie") > 1:
+            await _error(send, 400, "send one gf_session cookie, not several")
+            return
+        if scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send)
             return
         path: str = scope["path"].rstrip("/") or "/"  # /api/v1/jobs/batch/ is /api/v1/jobs/batch
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = dict(raw)
+        if "authorization" not in headers:
+            # A browser sends the session cookie by itself, also when another site's page posts here (a page on
+            # another port of this host counts as the same site to SameSite): a change made by cookie must come
+            # from this origin.
+            refused = _cross_origin(headers)
+            if refused:
+                await _error(send, 403, refused)
+                return
         if path.startswith("/api/"):
             auth = headers.get("authorization")
             if auth is not None:
@@ -112,6 +132,36 @@ class Gate:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _framed(send: Send) -> Send:
+    """Every response says it may not be framed by another page (clickjacking) nor sniffed into another type."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (b"x-frame-options", b"DENY"),
+                       (b"content-security-policy", b"frame-ancestors 'none'"),
+                       (b"x-content-type-options", b"nosniff")]}  # fmt: skip
+        await send(message)
+
+    return wrapped
+
+
+def _cross_origin(headers: dict[str, str]) -> str:
+    """Why a request that would act by cookie is refused as coming from another origin; "" if it is not."""
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return f"refused: this request came from another origin (Sec-Fetch-Site: {fetch_site}); use a bearer token"
+    origin = headers.get("origin")
+    if origin is not None:
+        hosts = {headers.get("host", ""), headers.get("x-forwarded-host", "")} - {""}  # behind a proxy too
+        if origin == "null" or origin.split("://", 1)[-1].rstrip("/") not in hosts:
+            return f"refused: this request came from another origin ({origin}); use a bearer token"
+    return ""
+
+
+def _cookie_count(header: str, name: str) -> int:
+    return sum(1 for part in header.split(";") if part.strip().partition("=")[0] == name)
 
 
 def _cookie(header: str, name: str) -> str | None:

@@ -509,7 +509,10 @@ def install_pages(app: FastAPI) -> None:
         f: dict[str, Any] = {"q": one("q"), "tenant": one("tenant"), "site": one("site"),
                              "window": one("window", "all"),
                              "sort": one("sort", "id"), "order": one("order", "desc"), "page": 1}  # fmt: skip
-        f["states"] = [s for s in qp.getlist("state") if s]
+        f["states"] = list(dict.fromkeys(s for s in qp.getlist("state") if s))  # each state once
+        if len(qp.getlist("state")) > 2 * len(ALL_STATES):
+            errors.append(f"state: given {len(qp.getlist('state')):,} times; give each state at most once")
+            f["states"] = []
         names = tenant_names() if p.admin else []
         if f["tenant"]:
             if not p.admin and f["tenant"] != p.tenant:
