@@ -16,7 +16,7 @@ from gigafactory.core.tenants import Tenant, TenantTree
 from gigafactory.report.fairness import entitlement, jain, max_min, mser5
 from gigafactory.twin.metrics import COMPLETED, Metrics
 from gigafactory.twin.sim import Simulation
-from gigafactory.twin.windows import Window, measure, parse_window
+from gigafactory.twin.windows import Jobs, Window, measure, parse_window
 from gigafactory.twin.workloads import load_workload
 
 H = 3600.0
@@ -72,8 +72,8 @@ def test_two_tenants_one_idle_half_the_time_known_answers() -> None:
     met.ended(2, 48 * H, COMPLETED)
     for j, run in ((0, 24 * H), (1, 12 * H), (2, 24 * H)):
         met.attempt_over(j, run, 0.0, 0.0, 0.0)
-    out = measure(met, Window(0.0, 48 * H, "test"), origin=0.0, submit_s=submit, gpus=gpus, tenant=tenant,
-                  names=("A", "B"), tree=TenantTree.flat({"A": 1, "B": 1}))  # fmt: skip
+    out = measure(met, Window(0.0, 48 * H, "test"), Jobs(0.0, submit, gpus, tenant, ("A", "B"),
+                                                         TenantTree.flat({"A": 1, "B": 1})))  # fmt: skip
     a, b = out["tenants"]["A"], out["tenants"]["B"]
     assert (a["gpu_hours"], b["gpu_hours"]) == (576.0, 96.0)
     assert a["share_received"] == pytest.approx(6 / 7, abs=1e-6) and b["share_received"] == pytest.approx(

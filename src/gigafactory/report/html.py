@@ -27,6 +27,7 @@ __all__ = [
     "line_figure",
     "share_figure",
     "share_over_time_figure",
+    "shares_figure",
     "tenant_colour",
 ]
 
@@ -155,6 +156,20 @@ def share_over_time_figure(
     fig.update_layout(title=title, xaxis_title="day", yaxis_title="share of GPU-hours")
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
+
+
+def shares_figure(shares: Mapping[str, Any], title: str) -> tuple[go.Figure, str]:
+    """:func:`share_over_time_figure` of a share series (``t_s``, ``width_s``, ``tenants``, ``received``,
+    ``entitled``); ``title`` may hold ``{per}``. Returns the figure and its period ("hour" or "day")."""
+    t0 = shares["t_s"][0]
+    per = "hour" if shares["width_s"] < 86_400 else "day"
+    fig = share_over_time_figure(
+        [(x - t0) / 86_400.0 for x in shares["t_s"]],
+        dict(zip(shares["tenants"], shares["received"], strict=True)),
+        dict(zip(shares["tenants"], shares["entitled"], strict=True)),
+        title=title.format(per=per),
+    )
+    return fig, per
 
 
 def share_figure(names: Sequence[str], owed: Sequence[float], received: Sequence[float], *, title: str) -> go.Figure:

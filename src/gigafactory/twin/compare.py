@@ -27,7 +27,7 @@ import numpy as np
 
 from gigafactory.core.errors import ConfigError
 from gigafactory.policy.profile import parse_profile
-from gigafactory.report.html import Report, figure_div, share_over_time_figure
+from gigafactory.report.html import Report, figure_div, shares_figure
 from gigafactory.twin.experiment import Experiment, run_one
 from gigafactory.twin.parallel import run_tasks
 
@@ -329,16 +329,7 @@ def build_report(result: dict[str, Any]) -> Report:
         for p, sh in shares.items():
             if not sh or not sh["t_s"]:
                 continue
-            t_days = [(x - sh["t_s"][0]) / 86_400.0 for x in sh["t_s"]]
-            per = "hour" if sh["width_s"] < 86_400 else "day"
-            rep.figure(
-                share_over_time_figure(
-                    t_days,
-                    dict(zip(sh["tenants"], sh["received"], strict=True)),
-                    dict(zip(sh["tenants"], sh["entitled"], strict=True)),
-                    title=f"{p}: share received (solid) and entitled (dashed), per {per}",
-                )
-            )
+            rep.figure(shares_figure(sh, f"{p}: share received (solid) and entitled (dashed), per {{per}}")[0])
     return rep
 
 

@@ -40,7 +40,7 @@ from gigafactory.policy.profile import Profile, RouteProfile, parse_profile, par
 from gigafactory.twin.failures import Failure, FailureModel
 from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, UNFINISHED, Metrics, Series
 from gigafactory.twin.sim import Progress, _Spares
-from gigafactory.twin.windows import Window, measure, steady_window
+from gigafactory.twin.windows import Jobs, Window, measure, steady_window
 from gigafactory.twin.workload import CANCELLED as W_CANCELLED
 from gigafactory.twin.workload import FAILED as W_FAILED
 from gigafactory.twin.workload import Workload
@@ -335,16 +335,15 @@ class NetworkSimulation:
         """The network's whole-run fairness and slowdown, and its steady-state window (twin/windows.py): the
         network's GPUs as one pool, entitlements down the tenant tree across every site."""
         wl = self.workload
-        kw: dict[str, Any] = {"origin": start, "submit_s": wl.submit_s, "gpus": wl.gpu_equivalent,
-                              "tenant": wl.tenant, "names": tuple(wl.tenants), "tree": self.tenants}  # fmt: skip
-        whole = measure(self.metrics, Window(start, stop, "the whole run: first submission to last end"), **kw)
+        jobs = Jobs.of(wl, self.tenants)
+        whole = measure(self.metrics, Window(start, stop, "the whole run: first submission to last end"), jobs)
         summary["window"] = whole["window"]
         summary["fairness"] = whole["fairness"]
         summary["slowdown"] = whole["slowdown"]
         summary["tenants"] = whole["tenants"]
         arrived = wl.submit_s[wl.submit_s <= stop]
         last = float(arrived[-1]) if arrived.size else start
-        summary["steady"] = measure(self.metrics, steady_window(self.metrics, start, last, stop), **kw)
+        summary["steady"] = measure(self.metrics, steady_window(self.metrics, start, last, stop), jobs)
 
     def _result(
         self,

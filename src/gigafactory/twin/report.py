@@ -15,7 +15,7 @@ from gigafactory.report.html import (
     cdf_figure,
     line_figure,
     share_figure,
-    share_over_time_figure,
+    shares_figure,
 )
 from gigafactory.twin.network_sim import NetworkResult
 from gigafactory.twin.sim import SimResult
@@ -103,22 +103,13 @@ def build_report(result: SimResult) -> Report:
         rep.paragraph(f"Window: {w['rule']}. Figures here count only that window (jobs submitted in it).")
         rep.kpis(_window_kpis(steady))
     if result.shares is not None and result.shares["t_s"]:
-        sh = result.shares
-        t_days = [(x - sh["t_s"][0]) / 86_400.0 for x in sh["t_s"]]
-        per = "hour" if sh["width_s"] < 86_400 else "day"
+        fig, per = shares_figure(result.shares, "Share received (solid) and entitled (dashed), per {per}")
         rep.heading("Tenants: share received against entitlement over time")
         rep.paragraph(
             "Entitlement: each tenant's demand-capped max-min part of the GPUs in service (nothing owed while it has "
             f"no work; its part goes to the others). Per {per}, as shares of that {per}'s GPU-hours."
         )
-        rep.figure(
-            share_over_time_figure(
-                t_days,
-                dict(zip(sh["tenants"], sh["received"], strict=True)),
-                dict(zip(sh["tenants"], sh["entitled"], strict=True)),
-                title=f"Share received (solid) and entitled (dashed), per {per}",
-            )
-        )
+        rep.figure(fig)
     rep.heading("Tenants: share owed and share received")
     tenants = s.get("tenants", {})
     names = list(tenants)

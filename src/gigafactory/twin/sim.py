@@ -49,7 +49,7 @@ from gigafactory.engine.engine import Engine
 from gigafactory.policy.profile import Profile, parse_profile
 from gigafactory.twin.failures import Failure, FailureModel
 from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, UNFINISHED, Metrics, Series
-from gigafactory.twin.windows import Window, given_window, measure, share_series, steady_window
+from gigafactory.twin.windows import Jobs, Window, given_window, measure, share_series, steady_window
 from gigafactory.twin.workload import CANCELLED as W_CANCELLED
 from gigafactory.twin.workload import FAILED as W_FAILED
 from gigafactory.twin.workload import Workload
@@ -300,26 +300,15 @@ class Simulation:
         stop = start + max(summary["makespan_s"], 1.0)
         self._windows(summary, start, stop, cut)
         series = met.series(start, stop)
-        shares = share_series(met, start, stop, **self._measure_args(start))
+        shares = share_series(met, start, stop, Jobs.of(wl, self.tenants))
         return SimResult(summary, series, met, self.engine, wl, self.tenants, shares)
-
-    def _measure_args(self, origin: float) -> dict[str, Any]:
-        wl = self.workload
-        return {
-            "origin": origin,
-            "submit_s": wl.submit_s,
-            "gpus": wl.gpu_equivalent,
-            "tenant": wl.tenant,
-            "names": tuple(wl.tenants),
-            "tree": self.tenants,
-        }
 
     def _windows(self, summary: dict[str, Any], start: float, stop: float, cut: float | None) -> None:
         """Adds the whole run's windowed figures (fairness, slowdown, per-tenant service) and the steady state's."""
         met = self.metrics
-        kw = self._measure_args(start)
+        jobs = Jobs.of(self.workload, self.tenants)
         rule = "the whole run: first submission to " + ("the horizon, which cut it" if cut is not None else "last end")
-        whole = measure(met, Window(start, stop, rule), **kw)
+        whole = measure(met, Window(start, stop, rule), jobs)
         summary["window"] = whole.pop("window")
         summary["fairness"] = whole["fairness"]
         summary["slowdown"] = whole["slowdown"]
@@ -334,7 +323,7 @@ class Simulation:
             if self.window_days is not None
             else steady_window(met, start, last_arrival, stop)
         )
-        summary["steady"] = measure(met, steady, **kw)
+        summary["steady"] = measure(met, steady, jobs)
 
     def _programme(self) -> dict[str, Any]:
         """What the access programme granted and what was used of it, as of the end of the run."""

@@ -26,8 +26,9 @@ from gigafactory.core.errors import ConfigError
 from gigafactory.core.tenants import TenantTree
 from gigafactory.report.fairness import entitlement, jain, mser5
 from gigafactory.twin.metrics import REJECTED, UNFINISHED, Metrics, binned_mean
+from gigafactory.twin.workload import Workload
 
-__all__ = ["FILL", "SIZE_CLASSES", "Window", "measure", "parse_window", "share_series", "steady_window"]
+__all__ = ["FILL", "SIZE_CLASSES", "Jobs", "Window", "measure", "parse_window", "share_series", "steady_window"]
 
 FloatArray = npt.NDArray[np.float64]
 FILL = 0.9  # the share of GPUs allocated at which the site counts as full
@@ -35,6 +36,23 @@ SLOWDOWN_FLOOR_S = 10.0  # bounded slowdown: runs shorter than this count as thi
 # Job-size classes for slowdown, by GPUs asked for (upper bounds, inclusive).
 SIZE_CLASSES = ((1, "1"), (8, "2-8"), (64, "9-64"), (512, "65-512"), (4096, "513-4096"), (np.inf, ">4096"))
 HOUR, DAY = 3600.0, 86_400.0
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """What the measures need of a run's jobs, besides the metrics: one entry per job, in workload order."""
+
+    origin: float  # the first submission: window days count from it
+    submit_s: FloatArray
+    gpus: FloatArray  # GPU equivalents (a fractional GPU counts as its fraction)
+    tenant: npt.NDArray[np.integer[Any]]  # index into ``names``
+    names: tuple[str, ...]
+    tree: TenantTree | None
+
+    @classmethod
+    def of(cls, workload: Workload, tree: TenantTree | None) -> Jobs:
+        origin = float(workload.submit_s[0]) if len(workload) else 0.0
+        return cls(origin, workload.submit_s, workload.gpu_equivalent, workload.tenant, tuple(workload.tenants), tree)
 
 
 @dataclass(frozen=True)
@@ -97,35 +115,26 @@ def given_window(days: tuple[float, float], start: float, stop: float) -> Window
     return Window(a, b, f"given: days {days[0]:g} to {days[1]:g} after the first submission")
 
 
-def measure(
-    met: Metrics,
-    window: Window,
-    *,
-    origin: float,
-    submit_s: FloatArray,
-    gpus: FloatArray,
-    tenant: npt.NDArray[np.integer[Any]],
-    names: tuple[str, ...],
-    tree: TenantTree | None,
-) -> dict[str, Any]:
+def measure(met: Metrics, window: Window, jobs: Jobs) -> dict[str, Any]:
     """Every windowed figure of ``met`` over ``window``."""
     a, b = window.from_s, window.to_s
+    submit_s, gpus, tenant = jobs.submit_s, jobs.gpus, jobs.tenant
     inside = (submit_s >= a) & (submit_s < b) if b > a else np.zeros(submit_s.size, dtype=bool)
     ran = ~np.isnan(met.first_start)
     ended = ran & (met.state != UNFINISHED) & (met.state != REJECTED)
     jct = met.end - submit_s
     wait = met.first_start - submit_s
     out: dict[str, Any] = {
-        "window": window.describe(origin),
+        "window": window.describe(jobs.origin),
         "utilisation": round(met.utilisation(a, b), 6),
         "jobs_submitted": int(inside.sum()),
         **_stats("jct_s", jct[inside & ended]),
         **_stats("queue_s", wait[inside & ran]),
         "slowdown": _slowdown(met, inside & ended, jct, gpus),
     }
-    fair = _fairness(met, a, b, origin=origin, submit_s=submit_s, gpus=gpus, tenant=tenant, names=names, tree=tree)
+    fair = _fairness(met, a, b, jobs)
     out["fairness"] = fair.pop("_overall")
-    for k, name in enumerate(names):
+    for k, name in enumerate(jobs.names):
         mine = inside & (tenant == k)
         fair[name].update({"jobs_submitted": int(mine.sum()), **_stats("queue_s", wait[mine & ran])})
     out["tenants"] = fair
@@ -174,19 +183,8 @@ class _Grid:
         return np.diff(self.edges)
 
 
-def _grid(
-    met: Metrics,
-    a: float,
-    b: float,
-    *,
-    origin: float,
-    submit_s: FloatArray,
-    gpus: FloatArray,
-    tenant: npt.NDArray[np.integer[Any]],
-    names: tuple[str, ...],
-    tree: TenantTree | None,
-    step: float,
-) -> _Grid | None:
+def _grid(met: Metrics, a: float, b: float, jobs: Jobs, step: float) -> _Grid | None:
+    submit_s, gpus, tenant, names = jobs.submit_s, jobs.gpus, jobs.tenant, jobs.names
     n = len(names)
     t_alloc = np.frombuffer(met._t_alloc, dtype=np.float64)
     d_alloc = np.frombuffer(met._d_alloc, dtype=np.float64)
@@ -204,10 +202,10 @@ def _grid(
     order = np.argsort(times, kind="stable")
     times, deltas, owner = times[order], deltas[order], owner[order]
     demand = np.stack([binned_mean(times[owner == k], deltas[owner == k], edges) for k in range(n)], axis=1)
-    t_cap = np.concatenate([[min(origin, a)], np.frombuffer(met._t_cap, dtype=np.float64)])
+    t_cap = np.concatenate([[min(jobs.origin, a)], np.frombuffer(met._t_cap, dtype=np.float64)])
     d_cap = np.concatenate([[float(met.num_gpus)], np.frombuffer(met._d_cap, dtype=np.float64)])
     capacity = binned_mean(t_cap, d_cap, edges)
-    return _Grid(edges, received, entitlement(capacity, demand, names, tree))
+    return _Grid(edges, received, entitlement(capacity, demand, names, jobs.tree))
 
 
 def _step(span: float) -> float:
@@ -218,10 +216,10 @@ def _step(span: float) -> float:
     return DAY
 
 
-def _fairness(met: Metrics, a: float, b: float, **kw: Any) -> dict[str, Any]:
-    names: tuple[str, ...] = kw["names"]
+def _fairness(met: Metrics, a: float, b: float, jobs: Jobs) -> dict[str, Any]:
+    names = jobs.names
     step = _step(b - a)
-    grid = _grid(met, a, b, step=step, **kw)
+    grid = _grid(met, a, b, jobs, step)
     if grid is None:
         return {"_overall": None, **{name: {} for name in names}}
     w = grid.width[:, None]
@@ -294,13 +292,13 @@ def _shares(x: FloatArray) -> FloatArray:
     return np.asarray(np.divide(x, total, out=np.zeros_like(x), where=total > 0))
 
 
-def share_series(met: Metrics, start: float, stop: float, **kw: Any) -> dict[str, Any] | None:
+def share_series(met: Metrics, start: float, stop: float, jobs: Jobs) -> dict[str, Any] | None:
     """Per-tenant received and entitled shares per day (per hour for runs under three days), for plots."""
     size = HOUR if stop - start < 3 * DAY else DAY
     step = _step(stop - start)
     if size % step:
         size = step
-    grid = _grid(met, start, stop, step=step, **kw)
+    grid = _grid(met, start, stop, jobs, step)
     if grid is None:
         return None
     per = max(round(size / step), 1)
@@ -317,5 +315,5 @@ def share_series(met: Metrics, start: float, stop: float, **kw: Any) -> dict[str
         "width_s": size,
         "received": _shares(r).T.tolist(),
         "entitled": _shares(e).T.tolist(),
-        "tenants": list(kw["names"]),
+        "tenants": list(jobs.names),
     }
