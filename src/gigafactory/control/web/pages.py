@@ -400,6 +400,14 @@ def install_pages(app: FastAPI) -> None:
             tenant_legend=sorted(legend.items()), refresh=REFRESH_S, **common,
         )  # fmt: skip
 
+    def node_range(shown: Any, kind: str, k: int) -> tuple[int, int]:
+        """The nodes of pod or rack ``k`` of a site, as ``range`` bounds; a 404 naming it if there is none."""
+        topo = stored[shown.name].topology
+        starts = topo.pod_start if kind == "pod" else topo.domain_start
+        if not 0 <= k < len(starts) - 1:
+            raise ApiError(404, f"no {kind} {k} on site {shown.name}", kind)
+        return int(starts[k]), int(starts[k + 1])
+
     @app.get("/site/pods/{pod}", include_in_schema=False)
     def pod_page(
         request: Request,
@@ -409,10 +417,7 @@ def install_pages(app: FastAPI) -> None:
     ) -> HTMLResponse:
         p = signed_in(request)
         shown, mode = site_of(site_name), colour_param(colour)
-        topo = stored[shown.name].topology
-        if not 0 <= pod < len(topo.pod_start) - 1:
-            raise ApiError(404, f"no pod {pod} on site {shown.name}", "pod")
-        first, stop = int(topo.pod_start[pod]), int(topo.pod_start[pod + 1])
+        first, stop = node_range(shown, "pod", pod)
         mine, legend = node_cells(p, shown, mode, list(range(first, stop)))
         doms: dict[int, list[dict[str, Any]]] = {}
         for c in mine:
@@ -433,10 +438,7 @@ def install_pages(app: FastAPI) -> None:
     ) -> HTMLResponse:
         p = signed_in(request)
         shown, mode = site_of(site_name), colour_param(colour)
-        topo = stored[shown.name].topology
-        if not 0 <= rack < len(topo.domain_start) - 1:
-            raise ApiError(404, f"no rack {rack} on site {shown.name}", "rack")
-        first, stop = int(topo.domain_start[rack]), int(topo.domain_start[rack + 1])
+        first, stop = node_range(shown, "rack", rack)
         mine, _ = node_cells(p, shown, "tenant", list(range(first, stop)))
         used = sum(c["used"] for c in mine)
         site_qs, _ = site_query(shown, mode)
