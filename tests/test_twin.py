@@ -110,7 +110,7 @@ def test_report_is_self_contained_html() -> None:
     assert html.startswith("<!doctype html>")
     for title in ("Share of GPUs allocated", "Queue length", "CDF over jobs", "GPU-hours by tenant",
                   "Steady state: days", "Share received (solid) and entitled (dashed), per hour",
-                  "Bounded slowdown by job size"):  # fmt: skip
+                  "Bounded slowdown by job size", "Fairness per hour"):  # fmt: skip
         assert title in html
     assert "<script src=" not in html  # plotly.js is inlined: works offline
     assert "Plotly.newPlot" in html

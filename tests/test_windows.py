@@ -16,7 +16,7 @@ from gigafactory.core.tenants import Tenant, TenantTree
 from gigafactory.report.fairness import entitlement, jain, max_min, mser5
 from gigafactory.twin.metrics import COMPLETED, Metrics
 from gigafactory.twin.sim import Simulation
-from gigafactory.twin.windows import Jobs, Window, measure, parse_window
+from gigafactory.twin.windows import Jobs, Window, measure, parse_window, share_series
 from gigafactory.twin.workloads import load_workload
 
 H = 3600.0
@@ -93,6 +93,15 @@ def test_two_tenants_one_idle_half_the_time_known_answers() -> None:
     assert (a["avg_queue_s"], b["avg_queue_s"]) == (0.0, 12 * H)
     assert out["slowdown"]["2-8"] == {"jobs": 2, "mean": 1.5, "p50": 1.5, "p99": pytest.approx(1.99, abs=1e-9)}
     assert out["utilisation"] == pytest.approx((576 + 96) / (16 * 48))
+    # Over time, per hour (the run is under three days): Jain is 1 while B asks for nothing, 1/2 while it waits.
+    series = share_series(
+        met, 0.0, 48 * H, Jobs(0.0, submit, gpus, tenant, ("A", "B"), TenantTree.flat({"A": 1, "B": 1}))
+    )
+    assert series is not None and series["width_s"] == H and len(series["jain"]) == 48
+    assert (
+        series["jain"][:12] == [1.0] * 12 and series["jain"][12:24] == [0.5] * 12 and series["jain"][24:] == [1.0] * 24
+    )
+    assert series["entitled"][1][11:13] == [0.0, 0.5] and series["received"][1][24] == 0.5
 
 
 def test_jain_is_one_when_each_gets_the_same_part_of_its_entitlement() -> None:

@@ -110,6 +110,21 @@ def build_report(result: SimResult) -> Report:
             f"no work; its part goes to the others). Per {per}, as shares of that {per}'s GPU-hours."
         )
         rep.figure(fig)
+        t_days = [(x - result.shares["t_s"][0]) / 86_400.0 for x in result.shares["t_s"]]
+        rep.figure(
+            line_figure(
+                np.array(t_days),
+                {
+                    "Jain's index (1: each got the same part of its entitlement)": np.array(
+                        [np.nan if x is None else x for x in result.shares["jain"]], dtype=float
+                    ),
+                    "fairness deviation (0: as entitled)": np.array(result.shares["deviation"], dtype=float),
+                },
+                title=f"Fairness per {per}",
+                x_title="day",
+                y_title="",
+            )
+        )
     rep.heading("Tenants: share owed and share received")
     tenants = s.get("tenants", {})
     names = list(tenants)

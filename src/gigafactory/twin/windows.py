@@ -293,7 +293,8 @@ def _shares(x: FloatArray) -> FloatArray:
 
 
 def share_series(met: Metrics, start: float, stop: float, jobs: Jobs) -> dict[str, Any] | None:
-    """Per-tenant received and entitled shares per day (per hour for runs under three days), for plots."""
+    """Per-tenant received and entitled shares per day (per hour for runs under three days), and each period's
+    Jain's index and fairness deviation, for plots."""
     size = HOUR if stop - start < 3 * DAY else DAY
     step = _step(stop - start)
     if size % step:
@@ -315,5 +316,7 @@ def share_series(met: Metrics, start: float, stop: float, jobs: Jobs) -> dict[st
         "width_s": size,
         "received": _shares(r).T.tolist(),
         "entitled": _shares(e).T.tolist(),
+        "jain": [None if np.isnan(x) else round(float(x), 6) for x in jain(r, e)],
+        "deviation": np.abs(_shares(r) - _shares(e)).sum(axis=1).round(6).tolist(),
         "tenants": list(jobs.names),
     }
