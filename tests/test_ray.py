@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("ray")
-
-# One Ray head per machine: every test that starts one runs on the same xdist worker.
-pytestmark = pytest.mark.xdist_group("ray")
 
 BIN = Path(sys.executable).parent
 
@@ -29,20 +28,24 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local Ray head for this module's tests. ``ray stop`` stops every Ray process on the host, so two heads
+    (two xdist workers) would stop each other: a host-wide lock lets one exist at a time."""
     ray = shutil.which("ray", path=str(BIN)) or str(BIN / "ray")
-    port = _free_port()
-    temp = tmp_path_factory.mktemp("ray")
-    start = subprocess.run(
-        [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-         "--disable-usage-stats", f"--temp-dir={temp}"],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    if start.returncode != 0:
-        pytest.fail(f"ray start failed: {start.stderr[-2000:]}")
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+    with (Path(tempfile.gettempdir()) / "gigafactory-tests-ray.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        port = _free_port()
+        temp = tmp_path_factory.mktemp("ray")
+        start = subprocess.run(
+            [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+             "--disable-usage-stats", f"--temp-dir={temp}"],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        if start.returncode != 0:
+            pytest.fail(f"ray start failed: {start.stderr[-2000:]}")
+        try:
+            yield f"127.0.0.1:{port}"
+        finally:
+            subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
 
 
 def _rows(path: Path) -> list[list[str]]:
