@@ -204,3 +204,17 @@ def test_a_horizon_before_the_last_arrival_ends_the_steady_window_and_keeps_figu
         assert t["deviation"] == pytest.approx(t["share_received"] - t["share_entitled"], abs=0.002)
     steady = s["steady"]["fairness"]["owed_not_received_gpu_h"]
     assert steady <= s["fairness"]["owed_not_received_gpu_h"] + 1e-6
+
+
+def test_a_run_of_centuries_is_measured_on_a_bounded_number_of_bins() -> None:
+    """A trace with a submission far in the future must not make millions of bins (memory, time)."""
+    from gigafactory.twin.windows import MAX_BINS, _step
+
+    for span in (3600.0, 30 * 86_400.0, 3e9, 1e12):
+        assert span / _step(span) <= MAX_BINS + 1
+    topo = build_site("uniform:nodes=2,gpus=8")
+    from gigafactory.twin.workload import Workload
+
+    wl = Workload.build("far", {"submit_s": [0.0, 3e9], "gpus": [8, 8], "runtime_s": [3600.0, 3600.0]})
+    s = Simulation(topo, wl, "fifo", keep_log=False).run().summary
+    assert s["completed"] == 2 and s["fairness"]["hourly"] is None  # days-wide bins: no hourly windows

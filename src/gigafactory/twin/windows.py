@@ -16,6 +16,7 @@ slowdown by job-size class, per-tenant queueing, and fairness against demand-cap
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +96,8 @@ def steady_window(met: Metrics, start: float, last_arrival: float, stop: float) 
     if full.size:
         return Window(float(t[full[0]]), last_arrival, f"from when the site first filled ({FILL:.0%} of GPUs "
                       "allocated) to the last arrival")  # fmt: skip
-    hours = np.arange(start, last_arrival + HOUR, HOUR)
+    width = HOUR * max(1, math.ceil((last_arrival - start) / HOUR / MAX_BINS))  # hourly, unless years long
+    hours = np.arange(start, last_arrival + width, width)
     if hours.size >= 3:
         util = binned_mean(t, np.frombuffer(met._d_alloc, dtype=np.float64), hours)
         cut = mser5(util)
@@ -109,9 +111,8 @@ def steady_window(met: Metrics, start: float, last_arrival: float, stop: float) 
 def given_window(days: tuple[float, float], start: float, stop: float) -> Window:
     a, b = start + days[0] * DAY, start + days[1] * DAY
     if b > stop + 1e-6:
-        raise ConfigError(
-            f"window {days[0]:g}:{days[1]:g}: the run ended at day {(stop - start) / DAY:.2f}; give a window inside it"
-        )
+        end = math.floor((stop - start) / DAY * 1e4) / 1e4  # rounded down: a window up to it fits
+        raise ConfigError(f"window {days[0]:g}:{days[1]:g}: the run ended at day {end:.4f}; give a window inside it")
     return Window(a, b, f"given: days {days[0]:g} to {days[1]:g} after the first submission")
 
 
@@ -208,12 +209,16 @@ def _grid(met: Metrics, a: float, b: float, jobs: Jobs, step: float) -> _Grid | 
     return _Grid(edges, received, entitlement(capacity, demand, names, jobs.tree))
 
 
+MAX_BINS = 50_000
+
+
 def _step(span: float) -> float:
-    """Fine bins of 5 minutes, coarser (a divisor of a day) only for runs so long that there would be too many."""
+    """Fine bins of 5 minutes; coarser (a divisor of a day, then whole days) only for runs so long that there would
+    be more than ``MAX_BINS``."""
     for w in (300.0, 900.0, HOUR, 4 * HOUR, DAY):
-        if span / w <= 50_000:
+        if span / w <= MAX_BINS:
             return w
-    return DAY
+    return DAY * math.ceil(span / MAX_BINS / DAY)
 
 
 def _fairness(met: Metrics, a: float, b: float, jobs: Jobs) -> dict[str, Any]:
