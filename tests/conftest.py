@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 from gigafactory.core import Job, JobId, JobRequest, Locality
 
@@ -14,7 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # `pytest --hypothesis-profile=thorough` runs ten times the examples of tests that size theirs with the loaded profile
 # (tests/test_properties.py's budget()), for a run before a release or after a change to the engine.
-settings.register_profile("thorough", max_examples=1000)
+# Without the "explain" phase: it traces every line while shrinking, which made shrinking an engine run take
+# over ten minutes.
+settings.register_profile("thorough", max_examples=1000, phases=[p for p in Phase if p is not Phase.explain])
 # The README's test command, and CI, draw the same examples every run: a red run is then a change's doing, not the
 # draw's. Exploring new examples is the thorough profile's job (random, ten times as many).
 settings.register_profile("repeatable", derandomize=True)

@@ -190,10 +190,10 @@ class Capacity:
         if full is None:
             full = self.full
         if req.fractional:
-            return any(hist[m, 1:].any() for m in ids) or bool((self.avail_maxfree >= req.gpu_milli).any())
+            return _any_from(hist, ids, 1) or bool((self.avail_maxfree >= req.gpu_milli).any())
         need = req.gpus
         if self.single_node(req):
-            return any(hist[m, need:].any() for m in ids)
+            return _any_from(hist, ids, need)
         if not req.gang:
             ks = np.arange(hist.shape[1])
             return sum(int((hist[m] * ks).sum()) for m in ids) >= need
@@ -277,9 +277,9 @@ class Capacity:
         if a == b:
             return
         free = self.gpu_free[a:b]
-        self.node_whole[n] = int((free == 1000).sum())
-        self.node_maxfree[n] = int(free.max())
-        self.node_milli[n] = int(free.sum())
+        self.node_whole[n] = np.count_nonzero(free == 1000)
+        self.node_maxfree[n] = _max(free)
+        self.node_milli[n] = _sum(free)
 
     def allocate(self, pl: Placement) -> None:
         self._apply(pl, -1)
@@ -327,7 +327,7 @@ class Capacity:
                             self.node_maxfree[n] = 1000
                         else:
                             a, b = self._gpu_start[n], self._gpu_start[n + 1]
-                            self.node_maxfree[n] = int(gpu_free[a:b].max())
+                            self.node_maxfree[n] = int(_max(gpu_free[a:b]))
                     else:
                         self._refresh_node(n)
                 self._attach(n)
@@ -505,6 +505,20 @@ class Capacity:
             raise InvariantError("the marked-node histogram disagrees with the free GPUs")
         if self.used_milli != int((1000 - self.gpu_free).sum()):
             raise InvariantError("used_milli disagrees with the free GPUs")
+
+
+# The ufuncs' own reductions: ``a.max()`` and ``a.sum()`` pass through Python-level wrappers first, which is most of
+# their cost on a node's few GPUs.
+_max = np.maximum.reduce
+_sum = np.add.reduce
+
+
+def _any_from(hist: IntArray, rows: list[int], lo: int) -> bool:
+    """Does any of ``rows`` of ``hist`` count a node from column ``lo`` on? (``count_nonzero`` is a plain C call;
+    ``.any()`` goes through Python-level dispatch, which counts on this hot path.)"""
+    if len(rows) == 1:
+        return int(np.count_nonzero(hist[rows[0], lo:])) > 0
+    return any(np.count_nonzero(hist[m, lo:]) for m in rows)
 
 
 def _ragged_arange(counts: IntArray) -> IntArray:

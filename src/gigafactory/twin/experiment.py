@@ -196,7 +196,7 @@ def load_experiment(path: Path) -> Experiment:
     return exp
 
 
-def run_one(exp: Experiment, seed: int, *, progress: Progress | None = None, keep_log: bool = True) -> SimResult:
+def run_one(exp: Experiment, seed: int, *, progress: Progress | None = None, keep_log: bool = False) -> SimResult:
     topo = build_site(exp.site)
     workload, tenants = load_workload(exp.workload, topo, days=exp.days, seed=seed, skip_bad_rows=exp.skip_bad_rows)
     tree = exp.tenant_tree()

@@ -82,7 +82,7 @@ class Simulation:
         tenants: TenantTree | None = None,
         failures: FailureModel | None = None,
         validate: bool = False,
-        keep_log: bool = True,
+        keep_log: bool = False,
         horizon_s: float | None = None,
         progress: Progress | None = None,
         labels: dict[str, Any] | None = None,

@@ -99,6 +99,8 @@ class Workload:
     # What decides ``outcome`` (which jobs fail or are cancelled by themselves), said in the summary beside the counts.
     outcome_model: str = "the trace's own outcomes"
     _requests: dict[tuple[int, ...], JobRequest] = field(default_factory=dict, repr=False)
+    # Per job, what :meth:`job` reads, as Python objects (built on first use: numpy scalars cost per element read).
+    _rows: dict[str, list[Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -203,19 +205,28 @@ class Workload:
 
     def request(self, i: int) -> JobRequest:
         """The request of job ``i``; identical requests share one object (and one engine cache entry)."""
-        ms = int(self.model_set[i])
-        key = (
-            int(self.gpus[i]),
-            int(self.gpu_milli[i]),
-            int(self.cpu_milli[i]),
-            int(self.mem_mib[i]),
-            ms,
-            int(self.locality[i]),
-            int(self.gang[i]),
-        )
+        req: JobRequest = self._per_job()["request"][i]
+        return req
+
+    def _per_job(self) -> dict[str, list[Any]]:
+        rows = self._rows
+        if not rows:
+            keys = zip(
+                *(getattr(self, c).tolist() for c in ("gpus", "gpu_milli", "cpu_milli", "mem_mib", "model_set")),
+                *(getattr(self, c).tolist() for c in ("locality", "gang")),
+                strict=True,
+            )
+            rows["request"] = [self._intern(key) for key in keys]
+            rows["submit_s"] = self.submit_s.tolist()
+            rows["estimate_s"] = [None if math.isnan(e) else e for e in self.estimate_s.tolist()]
+            rows["tenant"] = [self.tenants[t] for t in self.tenant.tolist()]
+            rows["priority"] = self.priority.tolist()
+        return rows
+
+    def _intern(self, key: tuple[int, ...]) -> JobRequest:
         req = self._requests.get(key)
         if req is None:
-            gpus, milli, cpu, mem = key[:4]
+            gpus, milli, cpu, mem, ms = key[:5]
             req = JobRequest(
                 gpus=gpus,
                 gpu_milli=milli if gpus else 1000,
@@ -236,14 +247,14 @@ class Workload:
         countries: tuple[str, ...] | None = None,
     ) -> Job:
         """Job ``i``; ``sites`` and ``countries``: where in a network it may run (None: anywhere)."""
-        est = float(self.estimate_s[i])
+        rows = self._per_job()
         return Job(
             id=JobId(i),
-            request=self.request(i),
-            submit_s=float(self.submit_s[i]),
-            tenant=self.tenants[int(self.tenant[i])],
-            estimate_s=None if np.isnan(est) else est,
-            priority=int(self.priority[i]),
+            request=rows["request"][i],
+            submit_s=rows["submit_s"][i],
+            tenant=rows["tenant"][i],
+            estimate_s=rows["estimate_s"][i],
+            priority=rows["priority"][i],
             checkpoint=checkpoint,
             sites=sites,
             countries=countries,
@@ -251,7 +262,7 @@ class Workload:
 
     def checkpointing(self, failures: FailureModel | None, topo: Topology) -> list[Checkpointing]:
         """Per job, how it checkpoints; Young-Daly intervals from the failure rate its nodes see."""
-        cache: dict[tuple[float, float, float], Checkpointing] = {}
+        cache: dict[tuple[float | None, float, float], Checkpointing] = {}
         out = []
         per_node = max(topo.max_gpus_per_node, 1)
         for interval, write, restart, gpus in zip(
@@ -261,11 +272,11 @@ class Workload:
                 nodes = max(1, -(-gpus // per_node))
                 rate = 0.0 if failures is None else failures.node_rate_per_s(topo, per_node) * nodes
                 interval = daly_interval(write, 1.0 / rate) if rate > 0 else math.inf
-            key = (interval, write, restart)
+            finite = interval if math.isfinite(interval) else None  # NaN or inf: it never checkpoints
+            key = (finite, write if finite else 0.0, restart)  # (NaN keys would never match: each NaN is its own)
             ck = cache.get(key)
             if ck is None:
-                finite = interval if (interval == interval and math.isfinite(interval)) else None  # NaN/inf: never
-                ck = cache[key] = Checkpointing(finite, write if finite else 0.0, restart)
+                ck = cache[key] = Checkpointing(*key)
             out.append(ck)
         return out
 

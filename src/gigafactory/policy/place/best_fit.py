@@ -35,16 +35,16 @@ class BestFit(Placer):
         return lexmin(cand, [leftover_key(req, cap)[cand]], cap.topo.node_rank[cand])
 
     def quick_node(self, req: JobRequest, cap: Capacity, exclude: BoolArray | None) -> int | None:
-        counts = cap.hist.sum(axis=0)
-        fits = np.flatnonzero(counts[req.gpus :]) + req.gpus
+        counts = cap.hist[0] if cap.hist.shape[0] == 1 else np.add.reduce(cap.hist, axis=0)
+        fits = counts[req.gpus :].nonzero()[0]
         if fits.size == 0:
             return None
-        nodes = np.flatnonzero(cap.avail_whole == fits[0])
+        nodes = (cap.avail_whole == fits[0] + req.gpus).nonzero()[0]
         if exclude is not None:
             nodes = nodes[~exclude[nodes]]
         if nodes.size == 0:
             return None
-        return int(nodes[np.argmin(cap.topo.node_rank[nodes])])
+        return int(nodes[cap.topo.node_rank[nodes].argmin()])
 
     def choose_group(self, level: Locality, feasible: IntArray, cap: Capacity, rng: np.random.Generator) -> int:
         return lexmin(feasible, [group_free(level, cap)[feasible]], feasible)
