@@ -332,6 +332,21 @@ def test_preemption_waits_for_stopping_victims_and_stops_no_one_else() -> None:
     assert started(e.handle([JobFinished(1803, JobId(2), 1)])) == [3]
 
 
+def test_the_room_a_preemption_makes_is_kept_for_its_job_while_the_victims_stop() -> None:
+    """Found by the property test (thorough profile): with no backfill reservation to guard it, the GPUs freed
+    for a preempting job were taken, as they freed, by jobs ranked below it; it stopped those, and the stopped
+    jobs took the room again, for ever. The nodes it will take are now promised to it until it starts."""
+    e = Engine(build_site("uniform:nodes=3,gpus=8"), "priority+greedy+preempt+first-fit", validate=True,
+               hold_stopped=True)  # fmt: skip
+    e.handle([JobSubmitted(0, make_job(1, 16)), JobSubmitted(0, make_job(2, 3))])  # 5 GPUs stay free
+    acts = e.handle([JobSubmitted(1, make_job(3, 24, priority=9)), JobSubmitted(1, make_job(4, 3, priority=1))])
+    assert sorted(a.job_id for a in acts if isinstance(a, StopJob)) == [1, 2]
+    assert started(acts) == []  # job 4 fits in the 5 free GPUs, but they are part of job 3's room
+    assert started(e.handle([JobInterrupted(2, JobId(1), 1)])) == []
+    assert started(e.handle([JobInterrupted(3, JobId(2), 1)])) == [3]
+    assert sorted(started(e.handle([JobFinished(9, JobId(3), 1)]))) == [1, 2, 4]
+
+
 def test_held_attempts_are_restored_after_a_restart() -> None:
     e = engine(hold_stopped=True)
     e.handle([JobSubmitted(0, make_job(1, 8)), JobSubmitted(0, make_job(2, 8))])

@@ -220,10 +220,12 @@ class Engine:
         # if stopping those could not make room for a job, they cannot for a later one of the same shape.
         self._preempt_missed: dict[int, tuple[int, int]] = {}
         self._ranks_running = self.profile.preempt.ranks_running
-        # Jobs that stopped others to make room while those attempts were still being stopped (``hold_stopped``):
-        # what was freed is theirs, so each pass tries them first (else the stopped jobs, back in the queue ahead of
-        # them, would take it again and be stopped again, for ever).
-        self._promised: dict[int, None] = {}
+        # Jobs that stopped others to make room while those attempts were still being stopped (``hold_stopped``),
+        # with the nodes they will take: what is freed there is theirs. Each pass tries them first, and no other job
+        # is placed on those nodes meanwhile (else the stopped jobs, or any job behind, would take the room as it
+        # frees and the promised job would stop them again, for ever).
+        self._promised: dict[int, tuple[int, ...]] = {}
+        self._shield: np.ndarray | None = None  # nodes promised, as a mask (None: no promise)
         self._immediate: list[JobRecord] = []
         self._round_s = self.profile.cycle.round_s
         self._woken_for = -math.inf  # the time a Wake was last asked for
@@ -627,8 +629,8 @@ class Engine:
         if rec.wait_reason:
             rec.wait_reason = ""
             self.waits_changed.add(job.id)
-        if self._promised:
-            self._promised.pop(job.id, None)  # a promise holds only until the job starts, by whatever way
+        if job.id in self._promised:
+            self._unpromise(job.id)  # a promise holds only until the job starts, by whatever way
         self._transition(rec, JobState.RUNNING)
         if self._running_ranked is not None:
             self._rank_running(rec)
@@ -1059,7 +1061,9 @@ class Engine:
         placed = self._try(rec, ctx, exclude)
         if placed is None and self._preempt_budget:
             self._preempt_budget -= 1
-            placed = self._preempt_for(rec, ctx, exclude, out)
+            shield = self._shield_for(rec.job.id)
+            mask = exclude if shield is None else (shield if exclude is None else exclude | shield)
+            placed = self._preempt_for(rec, ctx, mask, out)
         return placed
 
     def _rank(self, groups: list[str], charged: dict[str, float]) -> dict[str, object]:
@@ -1097,9 +1101,13 @@ class Engine:
             rec.fail_epoch, rec.fail_res = epoch, self._res_version
             return None
         self.stats.place_calls += 1
-        placed = self.profile.place.place(rec.job, cap, PlaceContext(ctx.rng, exclude))
+        shield = self._shield_for(rec.job.id)
+        mask = exclude if shield is None else (shield if exclude is None else exclude | shield)
+        placed = self.profile.place.place(rec.job, cap, PlaceContext(ctx.rng, mask))
         if isinstance(placed, Placement):
             return placed
+        if shield is not None:
+            return None  # not remembered: the promised nodes are others' only until their promise is kept
         rec.fail_epoch = epoch
         if exclude is None:
             rec.fail_res = -1
@@ -1150,8 +1158,31 @@ class Engine:
         rec.fail_epoch = -1
         started = self._try(rec, ctx, exclude)
         if started is None and self._held:
-            self._promised[rec.job.id] = None  # the room it made is its own once those attempts have ended
+            self._promise(rec.job.id, placed.nodes)  # the room it made is its own once those attempts have ended
         return started
+
+    def _promise(self, job_id: int, nodes: tuple[int, ...]) -> None:
+        self._promised[job_id] = nodes
+        self._shield = None if not self._promised else self._shield_nodes()
+
+    def _unpromise(self, job_id: int) -> None:
+        del self._promised[job_id]
+        self._shield = self._shield_nodes() if self._promised else None
+
+    def _shield_nodes(self, but: int | None = None) -> np.ndarray:
+        mask = np.zeros(self.topo.num_nodes, np.bool_)
+        for jid, nodes in self._promised.items():
+            if jid != but:
+                mask[list(nodes)] = True
+        return mask
+
+    def _shield_for(self, job_id: int) -> np.ndarray | None:
+        """The nodes ``job_id`` may not be placed on now: those promised to other jobs (None if there are none)."""
+        if self._shield is None:
+            return None
+        if job_id not in self._promised:
+            return self._shield
+        return self._shield_nodes(but=job_id) if len(self._promised) > 1 else None
 
     def _keep_promises(self, ctx: PlaceContext, out: list[Action]) -> None:
         """Start the jobs that made room by stopping others, where that room is free now, before anyone else."""
@@ -1159,16 +1190,17 @@ class Engine:
         for jid in list(self._promised):
             rec = self._jobs.get(jid)
             if rec is None or rec.state is not JobState.PENDING or jid in self._awaiting or jid in self._parked_ids:
-                del self._promised[jid]
+                self._unpromise(jid)
                 continue
             if not admit.admits_all and not admit.admit(rec.job, self).ok:
-                del self._promised[jid]
+                self._unpromise(jid)
                 continue
             placed = self._try(rec, ctx, None)
             if placed is not None:
-                del self._promised[jid]
                 self._queue.remove(rec)
-                self._start(rec, placed, out)
+                self._start(rec, placed, out)  # which ends the promise
+            elif not any(set(self._promised[jid]) & set(pl.nodes) for _, pl in self._held.values()):
+                self._unpromise(jid)  # what it stopped has ended and still it does not fit (a node failed, say)
 
     def _preempt_place(self, rec: JobRecord, exclude: np.ndarray | None) -> tuple[Placement, list[JobRecord]] | None:
         """Where ``rec`` would go once the fewest of the candidates, in order, have stopped (on a trial copy of the
