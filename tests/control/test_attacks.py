@@ -41,7 +41,9 @@ SERVER_SECRET = "server-secret-77ab0e"
 
 def state(plane: Plane, jid: int) -> str:
     with plane.store.connect() as conn:
-        return str(jobstore.get_job(conn, jid).state)
+        row = jobstore.get_job(conn, jid)
+    assert row is not None
+    return str(row.state)
 
 
 def _digest(path: Path) -> str:
@@ -90,7 +92,7 @@ def _attacks(plane: Plane, b_job: int, *, reads_only: bool = False) -> str:
     return "; ".join(f"({line}) 2>/dev/null" for line in lines)
 
 
-def test_a_hostile_tenant_reaches_nothing_of_another_or_of_the_control_plane(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_hostile_tenant_reaches_nothing_of_another_or_of_the_control_plane(tmp_path: Path, monkeypatch) -> None:
     plane = make_plane(tmp_path / "gf")
     monkeypatch.setenv("GIGAFACTORY_TOKEN", SERVER_SECRET)  # as if the server had been started with it exported
     d = plane.daemon()
@@ -164,7 +166,7 @@ def test_the_layout_on_disk_keeps_tenants_apart(tmp_path: Path) -> None:
     plane.store.dispose()
 
 
-def test_two_control_planes_on_one_host_never_share_a_uid(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_two_control_planes_on_one_host_never_share_a_uid(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("GIGAFACTORY_UID_REGISTRY", str(tmp_path / "uids"))
     a, b = make_plane(tmp_path / "a"), make_plane(tmp_path / "b")
 
