@@ -28,7 +28,7 @@ from sqlalchemy import text
 from gigafactory.control.config import init_control, remove_control
 from gigafactory.control.executors import runner as runner_module
 from gigafactory.control.executors.local import MAX_PROCS
-from gigafactory.control.identity import isolating
+from gigafactory.control.identity import Identity, isolating
 from gigafactory.control.store import jobs as jobstore
 
 from .conftest import Plane, make_plane, run_until
@@ -143,7 +143,9 @@ def test_the_layout_on_disk_keeps_tenants_apart(tmp_path: Path) -> None:
     with plane.store.begin() as conn:
         (jid,) = jobstore.insert_jobs(conn, [{"tenant": "lab-a", "command": ["true"], "gpus": 1}])
     run_until(d, lambda: state(plane, jid) == "completed")
-    tenant_uid = d._identities["lab-a"].uid  # type: ignore[union-attr]
+    identity = d._identities["lab-a"]
+    assert isinstance(identity, Identity), identity  # (a str says why the tenant cannot run)
+    tenant_uid = identity.uid
     me = os.geteuid()
 
     def owner_mode(p: Path) -> tuple[int, int]:

@@ -39,7 +39,9 @@ def test_migrations_build_exactly_the_schema(plane) -> None:
 def test_site_round_trips(plane) -> None:
     want = build_site("gb200-nvl72:racks=4")
     with plane.store.connect() as conn:
-        spec, topo = load_site(conn)  # type: ignore[misc]
+        site = load_site(conn)
+    assert site is not None
+    spec, topo = site
     assert spec == "gb200-nvl72:racks=4"
     assert list(topo.node_names) == list(want.node_names)
     assert (topo.node_gpus == want.node_gpus).all() and (topo.node_domain == want.node_domain).all()
@@ -103,7 +105,9 @@ def test_a_store_keeps_its_executor_and_profile(tmp_path: Path) -> None:
     # A restart need not repeat its set-up: what the first start chose stands.
     store = init_control(cfg)
     with store.connect() as conn:
-        assert load_site(conn)[0] == "uniform:nodes=2,gpus=8"  # type: ignore[index]
+        site = load_site(conn)
+        assert site is not None
+        assert site[0] == "uniform:nodes=2,gpus=8"
         assert get_meta(conn, "profile") == "fifo+easy+best-fit" and get_meta(conn, "executor") == "local"
     store.dispose()
 
