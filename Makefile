@@ -26,6 +26,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
+# mypy checks src and tests (pyproject's [tool.mypy] files), strictly; bench is not checked.
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 

@@ -127,8 +127,12 @@ def test_bad_awards_are_refused() -> None:
         Award(1, "a", -1.0)
 
 
+# Awards, jobs with their run times, and the grace after an award's checkpoint signal.
+Programme = tuple[list[Award], list[tuple[Job, float]], float]
+
+
 @st.composite
-def programmes(draw: st.DrawFn) -> tuple[list[Award], list[Job], float]:
+def programmes(draw: st.DrawFn) -> Programme:
     awards = []
     for i in range(draw(st.integers(1, 4))):
         start = draw(st.sampled_from([0.0, 0.0, 600.0, 3000.0]))
@@ -145,7 +149,7 @@ def programmes(draw: st.DrawFn) -> tuple[list[Award], list[Job], float]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=programmes())
-def test_an_award_is_never_overrun_by_more_than_its_grace(case: tuple[list[Award], list, float]) -> None:  # type: ignore[type-arg]
+def test_an_award_is_never_overrun_by_more_than_its_grace(case: Programme) -> None:
     awards, jobs, grace = case
     eng = engine(f"fifo+easy+best-fit+award:grace_s={grace:g}")
     runtime = {int(j.id): rt for j, rt in jobs}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from conftest import make_job
 from gigafactory.core import (
+    Action,
     AttemptStopping,
     Code,
     InvariantError,
@@ -37,11 +39,11 @@ from gigafactory.core import (
 from gigafactory.engine import Engine
 
 
-def engine(site: str = "uniform:nodes=2,gpus=4", profile: str = "fifo+easy+first-fit", **kw: object) -> Engine:
-    return Engine(build_site(site), profile, validate=True, **kw)  # type: ignore[arg-type]
+def engine(site: str = "uniform:nodes=2,gpus=4", profile: str = "fifo+easy+first-fit", **kw: Any) -> Engine:
+    return Engine(build_site(site), profile, validate=True, **kw)
 
 
-def started(actions: list[object]) -> list[int]:
+def started(actions: list[Action]) -> list[int]:
     return [a.job_id for a in actions if isinstance(a, StartJob)]
 
 
@@ -52,9 +54,10 @@ def test_jobs_start_in_fifo_order_while_they_fit() -> None:
     assert e.pending() == [5]
     start = acts[0]
     assert isinstance(start, StartJob) and start.attempt == 1 and start.placement.nodes == (0,)
-    assert e.handle([JobFinished(10, JobId(1), 1)]) == [
-        StartJob(10, JobId(5), 1, e.job(5).placement)  # type: ignore[arg-type]
-    ]
+    acts = e.handle([JobFinished(10, JobId(1), 1)])
+    placement = e.job(5).placement
+    assert placement is not None
+    assert acts == [StartJob(10, JobId(5), 1, placement)]
     assert e.state_of(1) is JobState.COMPLETED
 
 
@@ -199,9 +202,9 @@ def test_drained_node_keeps_its_jobs_but_takes_no_new_ones() -> None:
         (make_job(1, 1, tenant="nobody"), "unknown tenant 'nobody'"),
     ],
 )
-def test_jobs_that_can_never_run_are_rejected_at_once(job: object, reason: str) -> None:
+def test_jobs_that_can_never_run_are_rejected_at_once(job: Job, reason: str) -> None:
     e = engine(tenants=TenantTree([Tenant("default")]))
-    acts = e.handle([JobSubmitted(0, job)])  # type: ignore[arg-type]
+    acts = e.handle([JobSubmitted(0, job)])
     assert len(acts) == 1 and isinstance(acts[0], RejectJob)
     assert acts[0].status.code is Code.UNRESOLVABLE
     assert reason in str(acts[0].status)
@@ -231,7 +234,7 @@ def test_tenant_usage_is_tracked() -> None:
 
 
 def test_same_seed_same_actions_for_random_placement() -> None:
-    def run(seed: int) -> list[object]:
+    def run(seed: int) -> list[Action]:
         e = Engine(build_site("uniform:nodes=40,gpus=8"), "fifo+easy+random", seed=seed)
         return e.handle([JobSubmitted(0, make_job(i, 1 + i % 8, est=10)) for i in range(30)])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -114,9 +115,9 @@ def small_cluster() -> Capacity:
     return cap
 
 
-def choose(policy: str, cap: Capacity, **job: object) -> Placement:
+def choose(policy: str, cap: Capacity, **job: Any) -> Placement:
     placer = PLACE.get(policy).make(target=TargetWorkload((PodType(1000, 1000, 1),), (1.0,)))
-    result = placer.place(make_job(1, **job), cap, PlaceContext(np.random.default_rng(0)))  # type: ignore[arg-type]
+    result = placer.place(make_job(1, **job), cap, PlaceContext(np.random.default_rng(0)))
     assert isinstance(result, Placement), result
     return result
 

@@ -86,7 +86,7 @@ def test_expand_inverts_compress(names: list[str]) -> None:
 
 
 @given(st.lists(_name, max_size=40), st.randoms())
-def test_compress_does_not_depend_on_order(names: list[str], rnd) -> None:  # type: ignore[no-untyped-def]
+def test_compress_does_not_depend_on_order(names: list[str], rnd) -> None:
     shuffled = list(names)
     rnd.shuffle(shuffled)
     assert compress(names) == compress(shuffled)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -19,9 +21,9 @@ def _fill(cap: Capacity, node: int, gpus: int) -> None:
     cap.allocate(Placement((node,), (tuple(free[:gpus]),), 1000, (0,), (0,)))
 
 
-def _place(policy: str, cap: Capacity, job_gpus: int, **kw: object) -> Placement:
+def _place(policy: str, cap: Capacity, job_gpus: int, **kw: Any) -> Placement:
     placer = PLACE.get(policy).build()
-    result = placer.place(make_job(1, job_gpus, **kw), cap, PlaceContext(np.random.default_rng(0)))  # type: ignore[arg-type]
+    result = placer.place(make_job(1, job_gpus, **kw), cap, PlaceContext(np.random.default_rng(0)))
     assert isinstance(result, Placement), result
     return result
 
@@ -64,7 +66,9 @@ def test_random_is_seeded() -> None:
     placer = PLACE.get("random").build()
 
     def pick(seed: int) -> tuple[int, ...]:
-        return placer.place(make_job(1, 1), cap, PlaceContext(np.random.default_rng(seed))).nodes  # type: ignore[union-attr]
+        result = placer.place(make_job(1, 1), cap, PlaceContext(np.random.default_rng(seed)))
+        assert isinstance(result, Placement), result
+        return result.nodes
 
     assert pick(3) == pick(3)
     assert len({pick(seed) for seed in range(20)}) > 5
@@ -162,10 +166,10 @@ def test_order_keys() -> None:
     sjf = parse_profile("sjf").order
     a = make_job(1, 8, submit=10, est=100)
     b = make_job(2, 1, submit=20, est=500, priority=5)
-    assert fifo.key(a) < fifo.key(b)
-    assert prio.key(b) < prio.key(a)
-    assert sjf.key(b) < sjf.key(a)  # 500 GPU-seconds < 800
-    assert parse_profile("sjf:by=time").order.key(a) < parse_profile("sjf:by=time").order.key(b)
+    assert fifo.key(a, 0.0) < fifo.key(b, 0.0)
+    assert prio.key(b, 0.0) < prio.key(a, 0.0)
+    assert sjf.key(b, 0.0) < sjf.key(a, 0.0)  # 500 GPU-seconds < 800
+    assert parse_profile("sjf:by=time").order.key(a, 0.0) < parse_profile("sjf:by=time").order.key(b, 0.0)
 
 
 @pytest.mark.parametrize(

@@ -156,7 +156,7 @@ def test_easy_backfill_never_delays_the_head_past_its_reservation(
     promised: dict[int, float] = {}
     handle = engine.handle
 
-    def watching(events):  # type: ignore[no-untyped-def]
+    def watching(events):
         actions = handle(events)
         res = engine.reservation
         if res is not None and math.isfinite(res.start_s):

@@ -90,7 +90,9 @@ def jobs_of_lab_a(plane: Plane) -> tuple[int, int]:
 
     def state(j: int) -> str:
         with plane.store.connect() as conn:
-            return str(jobstore.get_job(conn, j).state)
+            row = jobstore.get_job(conn, j)
+        assert row is not None
+        return str(row.state)
 
     run_until(d, lambda: state(done) == "completed" and state(running) == "running")
     return done, running
@@ -223,7 +225,7 @@ def test_bad_json_and_batches(plane: Plane, api: TestClient) -> None:
     assert r.status_code == 401 and "Bearer" in r.json()["error"]["message"]
 
 
-def test_submissions_are_durable_and_seen_by_the_daemon(tmp_path, db_url) -> None:  # type: ignore[no-untyped-def]
+def test_submissions_are_durable_and_seen_by_the_daemon(tmp_path, db_url) -> None:
     plane = make_plane(tmp_path / "gf", db_url)
     try:
         with TestClient(create_app(plane.cfg, plane.store)) as api:
@@ -286,7 +288,7 @@ def test_a_large_site_map_shows_racks(tmp_path: Path) -> None:
     assert page.count("rackcell down") == 1 and len(page) < 100_000
 
 
-def test_a_lost_database_is_a_503_not_a_500(tmp_path: Path, pg_admin) -> None:  # type: ignore[no-untyped-def]
+def test_a_lost_database_is_a_503_not_a_500(tmp_path: Path, pg_admin) -> None:
     """PostgreSQL goes away under a running API: requests get 503 with a message, and nothing pretends to succeed."""
     import uuid
 
@@ -344,8 +346,8 @@ def test_authorisation_matrix_of_the_pages(plane: Plane, api: TestClient, jobs_o
             api.cookies.clear()
             if who == "bad":
                 api.cookies.set("gf_session", "gfs_not-a-real-session")
-            elif cookie[who]:
-                browser_as(api, cookie[who])
+            elif token := cookie[who]:
+                browser_as(api, token)
             r = api.get(path, follow_redirects=False)
             if r.status_code != expected[who]:
                 failures.append(f"{path} as {who}: {r.status_code}, expected {expected[who]}")
@@ -354,7 +356,7 @@ def test_authorisation_matrix_of_the_pages(plane: Plane, api: TestClient, jobs_o
     assert failures == []
 
 
-def test_a_body_is_read_only_from_a_known_caller_and_only_up_to_its_cap(live_api) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_is_read_only_from_a_known_caller_and_only_up_to_its_cap(live_api) -> None:
     """Over a real socket: an unknown caller's 100 MB body gets its 401 before the server reads it, and a known
     caller's oversized body a 413, by its Content-Length or as it streams in."""
     import socket
@@ -449,7 +451,7 @@ def test_health_tells_strangers_only_that_it_is_up(plane: Plane, api: TestClient
     assert {"status", "store", "isolation", "jobs"} <= set(mine)  # (no daemon here: no heartbeat)
 
 
-def test_the_dashboard_says_when_isolation_is_off(plane: Plane, api: TestClient, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_dashboard_says_when_isolation_is_off(plane: Plane, api: TestClient, monkeypatch) -> None:
     from gigafactory.control.web import pages
 
     browser_as(api, plane.admin_token)
@@ -469,7 +471,9 @@ def test_listings_cut_long_commands_and_every_job_holds_a_cpu(plane: Plane, api:
     whole = api.get(f"/api/v1/jobs/{jid}", headers=own).json()
     assert whole["command"] == long and not whole["command_truncated"]
     with plane.store.connect() as conn:
-        assert jobstore.get_job(conn, jid).cpu_milli == 1000  # at least one CPU, as in Slurm
+        row = jobstore.get_job(conn, jid)
+    assert row is not None
+    assert row.cpu_milli == 1000  # at least one CPU, as in Slurm
 
 
 def test_big_submissions_cost_by_their_size(plane: Plane, api: TestClient) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from gigafactory.control.config import init_control, remove_control
 from gigafactory.control.executors import runner as runner_module
 from gigafactory.control.executors.local import MAX_PROCS
-from gigafactory.control.identity import isolating
+from gigafactory.control.identity import Identity, isolating
 from gigafactory.control.store import jobs as jobstore
 
 from .conftest import Plane, make_plane, run_until
@@ -41,7 +41,9 @@ SERVER_SECRET = "server-secret-77ab0e"
 
 def state(plane: Plane, jid: int) -> str:
     with plane.store.connect() as conn:
-        return str(jobstore.get_job(conn, jid).state)
+        row = jobstore.get_job(conn, jid)
+    assert row is not None
+    return str(row.state)
 
 
 def _digest(path: Path) -> str:
@@ -90,7 +92,7 @@ def _attacks(plane: Plane, b_job: int, *, reads_only: bool = False) -> str:
     return "; ".join(f"({line}) 2>/dev/null" for line in lines)
 
 
-def test_a_hostile_tenant_reaches_nothing_of_another_or_of_the_control_plane(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_hostile_tenant_reaches_nothing_of_another_or_of_the_control_plane(tmp_path: Path, monkeypatch) -> None:
     plane = make_plane(tmp_path / "gf")
     monkeypatch.setenv("GIGAFACTORY_TOKEN", SERVER_SECRET)  # as if the server had been started with it exported
     d = plane.daemon()
@@ -141,7 +143,9 @@ def test_the_layout_on_disk_keeps_tenants_apart(tmp_path: Path) -> None:
     with plane.store.begin() as conn:
         (jid,) = jobstore.insert_jobs(conn, [{"tenant": "lab-a", "command": ["true"], "gpus": 1}])
     run_until(d, lambda: state(plane, jid) == "completed")
-    tenant_uid = d._identities["lab-a"].uid  # type: ignore[union-attr]
+    identity = d._identities["lab-a"]
+    assert isinstance(identity, Identity), identity  # (a str says why the tenant cannot run)
+    tenant_uid = identity.uid
     me = os.geteuid()
 
     def owner_mode(p: Path) -> tuple[int, int]:
@@ -164,7 +168,7 @@ def test_the_layout_on_disk_keeps_tenants_apart(tmp_path: Path) -> None:
     plane.store.dispose()
 
 
-def test_two_control_planes_on_one_host_never_share_a_uid(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_two_control_planes_on_one_host_never_share_a_uid(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("GIGAFACTORY_UID_REGISTRY", str(tmp_path / "uids"))
     a, b = make_plane(tmp_path / "a"), make_plane(tmp_path / "b")
 

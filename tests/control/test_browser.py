@@ -41,12 +41,12 @@ SIZES = {"wide": (1440, 900), "phone": (390, 844)}
 SHOTS = Path(os.environ.get("GIGAFACTORY_SCREENSHOTS", Path(__file__).resolve().parents[2] / "out" / "screenshots"))
 
 
-def _shoot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+def _shoot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def _watch(page) -> list[str]:  # type: ignore[no-untyped-def]
+def _watch(page) -> list[str]:
     """The page's JavaScript errors and console errors, as they come."""
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
@@ -54,14 +54,14 @@ def _watch(page) -> list[str]:  # type: ignore[no-untyped-def]
     return errors
 
 
-def _wait(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def _wait(pred, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
 
 
-def _row_head_within(page, row_selector: str, limit: float = 200.0) -> None:  # type: ignore[no-untyped-def]
+def _row_head_within(page, row_selector: str, limit: float = 200.0) -> None:
     """A job row's id and state sit within the first ``limit`` px of the row, across and down."""
     row = page.locator(row_selector).first
     rb = row.bounding_box()
@@ -71,7 +71,7 @@ def _row_head_within(page, row_selector: str, limit: float = 200.0) -> None:  # 
         assert cb["x"] - rb["x"] < limit and cb["y"] - rb["y"] < limit, (row_selector, cell, rb, cb)
 
 
-def test_dashboard_pages(browser, live: LiveServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_dashboard_pages(browser, live: LiveServer, tmp_path: Path) -> None:
     with Client(live.url, live.plane.admin_token) as c:
         done = c.submit(tenant="lab-a", name="hello", command=["sh", "-c", "echo hello from the job\necho line two"],
                         gpus=2)  # fmt: skip
@@ -205,7 +205,7 @@ def test_dashboard_pages(browser, live: LiveServer, tmp_path: Path) -> None:  # 
     page.close()
 
 
-def test_the_network_in_the_dashboard(browser, live_network: LiveServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_network_in_the_dashboard(browser, live_network: LiveServer, tmp_path: Path) -> None:
     """The sites with their load; and a tenant sees its own jobs on every site, and no one else's."""
     live = live_network
     with Client(live.url, live.plane.admin_token) as c:
@@ -248,7 +248,7 @@ def test_the_network_in_the_dashboard(browser, live_network: LiveServer, tmp_pat
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory) -> Iterator[tuple[LiveServer, dict]]:  # type: ignore[no-untyped-def]
+def big(tmp_path_factory) -> Iterator[tuple[LiveServer, dict]]:
     """The API (no daemon) on a 100k-GPU GB200 site holding ~3,500 jobs in every state."""
     serving = _serve(tmp_path_factory.mktemp("big"), daemon=False, site=BIG_SITE)
     live = next(serving)
@@ -257,7 +257,7 @@ def big(tmp_path_factory) -> Iterator[tuple[LiveServer, dict]]:  # type: ignore[
     next(serving, None)
 
 
-def _signed_in(browser, live: LiveServer, token: str, size: str):  # type: ignore[no-untyped-def]
+def _signed_in(browser, live: LiveServer, token: str, size: str):
     w, h = SIZES[size]
     page = browser.new_page(viewport={"width": w, "height": h})
     with Client(live.url, token) as c:
@@ -265,7 +265,7 @@ def _signed_in(browser, live: LiveServer, token: str, size: str):  # type: ignor
     return page
 
 
-def test_a_100k_gpu_site_in_the_browser(browser, big) -> None:  # type: ignore[no-untyped-def]
+def test_a_100k_gpu_site_in_the_browser(browser, big) -> None:
     """The site map fits in three screens; a job row's id and state lead it; a job of 7,488 nodes is one short
     hostlist; drill-down from pod to rack to node; every page at both sizes, with no console error."""
     live, info = big
@@ -285,7 +285,7 @@ def test_a_100k_gpu_site_in_the_browser(browser, big) -> None:  # type: ignore[n
         page.goto(f"{live.url}/queue")
         _row_head_within(page, f'#queue tr[data-job="{huge}"]')
         assert page.locator(f'#queue tr[data-job="{huge}"] .nodes').inner_text() == "r[0000-0415]-n[00-17]"
-        assert page.locator(f'#queue tr[data-job="{huge}"]').bounding_box()["height"] < 120  # type: ignore[index]
+        assert page.locator(f'#queue tr[data-job="{huge}"]').bounding_box()["height"] < 120
         _shoot(page, f"big-queue-{size}")
         page.goto(f"{live.url}/jobs?state=failed")
         assert page.locator("#jobs tbody tr").count() == 50
@@ -320,13 +320,13 @@ def test_a_100k_gpu_site_in_the_browser(browser, big) -> None:  # type: ignore[n
         page.close()
 
 
-def test_docs_render_with_the_network_off(browser, big) -> None:  # type: ignore[no-untyped-def]
+def test_docs_render_with_the_network_off(browser, big) -> None:
     live, _ = big
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     errors = _watch(page)
     outside: list[str] = []
 
-    def only_ours(route) -> None:  # type: ignore[no-untyped-def]
+    def only_ours(route) -> None:
         if route.request.url.startswith(live.url):
             route.continue_()
         else:
@@ -345,7 +345,7 @@ def test_docs_render_with_the_network_off(browser, big) -> None:  # type: ignore
     page.close()
 
 
-def test_a_tenant_sees_only_its_own_jobs_in_history_and_search(browser, big) -> None:  # type: ignore[no-untyped-def]
+def test_a_tenant_sees_only_its_own_jobs_in_history_and_search(browser, big) -> None:
     live, info = big
     theirs = info["huge"]  # lab-a's
     page = _signed_in(browser, live, live.plane.tokens["startup-b"], "phone")

@@ -100,7 +100,7 @@ def test_admin_commands_and_errors(live: LiveServer) -> None:
     assert down.returncode != 0 and "cannot reach" in down.stderr
 
 
-def test_serve_refuses_bad_set_ups_clearly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_serve_refuses_bad_set_ups_clearly(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
     cases = [
         (["--executor", "slurm"], "SLURM_CONF"),  # with Slurm installed ("is not set") or without ("not found")

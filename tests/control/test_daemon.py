@@ -20,7 +20,7 @@ from gigafactory.control.store.site import node_rows
 from .conftest import make_plane, run_until
 
 
-def submit(plane, *specs: dict) -> list[int]:  # type: ignore[no-untyped-def]
+def submit(plane, *specs: dict) -> list[int]:
     rows = []
     for s in specs:
         rows.append({"tenant": "lab-a", "name": "", **s})
@@ -28,23 +28,23 @@ def submit(plane, *specs: dict) -> list[int]:  # type: ignore[no-untyped-def]
         return jobstore.insert_jobs(conn, rows)
 
 
-def job(plane, jid: int):  # type: ignore[no-untyped-def]
+def job(plane, jid: int):
     with plane.store.connect() as conn:
         return jobstore.get_job(conn, jid)
 
 
-def ended(plane, *ids: int):  # type: ignore[no-untyped-def]
+def ended(plane, *ids: int):
     return lambda: all(job(plane, i).state in ("completed", "failed", "cancelled", "rejected") for i in ids)
 
 
 @pytest.fixture
-def plane_db(tmp_path: Path, db_url: str | None):  # type: ignore[no-untyped-def]
+def plane_db(tmp_path: Path, db_url: str | None):
     p = make_plane(tmp_path / "gf", db_url)
     yield p
     p.store.dispose()
 
 
-def test_jobs_run_as_processes_with_their_gpus_logs_and_exit_codes(plane_db) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_run_as_processes_with_their_gpus_logs_and_exit_codes(plane_db) -> None:
     plane = plane_db
     d = plane.daemon()
     ok, bad, frac = submit(
@@ -81,7 +81,7 @@ def test_jobs_run_as_processes_with_their_gpus_logs_and_exit_codes(plane_db) -> 
         assert conn.execute(select(actions).where(actions.c.done.is_(False))).all() == []
 
 
-def running_child(plane, jid: int, attempt: int = 1) -> int | None:  # type: ignore[no-untyped-def]
+def running_child(plane, jid: int, attempt: int = 1) -> int | None:
     """The pid of the attempt's main process, once the runner has started it."""
     try:
         return int(json.loads((plane.jobs / f"{jid}/{attempt}/claim/runner.json").read_text())["child"])
@@ -89,11 +89,12 @@ def running_child(plane, jid: int, attempt: int = 1) -> int | None:  # type: ign
         return None
 
 
-def test_a_running_job_is_cancelled_and_its_process_stopped(plane) -> None:  # type: ignore[no-untyped-def]
+def test_a_running_job_is_cancelled_and_its_process_stopped(plane) -> None:
     d = plane.daemon()
     (jid,) = submit(plane, {"command": ["sleep", "60"], "gpus": 8})
     run_until(d, lambda: job(plane, jid).state == "running" and running_child(plane, jid) is not None)
     pid = running_child(plane, jid)
+    assert pid is not None
     with plane.store.begin() as conn:
         inbox.append(conn, "cancel", job_id=jid, reason="cancelled by the test")
     run_until(d, ended(plane, jid))
@@ -103,7 +104,7 @@ def test_a_running_job_is_cancelled_and_its_process_stopped(plane) -> None:  # t
     assert proc_start(pid) is None
 
 
-def test_a_pending_job_waits_then_starts_when_gpus_free(plane) -> None:  # type: ignore[no-untyped-def]
+def test_a_pending_job_waits_then_starts_when_gpus_free(plane) -> None:
     d = plane.daemon()
     big, small = submit(
         plane,
@@ -119,7 +120,7 @@ def test_a_pending_job_waits_then_starts_when_gpus_free(plane) -> None:  # type:
     assert job(plane, small).started_at >= job(plane, big).ended_at
 
 
-def test_drained_node_gets_no_new_work_until_resumed(plane) -> None:  # type: ignore[no-untyped-def]
+def test_drained_node_gets_no_new_work_until_resumed(plane) -> None:
     d = plane.daemon()
     with plane.store.begin() as conn:
         for node in (1, 2, 3):
@@ -138,7 +139,7 @@ def test_drained_node_gets_no_new_work_until_resumed(plane) -> None:  # type: ig
     assert sorted(job(plane, jid).placement["nodes"]) == [0, 2]
 
 
-def test_restart_recovers_running_and_pending_jobs(plane) -> None:  # type: ignore[no-untyped-def]
+def test_restart_recovers_running_and_pending_jobs(plane) -> None:
     """A second daemon on the same store takes over: running jobs finish, pending ones start, none runs twice."""
     d1 = plane.daemon()
     ids = submit(plane, *({"command": ["sleep", "0.5"], "gpus": 8} for _ in range(6)))
@@ -148,10 +149,10 @@ def test_restart_recovers_running_and_pending_jobs(plane) -> None:  # type: igno
     assert sorted(d2.engine.running()) == sorted(i for i in ids if job(plane, i).state == "running")
     run_until(d2, ended(plane, *ids))
     assert all(job(plane, i).state == "completed" and job(plane, i).attempt == 1 for i in ids)
-    assert all(d2.executor.claims(i) == [1] for i in ids)  # type: ignore[attr-defined]
+    assert all(d2.executor.claims(i) == [1] for i in ids)
 
 
-def test_interrupted_attempt_is_requeued(plane) -> None:  # type: ignore[no-untyped-def]
+def test_interrupted_attempt_is_requeued(plane) -> None:
     """A runner killed without writing an end (its machine went away) is an interruption: what it left running is
     killed first, and only then does a new attempt run."""
     d = plane.daemon()
@@ -168,7 +169,7 @@ def test_interrupted_attempt_is_requeued(plane) -> None:  # type: ignore[no-unty
     assert (1, "pending") in story[2:] and story[-1] == (2, "completed")
 
 
-def test_transitions_are_persisted_for_every_job(plane) -> None:  # type: ignore[no-untyped-def]
+def test_transitions_are_persisted_for_every_job(plane) -> None:
     d = plane.daemon()
     ids = submit(plane, *({"command": ["true"], "gpus": 1} for _ in range(20)))
     run_until(d, ended(plane, *ids))
@@ -177,7 +178,7 @@ def test_transitions_are_persisted_for_every_job(plane) -> None:  # type: ignore
     assert len(n) == 20 * 3
 
 
-def test_the_daemon_process_forecasts_starts_in_a_forked_child(plane) -> None:  # type: ignore[no-untyped-def]
+def test_the_daemon_process_forecasts_starts_in_a_forked_child(plane) -> None:
     """The real daemon (single-threaded) plays the queue out in a child process and writes the estimates back."""
     import subprocess
     import time
@@ -206,7 +207,7 @@ def test_the_daemon_process_forecasts_starts_in_a_forked_child(plane) -> None:  
         run_until(plane.daemon(), ended(plane, big))
 
 
-def test_a_start_that_never_ran_is_started_again_by_a_later_daemon(plane, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_start_that_never_ran_is_started_again_by_a_later_daemon(plane, tmp_path: Path) -> None:
     """A start was carried out, but its runner never claimed the attempt (the machine lost it) and the daemon
     restarted too: the new executor finds the launch on disk and starts it once."""
     import time
@@ -236,7 +237,7 @@ def test_a_start_that_never_ran_is_started_again_by_a_later_daemon(plane, tmp_pa
     assert (attempt / "stdout.log").read_text() == "ran\n" and ex.claims(jid) == [1]
 
 
-def test_a_job_uses_its_workspace_by_its_full_path(plane) -> None:  # type: ignore[no-untyped-def]
+def test_a_job_uses_its_workspace_by_its_full_path(plane) -> None:
     """$HOME, $TMPDIR and the cwd are the job's own, reachable by path under whatever uid it runs as."""
     d = plane.daemon()
     script = 'echo a > "$TMPDIR/x" && cat "$TMPDIR/x" && echo b > "$HOME/y" && cat "$PWD/y" && dirname "$(mktemp)"'
@@ -248,7 +249,7 @@ def test_a_job_uses_its_workspace_by_its_full_path(plane) -> None:  # type: igno
     assert out == ["a", "b", str(plane.jobs / f"{jid}/1/work/tmp")]
 
 
-def test_a_program_that_cannot_be_run_fails_with_the_reason_in_its_log(plane) -> None:  # type: ignore[no-untyped-def]
+def test_a_program_that_cannot_be_run_fails_with_the_reason_in_its_log(plane) -> None:
     d = plane.daemon()
     (jid,) = submit(plane, {"command": ["no-such-program", "--flag"], "gpus": 1})
     run_until(d, ended(plane, jid))
@@ -259,7 +260,7 @@ def test_a_program_that_cannot_be_run_fails_with_the_reason_in_its_log(plane) ->
     assert err == "gigafactory: cannot execute 'no-such-program': No such file or directory\n"
 
 
-def test_a_job_is_stopped_at_its_time_limit(plane, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_job_is_stopped_at_its_time_limit(plane, monkeypatch) -> None:
     """--time is a limit, as in Slurm: backfill trusts it, so a job that overruns it is stopped."""
     from gigafactory.control import daemon as daemon_module
 
@@ -274,7 +275,7 @@ def test_a_job_is_stopped_at_its_time_limit(plane, monkeypatch) -> None:  # type
     assert job(plane, honest).state == "completed"
 
 
-def test_a_runner_that_never_starts_fails_its_job_and_a_late_one_runs_nothing(plane, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_runner_that_never_starts_fails_its_job_and_a_late_one_runs_nothing(plane, monkeypatch) -> None:
     import subprocess
     import time
 
@@ -282,7 +283,7 @@ def test_a_runner_that_never_starts_fails_its_job_and_a_late_one_runs_nothing(pl
     from gigafactory.control.executors.base import Launch
 
     ex = local.LocalExecutor(plane.jobs, unclaimed_retry_s=0.05)
-    monkeypatch.setattr(local.subprocess, "run", lambda *a, **k: None)  # every start is lost
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: None)  # every start is lost
     ex.start(Launch(job_id=77, attempt=1, command=["sh", "-c", "echo ran"], env={}, tenant="lab-a", nodes=["u00000"],
                     node_gpus=[[0]]))  # fmt: skip
     deadline = time.monotonic() + 10
@@ -297,14 +298,14 @@ def test_a_runner_that_never_starts_fails_its_job_and_a_late_one_runs_nothing(pl
     assert not (d / "status.json").exists() and not (d / "stdout.log").exists()
 
 
-def test_a_stop_before_the_runner_starts_takes_the_attempt_back_and_costs_nothing(plane, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_stop_before_the_runner_starts_takes_the_attempt_back_and_costs_nothing(plane, monkeypatch) -> None:
     import subprocess
 
     from gigafactory.control.executors import local
     from gigafactory.control.executors.base import Launch
 
     ex = local.LocalExecutor(plane.jobs)
-    monkeypatch.setattr(local.subprocess, "run", lambda *a, **k: None)  # the runner is slow to come
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: None)  # the runner is slow to come
     ex.start(Launch(job_id=78, attempt=1, command=["sh", "-c", "echo ran"], env={}, tenant="lab-a", nodes=["u00000"],
                     node_gpus=[[0]]))  # fmt: skip
     ex.stop(78, 1)

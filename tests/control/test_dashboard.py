@@ -20,7 +20,7 @@ def api(plane: Plane) -> Iterator[TestClient]:
         yield client
 
 
-def test_jobs_carry_their_nodes_as_a_hostlist(plane: Plane, api: TestClient, jobs_of_lab_a) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_jobs_carry_their_nodes_as_a_hostlist(plane: Plane, api: TestClient, jobs_of_lab_a) -> None:  # noqa: F811
     _, running = jobs_of_lab_a
     j = api.get(f"/api/v1/jobs/{running}", headers=as_(plane, "own")).json()
     assert j["nodes"] and j["nodelist"] == j["nodes"][0]
@@ -42,7 +42,7 @@ def test_nodes_are_named_by_hostlist_in_filters_and_drains(plane: Plane, api: Te
     assert r.status_code == 404 and "u00004" in r.json()["error"]["message"]
 
 
-def page(api: TestClient, path: str, **kw):  # type: ignore[no-untyped-def]
+def page(api: TestClient, path: str, **kw):
     return api.get(path, headers={"Accept": "text/html"}, **kw)
 
 
@@ -128,7 +128,7 @@ def test_the_jobs_page_filters_searches_sorts_and_pages(plane: Plane, api: TestC
     assert page(api, "/jobs", params={"tenant": "ghost"}).status_code == 422
 
 
-def test_resubmit_follows_the_apis_rules(plane: Plane, api: TestClient, jobs_of_lab_a) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_resubmit_follows_the_apis_rules(plane: Plane, api: TestClient, jobs_of_lab_a) -> None:  # noqa: F811
     done, running = jobs_of_lab_a
     assert api.post(f"/api/v1/jobs/{done}/resubmit", headers=as_(plane, "other")).status_code == 404
     assert api.post(f"/api/v1/jobs/{done}/resubmit").status_code == 401
@@ -205,13 +205,13 @@ def test_charts_keep_tenants_apart_and_say_their_window(plane: Plane, api: TestC
     html = page(api, "/tenants", params={"hours": 24}).text
     fig = json.loads(html.split('id="usage-figure">')[1].split("</script>")[0].replace("<\\/", "</"))
 
-    def first(y):  # type: ignore[no-untyped-def]
+    def first(y):
         """Plotly writes numpy arrays as base64 ("bdata") with their dtype."""
         if isinstance(y, dict):
             return float(np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])[0])
         return float(y[0])
 
-    def peak(y):  # type: ignore[no-untyped-def]
+    def peak(y):
         if isinstance(y, dict):
             return float(np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]).max())
         return float(max(y))

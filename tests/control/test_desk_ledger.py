@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from gigafactory.control.api.app import create_app
 from gigafactory.control.store.schema import usage
@@ -20,6 +20,13 @@ API = "/api/v1"
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def billed_gpu_s(conn: Connection, job_id: int) -> float:
+    """The GPU-seconds the accounting billed the job (it has been billed: the sum is not NULL)."""
+    billed = conn.execute(select(func.sum(usage.c.gpu_seconds)).where(usage.c.job_id == job_id)).scalar()
+    assert billed is not None
+    return float(billed)
 
 
 def test_jobs_land_in_the_ledger_with_their_gpu_seconds(tmp_path: Path) -> None:
@@ -47,8 +54,7 @@ def test_jobs_land_in_the_ledger_with_their_gpu_seconds(tmp_path: Path) -> None:
         assert client.get(f"{API}/desk/models", headers=other).json() == []
         led = client.get(f"{API}/desk/models/{model}", headers=own).json()
         with plane.store.connect() as conn:
-            billed = {j: conn.execute(select(func.sum(usage.c.gpu_seconds)).where(usage.c.job_id == j)).scalar()
-                      for j in (train, evals)}  # fmt: skip
+            billed = {j: billed_gpu_s(conn, j) for j in (train, evals)}
         assert billed[train] == pytest.approx(4 * 1.0, abs=2.0)  # 4 GPUs for about a second
         # Counted: the pre-training run alone, at its billed GPU-seconds × the H100's 989 TFLOP/s × 40% (35-45%).
         assert led["counted_flop"] == pytest.approx(billed[train] * 989e12 * 0.40)
@@ -130,12 +136,12 @@ def test_the_desk_pages(tmp_path: Path) -> None:
             "/desk/classify", content=answers, headers={"content-type": "application/x-www-form-urlencoded"}
         )
         assert r.status_code == 200 and "<h2>high-risk</h2>" in r.text and "2027-12-02" in r.text
-        form = {"content-type": "application/x-www-form-urlencoded"}
+        urlencoded = {"content-type": "application/x-www-form-urlencoded"}
         none = ("role=provider&annex_i_product=no&annex_iii=5b&profiling=no&derogation=none&transparency=none"
                 "&calendar=omnibus")  # fmt: skip
-        r = client.post("/desk/classify", content=none, headers=form)
+        r = client.post("/desk/classify", content=none, headers=urlencoded)
         assert "<h2>high-risk</h2>" in r.text and 'value="omnibus" selected' in r.text  # no 6(3) condition met
-        r = client.post("/desk/classify", content="role=provider", headers=form)
+        r = client.post("/desk/classify", content="role=provider", headers=urlencoded)
         assert 'id="error"' in r.text and "answers.annex_i_product: missing" in r.text
     plane.store.dispose()
 
@@ -165,7 +171,7 @@ def test_jobs_that_name_their_model_reach_the_ledger_and_the_engines_hold(tmp_pa
         run_until(daemon, lambda: daemon.engine.models.get(model) is not None
                   and daemon.engine.models[model].counted_flop > 0)  # fmt: skip
         with plane.store.connect() as conn:
-            billed = conn.execute(select(func.sum(usage.c.gpu_seconds)).where(usage.c.job_id == train)).scalar()
+            billed = billed_gpu_s(conn, train)
         # The engine projects high: the upper end of the utilisation range (45%) at the H100's peak.
         assert daemon.engine.models[model].counted_flop == pytest.approx(billed * 989e12 * 0.45)
         assert daemon.engine.models[model].flop_per_gpu_s == pytest.approx(989e12 * 0.45)

@@ -55,7 +55,7 @@ def _running(*argv: str) -> list[int]:
     return found
 
 
-def _wait(pred, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+def _wait(pred, timeout: float = 20.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         assert time.monotonic() < deadline, f"timed out: {what}"
@@ -137,9 +137,10 @@ def test_a_cancelled_job_is_stopped_as_a_whole_within_the_grace_period(
     def done() -> bool:
         with plane.store.connect() as conn:
             row = jobstore.get_job(conn, nxt)
+        assert row is not None
         if row.state != "pending" and not _tree_gone(plane, jid, *marks):
             seen_next_running_with_leftovers.append(row.state)
-        return row.state == "completed"
+        return str(row.state) == "completed"
 
     run_until(d, done, timeout=20)
     assert time.monotonic() - t0 < 1 + 5  # the grace period, and a little
@@ -164,7 +165,9 @@ def test_kill_9_of_a_runner_never_leaves_two_copies_running(tmp_path: Path) -> N
         if (plane.jobs / f"{jid}/2/claim").exists() and (_running("sleep", "311") or _running("sleep", "312")):
             overlap.append(True)
         with plane.store.connect() as conn:
-            return str(jobstore.get_job(conn, jid).state) == "completed"
+            row = jobstore.get_job(conn, jid)
+        assert row is not None
+        return str(row.state) == "completed"
 
     run_until(d, second_done, timeout=30)
     assert overlap == [] and not _running("sleep", "311") and not _running("sleep", "312")
@@ -197,7 +200,9 @@ def test_the_daemon_waits_out_a_locked_store(tmp_path: Path) -> None:
 
     def finished() -> bool:
         with plane.store.connect() as conn:
-            return str(jobstore.get_job(conn, jid).state) == "completed"
+            row = jobstore.get_job(conn, jid)
+        assert row is not None
+        return str(row.state) == "completed"
 
     _wait(finished, 30, "a job after the lock")
     stop.set()

@@ -36,7 +36,7 @@ def two_sites(gpus: int = 4) -> Network:
 
 @pytest.fixture
 def net_plane(tmp_path: Path, db_url: str | None) -> Any:
-    p = make_plane(tmp_path / "gf", db_url, site=None, network=two_sites())  # type: ignore[arg-type]
+    p = make_plane(tmp_path / "gf", db_url, site=None, network=two_sites())
     yield p
     p.store.dispose()
 
@@ -153,7 +153,7 @@ def three_sites(tmp_path_factory: pytest.TempPathFactory) -> Any:
             SiteSpec("it", "uniform:nodes=1,gpus=4", "IT", 1.0, 1.0, 1.1),
         ),
     )
-    p = make_plane(tmp_path_factory.mktemp("three") / "gf", site=None, network=net)  # type: ignore[arg-type]
+    p = make_plane(tmp_path_factory.mktemp("three") / "gf", site=None, network=net)
     with TestClient(create_app(p.cfg, p.store)) as api:
         yield p, api, p.daemon(forecast_every_s=1e9)
     p.store.dispose()
@@ -211,7 +211,7 @@ def test_a_daemon_killed_while_routing_loses_nothing_and_routes_nothing_twice(
 def test_a_power_cap_keeps_unfed_nodes_drained_in_the_control_plane(tmp_path: Path) -> None:
     # Two 8-GPU H100 nodes at PUE 1.2 draw 2 × 12.2 kW at full load; a 13 kW connection feeds one.
     net = Network("capped", (SiteSpec("a", "uniform:nodes=2,gpus=8", "DE", 1.0, 1.0, 1.2, power_cap_mw=0.013),))
-    p = make_plane(tmp_path / "gf", site=None, network=net)  # type: ignore[arg-type]
+    p = make_plane(tmp_path / "gf", site=None, network=net)
     with TestClient(create_app(p.cfg, p.store)) as api:
         nodes = api.get("/api/v1/nodes", headers={"Authorization": f"Bearer {p.admin_token}"}).json()
         assert [(n["state"], n["reason"]) for n in nodes] == [("up", ""), ("drained", "power cap")]
@@ -223,7 +223,7 @@ def test_a_power_cap_keeps_unfed_nodes_drained_in_the_control_plane(tmp_path: Pa
 
 
 def test_a_job_that_allows_it_leaves_a_site_that_can_no_longer_run_it(tmp_path: Path) -> None:
-    p = make_plane(tmp_path / "gf", site=None, network=two_sites())  # type: ignore[arg-type]
+    p = make_plane(tmp_path / "gf", site=None, network=two_sites())
     tok = p.tokens["lab-a"]
     admin = {"Authorization": f"Bearer {p.admin_token}"}
     d = p.daemon(forecast_every_s=1e9)
@@ -261,7 +261,7 @@ def test_reroute_checks_are_bounded_per_turn(tmp_path: Path, monkeypatch: pytest
     job stays; with one, it moves."""
     import gigafactory.control.daemon as daemon_module
 
-    p = make_plane(tmp_path / "gf", site=None, network=two_sites())  # type: ignore[arg-type]
+    p = make_plane(tmp_path / "gf", site=None, network=two_sites())
     admin = {"Authorization": f"Bearer {p.admin_token}"}
     d = p.daemon(forecast_every_s=1e9)
     with TestClient(create_app(p.cfg, p.store)) as api:

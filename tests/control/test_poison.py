@@ -67,7 +67,9 @@ def post_json(api: TestClient, path: str, body: object, headers: dict[str, str])
 
 def _state(plane: Plane, jid: int) -> str:
     with plane.store.connect() as conn:
-        return str(jobstore.get_job(conn, jid).state)
+        row = jobstore.get_job(conn, jid)
+    assert row is not None
+    return str(row.state)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from gigafactory.control.api.app import create_app
+from gigafactory.control.executors.local import LocalExecutor
 from gigafactory.control.store import accounts
 from gigafactory.control.store.schema import applications, awards, calls, contributions, funders, tenants, usage
 
@@ -426,7 +427,8 @@ def test_call_to_award_to_exhaustion_to_a_new_award(tmp_path: Path) -> None:
         assert [r["key"] for r in parsed] == ["Startup B"]
         assert float(parsed[0]["gpu_hours"]) == pytest.approx(sum(billed.values()) / 3600, abs=1e-3)
         assert client.get(f"{API}/reports/programme", params={"by": "bogus"}, headers=own).status_code == 422
-    daemon.executor.stop_all(0)  # type: ignore[union-attr]
+    assert isinstance(daemon.executor, LocalExecutor)
+    daemon.executor.stop_all(0)
     plane.store.dispose()
 
 

@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine as Store
 
 from gigafactory.control.config import ControlConfig, init_control
 from gigafactory.control.daemon import Daemon
-from gigafactory.control.executors.base import Launch
+from gigafactory.control.executors.base import Executor, Launch
 from gigafactory.control.executors.slurm import SlurmExecutor, site_from_slurm
 from gigafactory.control.identity import isolating
 from gigafactory.control.serve import make_executor
@@ -71,14 +72,14 @@ def unix_user(name: str) -> str:
     return name
 
 
-def slurm_store(tmp_path: Path) -> tuple[ControlConfig, object]:
+def slurm_store(tmp_path: Path) -> tuple[ControlConfig, Store]:
     """A control plane for the cluster, its tenants mapped to accounts, its jobs where those accounts reach them."""
     jobs = Path(tempfile.mkdtemp(prefix="gf-jobs-", dir="/tmp"))
     jobs.chmod(0o711)
     cfg = ControlConfig(tmp_path / "gf", jobs_dir=jobs)
     store = init_control(cfg, site="slurm", executor="slurm", tenants=TENANTS, topology=site_from_slurm())
     if isolating():
-        with store.begin() as conn:  # type: ignore[attr-defined]
+        with store.begin() as conn:
             for t in TENANTS:
                 accounts.put_tenant(conn, t, capacity_gpus=NODES * GPUS, unix_user=unix_user(f"gf-{t.name}"))
     return cfg, store
@@ -87,31 +88,37 @@ def slurm_store(tmp_path: Path) -> tuple[ControlConfig, object]:
 @pytest.fixture
 def slurm_plane(cluster: Path, tmp_path: Path) -> Iterator[tuple[Daemon, ControlConfig]]:
     cfg, store = slurm_store(tmp_path)
-    d = Daemon(store, make_executor(cfg, store))  # type: ignore[arg-type]
+    d = Daemon(store, make_executor(cfg, store))
     yield d, cfg
     subprocess.run(["scancel", "--quiet", "--name", ",".join(_our_names(d))], check=False)
-    store.dispose()  # type: ignore[attr-defined]
+    store.dispose()
     assert cfg.jobs_dir is not None
     shutil.rmtree(cfg.jobs_dir, ignore_errors=True)
+
+
+def slurm(ex: Executor | list[Executor]) -> SlurmExecutor:
+    """The daemon's executor, a Slurm one (the job names below are Slurm's)."""
+    assert isinstance(ex, SlurmExecutor)
+    return ex
 
 
 def _our_names(d: Daemon) -> list[str]:
     with d.store.connect() as conn:
         rows = jobstore.list_jobs(conn, limit=1000)
-    return [d.executor.job_name(r.id, a) for r in rows for a in range(1, r.attempt + 1)] or ["none"]
+    return [slurm(d.executor).job_name(r.id, a) for r in rows for a in range(1, r.attempt + 1)] or ["none"]
 
 
-def submit(d: Daemon, *specs: dict) -> list[int]:  # type: ignore[type-arg]
+def submit(d: Daemon, *specs: dict) -> list[int]:
     with d.store.begin() as conn:
         return jobstore.insert_jobs(conn, [{"tenant": "lab-a", "name": "", **s} for s in specs])
 
 
-def row(d: Daemon, jid: int):  # type: ignore[no-untyped-def]
+def row(d: Daemon, jid: int):
     with d.store.connect() as conn:
         return jobstore.get_job(conn, jid)
 
 
-def ended(d: Daemon, *ids: int):  # type: ignore[no-untyped-def]
+def ended(d: Daemon, *ids: int):
     return lambda: all(row(d, i).state in ("completed", "failed", "cancelled") for i in ids)
 
 
@@ -150,7 +157,7 @@ def test_submit_complete_and_fail(slurm_plane: tuple[Daemon, ControlConfig]) -> 
 def test_cancel_stops_the_slurm_job(slurm_plane: tuple[Daemon, ControlConfig]) -> None:
     d, _ = slurm_plane
     (jid,) = submit(d, {"command": ["sleep", "300"], "gpus": 8})
-    name = d.executor.job_name(jid, 1)
+    name = slurm(d.executor).job_name(jid, 1)
     run_until(d, lambda: _squeue_state(name) == "RUNNING", timeout=60, poll=0.3)
     with d.store.begin() as conn:
         inbox.append(conn, "cancel", job_id=jid, reason="cancelled by the test")
@@ -170,11 +177,11 @@ def test_the_checkpoint_signal_reaches_only_programs_that_catch_it(slurm_plane: 
     catcher, plain = submit(
         d, {"command": ["python3", "-c", catch], "gpus": 1}, {"command": ["sleep", "300"], "gpus": 1}
     )
-    run_until(d, lambda: all(_squeue_state(d.executor.job_name(j, 1)) == "RUNNING" for j in (catcher, plain)),
+    run_until(d, lambda: all(_squeue_state(slurm(d.executor).job_name(j, 1)) == "RUNNING" for j in (catcher, plain)),
               timeout=60, poll=0.3)  # fmt: skip
     time.sleep(1.0)  # (the handler is installed once Python has started)
     for j in (catcher, plain):
-        d.executor.signal(j, 1)
+        slurm(d.executor).signal(j, 1)
     jobs = cfg.jobs_dir
     assert jobs is not None
     deadline = time.monotonic() + 30
@@ -182,7 +189,7 @@ def test_the_checkpoint_signal_reaches_only_programs_that_catch_it(slurm_plane: 
         assert time.monotonic() < deadline, "the program that catches SIGUSR1 did not get it"
         time.sleep(0.3)
     time.sleep(1.0)
-    assert _squeue_state(d.executor.job_name(plain, 1)) == "RUNNING"  # the other was not ended by it
+    assert _squeue_state(slurm(d.executor).job_name(plain, 1)) == "RUNNING"  # the other was not ended by it
     with d.store.begin() as conn:
         for j in (catcher, plain):
             inbox.append(conn, "cancel", job_id=j, reason="done")
@@ -194,7 +201,7 @@ def test_node_failure_interrupts_and_requeues(slurm_plane: tuple[Daemon, Control
     d, cfg = slurm_plane
     script = 'if [ "$GIGAFACTORY_ATTEMPT" = 1 ]; then sleep 300; else echo resumed; fi'
     (jid,) = submit(d, {"command": ["sh", "-c", script], "gpus": 8, "ckpt_s": 60.0})
-    run_until(d, lambda: _squeue_state(d.executor.job_name(jid, 1)) == "RUNNING", timeout=60, poll=0.3)
+    run_until(d, lambda: _squeue_state(slurm(d.executor).job_name(jid, 1)) == "RUNNING", timeout=60, poll=0.3)
     node = row(d, jid).placement["nodes"][0]
     name = d.topo.node_names[node]
     subprocess.run(["scontrol", "update", f"nodename={name}", "state=down", "reason=test-failure"], check=True)
@@ -242,7 +249,7 @@ def _squeue_state(name: str) -> str | None:
 def test_a_job_slurm_refuses_fails_instead_of_stalling_the_daemon(cluster: Path, tmp_path: Path) -> None:
     cfg, store = slurm_store(tmp_path)
     assert cfg.jobs_dir is not None
-    d = Daemon(store, SlurmExecutor(cfg.jobs_dir, "t2", partition="no-such-partition"))  # type: ignore[arg-type]
+    d = Daemon(store, SlurmExecutor(cfg.jobs_dir, "t2", partition="no-such-partition"))
     (jid,) = submit(d, {"command": ["true"], "gpus": 1})
     run_until(d, ended(d, jid), timeout=30, poll=0.2)
     r = row(d, jid)
@@ -251,7 +258,7 @@ def test_a_job_slurm_refuses_fails_instead_of_stalling_the_daemon(cluster: Path,
     assert (cfg.jobs_dir / f"{jid}/1/start_error").exists()
     SlurmExecutor(cfg.jobs_dir, "t2", partition="no-such-partition").start(d._launch(row(d, jid)))
     assert not (cfg.jobs_dir / f"{jid}/1/slurm_id").exists()
-    store.dispose()  # type: ignore[attr-defined]
+    store.dispose()
     shutil.rmtree(cfg.jobs_dir, ignore_errors=True)
 
 
@@ -260,15 +267,15 @@ def test_a_tenant_without_an_account_fails_with_the_reason(cluster: Path, tmp_pa
     if not isolating():
         pytest.skip("needs root: without it every job runs as the control plane's user")
     cfg, store = slurm_store(tmp_path)
-    with store.begin() as conn:  # type: ignore[attr-defined]
+    with store.begin() as conn:
         accounts.put_tenant(conn, TENANTS[2], capacity_gpus=NODES * GPUS, unix_user=None)
-    d = Daemon(store, make_executor(cfg, store))  # type: ignore[arg-type]
-    with store.begin() as conn:  # type: ignore[attr-defined]
+    d = Daemon(store, make_executor(cfg, store))
+    with store.begin() as conn:
         (jid,) = jobstore.insert_jobs(conn, [{"tenant": "uni-c", "command": ["true"], "gpus": 1}])
     run_until(d, ended(d, jid), timeout=30, poll=0.2)
     r = row(d, jid)
     assert r.state == "failed" and "--unix-user" in r.reason
-    store.dispose()  # type: ignore[attr-defined]
+    store.dispose()
 
 
 def test_a_hostile_tenant_on_slurm_reaches_nothing_of_another(slurm_plane: tuple[Daemon, ControlConfig],
@@ -357,7 +364,7 @@ def test_a_network_of_two_slurm_clusters(two_clusters: tuple[Path, Path], tmp_pa
         ("de-1", 8, ["node1", "node2"]), ("fr-1", 8, ["node1", "node2"])
     ]  # fmt: skip
     executors = make_executors(cfg, store, sites)
-    d = Daemon(store, executors)  # type: ignore[arg-type]
+    d = Daemon(store, executors)
     try:
         (fill,) = submit(d, {"command": ["sleep", "60"], "gpus": 8, "sites": ["de-1"]})
         run_until(d, lambda: row(d, fill).state == "running", timeout=60, poll=0.2)
@@ -371,7 +378,7 @@ def test_a_network_of_two_slurm_clusters(two_clusters: tuple[Path, Path], tmp_pa
         names = {c: subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True,
                                    env={**os.environ, "SLURM_CONF": f"{c}/slurm.conf"}).stdout.split()
                  for c in (de, fr)}  # fmt: skip
-        assert executors[0].job_name(fill, 1) in names[de] and not names[fr]  # type: ignore[attr-defined]
+        assert slurm(executors[0]).job_name(fill, 1) in names[de] and not names[fr]
         with store.begin() as conn:
             inbox.append(conn, "cancel", job_id=fill, reason="make room")
         run_until(d, ended(d, german, fill), timeout=90, poll=0.2)

@@ -23,30 +23,32 @@ from .conftest import TENANTS, make_plane
 
 
 @pytest.fixture
-def plane(tmp_path: Path, db_url: str | None):  # type: ignore[no-untyped-def]
+def plane(tmp_path: Path, db_url: str | None):
     p = make_plane(tmp_path / "gf", db_url, site="gb200-nvl72:racks=4")
     yield p
     p.store.dispose()
 
 
-def test_migrations_build_exactly_the_schema(plane) -> None:  # type: ignore[no-untyped-def]
+def test_migrations_build_exactly_the_schema(plane) -> None:
     with plane.store.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
         assert conn.execute(text("select version_num from alembic_version")).scalar() == "0007"
 
 
-def test_site_round_trips(plane) -> None:  # type: ignore[no-untyped-def]
+def test_site_round_trips(plane) -> None:
     want = build_site("gb200-nvl72:racks=4")
     with plane.store.connect() as conn:
-        spec, topo = load_site(conn)  # type: ignore[misc]
+        site = load_site(conn)
+    assert site is not None
+    spec, topo = site
     assert spec == "gb200-nvl72:racks=4"
     assert list(topo.node_names) == list(want.node_names)
     assert (topo.node_gpus == want.node_gpus).all() and (topo.node_domain == want.node_domain).all()
     assert topo.num_gpus == 4 * 72
 
 
-def test_tokens_are_stored_hashed_and_resolve(plane) -> None:  # type: ignore[no-untyped-def]
+def test_tokens_are_stored_hashed_and_resolve(plane) -> None:
     secret = plane.tokens["lab-a"]
     with plane.store.connect() as conn:
         stored = [r.token_hash for r in conn.execute(select(tokens))]
@@ -61,7 +63,7 @@ def test_tokens_are_stored_hashed_and_resolve(plane) -> None:  # type: ignore[no
         assert accounts.lookup_token(conn, secret) is None
 
 
-def test_tenant_tree_round_trips_and_is_checked(plane) -> None:  # type: ignore[no-untyped-def]
+def test_tenant_tree_round_trips_and_is_checked(plane) -> None:
     with plane.store.begin() as conn:
         accounts.put_tenant(conn, Tenant("eu", share=3.0), capacity_gpus=288)
         accounts.put_tenant(conn, Tenant("lab-eu", share=1.0, parent="eu", guarantee=72, limit=144), capacity_gpus=288)
@@ -74,7 +76,7 @@ def test_tenant_tree_round_trips_and_is_checked(plane) -> None:  # type: ignore[
         accounts.put_tenant(conn, Tenant("x", parent="ghost"), capacity_gpus=288)
 
 
-def test_jobs_insert_in_order_and_filter(plane) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_insert_in_order_and_filter(plane) -> None:
     rows = [
         {"tenant": "lab-a" if i % 3 else "uni-c", "name": f"j{i}", "command": ["true"], "gpus": 4} for i in range(50)
     ]
@@ -87,6 +89,7 @@ def test_jobs_insert_in_order_and_filter(plane) -> None:  # type: ignore[no-unty
         assert {r.tenant for r in mine} == {"uni-c"} and len(mine) == 17
         assert jobstore.count_by_state(conn) == {"submitted": 50}
         row = jobstore.get_job(conn, ids[0])
+        assert row is not None
         assert (row.command, row.gpus, row.gpu_milli, row.state, row.attempt) == (["true"], 4, 1000, "submitted", 0)
 
 
@@ -102,12 +105,14 @@ def test_a_store_keeps_its_executor_and_profile(tmp_path: Path) -> None:
     # A restart need not repeat its set-up: what the first start chose stands.
     store = init_control(cfg)
     with store.connect() as conn:
-        assert load_site(conn)[0] == "uniform:nodes=2,gpus=8"  # type: ignore[index]
+        site = load_site(conn)
+        assert site is not None
+        assert site[0] == "uniform:nodes=2,gpus=8"
         assert get_meta(conn, "profile") == "fifo+easy+best-fit" and get_meta(conn, "executor") == "local"
     store.dispose()
 
 
-def test_relative_data_directories_are_made_absolute_and_private(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_relative_data_directories_are_made_absolute_and_private(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     cfg = ControlConfig(Path("rel") / "gf")
     assert cfg.data_dir == tmp_path / "rel" / "gf"
@@ -130,12 +135,13 @@ def test_an_older_store_is_migrated_with_its_data(tmp_path: Path, db_url: str | 
     upgrade(store)
     with store.connect() as conn:
         row = jobstore.get_job(conn, 1)
+        assert row is not None
         assert (row.name, row.gpus, row.state, row.client_key) == ("old", 2, "completed", None)
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     store.dispose()
 
 
-def test_submission_keys_make_retries_safe(plane) -> None:  # type: ignore[no-untyped-def]
+def test_submission_keys_make_retries_safe(plane) -> None:
     job = {"tenant": "lab-a", "command": ["true"], "gpus": 1}
     with plane.store.begin() as conn:
         first = jobstore.insert_jobs(conn, [{**job, "client_key": "k1"}, {**job, "client_key": "k2"}, job])
@@ -173,7 +179,9 @@ def test_one_daemon_lease_per_store_and_every_write_fenced(tmp_path: Path, db_ur
         with pytest.raises(LeaseLostError):
             d.step()
         with plane.store.connect() as conn:
-            assert jobstore.get_job(conn, jid).state == "submitted"  # the fenced step wrote nothing
+            row = jobstore.get_job(conn, jid)
+        assert row is not None
+        assert row.state == "submitted"  # the fenced step wrote nothing
     Lease.acquire(plane.store, "daemon").release()  # released with its holder
     plane.store.dispose()
 

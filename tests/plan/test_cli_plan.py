@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -19,10 +20,11 @@ def invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def plan_json(*args: str) -> dict:  # type: ignore[type-arg]
+def plan_json(*args: str) -> dict[str, Any]:
     code, out = invoke("plan", "--json", *args)
     assert code == 0, out
-    return json.loads(out)  # type: ignore[no-any-return]
+    data: dict[str, Any] = json.loads(out)
+    return data
 
 
 def test_plan_json_has_the_figures_and_marks_the_defaults() -> None:

@@ -54,6 +54,7 @@ def test_idle_power_opex_and_run_share() -> None:
     assert r.annual_energy_mwh == pytest.approx(1.2 * 8_760 * (0.5 + 0.5 * 0.2))
     assert r.annual_opex_eur == pytest.approx(0.05 * 16_000_000.0)
     assert r.run_wall_days == pytest.approx(1e10 / 3600 / 100 / 24)  # a quarter of the site: four times as long
+    assert r.run_gpu_hours is not None
     assert r.run_cost_eur == pytest.approx(r.run_gpu_hours * r.cost_per_gpu_hour_eur)
 
 
