@@ -194,6 +194,19 @@ def test_vectorised_path_agrees_with_a_fresh_recount() -> None:
     cap.check([big, small])
     cap.release(big)
     cap.check([small])
+    # Whole GPUs beside a shared one (node 41 keeps 700 milli on one GPU) and a node half taken (49).
+    ids = topo.node_gpu_ids
+    shared = _pl((41,), ((ids[41][0],),), milli=300)
+    nodes = tuple(n for n in range(30, 51) if n != 45)  # node 45 holds the small job
+    gpus = tuple(ids[n][1:] if n == 41 else ids[n][:2] if n == 49 else ids[n] for n in nodes)
+    gang = Placement(nodes, gpus, 1000, (0,) * 20, (0,) * 20)
+    cap.allocate(shared)
+    cap.allocate(gang)
+    cap.check([small, shared, gang])
+    assert (cap.node_whole[41], cap.node_maxfree[41], cap.node_milli[41]) == (0, 700, 700)
+    assert (cap.node_whole[49], cap.node_maxfree[49]) == (2, 1000)
+    cap.release(gang)
+    cap.check([small, shared])
 
 
 def test_drained_and_failed_nodes_leave_the_pool() -> None:

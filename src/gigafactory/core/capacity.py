@@ -358,7 +358,20 @@ class Capacity:
         has = per_node > 0
         kind = per_node if pl.gpu_milli == 1000 else np.zeros_like(per_node)
         np.add.at(self.node_kinds, (nodes[has], kind[has]), -sign)
-        self._refresh_nodes(nodes)
+        if pl.gpu_milli == 1000:
+            # Whole GPUs go from fully free to fully taken and back: whole and milli move by the count, and only
+            # a node left with no whole GPU but some shared room needs its GPUs scanned for the largest share.
+            k = per_node * sign
+            w = self.node_whole[nodes] + k
+            self.node_whole[nodes] = w
+            milli = self.node_milli[nodes] + 1000 * k
+            self.node_milli[nodes] = milli
+            self.node_maxfree[nodes] = np.where(w > 0, 1000, 0)
+            shared = nodes[(w == 0) & (milli > 0)]
+            if shared.size:
+                self._refresh_nodes(shared)
+        else:
+            self._refresh_nodes(nodes)
         self._attach_many(nodes)
 
     def _refresh_nodes(self, nodes: IntArray) -> None:

@@ -80,11 +80,11 @@ def tightest_group_nodes(
     """The nodes that can take ``req`` (whole GPUs) in the groups (domains or pods) with the fewest whole GPUs free
     among those that can: the fast path of the consolidating policies. ``hist`` counts each group's nodes by
     whole GPUs free, ``whole`` is each group's whole GPUs free, ``starts`` the groups' start offsets."""
-    ok = np.flatnonzero(hist[:, req.gpus :].any(axis=1))
+    ok = np.logical_or.reduce(hist[:, req.gpus :], axis=1).nonzero()[0]  # ufuncs: no Python-level wrappers
     if ok.size == 0:
         return None
     free = whole[ok]
-    nodes = group_nodes(starts, ok[free == free.min()])
+    nodes = group_nodes(starts, ok[free == np.minimum.reduce(free)])
     nodes = nodes[cap.avail_whole[nodes] >= req.gpus]
     if exclude is not None:
         nodes = nodes[~exclude[nodes]]
@@ -117,9 +117,10 @@ def lexmin(cand: IntArray, keys: list[IntArray], rank: IntArray) -> int:
         if pos.size == 1:
             break
         values = key[pos]
-        pos = pos[values == values.min()]
+        pos = pos[values == np.minimum.reduce(values)]
     if pos.size > 1:
-        pos = pos[np.argmin(rank[pos]) : np.argmin(rank[pos]) + 1]
+        best = rank[pos].argmin()
+        pos = pos[best : best + 1]
     return int(cand[pos[0]])
 
 

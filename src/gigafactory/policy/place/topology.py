@@ -94,11 +94,11 @@ class TopologyAware(BestFit):
                 full, hist, free, starts = cap.pod_full, cap.pod_hist, cap.pod_whole, topo.pod_start
             ok = full >= k + (1 if rem else 0)
             if rem:
-                ok |= (full >= k) & hist[:, rem:g].any(axis=1)
-            groups = np.flatnonzero(ok)
+                ok |= (full >= k) & np.logical_or.reduce(hist[:, rem:g], axis=1)
+            groups = ok.nonzero()[0]
             if groups.size == 0:
                 continue
-            best = int(groups[np.argmin(free[groups])])
+            best = int(groups[free[groups].argmin()])
             nodes = group_nodes(starts, np.array([best]))
             if ctx.exclude is not None:
                 nodes = nodes[~ctx.exclude[nodes]]
