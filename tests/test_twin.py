@@ -139,3 +139,14 @@ def test_the_summary_says_what_load_was_asked_and_who_decides_failures() -> None
     trace = Workload.build("t", {"submit_s": [0.0, 1.0], "gpus": [1, 1], "runtime_s": [10.0, 10.0]})
     s2 = Simulation(topo, trace, "default", seed=1, keep_log=False).run().summary
     assert s2["outcome_model"] == "none" and s2["offered_load_target"] is None
+
+
+def test_a_wait_after_a_preemption_counts_in_waited_not_in_queueing() -> None:
+    """Job 0 runs from 0; job 1 (higher priority) arrives at 10 and takes the GPU for 20 s; job 0 is stopped,
+    requeued, and starts again at 30. Both first started at once (queueing 0); job 0 waited 20 s in all."""
+    topo = build_site("uniform:nodes=1,gpus=1")
+    wl = Workload.build("w", {"submit_s": [0.0, 10.0], "gpus": [1, 1], "runtime_s": [100.0, 20.0], "priority": [0, 9]})
+    s = Simulation(topo, wl, "priority+none+preempt+first-fit", seed=0).run().summary
+    assert (s["preemptions"], s["restarts"]) == (1, 1)
+    assert (s["avg_queue_s"], s["p99_queue_s"]) == (0.0, 0.0)
+    assert s["avg_waited_s"] == 10.0 and s["p99_waited_s"] == pytest.approx(19.8)

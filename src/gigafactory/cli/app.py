@@ -142,6 +142,9 @@ def summary_table(s: dict[str, Any]) -> Table:
 
     row("JCT mean/p50/p99", three(s, "jct_s"), three(steady, "jct_s") if steady else "")
     row("queueing mean/p50/p99", three(s, "queue_s"), three(steady, "queue_s") if steady else "")
+    if s.get("restarts") and s.get("avg_waited_s") is not None:
+        row("waited in all, mean/p99", f"{_fmt_s(s['avg_waited_s'])} / {_fmt_s(s['p99_waited_s'])}")
+        notes.append("queueing: the wait before the first start; waited in all: every wait, after requeues too")
     row("fairness deviation", _fairness(s.get("fairness")),
         _fairness(steady.get("fairness")) if steady else "")  # fmt: skip
     row("makespan", _fmt_s(s["makespan_s"]))

@@ -228,6 +228,9 @@ class Metrics:
         busy = float(binned_mean(t_alloc, d_alloc, np.array([start, stop]))[0]) if stop > start else 0.0
         jct = self.end[ended] - submit_s[ended]
         wait = self.first_start[ran] - submit_s[ran]
+        # Queueing is the wait before the first start; a job stopped and requeued waits again. ``waited`` counts
+        # every wait of the jobs that ended: their time from submission to end that no attempt of theirs ran.
+        waited = np.maximum(jct - self.run_s[ended], 0.0)
         counts = np.bincount(self.state, minlength=len(STATE_NAMES))
         return {
             "jobs": int(submit_s.size),
@@ -243,6 +246,8 @@ class Metrics:
             "avg_queue_s": _stat(wait, "mean"),
             "p50_queue_s": _stat(wait, 50),
             "p99_queue_s": _stat(wait, 99),
+            "avg_waited_s": _stat(waited, "mean"),
+            "p99_waited_s": _stat(waited, 99),
             "makespan_s": round(stop - start, 3),
             **self._reliability(submit_s, gpus, mtbi_min_gpus, ended),
         }
