@@ -148,11 +148,7 @@ class FgdPlacer(Placer):
             cap.node_cpu[cand] - req.cpu_milli,
             cand,
         )
-        return sigmoid_score(self._gain(req, cand, before, after))
-
-    def _gain(self, req: JobRequest, nodes: IntArray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
-        """What placing ``req`` on each of ``nodes`` is worth before the sigmoid: the fall in fragmentation."""
-        return before - after
+        return sigmoid_score(before - after)
 
     def _share(self, req: JobRequest, cap: Capacity, cand: IntArray, counts: NodeCounts) -> tuple[int, int]:
         model = counts.model
@@ -166,7 +162,7 @@ class FgdPlacer(Placer):
         before = counts.frag(nodes)
         c2, s2 = model.after_share(counts.c[nodes], counts.s[nodes], uv, uv - req.gpu_milli)
         after = model.frag(c2, s2, cap.node_milli[nodes] - req.gpu_milli, cap.node_cpu[nodes] - req.cpu_milli, nodes)
-        pair_score = sigmoid_score(self._gain(req, nodes, before, after))[inverse.ravel()]
+        pair_score = sigmoid_score(before - after)[inverse.ravel()]
         node_best = np.full(cand.size, np.iinfo(np.int64).min, np.int64)
         np.maximum.at(node_best, k, pair_score)
         top = np.flatnonzero(node_best == node_best.max())

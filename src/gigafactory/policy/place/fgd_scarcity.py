@@ -9,69 +9,94 @@ from collections import Counter
 
 import numpy as np
 
-from gigafactory.core.jobs import Job, JobRequest
+from gigafactory.core.jobs import Job
 from gigafactory.core.topology import Topology
 from gigafactory.policy.base import PLACE, PolicyFactory
 from gigafactory.policy.place.fgd import NodeCounts
-from gigafactory.policy.place.fgd_multiples import FgdMultiples
-from gigafactory.policy.place.fragmentation import FloatArray, IntArray, PodType
+from gigafactory.policy.place.fgd_multiples import FgdMultiples, MultiplesFragModel
+from gigafactory.policy.place.fragmentation import FloatArray, IntArray, PodType, TargetWorkload
 
-__all__ = ["FgdScarcity", "reserve_price"]
+__all__ = ["FgdScarcity", "ScarcityFragModel", "restricted_load"]
 
 
-def reserve_price(seen: Counter[PodType], topo: Topology) -> FloatArray:
-    """Per GPU model of ``topo``: the share of its capacity that jobs restricted to GPU models will ask for once
-    the cluster is full, capped at 1.
+def _supply(topo: Topology) -> FloatArray:
+    """Share of the site's GPUs of each model."""
+    gpus = np.bincount(topo.node_model, weights=topo.node_gpus, minlength=len(topo.models)).astype(np.float64)
+    return gpus / max(gpus.sum(), 1.0)
 
-    Each restricted job type's share of the GPU demand seen is spread over the models it may use in proportion to
-    their capacity; a model's load is what lands on it over its share of the capacity.
-    """
-    supply = np.bincount(topo.node_model, weights=topo.node_gpus, minlength=len(topo.models)).astype(np.float64)
-    price = np.zeros(len(topo.models))
-    total_supply = supply.sum()
+
+def _load(demand: FloatArray, allowed: np.ndarray, supply: FloatArray) -> FloatArray:
+    """``load[i, j]``: the share of model ``i``'s capacity that restricted demand ``j`` (its share of all GPU
+    demand) asks for, spread over the models it allows (``allowed[i, j]``) in proportion to their capacity.
+    Demands that may use every model, or none, load nothing."""
     present = supply > 0
-    demand: dict[tuple[str, ...], float] = {}
-    total = 0.0
+    allowed = allowed & present[:, None]
+    cover = supply @ allowed  # share of the capacity each demand may use
+    restricted = (cover > 0) & (allowed != present[:, None]).any(axis=0)
+    per_supply = np.where(restricted, demand / np.where(cover > 0, cover, 1.0), 0.0)
+    return np.where(allowed, per_supply[None, :], 0.0)
+
+
+def restricted_load(seen: Counter[PodType], topo: Topology) -> FloatArray:
+    """Per GPU model of ``topo``: the share of its capacity that jobs restricted to GPU models will ask for when
+    the cluster is full, if they keep arriving in the mix ``seen`` (job type -> count)."""
+    demand: Counter[tuple[str, ...] | None] = Counter()
     for t, n in seen.items():
-        if t.num_gpu <= 0 or t.gpu_milli <= 0:
-            continue
-        d = float(n) * t.num_gpu * t.gpu_milli
-        total += d
-        if t.models is not None:
-            demand[t.models] = demand.get(t.models, 0.0) + d
-    if total <= 0 or total_supply <= 0 or not demand:
-        return price
-    specs = list(demand)
-    allowed = np.array([[m in s for m in topo.models] for s in specs], np.bool_) & present[None, :]
-    share = np.array([demand[s] for s in specs]) / total  # share of all GPU demand
-    restricted = ~(allowed == present[None, :]).all(axis=1)
-    cover = allowed @ supply / total_supply  # share of all GPU capacity each spec may use
-    ok = restricted & (cover > 0)
-    load = (share[ok] / cover[ok]) @ allowed[ok].astype(np.float64)
-    return np.minimum(1.0, load)
+        if t.num_gpu > 0 and t.gpu_milli > 0:
+            demand[t.models] += n * t.num_gpu * t.gpu_milli
+    total = sum(demand.values())
+    specs = [s for s in demand if s is not None]
+    if not specs or total <= 0:
+        return np.zeros(len(topo.models))
+    allowed = np.array([[m in s for s in specs] for m in topo.models], np.bool_)
+    share = np.array([demand[s] for s in specs], np.float64) / total
+    load: FloatArray = _load(share, allowed, _supply(topo)).sum(axis=1)
+    return load
+
+
+class ScarcityFragModel(MultiplesFragModel):
+    """``fgd-multiples``' measure less the capacity held in reserve for restricted job types:
+    ``F(n) - sum_m reserve[model(n), m] * usable_m(n)``."""
+
+    def __init__(self, target: TargetWorkload, topo: Topology) -> None:
+        super().__init__(target, topo)
+        self._supply = _supply(topo)
+        self.reserve: FloatArray = np.zeros((len(topo.models), len(self)))
+
+    def set_load(self, load: FloatArray) -> None:
+        """Reserve ``min(1, load[i])`` of model ``i``'s usable capacity, split among the restricted types of the
+        target in proportion to what each asks of the model."""
+        gpu_milli = (self.num * self.milli).astype(np.float64)
+        demand = self.p * gpu_milli / max(float(self.p @ gpu_milli), 1e-12)
+        per_type = _load(demand, self.access, self._supply)
+        typical = per_type.sum(axis=1)
+        scale = np.minimum(1.0, load) / np.where(typical > 0, typical, 1.0)
+        self.reserve = per_type * scale[:, None]
+
+    def frag(self, c: IntArray, s: IntArray, free: IntArray, cpu: IntArray, nodes: IntArray) -> FloatArray:
+        frag = self.per_type(c, s, free, cpu, nodes)
+        # What the restricted types can take, counting whole-GPU jobs only as far as the node's CPU feeds them.
+        usable = free.astype(np.float64)[:, None] - self.per_type(c, s, free, cpu, nodes, caps_whole=True)
+        held: FloatArray = np.add.accumulate(usable * self.reserve[self._node_model[nodes]], axis=1)[:, -1]
+        return self.weigh(frag) - held
 
 
 class FgdScarcity(FgdMultiples):
     name = "fgd-scarcity"
+    model_class = ScarcityFragModel
 
     def __init__(self) -> None:
         super().__init__()
         self._priced: NodeCounts | None = None
-        self.price: FloatArray = np.zeros(0)
 
     def _model(self, job: Job, topo: Topology) -> NodeCounts:
         counts = super()._model(job, topo)
-        if counts is not self._priced:  # re-estimated with the job mix: price from the jobs seen so far
-            self.price = reserve_price(self._learned, topo)
+        if counts is not self._priced:  # a new model (the job mix re-estimated): reserve from the jobs seen so far
+            model = counts.model
+            assert isinstance(model, ScarcityFragModel)
+            model.set_load(restricted_load(self._learned, topo))
             self._priced = counts
         return counts
-
-    def _gain(self, req: JobRequest, nodes: IntArray, before: FloatArray, after: FloatArray) -> FloatArray:
-        if req.total_milli == 0 or not self.price.any():
-            return before - after
-        price = self.price[self._priced.topo.node_model[nodes]] if self._priced else np.zeros(nodes.size)
-        # Relative to the cheapest candidate: a job whose candidates share a price is scored as fgd-multiples does.
-        return before - after - (price - price.min()) * req.total_milli
 
 
 def _build() -> FgdScarcity:
@@ -82,7 +107,7 @@ PLACE.add(
     "fgd-scarcity",
     PolicyFactory(
         _build,
-        "fgd-multiples with a reserve price on the GPU models that model-restricted jobs need (online)",
+        "fgd-multiples holding in reserve the capacity of GPU models that model-restricted jobs need (online)",
         {},
     ),
 )
