@@ -17,7 +17,7 @@ from common import write_result
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alibaba-openb"
 WORKLOADS = "default,gpushare40,multigpu20,gpuspec10,cpu050"
-POLICIES = "random,dot-product,gpu-clustering,gpu-packing,fgd-best-fit,fgd,fgd-joint,fgd-multiples"
+POLICIES = "random,dot-product,gpu-clustering,gpu-packing,fgd-best-fit,fgd,fgd-joint,fgd-multiples,fgd-scarcity"
 
 
 def main() -> None:

@@ -221,6 +221,7 @@ def test_names_and_seeds_are_checked(openb: Path) -> None:
     with pytest.raises(ConfigError, match="is not a seed"):
         parse_seeds("x")
     assert "fgd-joint" in fgd_policies("all")
+    assert "fgd-scarcity" in fgd_policies("all")
     with pytest.raises(ConfigError, match="unknown placement policy 'nope'; known: best-fit"):
         fgd_policies("fgd,nope")
 

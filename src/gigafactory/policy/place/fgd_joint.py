@@ -50,6 +50,13 @@ class JointFragModel(FragModel):
     cpu_caps_whole = True
 
     def frag(self, c: IntArray, s: IntArray, free: IntArray, cpu: IntArray, nodes: IntArray) -> FloatArray:
+        return self.weigh(self.per_type(c, s, free, cpu, nodes))
+
+    def per_type(
+        self, c: IntArray, s: IntArray, free: IntArray, cpu: IntArray, nodes: IntArray, caps_whole: bool | None = None
+    ) -> FloatArray:
+        """Fragment for each type (``[states, types]``, milli-GPU): the node's free GPU capacity less what the type
+        can use of it. ``caps_whole`` overrides :attr:`cpu_caps_whole`."""
         nw = self._nw
         # Exact: for integers below 2**53, floor(a / b) in float64 equals a // b.
         cpu_jobs = np.floor(cpu[:, None] / self._cpu_f)
@@ -58,14 +65,15 @@ class JointFragModel(FragModel):
         out = np.empty(c.shape, np.float64)
         cw = c[:, :nw]
         jobs_w = np.floor(cw / self._num_f[:nw])
-        if self.cpu_caps_whole:
+        if self.cpu_caps_whole if caps_whole is None else caps_whole:
             jobs_w = np.minimum(jobs_w, cpu_jobs[:, :nw])
         usable_w = jobs_w * self._size_f[:nw]
         out[:, :nw] = free_f - usable_w
         cs = c[:, nw:]
         usable_s = (free_f - s[:, nw:]) * np.minimum(1.0, cpu_jobs[:, nw:] / np.maximum(cs, 1))
         out[:, nw:] = free_f - usable_s
-        return self.weigh(np.where(fits, out, free_f))
+        frag: FloatArray = np.where(fits, out, free_f)
+        return frag
 
 
 class FgdJoint(FgdPlacer):
