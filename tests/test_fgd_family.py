@@ -196,18 +196,24 @@ def _fill(policy: str, topo: Topology, pods: PodList, target: TargetWorkload) ->
     return cap.used_milli / topo.num_gpus / 10
 
 
+def _quarter_member(openb: Path, tmp_path: Path, member: str, seed: int) -> tuple[Topology, PodList, TargetWorkload]:
+    """A quarter of the openb cluster (every fourth node), the family member drawn for ``seed`` in its arrival
+    order, and the member's own mix as FGD's target."""
+    lines = (openb / "openb_node_list_gpu_node.csv").read_text().splitlines()
+    (tmp_path / "nodes.csv").write_text("\n".join([lines[0], *lines[1::4]]) + "\n")
+    topo = read_nodes(tmp_path / "nodes.csv")
+    pods = generate(read_pods(openb / "openb_pod_list_default.csv"), parse_family(member), seed, topo)
+    arrivals, ranks = derive_order(pods, topo, seed)
+    target = TargetWorkload.typical(PodType(*pods.pod_type(i)) for i in range(len(pods)))
+    return topo.with_ranks(ranks), arrivals, target
+
+
 @pytest.mark.parametrize("seed", [0, 3])
 def test_fgd_multiples_beats_fgd_on_a_multi_gpu_member(openb: Path, tmp_path: Path, seed: int) -> None:
     """A quarter of the openb cluster (every fourth node) filled to 130% with ``family:multigpu=0.3``. FGD is given
     the member's mix; ``fgd-multiples`` learns it online. Margins measured for seeds 0-4: -0.16..+0.71 pp on
     multigpu=0.5, +0.14..+0.71 on multigpu=0.3; these two are +0.40 and +0.71."""
-    lines = (openb / "openb_node_list_gpu_node.csv").read_text().splitlines()
-    (tmp_path / "nodes.csv").write_text("\n".join([lines[0], *lines[1::4]]) + "\n")
-    topo = read_nodes(tmp_path / "nodes.csv")
-    pods = generate(read_pods(openb / "openb_pod_list_default.csv"), parse_family("family:multigpu=0.3"), seed, topo)
-    arrivals, ranks = derive_order(pods, topo, seed)
-    topo = topo.with_ranks(ranks)
-    target = TargetWorkload.typical(PodType(*pods.pod_type(i)) for i in range(len(pods)))
+    topo, arrivals, target = _quarter_member(openb, tmp_path, "family:multigpu=0.3", seed)
     fgd = _fill("fgd", topo, arrivals, target)
     ours = _fill("fgd-multiples", topo, arrivals, target)
     assert ours - fgd > 0.2, (ours, fgd)
@@ -235,13 +241,7 @@ def test_fgd_scarcity_keeps_scarce_models_for_restricted_jobs(openb: Path, tmp_p
     """A quarter of the openb cluster with ``family:gpuspec=0.33`` (T4 and P100 asked for more than they hold by
     the jobs restricted to them), at 100% of the capacity arrived. Measured: FGD 89.54 / 89.52, fgd-multiples
     88.94 / 85.64, fgd-scarcity 93.49 / 92.55 for seeds 0 / 1."""
-    lines = (openb / "openb_node_list_gpu_node.csv").read_text().splitlines()
-    (tmp_path / "nodes.csv").write_text("\n".join([lines[0], *lines[1::4]]) + "\n")
-    topo = read_nodes(tmp_path / "nodes.csv")
-    pods = generate(read_pods(openb / "openb_pod_list_default.csv"), parse_family("family:gpuspec=0.33"), seed, topo)
-    arrivals, ranks = derive_order(pods, topo, seed)
-    topo = topo.with_ranks(ranks)
-    target = TargetWorkload.typical(PodType(*pods.pod_type(i)) for i in range(len(pods)))
+    topo, arrivals, target = _quarter_member(openb, tmp_path, "family:gpuspec=0.33", seed)
     fgd = _allocation_at("fgd", topo, arrivals, target, 1.0)
     ours = _allocation_at("fgd-scarcity", topo, arrivals, target, 1.0)
     assert ours - fgd > 2.0, (ours, fgd)
