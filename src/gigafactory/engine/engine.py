@@ -1061,9 +1061,7 @@ class Engine:
         placed = self._try(rec, ctx, exclude)
         if placed is None and self._preempt_budget:
             self._preempt_budget -= 1
-            shield = self._shield_for(rec.job.id)
-            mask = exclude if shield is None else (shield if exclude is None else exclude | shield)
-            placed = self._preempt_for(rec, ctx, mask, out)
+            placed = self._preempt_for(rec, ctx, exclude, out)
         return placed
 
     def _rank(self, groups: list[str], charged: dict[str, float]) -> dict[str, object]:
@@ -1101,12 +1099,10 @@ class Engine:
             rec.fail_epoch, rec.fail_res = epoch, self._res_version
             return None
         self.stats.place_calls += 1
-        shield = self._shield_for(rec.job.id)
-        mask = exclude if shield is None else (shield if exclude is None else exclude | shield)
-        placed = self.profile.place.place(rec.job, cap, PlaceContext(ctx.rng, mask))
+        placed = self.profile.place.place(rec.job, cap, PlaceContext(ctx.rng, self._outside(rec.job.id, exclude)))
         if isinstance(placed, Placement):
             return placed
-        if shield is not None:
+        if self._shield is not None:
             return None  # not remembered: the promised nodes are others' only until their promise is kept
         rec.fail_epoch = epoch
         if exclude is None:
@@ -1176,13 +1172,18 @@ class Engine:
                 mask[list(nodes)] = True
         return mask
 
-    def _shield_for(self, job_id: int) -> np.ndarray | None:
-        """The nodes ``job_id`` may not be placed on now: those promised to other jobs (None if there are none)."""
+    def _outside(self, job_id: int, exclude: np.ndarray | None) -> np.ndarray | None:
+        """The nodes ``job_id`` may not be placed on now: ``exclude`` (a reservation's) and those promised to other
+        jobs. Applied only where a placement is asked for, so ``exclude`` keeps meaning the reservation's."""
         if self._shield is None:
-            return None
+            return exclude
         if job_id not in self._promised:
-            return self._shield
-        return self._shield_nodes(but=job_id) if len(self._promised) > 1 else None
+            shield = self._shield
+        elif len(self._promised) > 1:
+            shield = self._shield_nodes(but=job_id)
+        else:
+            return exclude
+        return shield if exclude is None else exclude | shield
 
     def _keep_promises(self, ctx: PlaceContext, out: list[Action]) -> None:
         """Start the jobs that made room by stopping others, where that room is free now, before anyone else."""
@@ -1220,7 +1221,9 @@ class Engine:
             trial.release(victim.placement)
             released.append(victim)
             if trial.could_fit(rec.job.request):
-                attempt = self.profile.place.place(rec.job, trial, PlaceContext(self._plan_rng, exclude))
+                attempt = self.profile.place.place(
+                    rec.job, trial, PlaceContext(self._plan_rng, self._outside(rec.job.id, exclude))
+                )
                 if isinstance(attempt, Placement):
                     return attempt, released
         return None
@@ -1231,7 +1234,10 @@ class Engine:
             trial.release(pl)
         if not trial.could_fit(rec.job.request):
             return False
-        return isinstance(self.profile.place.place(rec.job, trial, PlaceContext(self._plan_rng, exclude)), Placement)
+        return isinstance(
+            self.profile.place.place(rec.job, trial, PlaceContext(self._plan_rng, self._outside(rec.job.id, exclude))),
+            Placement,
+        )
 
     def _could_fit_without(self, req: JobRequest, jobs: list[int]) -> bool:
         """A necessary condition for ``req`` to fit once ``jobs`` stop: counted in whole GPUs per node."""
