@@ -18,6 +18,7 @@ from gigafactory.core import (
     UnknownNameError,
     build_site,
 )
+from gigafactory.core.agenda import Agenda
 from gigafactory.core.registry import Registry
 from gigafactory.core.spec import parse_spec
 
@@ -236,3 +237,19 @@ def test_could_fit_is_a_necessary_condition(gpus: int, fits: bool) -> None:
         cap.allocate(_pl((n,), (topo.node_gpu_ids[n],)))
     cap.allocate(_pl((16,), ((64, 65),)))
     assert cap.could_fit(JobRequest(gpus=gpus)) is fits
+
+
+def test_the_agenda_gives_an_instants_items_in_the_order_they_were_added_and_nothing_early():
+    agenda = Agenda()
+    assert agenda.next_time() == float("inf") and not agenda
+    agenda.add(20.0, 0, 7, 1)
+    agenda.add(10.0, 1, 3)
+    agenda.add(20.0, 2, 5, 2, site=1)
+    agenda.add(10.0, 0, 9, 4)
+    agenda.add(20.0, 1)
+    assert agenda.next_time() == 10.0 and len(agenda) == 5
+    assert list(agenda.pop_at(10.0)) == [(1, 3, 0, 0), (0, 9, 4, 0)]
+    assert list(agenda.pop_at(15.0)) == []  # nothing is due then: nothing is taken
+    assert agenda.next_time() == 20.0
+    assert list(agenda.pop_at(20.0)) == [(0, 7, 1, 0), (2, 5, 2, 1), (1, -1, 0, 0)]
+    assert not agenda

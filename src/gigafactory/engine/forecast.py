@@ -12,16 +12,18 @@ Pure: the live engine is not touched, and no clock is read.
 from __future__ import annotations
 
 import copy
-import heapq
 import math
 
 from gigafactory.core.actions import StartJob, Wake
+from gigafactory.core.agenda import Agenda
 from gigafactory.core.events import Event, JobFinished, Tick
 from gigafactory.core.jobs import JobId, JobState
 from gigafactory.engine.engine import Engine
 from gigafactory.engine.log import TransitionLog
 
 __all__ = ["forecast_starts"]
+
+_END, _WAKE = 0, 1
 
 
 def forecast_starts(
@@ -49,14 +51,11 @@ def forecast_starts(
         est = sim.job(job_id).job.estimate_s
         return default_runtime_s if est is None or not math.isfinite(est) else est
 
-    heap: list[tuple[float, int, int, int]] = []  # (time, tie, job id or -1 for a wake, attempt)
-    tie = 0
+    agenda = Agenda()  # (kind, job, attempt): an attempt's end, or a wake-up the engine asked for
     for jid in sim.running():
         rec = sim.job(jid)
         started = rec.started_s if rec.started_s is not None else now
-        heap.append((max(started + runtime(jid), now), tie, jid, rec.attempt))
-        tie += 1
-    heapq.heapify(heap)
+        agenda.add(max(started + runtime(jid), now), _END, jid, rec.attempt)
     starts: dict[int, float] = {}
     # Attempts being stopped are assumed gone now (they get a grace period of seconds, not hours).
     batch: list[Event] = [*(JobFinished(now, JobId(jid), a) for jid, a in sim.held().items()), Tick(now)]
@@ -67,21 +66,18 @@ def forecast_starts(
             if isinstance(action, StartJob):
                 if action.job_id in waiting and action.job_id not in starts:
                     starts[action.job_id] = t
-                heapq.heappush(heap, (t + runtime(action.job_id), tie, action.job_id, action.attempt))
-                tie += 1
+                agenda.add(t + runtime(action.job_id), _END, action.job_id, action.attempt)
             elif isinstance(action, Wake) and action.time > t:
-                heapq.heappush(heap, (action.time, tie, -1, 0))
-                tie += 1
+                agenda.add(action.time, _WAKE)
         events += len(batch)
-        if len(starts) == len(waiting) or not heap or events >= max_events:
+        if len(starts) == len(waiting) or not agenda or events >= max_events:
             break
-        t = heap[0][0]
+        t = agenda.next_time()
         if t > end_at:
             break
         batch = []
-        while heap and heap[0][0] == t:
-            _, _, jid, attempt = heapq.heappop(heap)
-            if jid < 0:
+        for kind, jid, attempt, _ in agenda.pop_at(t):
+            if kind == _WAKE:
                 batch.append(Tick(t))
             elif sim.state_of(jid) is JobState.RUNNING and sim.job(jid).attempt == attempt:
                 batch.append(JobFinished(t, JobId(jid), attempt))

@@ -26,23 +26,21 @@ from typing import Any
 
 import numpy as np
 
-from gigafactory.core.actions import RejectJob, StartJob, StopJob, StopReason, Wake
+from gigafactory.core.actions import RejectJob, StartJob, StopJob, Wake
+from gigafactory.core.agenda import Agenda
 from gigafactory.core.errors import ConfigError
-from gigafactory.core.events import Event, JobCancelled, JobFailed, JobFinished, JobSubmitted, NodeDrained, Tick
-from gigafactory.core.jobs import JobId
-from gigafactory.core.progress import attempt_wall, progress_at
+from gigafactory.core.events import Event, JobSubmitted, NodeDrained, Tick
 from gigafactory.core.status import Status
 from gigafactory.core.tenants import TenantTree
 from gigafactory.engine.engine import Engine
 from gigafactory.network.model import Network
 from gigafactory.network.router import Router, SiteState
 from gigafactory.policy.profile import Profile, RouteProfile, parse_profile, parse_route
+from gigafactory.twin.attempts import Attempts
 from gigafactory.twin.failures import Failure, FailureModel
-from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, UNFINISHED, Metrics, Series
+from gigafactory.twin.metrics import UNFINISHED, Metrics, Series
 from gigafactory.twin.sim import Progress, _Spares
 from gigafactory.twin.windows import Jobs, Window, measure, steady_window
-from gigafactory.twin.workload import CANCELLED as W_CANCELLED
-from gigafactory.twin.workload import FAILED as W_FAILED
 from gigafactory.twin.workload import Workload
 
 __all__ = ["NetworkResult", "NetworkSimulation", "Restriction"]
@@ -71,6 +69,12 @@ class _SiteLog:
         self.t_queue = array("d")
         self.d_queue = array("d")
         self.tenant_gpu_s = np.zeros(tenants)
+
+    def ran(self, t: float, gpus: float, tenant: int, run_s: float) -> None:
+        """An attempt holding ``gpus`` for ``tenant`` ended or stopped at ``t`` after ``run_s`` seconds."""
+        self.t_alloc.append(t)
+        self.d_alloc.append(-gpus)
+        self.tenant_gpu_s[tenant] += gpus * run_s
 
 
 class NetworkSimulation:
@@ -147,23 +151,15 @@ class NetworkSimulation:
         nsites = len(states)
         logs = [_SiteLog(len(wl.tenants)) for _ in states]
         submit = wl.submit_s.tolist()
-        work = wl.runtime_s.tolist()
-        outcome = wl.outcome.tolist()
-        tenant = wl.tenant.tolist()
-        gpu_eq = wl.gpu_equivalent.tolist()
         ckpt = self.checkpoints
         restrict = self.restrictions
         n = len(submit)
         site_of = np.full(n, -1, np.int64)
         reasons = [""] * n
-        attempt = [0] * n
-        started = [0.0] * n
-        left = [0.0] * n
-        saved = [0.0] * n
-        heap: list[tuple[float, int, int, int, int, int]] = []  # (time, seq, kind, job or node, attempt, site)
-        seq = 0
+        jobs = Attempts(wl, ckpt, met)
+        tenant, gpu_eq = jobs.tenant, jobs.gpu_eq
+        agenda = Agenda()  # items: (kind, job or node, attempt, site)
         i = 0
-        remaining = n
         next_report = 0
         step = max(n // 100, 1)
         horizon = self.horizon_s
@@ -179,10 +175,10 @@ class NetworkSimulation:
             )
         initial = any(batches)
         t = 0.0
-        while remaining > 0 or initial:
+        while jobs.remaining > 0 or initial:
             t = min(
                 submit[i] if i < n else math.inf,
-                heap[0][0] if heap else math.inf,
+                agenda.next_time(),
                 failure[0] if failure is not None else math.inf,
             )
             if initial:
@@ -190,40 +186,17 @@ class NetworkSimulation:
                 initial = False
             if t > horizon or math.isinf(t):
                 break
-            while heap and heap[0][0] == t:
-                _, _, kind, a, att, s = heapq.heappop(heap)
+            for kind, a, att, s in agenda.pop_at(t):
                 if kind == _TICK:
                     batches[s].append(Tick(t))
-                    continue
-                if kind == _REPAIR:
+                elif kind == _REPAIR:
                     batches[s].extend(spares[s].repaired(t, a))
-                    continue
-                job = a
-                if attempt[job] != att:
-                    continue
-                attempt[job] = 0
-                jid = JobId(job)
-                run_s = t - started[job]
-                p = progress_at(run_s, left[job], ckpt[job])
-                g = gpu_eq[job]
-                met.stopped(job, t, g, tenant[job], requeued=False)
-                log = logs[s]
-                log.t_alloc.append(t)
-                log.d_alloc.append(-g)
-                log.tenant_gpu_s[tenant[job]] += g * run_s
-                met.attempt_over(job, run_s, 0.0, p.checkpoint_s, p.restart_s)
-                met.kept(job, saved[job] + left[job])
-                remaining -= 1
-                o = outcome[job]
-                if o == W_FAILED:
-                    batches[s].append(JobFailed(t, jid, att, exit_code=1))
-                    met.ended(job, t, FAILED)
-                elif o == W_CANCELLED:
-                    batches[s].append(JobCancelled(t, jid, reason="cancelled by user while running"))
-                    met.ended(job, t, CANCELLED)
                 else:
-                    batches[s].append(JobFinished(t, jid, att))
-                    met.ended(job, t, COMPLETED)
+                    ended = jobs.end(a, att, t)
+                    if ended is not None:
+                        event, run_s = ended
+                        batches[s].append(event)
+                        logs[s].ran(t, gpu_eq[a], tenant[a], run_s)
             while failure is not None and failure[0] == t:
                 _, s, _, f = failure
                 for node in f.nodes:
@@ -233,8 +206,7 @@ class NetworkSimulation:
                         if repair_at <= t:
                             batches[s].extend(spares[s].repaired(t, node))
                         else:
-                            seq += 1
-                            heapq.heappush(heap, (repair_at, seq, _REPAIR, node, 0, s))
+                            agenda.add(repair_at, _REPAIR, node, 0, s)
                 failure = next(stream, None)
             first = i
             while i < n and submit[i] == t:
@@ -244,8 +216,7 @@ class NetworkSimulation:
                 if isinstance(routed, Status):
                     reasons[i] = str(routed)
                     met.submitted(t, 1)
-                    met.rejected(i, t)
-                    remaining -= 1
+                    jobs.reject(i, t)
                 else:
                     s = routed.site
                     site_of[i] = s
@@ -265,51 +236,26 @@ class NetworkSimulation:
                 for action in engines[s].handle(batch):
                     if isinstance(action, StartJob):
                         job = action.job_id
-                        attempt[job] = action.attempt
-                        started[job] = t
-                        left[job] = max(work[job] - saved[job], 0.0)
-                        g = gpu_eq[job]
-                        met.started(job, t, g)
+                        agenda.add(jobs.start(job, action.attempt, t), _END, job, action.attempt, s)
                         log.t_alloc.append(t)
-                        log.d_alloc.append(g)
+                        log.d_alloc.append(gpu_eq[job])
                         log.t_queue.append(t)
                         log.d_queue.append(-1)
-                        seq += 1
-                        heapq.heappush(
-                            heap, (t + attempt_wall(left[job], ckpt[job]), seq, _END, job, action.attempt, s)
-                        )
                     elif isinstance(action, StopJob):
                         job = action.job_id
-                        if attempt[job] != action.attempt:
+                        ran_s = jobs.stop(action, t)
+                        if ran_s is None:
                             continue
-                        attempt[job] = 0
-                        run_s = t - started[job]
-                        p = progress_at(run_s, left[job], ckpt[job])
-                        g = gpu_eq[job]
-                        met.stopped(job, t, g, tenant[job], requeued=action.requeue)
-                        log.t_alloc.append(t)
-                        log.d_alloc.append(-g)
-                        log.tenant_gpu_s[tenant[job]] += g * run_s
+                        log.ran(t, gpu_eq[job], tenant[job], ran_s)
                         if action.requeue:
                             log.t_queue.append(t)
                             log.d_queue.append(1)
-                            kept = p.work_s if action.graceful else p.saved_s
-                            saved[job] += kept
-                            met.attempt_over(job, run_s, p.work_s - kept, p.checkpoint_s, p.restart_s)
-                            met.interrupted(job, preempted=action.reason is StopReason.PREEMPTED)
-                        else:
-                            met.attempt_over(job, run_s, 0.0, p.checkpoint_s, p.restart_s)
-                            met.kept(job, saved[job] + p.work_s)
-                            met.ended(job, t, CANCELLED)
-                            remaining -= 1
                     elif isinstance(action, RejectJob):
-                        met.rejected(action.job_id, t)
+                        jobs.reject(action.job_id, t)
                         log.t_queue.append(t)
                         log.d_queue.append(-1)
-                        remaining -= 1
                     elif isinstance(action, Wake):
-                        seq += 1
-                        heapq.heappush(heap, (max(action.time, t), seq, _TICK, -1, 0, s))
+                        agenda.add(max(action.time, t), _TICK, -1, 0, s)
                 states[s].settle()
             if i > first and self.progress is not None and i >= next_report:
                 self.progress(i / n if n else 1.0, t)

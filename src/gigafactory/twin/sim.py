@@ -4,14 +4,14 @@ Three sources of events are merged in time order:
 
 * submissions, from the workload's sorted ``submit_s`` column;
 * failures, from a lazy :class:`~gigafactory.twin.failures.FailureStream`;
-* a heap of ``(time, sequence, kind, a, b)`` for what the simulation itself scheduled: a job's attempt ending,
-  a node's repair, a wake-up the engine asked for. The sequence number breaks ties in order of scheduling, so runs
-  are deterministic.
+* an :class:`~gigafactory.core.agenda.Agenda` for what the simulation itself scheduled: a job's attempt ending,
+  a node's repair, a wake-up the engine asked for; one instant's items come in the order they were scheduled,
+  so runs are deterministic.
 
-Every distinct instant becomes one ``engine.handle(batch)`` call: heap events first (in heap order), then
+Every distinct instant becomes one ``engine.handle(batch)`` call: the agenda's items first (in its order), then
 failures, then submissions (in workload order). The driver applies the actions: a start schedules the attempt's
-end (from the job's remaining work, restart cost and checkpoints; :mod:`gigafactory.core.progress`), a stop
-settles what the attempt saved and lost, a wake-up schedules a tick.
+end, a stop settles what the attempt saved and lost (both kept by :class:`~gigafactory.twin.attempts.Attempts`,
+which the network twin shares), a wake-up schedules a tick.
 
 Hot spares: with ``spares_per_pod = K`` the failure model keeps K nodes per pod drained and idle; when a node
 fails, a spare of its pod is resumed at once, and a repaired node becomes a spare again.
@@ -19,7 +19,6 @@ fails, a spare of its pod is resumed at once, and a repaired node becomes a spar
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -27,13 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from gigafactory.core.actions import RejectJob, StartJob, StopJob, StopReason, Wake
+from gigafactory.core.agenda import Agenda
 from gigafactory.core.awards import Award
 from gigafactory.core.events import (
     AwardChanged,
     Event,
-    JobCancelled,
-    JobFailed,
-    JobFinished,
     JobSubmitted,
     NodeDrained,
     NodeFailed,
@@ -41,17 +38,14 @@ from gigafactory.core.events import (
     NodeResumed,
     Tick,
 )
-from gigafactory.core.jobs import JobId
-from gigafactory.core.progress import attempt_wall, progress_at
 from gigafactory.core.tenants import TenantTree
 from gigafactory.core.topology import Topology
 from gigafactory.engine.engine import Engine
 from gigafactory.policy.profile import Profile, parse_profile
+from gigafactory.twin.attempts import Attempts
 from gigafactory.twin.failures import Failure, FailureModel
-from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, UNFINISHED, Metrics, Series
+from gigafactory.twin.metrics import UNFINISHED, Metrics, Series
 from gigafactory.twin.windows import Jobs, Window, given_window, measure, share_series, steady_window
-from gigafactory.twin.workload import CANCELLED as W_CANCELLED
-from gigafactory.twin.workload import FAILED as W_FAILED
 from gigafactory.twin.workload import Workload
 
 __all__ = ["SimResult", "Simulation"]
@@ -115,20 +109,11 @@ class Simulation:
         eng = self.engine
         met = self.metrics
         submit = wl.submit_s.tolist()
-        work = wl.runtime_s.tolist()
-        outcome = wl.outcome.tolist()
-        tenant = wl.tenant.tolist()
-        gpu_eq = wl.gpu_equivalent.tolist()
         ckpt = self.checkpoints
         n = len(submit)
-        attempt = [0] * n  # the running attempt, 0 when not running
-        started = [0.0] * n  # when the running attempt started
-        left = [0.0] * n  # work left when it started
-        saved = [0.0] * n  # work saved by checkpoints so far
-        heap: list[tuple[float, int, int, int, int]] = []
-        seq = 0
+        jobs = Attempts(wl, ckpt, met)
+        agenda = Agenda()
         i = 0
-        remaining = n
         next_report = 0
         step = max(n // 100, 1)
         horizon = self.horizon_s
@@ -141,10 +126,10 @@ class Simulation:
         tracked, out_of_service = self.failures is not None or self.spares > 0, self._capacity_tracker()
         initial: list[Event] = spares.initial()
         initial += [AwardChanged(0.0, a) for a in self.awards]
-        while remaining > 0 or initial:
+        while jobs.remaining > 0 or initial:
             t = min(
                 submit[i] if i < n else math.inf,
-                heap[0][0] if heap else math.inf,
+                agenda.next_time(),
                 failure.time if failure is not None else math.inf,
             )
             if initial:
@@ -153,35 +138,15 @@ class Simulation:
                 break
             batch: list[Event] = initial
             initial = []
-            while heap and heap[0][0] == t:
-                _, _, kind, a, att = heapq.heappop(heap)
+            for kind, a, att, _ in agenda.pop_at(t):
                 if kind == _TICK:
                     batch.append(Tick(t))
-                    continue
-                if kind == _REPAIR:
+                elif kind == _REPAIR:
                     batch.extend(spares.repaired(t, a))
-                    continue
-                job = a
-                if attempt[job] != att:
-                    continue  # stopped before it could end
-                attempt[job] = 0
-                jid = JobId(job)
-                run_s = t - started[job]
-                p = progress_at(run_s, left[job], ckpt[job])
-                met.stopped(job, t, gpu_eq[job], tenant[job], requeued=False)
-                met.attempt_over(job, run_s, 0.0, p.checkpoint_s, p.restart_s)
-                met.kept(job, saved[job] + left[job])
-                remaining -= 1
-                o = outcome[job]
-                if o == W_FAILED:
-                    batch.append(JobFailed(t, jid, att, exit_code=1))
-                    met.ended(job, t, FAILED)
-                elif o == W_CANCELLED:
-                    batch.append(JobCancelled(t, jid, reason="cancelled by user while running"))
-                    met.ended(job, t, CANCELLED)
                 else:
-                    batch.append(JobFinished(t, jid, att))
-                    met.ended(job, t, COMPLETED)
+                    ended = jobs.end(a, att, t)
+                    if ended is not None:
+                        batch.append(ended[0])
             while failure is not None and failure.time == t:
                 for node in failure.nodes:
                     events, repair_at = spares.failed(t, node, failure)
@@ -190,8 +155,7 @@ class Simulation:
                         if repair_at <= t:
                             batch.extend(spares.repaired(t, node))
                         else:
-                            seq += 1
-                            heapq.heappush(heap, (repair_at, seq, _REPAIR, node, 0))
+                            agenda.add(repair_at, _REPAIR, node)
                 failure = next(stream, None)
             first = i
             while i < n and submit[i] == t:
@@ -203,48 +167,23 @@ class Simulation:
                 out_of_service(t, batch)
             for action in eng.handle(batch):
                 if isinstance(action, StartJob):
-                    job = action.job_id
-                    attempt[job] = action.attempt
-                    started[job] = t
-                    left[job] = max(work[job] - saved[job], 0.0)
-                    met.started(job, t, gpu_eq[job])
-                    seq += 1
-                    heapq.heappush(heap, (t + attempt_wall(left[job], ckpt[job]), seq, _END, job, action.attempt))
+                    agenda.add(jobs.start(action.job_id, action.attempt, t), _END, action.job_id, action.attempt)
                 elif isinstance(action, StopJob):
-                    job = action.job_id
-                    if attempt[job] != action.attempt:
-                        continue
-                    attempt[job] = 0
-                    run_s = t - started[job]
-                    p = progress_at(run_s, left[job], ckpt[job])
-                    met.stopped(job, t, gpu_eq[job], tenant[job], requeued=action.requeue)
-                    if action.reason is StopReason.AWARD:
+                    if jobs.stop(action, t) is not None and action.reason is StopReason.AWARD:
                         self.award_stops += 1
-                    if action.requeue:
-                        kept = p.work_s if action.graceful else p.saved_s
-                        saved[job] += kept
-                        met.attempt_over(job, run_s, p.work_s - kept, p.checkpoint_s, p.restart_s)
-                        met.interrupted(job, preempted=action.reason is StopReason.PREEMPTED)
-                    else:
-                        met.attempt_over(job, run_s, 0.0, p.checkpoint_s, p.restart_s)
-                        met.kept(job, saved[job] + p.work_s)
-                        met.ended(job, t, CANCELLED)
-                        remaining -= 1
                 elif isinstance(action, RejectJob):
-                    met.rejected(action.job_id, t)
-                    remaining -= 1
+                    jobs.reject(action.job_id, t)
                 elif isinstance(action, Wake):
-                    seq += 1
-                    heapq.heappush(heap, (max(action.time, t), seq, _TICK, -1, 0))
+                    agenda.add(max(action.time, t), _TICK)
             if self.progress is not None and i >= next_report:
                 self.progress(i / n if n else 1.0, t)
                 next_report = i + step
         if self.progress is not None:
             self.progress(1.0, t)
-        if remaining > 0 and math.isfinite(horizon):
+        if jobs.remaining > 0 and math.isfinite(horizon):
             for job in range(n):
-                if attempt[job]:
-                    met.cut(job, horizon, gpu_eq[job], tenant[job])
+                if jobs.attempt[job]:
+                    met.cut(job, horizon, jobs.gpu_eq[job], jobs.tenant[job])
         met.failures = spares.failures
         return self._result(time.perf_counter() - wall0)
 
