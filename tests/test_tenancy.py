@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import replace
 
 import pytest
@@ -173,3 +175,48 @@ def test_a_reclaimed_job_does_not_take_back_what_was_reclaimed_while_its_attempt
         acts = e.handle([JobInterrupted(1, a.job_id, a.attempt) for a in acts if isinstance(a, StopJob)])
     assert e.state_of(2) is JobState.RUNNING
     assert e.job(1).attempt == 1
+
+
+def _fair_tree_order(tree: TenantTree, usage: dict[str, float]) -> list[str]:
+    """Slurm's Fair Tree, written out plainly: from the root, siblings by share/usage among them (highest first,
+    unused first, ties by name), depth first; the leaves in the order met."""
+    out: list[str] = []
+
+    def used(name: str) -> float:
+        kids = tree.children(name)
+        return sum(used(k) for k in kids) if kids else usage.get(name, 0.0)
+
+    def walk(node: str) -> None:
+        kids = tree.children(node)
+        if not kids:
+            out.append(node)
+            return
+        total_share = sum(tree[k].share for k in kids)
+        whole = sum(used(k) for k in kids)
+
+        def level(k: str) -> float:
+            u = used(k)
+            return math.inf if whole <= 0 or u <= 0 else (tree[k].share / total_share) / (u / whole)
+
+        for k in sorted(kids, key=lambda k: (-level(k), k)):
+            walk(k)
+
+    walk("root")
+    return out
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_fair_share_keys_sort_the_leaves_in_fair_tree_order(seed: int) -> None:
+    from gigafactory.policy.order.fair_share import _fair_keys
+
+    rng = random.Random(seed)
+    tenants = []
+    for i in range(rng.randint(2, 14)):
+        parent = f"t{rng.randrange(i)}" if i and rng.random() < 0.6 else "root"
+        tenants.append(Tenant(f"t{i}", rng.choice([1, 2, 3]), parent=parent))
+    tree = TenantTree(tenants)
+    leaves = [t.name for t in tenants if not tree.children(t.name)]
+    # Usage: some unused, some equal (ties go by name), otherwise spread over orders of magnitude.
+    usage = {n: rng.choice([0.0, 5.0, 5.0, rng.uniform(0, 1e6)]) for n in leaves}
+    keys = _fair_keys(tree, usage, leaves)
+    assert sorted(leaves, key=lambda g: (keys[g], g)) == _fair_tree_order(tree, usage)

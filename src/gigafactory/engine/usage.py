@@ -18,6 +18,7 @@ class UsageLedger:
         self._held: dict[str, float] = {}  # GPUs (fractions count) held now
         self._usage: dict[str, float] = {}  # decayed GPU-seconds as of _at
         self._at: dict[str, float] = {}
+        self._all_at = -math.inf  # every tenant's usage is as of this time (the clock never goes back)
 
     def held(self, tenant: str) -> float:
         return self._held.get(tenant, 0.0)
@@ -53,6 +54,8 @@ class UsageLedger:
 
     def usage_all(self, now: float) -> dict[str, float]:
         """Decayed usage of every tenant seen so far (a fresh dict the caller may change)."""
-        for tenant in self._at:
-            self._advance(tenant, now)
+        if now != self._all_at:  # a pass asks again after each start, at the same time: nothing to advance then
+            for tenant in self._at:
+                self._advance(tenant, now)
+            self._all_at = now
         return dict(self._usage)

@@ -58,54 +58,68 @@ class FairShare:
         if tree is None or not all(g in tree for g in groups):
             # No tree: every tenant an equal share.
             return {g: (usage.get(g, 0.0), g) for g in groups}
-        order = _fair_tree(tree, usage)
-        return {g: (order.get(g, math.inf), g) for g in groups}
+        return _fair_keys(tree, usage, groups)
+
+
+_Structure = tuple[dict[str, tuple[tuple[str, ...], tuple[float, ...]]], dict[str, tuple[str, float]]]
 
 
 @lru_cache(maxsize=16)
-def _structure(tree: TenantTree) -> dict[str, tuple[tuple[str, ...], tuple[float, ...]]]:
-    """Per account with children: the children and their shares, normalised among them."""
-    out = {}
+def _structure(tree: TenantTree) -> _Structure:
+    """Per account with children: the children and their shares, normalised among them; per account below the
+    root: its parent and its normalised share."""
+    kids_of: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {}
+    above: dict[str, tuple[str, float]] = {}
     for node in [ROOT, *tree.names()]:
         kids = tuple(tree.children(node))
         if kids:
             total = sum(tree[k].share for k in kids)
-            out[node] = (kids, tuple(tree[k].share / total for k in kids))
-    return out
+            shares = tuple(tree[k].share / total for k in kids)
+            kids_of[node] = (kids, shares)
+            for k, share in zip(kids, shares, strict=True):
+                above[k] = (node, share)
+    return kids_of, above
 
 
-def _fair_tree(tree: TenantTree, usage: dict[str, float]) -> dict[str, int]:
-    """Leaves in Fair Tree order: depth first, siblings by share/usage, highest first, ties by name."""
-    structure = _structure(tree)
+def _fair_keys(tree: TenantTree, usage: dict[str, float], groups: list[str]) -> dict[str, Any]:
+    """A key per group that sorts the leaves in Fair Tree order: depth first, siblings by share/usage, highest
+    first, ties by name. A leaf's key is its path from the root, one ``(-share/usage, name)`` per level, so two
+    leaves compare at the level where their paths part, as siblings; accounts with children come after every leaf,
+    by name. Keys, not positions: the caller's heap sorts them, and only the groups asked for are keyed."""
+    kids_of, above = _structure(tree)
     used: dict[str, float] = {}
+    whole_of: dict[str, float] = {}
 
     def total(name: str) -> float:
         got = used.get(name)
         if got is None:
-            node = structure.get(name)
+            node = kids_of.get(name)
             got = usage.get(name, 0.0) if node is None else sum(total(k) for k in node[0])
             used[name] = got
         return got
 
-    out: dict[str, int] = {}
+    def whole(parent: str) -> float:
+        got = whole_of.get(parent)
+        if got is None:
+            got = whole_of[parent] = sum(total(k) for k in kids_of[parent][0])
+        return got
 
-    def walk(node: str) -> None:
-        entry = structure.get(node)
-        if entry is None:
-            out[node] = len(out)
-            return
-        kids, shares = entry
-        use = [total(k) for k in kids]
-        whole = sum(use)
-        ranked = sorted(
-            zip(kids, shares, use, strict=True),
-            key=lambda e: (-(math.inf if whole <= 0 or e[2] <= 0 else e[1] / (e[2] / whole)), e[0]),
-        )
-        for kid, _, _ in ranked:
-            walk(kid)
-
-    walk(ROOT)
-    return out
+    keys: dict[str, Any] = {}
+    for g in groups:
+        if g in kids_of:
+            keys[g] = (1, g)
+            continue
+        path = []
+        node = g
+        while node in above:
+            parent, share = above[node]
+            w = whole(parent)
+            u = total(node)
+            path.append((-(math.inf if w <= 0 or u <= 0 else share / (u / w)), node))
+            node = parent
+        path.reverse()
+        keys[g] = (0, tuple(path))
+    return keys
 
 
 ORDER.add(
