@@ -163,6 +163,31 @@ def test_tenant_tree_from_a_file_with_fair_share_quota_and_reclaim(tmp_path: Pat
     assert summary["policy"] == "fair-share+none+best-fit+quota+reclaim".replace("none", "easy")
 
 
+def test_jobs_that_can_never_start_end_the_run_with_their_reason_even_with_failures(tmp_path: Path) -> None:
+    """medai may never hold more than 8 GPUs and asks for more: those jobs wait for good. Failures (an endless
+    stream) must not keep the run going once nothing else can happen; the summary and the console say why the jobs
+    were left waiting, and no one is owed GPUs beyond its limit."""
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text('[[tenant]]\nname = "eurollm"\n[[tenant]]\nname = "openscience"\n'
+                       '[[tenant]]\nname = "medai"\nlimit = 8\n')  # fmt: skip
+    exe = shutil.which("gigafactory") or str(Path(sys.executable).parent / "gigafactory")
+    run = subprocess.run(
+        [exe, "twin", "run", "--site", "hgx-h100:nodes=16", "--workload", "llm:load=0.8,tenants=3", "--days", "1",
+         "--tenants", str(tenants), "--policy", "fifo+quota+easy+best-fit", "--failures", "rsc1",
+         "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["stuck"] is True
+    waiting = summary["waiting_at_end"]
+    assert sum(waiting.values()) == summary["unfinished"] > 0
+    assert all(reason.startswith("medai holds") and "of its 8 GPUs" in reason for reason in waiting)
+    assert "still waiting when nothing left could start them: medai holds" in " ".join(run.stdout.split())
+    hours = (summary["window"]["to_s"] - summary["window"]["from_s"]) / 3600
+    assert 0 < summary["tenants"]["medai"]["owed_not_received_gpu_h"] <= 8 * hours
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -44,6 +44,17 @@ def test_entitlement_goes_down_the_tenant_tree() -> None:
     assert got.tolist() == [[30.0, 10.0, 40.0], [40.0, 0.0, 40.0], [10.0, 0.0, 70.0]]
 
 
+def test_no_one_is_entitled_to_more_than_its_limit_all_the_way_up() -> None:
+    """A tenant may never exceed its limit, so it is owed no more than that; what it cannot take goes to the others
+    by share. A funder's limit caps its projects together."""
+    tree = TenantTree([Tenant("capped", 2, limit=10), Tenant("free", 1)])
+    got = entitlement(np.array([60.0]), np.array([[100.0, 100.0]]), ("capped", "free"), tree)
+    assert got.tolist() == [[10.0, 50.0]]  # by share alone it would be owed 40
+    tree = TenantTree([Tenant("f", 1, limit=12), Tenant("g"), Tenant("a", 1, "f"), Tenant("b", 1, "f")])
+    got = entitlement(np.array([40.0]), np.array([[100.0, 100.0, 100.0]]), ("a", "b", "g"), tree)
+    assert got.tolist() == [[6.0, 6.0, 28.0]]
+
+
 def test_two_tenants_one_idle_half_the_time_known_answers() -> None:
     """16 GPUs, two tenants with equal shares, FIFO-like history:
 

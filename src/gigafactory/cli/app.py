@@ -128,6 +128,12 @@ def summary_table(s: dict[str, Any]) -> Table:
     row("rejected / unfinished", f"{s['rejected']:,} / {s['unfinished']:,}")
     if s.get("not_arrived"):
         notes.append(f"unfinished includes {s['not_arrived']:,} jobs the horizon stopped before they arrived")
+    if s.get("waiting_at_end"):
+        why = s["waiting_at_end"]
+        first = "; ".join(f"{reason} ({n:,})" for reason, n in list(why.items())[:3])
+        more = f"; and {len(why) - 3:,} other reasons" if len(why) > 3 else ""
+        when = "nothing left could start them" if s.get("stuck") else "the run ended"
+        notes.append(f"unfinished includes {sum(why.values()):,} jobs still waiting when {when}: {first}{more}")
     row("site-interrupted / preempted", f"{s.get('interruptions', 0):,} / {s.get('preemptions', 0):,}")
     model = s.get("failure_model", "none")
     cause = "no failure model" if model == "none" else f"failure model {model}"
@@ -156,7 +162,8 @@ def summary_table(s: dict[str, Any]) -> Table:
         notes.append(f"{'window' if steady['window']['rule'].startswith('given') else 'steady window'}: "
                      f"{steady['window']['rule']}")  # fmt: skip
     notes.append(
-        "fairness deviation: Σ over tenants of |share received − share entitled|; entitlements capped by demand"
+        "fairness deviation: Σ over tenants of |share received − share entitled|; "
+        "entitlements capped by demand and limits"
     )
     table.caption = "\n".join(notes)
     table.caption_justify = "left"

@@ -5,8 +5,9 @@ them.
 
 **Entitlement.** At any moment a tenant is owed a part of the GPUs in service, found max-min (water-filling) down
 the tenant tree: a node's GPUs are split among its children in proportion to their shares, but no child gets more
-than it asks for (the GPUs its waiting and running jobs want); what a child leaves is split again among the others,
-in proportion. A tenant with nothing waiting or running is owed nothing, and its share goes to the rest. This is the
+than it asks for (the GPUs its waiting and running jobs want), nor more than its limit (``Tenant.limit``: the GPUs
+it may never exceed, at every level of the tree); what a child leaves is split again among the others, in
+proportion. A tenant with nothing waiting or running is owed nothing, and its share goes to the rest. This is the
 weighted max-min allocation of DRF, Themis and Slurm's fair-share with one resource.
 
 **Received share in a window** (an hour, a day, the steady-state window): the tenant's GPU-hours there over all
@@ -63,10 +64,12 @@ def max_min(capacity: FloatArray, demand: FloatArray, weights: FloatArray) -> Fl
 def entitlement(
     capacity: FloatArray, demand: FloatArray, tenants: Sequence[str], tree: TenantTree | None
 ) -> FloatArray:
-    """Each tenant's (column's) demand-capped entitlement, max-min down ``tree`` (equal shares when ``None``).
+    """Each tenant's (column's) entitlement, capped by demand and by the limits on the way, max-min down ``tree``
+    (equal shares when ``None``).
 
-    ``demand[t, i]`` is what tenant ``tenants[i]`` asks for at row ``t``. Tenants missing from the tree share
-    equally with the tree's top level, with weight 1."""
+    ``demand[t, i]`` is what tenant ``tenants[i]`` asks for at row ``t``. An account with a limit asks for no more
+    than its limit, whatever its tenants want. Tenants missing from the tree share equally with the tree's top
+    level, with weight 1."""
     names = list(tenants)
     if tree is None:
         return max_min(capacity, demand, np.ones(len(names)))
@@ -82,7 +85,7 @@ def entitlement(
     def split(node: str, cap: FloatArray, kids: list[tuple[str | None, float, list[int]]]) -> None:
         if not kids:
             return
-        want = np.stack([demand[:, cols].sum(axis=1) for _, _, cols in kids], axis=1)
+        want = np.stack([_capped(name, demand[:, cols].sum(axis=1)) for name, _, cols in kids], axis=1)
         got = max_min(cap, want, np.array([w for _, w, _ in kids]))
         for j, (name, _, cols) in enumerate(kids):
             if name is None or not tree.children(name):
@@ -92,6 +95,10 @@ def entitlement(
 
     def _children(node: str) -> list[tuple[str | None, float, list[int]]]:
         return [(k, tree[k].share, leaves_under(k)) for k in tree.children(node) if leaves_under(k)]
+
+    def _capped(name: str | None, want: FloatArray) -> FloatArray:
+        limit = tree[name].limit if name is not None else None
+        return want if limit is None else np.minimum(want, float(limit))
 
     top = _children(ROOT)
     strays = [i for name, i in column.items() if name not in tree]

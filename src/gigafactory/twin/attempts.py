@@ -22,7 +22,8 @@ __all__ = ["Attempts"]
 
 
 class Attempts:
-    """Per job, its running attempt; ``remaining`` counts the jobs that have not ended yet."""
+    """Per job, its running attempt; ``remaining`` counts the jobs that have not ended yet, ``running`` the
+    attempts running now."""
 
     def __init__(self, wl: Workload, ckpt: list[Checkpointing], met: Metrics) -> None:
         n = len(wl)
@@ -37,11 +38,13 @@ class Attempts:
         self.left = [0.0] * n  # work left when it started
         self.saved = [0.0] * n  # work saved by checkpoints so far
         self.remaining = n
+        self.running = 0
 
     def start(self, job: int, attempt: int, t: float) -> float:
         """Attempt ``attempt`` of ``job`` starts at ``t``; returns when it will end if nothing stops it."""
         self.attempt[job] = attempt
         self.started[job] = t
+        self.running += 1
         left = self.left[job] = max(self.work[job] - self.saved[job], 0.0)
         self.met.started(job, t, self.gpu_eq[job])
         return t + attempt_wall(left, self.ckpt[job])
@@ -52,6 +55,7 @@ class Attempts:
         if self.attempt[job] != attempt:
             return None
         self.attempt[job] = 0
+        self.running -= 1
         run_s = t - self.started[job]
         p = progress_at(run_s, self.left[job], self.ckpt[job])
         met = self.met
@@ -80,6 +84,7 @@ class Attempts:
         if self.attempt[job] != action.attempt:
             return None
         self.attempt[job] = 0
+        self.running -= 1
         run_s = t - self.started[job]
         p = progress_at(run_s, self.left[job], self.ckpt[job])
         met = self.met
@@ -95,6 +100,13 @@ class Attempts:
             met.ended(job, t, CANCELLED)
             self.remaining -= 1
         return run_s
+
+    def stuck(self, submitted_all: bool, scheduled: int) -> bool:
+        """Can nothing the driver still has to deliver start a waiting job? True once every job has been
+        submitted, none is running and nothing is scheduled (no end, repair or wake-up): what jobs still wait can
+        never start as things stand, and failures (which only take capacity away until their repair) would move
+        the clock on forever."""
+        return submitted_all and self.running == 0 and scheduled == 0 and self.remaining > 0
 
     def reject(self, job: int, t: float) -> None:
         self.met.rejected(job, t)

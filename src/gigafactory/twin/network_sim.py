@@ -39,7 +39,7 @@ from gigafactory.policy.profile import Profile, RouteProfile, parse_profile, par
 from gigafactory.twin.attempts import Attempts
 from gigafactory.twin.failures import Failure, FailureModel
 from gigafactory.twin.metrics import UNFINISHED, Metrics, Series
-from gigafactory.twin.sim import Progress, _Spares
+from gigafactory.twin.sim import Progress, _Spares, waiting_reasons
 from gigafactory.twin.windows import Jobs, Window, measure, steady_window
 from gigafactory.twin.workload import Workload
 
@@ -176,6 +176,8 @@ class NetworkSimulation:
         initial = any(batches)
         t = 0.0
         while jobs.remaining > 0 or initial:
+            if not initial and jobs.stuck(i >= n, len(agenda)):
+                break
             t = min(
                 submit[i] if i < n else math.inf,
                 agenda.next_time(),
@@ -303,6 +305,7 @@ class NetworkSimulation:
         met = self.metrics
         cut = self.horizon_s if (met.state == UNFINISHED).any() else None
         summary: dict[str, Any] = met.summarise(wl.submit_s, wl.gpu_equivalent, until=cut)
+        summary["waiting_at_end"] = waiting_reasons([st.engine for st in self.states])
         start = float(wl.submit_s[0]) if len(wl) else 0.0
         stop = start + max(summary["makespan_s"], 1.0)
         sites: dict[str, dict[str, Any]] = {}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,7 @@ class Simulation:
         self.checkpoints = workload.checkpointing(failures, topo)
         self.awards = awards or []  # an access programme's awards, all known from the start
         self.award_stops = 0
+        self.stuck = False  # the run ended with jobs that could never start (see Attempts.stuck)
         self.window_days = window_days  # the steady-state window, if given; else found (twin/windows.py)
 
     def run(self) -> SimResult:
@@ -127,6 +129,9 @@ class Simulation:
         initial: list[Event] = spares.initial()
         initial += [AwardChanged(0.0, a) for a in self.awards]
         while jobs.remaining > 0 or initial:
+            if not initial and jobs.stuck(i >= n, len(agenda)):
+                self.stuck = True
+                break
             t = min(
                 submit[i] if i < n else math.inf,
                 agenda.next_time(),
@@ -232,6 +237,8 @@ class Simulation:
                 "outcome_model": wl.outcome_model if len(wl) and (wl.outcome != 0).any() else "none",
             }
         )
+        summary["waiting_at_end"] = waiting_reasons([self.engine])
+        summary["stuck"] = self.stuck
         summary["tenants"] = self._tenant_table()
         if self.awards:
             summary["programme"] = self._programme()
@@ -355,6 +362,15 @@ class _Spares:
             self.free[int(self.topo.node_pod[node])].append(node)
             events.append(NodeDrained(t, node, reason="hot spare"))
         return events
+
+
+def waiting_reasons(engines: list[Engine]) -> dict[str, int]:
+    """Why the jobs still waiting at the end of a run wait: the admission policy's reason (over quota, no award),
+    or that there was no room; with how many jobs, most first."""
+    why: Counter[str] = Counter()
+    for engine in engines:
+        why.update(engine.job(jid).wait_reason or "no room for it" for jid in engine.pending())
+    return dict(why.most_common())
 
 
 def _offered_load(wl: Workload, gpus: int) -> float | None:
