@@ -105,6 +105,11 @@ def _fairness(f: dict[str, Any] | None) -> str:
     return f"{f['deviation']:.3f}{jain}"
 
 
+def _count(n: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n:,} {noun if n == 1 else plural}"
+
+
 def summary_table(s: dict[str, Any]) -> Table:
     from rich.table import Table
 
@@ -140,7 +145,7 @@ def summary_table(s: dict[str, Any]) -> Table:
     notes.append(f"interrupted or preempted jobs were requeued, not failed ({cause})")
     row("offered load", _offered(s))
     if s.get("offered_load_target") is not None:
-        notes.append("offered load: the sampled jobs' GPU-time over their arrival span and the GPUs")
+        notes.append("offered load: the sampled jobs' GPU-time ÷ (their arrival span × the site's GPUs)")
     row("utilisation", f"{s['utilisation']:.1%}", f"{steady['utilisation']:.1%}" if steady else "")
 
     def three(d: dict[str, Any], what: str) -> str:
@@ -512,7 +517,8 @@ def twin_fgd(
     ]
     if not quiet:
         console.print(
-            f"[bold]FGD experiment[/]: {len(workloads)} workloads × {len(policies)} policies × {len(seed_list)} seeds "
+            f"[bold]FGD experiment[/]: {_count(len(workloads), 'workload')} × {_count(len(policies), 'policy')} × "
+            f"{_count(len(seed_list), 'seed')} "
             f"= {len(tasks)} runs, orders {'recorded' if orders else 'derived from the seed'}"
         )
     with Progress(
@@ -557,7 +563,9 @@ def twin_fgd(
                 f"{o1:.2f}/{p1:.2f} {d1:+.2f}", f"{o2:.2f}/{p2:.2f} {d2:+.2f}", f"{c.max_abs_diff:.2f}",
             )  # fmt: skip
         console.print(ct)
-    console.print(f"wrote [cyan]{out}/allocation.csv[/], fragmentation.csv and report.html")
+    console.print(
+        f"wrote [cyan]{out}/allocation.csv[/], fragmentation.csv, fragmentation_ratio.csv, summary.json and report.html"
+    )
 
 
 @app.command()

@@ -11,6 +11,7 @@ a whole profile: ``default`` and ``tiresias``. In an experiment TOML the same ca
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,7 +100,11 @@ def _point_of(name: str) -> str:
     owners = [point for point, reg in POINTS.items() if name in reg]
     if not owners:
         known = sorted({n for reg in POINTS.values() for n in reg} | set(NAMED_PROFILES))
-        raise ConfigError(f"unknown policy {name!r}; known: {', '.join(known)}")
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        by_point = "; ".join(f"{point}: {', '.join(sorted(reg))}" for point, reg in POINTS.items())
+        named = ", ".join(sorted(NAMED_PROFILES))
+        raise ConfigError(f"unknown policy {name!r}{hint}; known: {by_point}; named: {named}")
     return owners[0]
 
 

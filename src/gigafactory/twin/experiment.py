@@ -152,8 +152,13 @@ def load_experiment(path: Path) -> Experiment:
     def get(key: str, kind: type | tuple[type, ...]) -> Any:
         value = section.get(key)
         if value is not None and not isinstance(value, kind):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise ConfigError(f"{path}: {key} = {value!r} must be a {names}")
+            nouns = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+                     "list": "a list", "dict": "a table"}  # fmt: skip
+            kinds = [kind] if isinstance(kind, type) else list(kind)
+            if float in kinds and int in kinds:
+                kinds.remove(int)  # a number, whole or not
+            names = " or ".join(nouns.get(k.__name__, k.__name__) for k in kinds)
+            raise ConfigError(f"{path}: {key} = {value!r} must be {names}")
         return value
 
     seeds: tuple[int, ...] | None = None

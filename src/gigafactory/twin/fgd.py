@@ -84,7 +84,10 @@ def workload_file(data: Path, name: str) -> Path:
     path = data / f"{stem}.csv"
     if not path.is_file():
         known = sorted(p.stem.removeprefix("openb_pod_list_") for p in data.glob("openb_pod_list_*.csv"))
-        raise ConfigError(f"unknown workload {name!r} in {data}; known: {', '.join(known) or '(none)'}")
+        raise ConfigError(
+            f"unknown workload {name!r} in {data}; known: {', '.join(known) or '(none)'}, "
+            "or a member of a workload family: family:KIND=LEVEL (KIND gpushare, multigpu, gpuspec or cpu)"
+        )
     return path
 
 
