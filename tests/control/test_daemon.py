@@ -104,6 +104,24 @@ def test_a_running_job_is_cancelled_and_its_process_stopped(plane) -> None:
     assert proc_start(pid) is None
 
 
+def test_a_restart_while_an_attempt_is_stopping_keeps_its_gpus_held(plane) -> None:
+    """The daemon dies after it stopped an attempt and before the attempt is gone (a job that ignores SIGTERM).
+    The next daemon restores the attempt as held (its GPUs are not free yet) and ends it when it is gone. This
+    failed once in the kill -9 test: the stopping attempts' query did not read the award they charged."""
+    d1 = plane.daemon()
+    (jid,) = submit(plane, {"command": ["sh", "-c", "trap '' TERM; sleep 1; sleep 1; sleep 1"], "gpus": 8})
+    run_until(d1, lambda: job(plane, jid).state == "running" and running_child(plane, jid) is not None)
+    with plane.store.begin() as conn:
+        inbox.append(conn, "cancel", job_id=jid, reason="cancelled by the test")
+    run_until(d1, lambda: job(plane, jid).state == "cancelled")
+    assert d1.engine.held() != {}  # stopping: SIGTERM is ignored
+    del d1  # as if it died here
+    d2 = plane.daemon()
+    assert set(d2.engine.held()) == {jid}
+    run_until(d2, lambda: d2.engine.held() == {}, timeout=60)
+    assert job(plane, jid).state == "cancelled"
+
+
 def test_a_pending_job_waits_then_starts_when_gpus_free(plane) -> None:
     d = plane.daemon()
     big, small = submit(

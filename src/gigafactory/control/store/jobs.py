@@ -204,7 +204,8 @@ def stopping_attempts(conn: Connection) -> list[Any]:
     """Attempts that started, are no longer running and have no usage record yet: stopped, and not yet reported
     gone by their executor. Their GPUs stay held (the daemon restores them as such after a restart)."""
     billed = select(usage.c.id).where(usage.c.job_id == jobs.c.id, usage.c.attempt == jobs.c.attempt).exists()
-    cols = (jobs.c.id, jobs.c.attempt, jobs.c.tenant, jobs.c.state, jobs.c.placement, jobs.c.started_at, jobs.c.site)
+    cols = (jobs.c.id, jobs.c.attempt, jobs.c.tenant, jobs.c.state, jobs.c.placement, jobs.c.started_at, jobs.c.site,
+            jobs.c.charged_award)  # fmt: skip
     q = select(*cols).where(jobs.c.attempt >= 1, jobs.c.state != "running", jobs.c.placement.is_not(None), ~billed)
     return list(conn.execute(q.order_by(jobs.c.id)))
 
