@@ -126,12 +126,18 @@ def crash_run(
     proc = _daemon(cfg, log)
     done_kills = 0
     cancels_sent = False
+    died: str | None = None
     try:
         while True:
             if time.monotonic() - t0 > timeout_s:
                 break
             if done_kills < kills:
                 time.sleep(rng.uniform(*kill_every_s))
+            if proc.poll() is not None:  # it exited by itself: waiting longer would only run out the clock
+                tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+                died = f"the daemon exited by itself (code {proc.returncode}); its log ends: {' | '.join(tail)}"
+                break
+            if done_kills < kills:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 done_kills += 1
@@ -162,6 +168,8 @@ def crash_run(
     routing = _check_routes(store, network) if network is not None else []
     result = _check(store, jobs_root(cfg, store), want, done_kills, wall)
     result.problems += routing
+    if died is not None:
+        result.problems.insert(0, died)
     return result
 
 
