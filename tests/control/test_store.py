@@ -167,23 +167,25 @@ def test_one_daemon_lease_per_store_and_every_write_fenced(tmp_path: Path, db_ur
     from gigafactory.control.store.db import bump_meta
 
     plane = make_plane(tmp_path / "gf", db_url)
-    with Lease.acquire(plane.store, "daemon") as lease:
-        with pytest.raises(LeaseHeldError, match=r"already has a daemon: gigafactory daemon pid \d+ on "):
-            Lease.acquire(plane.store, "daemon")
-        Lease.acquire(plane.store, "serve").release()  # another name: another lock
-        d = Daemon(plane.store, make_executor(plane.cfg, plane.store), lease=lease)
-        d.step()
-        with plane.store.begin() as conn:
-            bump_meta(conn, "daemon_epoch")  # as a daemon that took the store over would
-            (jid,) = jobstore.insert_jobs(conn, [{"tenant": "lab-a", "command": ["true"], "gpus": 1}])
-        with pytest.raises(LeaseLostError):
+    try:
+        with Lease.acquire(plane.store, "daemon") as lease:
+            with pytest.raises(LeaseHeldError, match=r"already has a daemon: gigafactory daemon pid \d+ on "):
+                Lease.acquire(plane.store, "daemon")
+            Lease.acquire(plane.store, "serve").release()  # another name: another lock
+            d = Daemon(plane.store, make_executor(plane.cfg, plane.store), lease=lease)
             d.step()
-        with plane.store.connect() as conn:
-            row = jobstore.get_job(conn, jid)
-        assert row is not None
-        assert row.state == "submitted"  # the fenced step wrote nothing
-    Lease.acquire(plane.store, "daemon").release()  # released with its holder
-    plane.store.dispose()
+            with plane.store.begin() as conn:
+                bump_meta(conn, "daemon_epoch")  # as a daemon that took the store over would
+                (jid,) = jobstore.insert_jobs(conn, [{"tenant": "lab-a", "command": ["true"], "gpus": 1}])
+            with pytest.raises(LeaseLostError):
+                d.step()
+            with plane.store.connect() as conn:
+                row = jobstore.get_job(conn, jid)
+            assert row is not None
+            assert row.state == "submitted"  # the fenced step wrote nothing
+        Lease.acquire(plane.store, "daemon").release()  # released with its holder
+    finally:
+        plane.store.dispose()  # also when it fails: no connection left for a later test to trip on
 
 
 def test_a_single_site_store_upgrades_to_networks_with_nothing_lost(tmp_path: Path, db_url: str | None) -> None:

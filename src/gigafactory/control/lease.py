@@ -138,8 +138,15 @@ class Lease:
                 os.close(self._fd)
             self._fd = None
         if self._conn is not None:
+            # Unlock first: closing the session frees the lock too, but only once the server has noticed, so a
+            # successor starting at once could still find it held. (A lost connection has nothing left to free.)
             with contextlib.suppress(Exception):
-                self._conn.invalidate()  # closes the session, and with it the advisory lock
+                self._conn.execute(
+                    text("select pg_advisory_unlock(:c, :k)"), {"c": _PG_CLASS, "k": _PG_KEYS[self.name]}
+                )
+                self._conn.commit()
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()  # closes the session
                 self._conn.close()
             self._conn = None
 
