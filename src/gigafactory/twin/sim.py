@@ -11,7 +11,9 @@ Three sources of events are merged in time order:
 Every distinct instant becomes one ``engine.handle(batch)`` call: the agenda's items first (in its order), then
 failures, then submissions (in workload order). The driver applies the actions: a start schedules the attempt's
 end, a stop settles what the attempt saved and lost (both kept by :class:`~gigafactory.twin.attempts.Attempts`,
-which the network twin shares), a wake-up schedules a tick.
+which the network twin shares), a wake-up schedules a tick. The run ends when every job has, at the horizon, or
+once nothing left to deliver could start the jobs still waiting (:meth:`~gigafactory.twin.attempts.Attempts.stuck`;
+a failure stream alone would move the clock on for ever); ``waiting_at_end`` says why they wait.
 
 Hot spares: with ``spares_per_pod = K`` the failure model keeps K nodes per pod drained and idle; when a node
 fails, a spare of its pod is resumed at once, and a repaired node becomes a spare again.
