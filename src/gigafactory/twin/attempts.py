@@ -12,7 +12,7 @@ from __future__ import annotations
 from gigafactory.core.actions import StopJob, StopReason
 from gigafactory.core.events import Event, JobCancelled, JobFailed, JobFinished
 from gigafactory.core.jobs import JobId
-from gigafactory.core.progress import Checkpointing, attempt_wall, progress_at
+from gigafactory.core.progress import Checkpointing, Progress, attempt_wall, progress_at
 from gigafactory.twin.metrics import CANCELLED, COMPLETED, FAILED, Metrics
 from gigafactory.twin.workload import CANCELLED as W_CANCELLED
 from gigafactory.twin.workload import FAILED as W_FAILED
@@ -52,14 +52,11 @@ class Attempts:
     def end(self, job: int, attempt: int, t: float) -> tuple[Event, float] | None:
         """The attempt's scheduled end has come: the event that reports it and how long it ran, or ``None`` if it
         was stopped before (the attempt is no longer the running one)."""
-        if self.attempt[job] != attempt:
+        over = self._over(job, attempt, t, requeued=False)
+        if over is None:
             return None
-        self.attempt[job] = 0
-        self.running -= 1
-        run_s = t - self.started[job]
-        p = progress_at(run_s, self.left[job], self.ckpt[job])
+        run_s, p = over
         met = self.met
-        met.stopped(job, t, self.gpu_eq[job], self.tenant[job], requeued=False)
         met.attempt_over(job, run_s, 0.0, p.checkpoint_s, p.restart_s)
         met.kept(job, self.saved[job] + self.left[job])
         self.remaining -= 1
@@ -81,14 +78,11 @@ class Attempts:
         """The engine stopped an attempt: settle what it saved (all its work if suspended gracefully, what its
         checkpoints hold if killed) and lost; returns how long it ran, or ``None`` if it had already ended."""
         job = action.job_id
-        if self.attempt[job] != action.attempt:
+        over = self._over(job, action.attempt, t, requeued=action.requeue)
+        if over is None:
             return None
-        self.attempt[job] = 0
-        self.running -= 1
-        run_s = t - self.started[job]
-        p = progress_at(run_s, self.left[job], self.ckpt[job])
+        run_s, p = over
         met = self.met
-        met.stopped(job, t, self.gpu_eq[job], self.tenant[job], requeued=action.requeue)
         if action.requeue:
             kept = p.work_s if action.graceful else p.saved_s
             self.saved[job] += kept
@@ -100,6 +94,17 @@ class Attempts:
             met.ended(job, t, CANCELLED)
             self.remaining -= 1
         return run_s
+
+    def _over(self, job: int, attempt: int, t: float, *, requeued: bool) -> tuple[float, Progress] | None:
+        """The running attempt is over at ``t``: how long it ran and what it did, or ``None`` if ``attempt`` is not
+        the running one (a stale end or stop)."""
+        if self.attempt[job] != attempt:
+            return None
+        self.attempt[job] = 0
+        self.running -= 1
+        run_s = t - self.started[job]
+        self.met.stopped(job, t, self.gpu_eq[job], self.tenant[job], requeued=requeued)
+        return run_s, progress_at(run_s, self.left[job], self.ckpt[job])
 
     def stuck(self, submitted_all: bool, scheduled: int) -> bool:
         """Can nothing the driver still has to deliver start a waiting job? True once every job has been
