@@ -199,7 +199,15 @@ def test_bad_submissions_get_a_4xx_naming_the_field(
 def test_bad_json_and_batches(plane: Plane, api: TestClient) -> None:
     admin = as_(plane, "admin")
     r = api.post("/api/v1/jobs", content=b'{"command": ["true"', headers={**admin, "content-type": "application/json"})
-    assert r.status_code == 422 and "not valid JSON" in r.json()["error"]["message"]
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["field"] == "body"  # not the character offset pydantic gives as a place
+    assert err["message"].startswith("body: the body is not valid JSON at character 19 (")
+    # A JSON object sent without saying so (curl -d's default content type): the message says what to send.
+    r = api.post("/api/v1/jobs", content=b'{"command": ["true"], "gpus": 1}', headers=admin)
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == (
+        "body: the body must be a JSON object, sent with the header Content-Type: application/json"
+    )
     r = api.post("/api/v1/jobs/batch", json={"jobs": [{**JOB}, {**JOB, "gpus": 0}]}, headers=admin)
     assert r.status_code == 422 and r.json()["error"]["field"] == "body.jobs.1.gpus"
     r = api.post("/api/v1/jobs/batch", json={"jobs": [{**JOB}, {**JOB, "gpus": 100}]}, headers=admin)

@@ -89,6 +89,8 @@ def test_admin_commands_and_errors(live: LiveServer) -> None:
     for args, words in [
         (("submit", "--gpus", "0", "--", "true"), "--gpus 0"),
         (("submit", "--gpus", "1.5", "--tenant", "lab-a", "--", "true"), "fraction below 1"),
+        (("submit", "--gpus", "0.0001", "--tenant", "lab-a", "--", "true"), "counted in thousandths"),
+        (("submit", "--gpus", "0.2505", "--tenant", "lab-a", "--", "true"), "--gpus 0.2505"),
         (("submit", "--gpus", "999", "--tenant", "lab-a", "--", "true"), "it asks for 999 GPUs; the site has 32"),
         (("submit", "--tenant", "nobody", "--", "true"), "unknown tenant 'nobody'"),
         (("status", "12345"), "no job 12345"),

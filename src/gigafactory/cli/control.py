@@ -207,7 +207,10 @@ def submit(
     if not (math.isfinite(gpus) and gpus > 0):
         raise ConfigError(f"--gpus {gpus:g}: must be more than 0")
     if gpus < 1:
-        spec.update(gpus=1, gpu_milli=max(1, round(gpus * 1000)))
+        milli = gpus * 1000
+        if abs(milli - round(milli)) > 1e-6 or round(milli) < 1:
+            raise ConfigError(f"--gpus {gpus:g}: a share of a GPU is counted in thousandths (0.001 to 0.999)")
+        spec.update(gpus=1, gpu_milli=round(milli))
     elif gpus != int(gpus):
         raise ConfigError(f"--gpus {gpus:g}: whole GPUs, or a fraction below 1")
     else:

@@ -73,16 +73,22 @@ def install(app: FastAPI) -> None:
         if hook is not None:
             hook(request, exc.body)
         errors = exc.errors()
-        parts = []
+        json_sent = "json" in request.headers.get("content-type", "")
+        parts, fields = [], []
         for e in errors[:5]:
-            where = _where(e.get("loc", ()))
+            loc = tuple(e.get("loc", ()))
             msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
             if e.get("type") == "json_invalid":
-                msg = f"the body is not valid JSON ({e.get('ctx', {}).get('error', msg)})"
+                # pydantic puts the character offset where a field would go: it is a position, not a field.
+                at = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+                loc, msg = ("body",), f"the body is not valid JSON{at} ({e.get('ctx', {}).get('error', msg)})"
+            elif loc == ("body",) and not json_sent:
+                msg = "the body must be a JSON object, sent with the header Content-Type: application/json"
+            where = _where(loc)
+            fields.append(where)
             parts.append(f"{where}: {msg}" if where else msg)
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        field = _where(errors[0].get("loc", ())) if errors else None
-        return _reply(request, 422, "; ".join(parts) + more, field)
+        return _reply(request, 422, "; ".join(parts) + more, fields[0] if fields else None)
 
     @app.exception_handler(UnknownNameError)
     async def _unknown(request: Request, exc: UnknownNameError) -> Response:
