@@ -104,6 +104,22 @@ def test_a_running_job_is_cancelled_and_its_process_stopped(plane) -> None:
     assert proc_start(pid) is None
 
 
+def test_a_job_that_ends_while_no_daemon_runs_keeps_its_own_end_time(plane) -> None:
+    """The job's record says when it ended (as its runner saw it), not when the next daemon learnt of it."""
+    import time
+
+    d1 = plane.daemon()
+    (jid,) = submit(plane, {"command": ["sleep", "0.3"], "gpus": 1})
+    run_until(d1, lambda: job(plane, jid).state == "running")
+    del d1  # as if it died: the job ends while no daemon runs
+    time.sleep(3)
+    d2 = plane.daemon()
+    run_until(d2, ended(plane, jid))
+    row = job(plane, jid)
+    assert row.state == "completed"
+    assert row.ended_at - row.started_at < 2.0  # its own 0.3 s (and start-up), not the 3 s without a daemon
+
+
 def test_a_restart_while_an_attempt_is_stopping_keeps_its_gpus_held(plane) -> None:
     """The daemon dies after it stopped an attempt and before the attempt is gone (a job that ignores SIGTERM).
     The next daemon restores the attempt as held (its GPUs are not free yet) and ends it when it is gone. This

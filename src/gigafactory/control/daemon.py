@@ -567,6 +567,9 @@ class Daemon:
     ) -> None:
         updates: dict[int, dict[str, Any]] = {}
         history: list[dict[str, Any]] = []
+        # When the executor saw each attempt billed in this step end: a job that finished while no daemon ran ended
+        # then, not when this daemon learnt of it.
+        ran_until = {(row["job_id"], row["attempt"]): row["ended_at"] for row in accounting}
         for jid, (site, reason) in (routes or {}).items():
             updates[jid] = {"site": site.name}
             if len(self.sites) > 1:  # (a lone site's jobs have nowhere else to go: no story to tell)
@@ -603,7 +606,10 @@ class Daemon:
                 elif t.new is JobState.PENDING:
                     row.update(reason=t.reason)
                 elif t.new.terminal:
-                    row.update(ended_at=t.time, exit_code=rec.exit_code, reason=t.reason, est_start=None)
+                    end_s = t.time
+                    if t.new in (JobState.COMPLETED, JobState.FAILED):  # its own end, as the executor saw it
+                        end_s = min(ran_until.get((jid, t.attempt), t.time), t.time)
+                    row.update(ended_at=end_s, exit_code=rec.exit_code, reason=t.reason, est_start=None)
         ended = [jid for jid, values in updates.items() if "state" in values and JobState(values["state"]).terminal]
         starts_stops = []
         for site, a in actions:
