@@ -45,3 +45,17 @@ def test_the_live_engine_is_untouched_and_unknown_runtimes_use_the_default() -> 
     assert starts == {2: 3600.0}
     assert (e.running(), e.pending(), len(e.log)) == before
     assert forecast_starts(e, 60.0, default_runtime_s=3600.0, horizon_s=1000.0) == {}
+
+
+def test_the_forecast_plans_with_its_own_copy_of_the_running_jobs() -> None:
+    """Behind a head with a reservation found by replaying ends (topology placement), the copy's planner must ask
+    the copy where its jobs run: it asked the live engine, which knows nothing of jobs started in the forecast, and
+    the forecast died (the queue showed no estimate for the jobs behind the head)."""
+    e = Engine(build_site("hgx-h100:nodes=4"), "fifo+easy+topology")
+    e.handle([JobSubmitted(0.0, make_job(1, 8, est=600.0)), JobSubmitted(0.0, make_job(3, 16, est=3600.0))])
+    e.handle([JobSubmitted(10.0, make_job(4, 16, 10.0, est=1800.0)), JobSubmitted(20.0, make_job(5, 1, 20.0, milli=1)),
+              JobSubmitted(30.0, make_job(6, 1, 30.0))])  # fmt: skip
+    assert e.pending() == [4, 5, 6]
+    # Job 4 starts when job 1 ends; 5 and 6 (no estimate: they cannot backfill) when job 4 is expected to end.
+    assert forecast_starts(e, 40.0) == {4: 600.0, 5: 2400.0, 6: 2400.0}
+    assert e.pending() == [4, 5, 6] and e.running() == [1, 3]  # the live engine is untouched

@@ -204,7 +204,7 @@ class Engine:
         self._seq = 0
         self._stimulus = ("init", 0, "")
         self._planner = EndPlanner(
-            topo, self.cap, self._allocs, self._ends, lambda jid: self._jobs[jid].placement, self.profile.place,
+            topo, self.cap, self._allocs, self._ends, self._placement_of, self.profile.place,
             self._plan_rng,
         )  # fmt: skip
         self._res: Reservation | None = None
@@ -352,6 +352,10 @@ class Engine:
     def running_version(self) -> int:
         """Changes whenever a job starts or stops: a cache of anything about running jobs is good while it stands."""
         return self.stats.starts * 2**32 + self._stops
+
+    def _placement_of(self, job_id: int) -> Placement | None:
+        # A bound method, not a lambda: a deep copy of the engine (the forecast's) then asks the copy, not this one.
+        return self._jobs[job_id].placement
 
     def running_above(self, key: tuple[object, ...]) -> list[JobView]:
         ranked = self._running_ranked
