@@ -38,13 +38,16 @@ What it promises besides:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import math
 import os
 import pickle
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -867,6 +870,9 @@ class _ForecastRun:
                     out.write(data)
             except BaseException:
                 code = 1
+                with contextlib.suppress(BaseException):
+                    traceback.print_exc()  # into the daemon's own log: a forecast that fails must say why
+                    sys.stderr.flush()
             finally:
                 os._exit(code)
         os.close(w)
@@ -888,5 +894,6 @@ class _ForecastRun:
         os.close(self.fd)
         _, status = os.waitpid(self.pid, 0)
         if status != 0 or not self.buf:
+            log.warning("the forecast failed (wait status %d); the estimates stay as they were", status)
             return _Outcome(None)
         return _Outcome(pickle.loads(bytes(self.buf)))
