@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import httpx
+
 from gigafactory.control.client import Client
 
 from .conftest import LiveServer
@@ -41,6 +43,10 @@ def test_submit_watch_and_read_a_job(live: LiveServer) -> None:
     assert st.returncode == 0 and "completed" in st.stdout and "pending -> running" in st.stdout
     use = gf(live, "usage", token=tok)
     assert use.returncode == 0 and "lab-a" in use.stdout and "startup-b" not in use.stdout
+    link = gf(live, "sign-in", token=tok)  # a one-time dashboard link for this tenant
+    assert link.returncode == 0 and link.stdout.startswith(f"{live.url}/login?code=gfc_"), link.stdout
+    page = httpx.get(link.stdout.strip(), follow_redirects=True)
+    assert page.status_code == 200 and "lab-a" in page.text
 
 
 def test_queue_shows_estimated_starts_like_squeue(live: LiveServer) -> None:

@@ -507,11 +507,17 @@ def admin_resume(
     console.print(f"resuming {node}")
 
 
+def sign_in(url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Print a one-time link that signs a browser in to the dashboard as this token (tenant, reviewer or admin)."""
+    with _client(url, token) as c:
+        console.print(c.sign_in_link(), soft_wrap=True, markup=False, highlight=False)
+
+
 DEMO_TENANTS = (("lab-a", 2.0), ("startup-b", 1.0), ("uni-c", 1.0))  # name, share
 
 
 def register(app: typer.Typer) -> None:
-    for func in (serve, daemon, submit, queue, jobs, status, cancel, logs, usage, nodes, sites):
+    for func in (serve, daemon, submit, queue, jobs, status, cancel, logs, usage, nodes, sites, sign_in):
         app.command(context_settings={"allow_interspersed_args": func is not submit})(user_errors(func))
     app.add_typer(admin_app, name="admin")
     from gigafactory.cli.programme import programme_app
