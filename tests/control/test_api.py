@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from gigafactory.control.api.app import create_app
 from gigafactory.control.store import inbox
 from gigafactory.control.store import jobs as jobstore
+from gigafactory.control.store.db import set_meta
 
 from .conftest import Plane, make_plane, run_until
 
@@ -252,6 +254,10 @@ def test_submissions_are_durable_and_seen_by_the_daemon(tmp_path, db_url) -> Non
             health = api.get("/api/v1/health", headers=own).json()
             assert health["status"] == "ok" and health["store"] == ("sqlite" if db_url is None else "postgresql")
             assert health["jobs"]["completed"] >= 1 and health["isolation"].startswith(("on", "off"))
+            # A daemon that has missed seven 2-second beats is down or stuck: health says so.
+            with plane.store.begin() as conn:
+                set_meta(conn, "daemon_heartbeat", f"{time.time() - 16:.3f}")
+            assert api.get("/api/v1/health", headers=own).json()["status"] == "degraded"
     finally:
         plane.store.dispose()
 

@@ -146,6 +146,11 @@ def serve(
         console.print(f"data in {cfg.data_dir}; admin token in {cfg.admin_token_file}")
         console.print(f"isolation {isolation_note()}")
         console.print(f"containment: {containment(cfg, store)}")
+        if no_daemon:
+            console.print(
+                "[yellow]no daemon[/]: jobs are accepted and queued, but nothing starts or ends until "
+                f"`gigafactory daemon --data-dir {cfg.data_dir}` runs"
+            )
 
     with contextlib.suppress(KeyboardInterrupt):
         serve_api(cfg, host=host, port=port, daemon=not no_daemon, on_ready=ready)

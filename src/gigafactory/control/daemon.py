@@ -100,7 +100,7 @@ from gigafactory.policy.profile import DEFAULT_ROUTE, parse_route
 
 __all__ = ["Daemon", "StepStats", "job_from_row", "placement_from_json", "placement_to_json"]
 
-HEARTBEAT_S = 2.0  # an idle daemon writes its heartbeat this often (health calls it stale after 30 s)
+HEARTBEAT_S = 2.0  # an idle daemon writes its heartbeat this often (health calls it stale after 15 s)
 # A start that fails for a reason that may pass (the executor unreachable, the machine out of processes for a
 # moment) is tried again for this long; then its job fails with the reason.
 START_RETRY_S = 120.0

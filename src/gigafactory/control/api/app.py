@@ -66,6 +66,9 @@ COOKIE = "gf_session"
 TOKEN_CACHE_S = 5.0  # a revoked token stops working within this long
 COST_BYTES = 8192  # a submission costs one unit of its tenant's rate per this many bytes of command and env
 API = "/api/v1"
+# An idle daemon beats every 2 s (daemon.HEARTBEAT_S) and a busy one at every step: seven beats missed is a daemon
+# that is down or stuck, not one that is slow.
+STALE_HEARTBEAT_S = 15.0
 
 
 class Auth:
@@ -434,7 +437,7 @@ def create_app(cfg: ControlConfig, store: Store | None = None) -> FastAPI:
             counts = jobstore.count_by_state(conn, None if p.admin else p.tenant)
         age = time.time() - float(beat) if beat else None
         return m.Health(
-            status="ok" if age is not None and age < 30 else "degraded",
+            status="ok" if age is not None and age < STALE_HEARTBEAT_S else "degraded",
             store=store.dialect.name,
             daemon_heartbeat_age_s=age,
             isolation=isolation_note(),
