@@ -189,6 +189,16 @@ def test_jobs_that_can_never_start_end_the_run_with_their_reason_even_with_failu
     assert "still waiting when nothing left could start them: medai holds" in " ".join(run.stdout.split())
     hours = (summary["window"]["to_s"] - summary["window"]["from_s"]) / 3600
     assert 0 < summary["tenants"]["medai"]["owed_not_received_gpu_h"] <= 8 * hours
+    # The network twin ends the same way, and says the same.
+    net = subprocess.run(
+        [exe, "twin", "run", "--network", "pair", "--workload", "llm:load=0.8,tenants=3", "--days", "1",
+         "--tenants", str(tenants), "--policy", "fifo+quota+easy+best-fit", "--failures", "rsc1",
+         "--out", str(tmp_path / "n"), "-q"],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert net.returncode == 0, net.stderr
+    summary = json.loads((tmp_path / "n" / "summary.json").read_text())
+    assert summary["stuck"] is True and sum(summary["waiting_at_end"].values()) == summary["unfinished"] > 0
 
 
 @pytest.mark.parametrize(

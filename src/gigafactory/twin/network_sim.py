@@ -105,6 +105,7 @@ class NetworkSimulation:
         self.failures = failures if failures is not None and failures.enabled else None
         self.spares = failures.spares_per_pod if failures is not None else 0
         self.horizon_s = math.inf if horizon_s is None else horizon_s
+        self.stuck = False  # the run ended with jobs that could never start (see Attempts.stuck)
         self.progress = progress
         if restrictions is not None and len(restrictions) != len(workload):
             raise ValueError(f"{len(restrictions)} restrictions for {len(workload)} jobs")
@@ -177,6 +178,7 @@ class NetworkSimulation:
         t = 0.0
         while jobs.remaining > 0 or initial:
             if not initial and jobs.stuck(i >= n, len(agenda)):
+                self.stuck = True
                 break
             t = min(
                 submit[i] if i < n else math.inf,
@@ -306,6 +308,7 @@ class NetworkSimulation:
         cut = self.horizon_s if (met.state == UNFINISHED).any() else None
         summary: dict[str, Any] = met.summarise(wl.submit_s, wl.gpu_equivalent, until=cut)
         summary["waiting_at_end"] = waiting_reasons([st.engine for st in self.states])
+        summary["stuck"] = self.stuck
         start = float(wl.submit_s[0]) if len(wl) else 0.0
         stop = start + max(summary["makespan_s"], 1.0)
         sites: dict[str, dict[str, Any]] = {}
