@@ -4,7 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean native pure
+
+# The engine compiled with mypyc from its own source (src/gigafactory/_native.py): built once, rebuilt when one of
+# its sources changes; used only while it matches them. Where it cannot be built, the engine runs as pure Python.
+NATIVE_SOURCES := $(shell $(PYTHON) scripts/build_native.py --sources 2>/dev/null)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +21,22 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev]'
 	touch $@ $(VENV)/.runtime
 
-demo: $(VENV)/.runtime
+$(VENV)/.native: $(NATIVE_SOURCES) scripts/build_native.py src/gigafactory/_native.py | $(VENV)/.runtime
+	@echo "compiling the engine with mypyc (about a minute, once; make pure skips it)"
+	$(PIP) install 'mypy>=1.10' 'setuptools>=65'
+	$(BIN)/python scripts/build_native.py > $(VENV)/native.log 2>&1 || { tail -3 $(VENV)/native.log; true; }
+	touch $@
+
+native: $(VENV)/.native
+
+pure:
+	$(BIN)/python scripts/build_native.py --clean
+	touch $(VENV)/.native
+
+demo: $(VENV)/.runtime $(VENV)/.native
 	$(BIN)/gigafactory demo
 
-test: $(VENV)/.dev lint typecheck unit
+test: $(VENV)/.dev $(VENV)/.native lint typecheck unit
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
@@ -31,11 +47,12 @@ typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
 # pytest exits 5 when it collects nothing; that is a pass, not a failure.
-unit: $(VENV)/.dev
+unit: $(VENV)/.dev $(VENV)/.native
 	$(BIN)/pytest -n 2 || [ $$? -eq 5 ]
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/twin_scale.py
 
 clean:
+	-$(PYTHON) scripts/build_native.py --clean
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -32,6 +32,8 @@ def machine() -> dict[str, Any]:
         pass
     import numpy
 
+    from gigafactory import _native
+
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -39,6 +41,7 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "numpy": numpy.__version__,
         "platform": platform.platform(),
+        "engine": _native.state,  # compiled with mypyc (make native), or pure Python and why
     }
 
 

@@ -253,3 +253,35 @@ def test_the_agenda_gives_an_instants_items_in_the_order_they_were_added_and_not
     assert agenda.next_time() == 20.0
     assert list(agenda.pop_at(20.0)) == [(0, 7, 1, 0), (2, 5, 2, 1), (1, -1, 0, 0)]
     assert not agenda
+
+
+def test_a_capacity_copy_copies_every_attribute_and_shares_no_mutable_state():
+    import ast
+
+    from gigafactory import _native
+    from gigafactory.core import capacity
+
+    source = _native.source_of("gigafactory.core.capacity").read_text()  # (compiled, the module has no source)
+    init = next(
+        f
+        for f in ast.walk(ast.parse(source))
+        if isinstance(f, ast.FunctionDef) and f.name == "__init__"
+    )
+    assigned = {
+        t.attr
+        for node in ast.walk(init)
+        for t in (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+    }
+    assert assigned == set(capacity.FIELDS)
+    topo = Topology.from_columns(
+        "two", models=("H100",), node_model=[0, 0], node_gpus=[8, 8], node_cpu=[64, 64], node_mem=[512, 512],
+    )  # fmt: skip
+    cap = capacity.Capacity(topo)
+    twin = cap.copy()
+    twin.allocate(_pl((0,), (tuple(range(8)),)))
+    assert int(cap.gpu_free.sum()) == 16 * 1000 and int(twin.gpu_free.sum()) == 8 * 1000
+    assert (cap.node_whole[0], twin.node_whole[0], cap.whole_total, twin.whole_total) == (8, 0, 16, 8)
+    assert cap.version != twin.version

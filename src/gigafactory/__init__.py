@@ -5,3 +5,7 @@ twin (``gigafactory.twin``) on a virtual clock and the live control plane on the
 """
 
 __version__ = "0.1.0"
+
+from gigafactory import _native
+
+_native.install()  # before any compiled module can be imported: use the compiled engine only if it is current

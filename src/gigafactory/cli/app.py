@@ -36,8 +36,14 @@ if TYPE_CHECKING:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(__version__)
+        typer.echo(_version_line())
         raise typer.Exit()
+
+
+def _version_line() -> str:
+    from gigafactory import _native
+
+    return f"{__version__} (engine: {_native.state})"
 
 
 app = typer.Typer(
@@ -673,8 +679,8 @@ def workloads() -> None:
 
 @app.command()
 def version() -> None:
-    """Print the version."""
-    console.print(__version__)
+    """Print the version, and whether the engine runs compiled (make native) or as pure Python."""
+    console.print(_version_line(), markup=False)
 
 
 register(app)

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.errors import InvariantError
 from gigafactory.core.jobs import JobRequest
@@ -46,8 +47,25 @@ BoolArray = npt.NDArray[np.bool_]
 _VECTOR_MIN = 12  # placements on more nodes than this update the aggregates with vector operations
 
 
+FIELDS = (  # every attribute __init__ sets, for copy(); a test checks the list against __init__
+    "topo", "gpu_free", "node_cpu", "node_mem", "node_whole", "node_maxfree", "node_milli", "node_jobs", "node_up",
+    "node_open", "schedulable", "avail_whole", "avail_maxfree", "domain_whole", "pod_whole", "whole_total", "hist",
+    "full", "domain_hist", "pod_hist", "domain_full", "pod_full", "model_gpus", "node_kinds", "marked", "marked_hist",
+    "marked_full", "version", "used_milli", "used_nodes", "grow_epoch", "_model_masks", "_model_ids", "_single",
+    "_matrix", "_pad_index", "_gpu_start", "_node_gpus", "_node_model", "_node_domain", "_node_pod",
+)  # fmt: skip
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class Capacity:
-    def __init__(self, topo: Topology) -> None:
+    def __init__(self, topo: Topology, *, copy_of: Capacity | None = None) -> None:
+        if copy_of is not None:
+            for name in FIELDS:
+                value = getattr(copy_of, name)
+                if isinstance(value, np.ndarray) and value.flags.writeable:
+                    value = value.copy()
+                setattr(self, name, value)  # the model masks and single-node answers depend only on the topology
+            return
         self.topo = topo
         self.gpu_free: IntArray = np.full(topo.num_gpus, 1000, np.int64)
         self.node_cpu: IntArray = topo.node_cpu.copy()
@@ -106,15 +124,8 @@ class Capacity:
 
     # ---- copies -------------------------------------------------------------------------------------------
     def copy(self) -> Capacity:
-        other = Capacity.__new__(Capacity)
-        for key, value in self.__dict__.items():
-            if isinstance(value, np.ndarray) and value.flags.writeable:
-                setattr(other, key, value.copy())
-            elif key in ("_model_masks", "_model_ids", "_single"):
-                setattr(other, key, value)  # caches that depend only on the topology; shared
-            else:
-                setattr(other, key, value)
-        return other
+        """An independent copy of the free capacity (the topology and the topology's caches are shared)."""
+        return Capacity(self.topo, copy_of=self)
 
     # ---- queries ------------------------------------------------------------------------------------------
     def model_mask(self, models: tuple[str, ...] | None) -> BoolArray | None:

@@ -101,6 +101,9 @@ class JobRequest:
     def fractional(self) -> bool:
         return self.gpus == 1 and self.gpu_milli < 1000
 
+    def __deepcopy__(self, memo: dict[int, object]) -> JobRequest:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -119,3 +122,6 @@ class Job:
     reroute: bool = False  # after a site failure, may it be routed to another allowed site (else: requeued there)
     award: int | None = None  # the award it charges (None: its tenant's active award, if it has any)
     model: int | None = None  # the AI model it trains (the AI Act desk's ledger), if its tenant says so
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Job:
+        return self  # immutable: a copy of the engine (the forecast's) shares it

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = ["Placement", "split_by_weight"]
+
+
+class _Views:
+    """A placement's derived views, made on first use (a frozen dataclass cannot assign them later)."""
+
+    __slots__ = ("gpu_array", "gpus", "node_array", "num_gpus")
+
+    def __init__(self) -> None:
+        self.gpus: tuple[int, ...] | None = None
+        self.num_gpus = -1
+        self.node_array: npt.NDArray[np.int64] | None = None
+        self.gpu_array: npt.NDArray[np.int64] | None = None
 
 
 @dataclass(frozen=True)
@@ -18,26 +29,37 @@ class Placement:
     gpu_milli: int  # milli taken from every GPU listed (1000 for whole GPUs)
     cpu: tuple[int, ...]  # per node, milli-cores
     mem: tuple[int, ...]  # per node, MiB
+    _views: _Views = field(default_factory=_Views, init=False, repr=False, compare=False)
 
-    @cached_property
+    @property
     def gpus(self) -> tuple[int, ...]:
-        return tuple(g for per_node in self.node_gpus for g in per_node)
+        v = self._views
+        if v.gpus is None:
+            v.gpus = tuple(g for per_node in self.node_gpus for g in per_node)
+        return v.gpus
 
-    @cached_property
+    @property
     def num_gpus(self) -> int:
-        return sum(map(len, self.node_gpus))
+        v = self._views
+        if v.num_gpus < 0:
+            v.num_gpus = sum(map(len, self.node_gpus))
+        return v.num_gpus
 
-    @cached_property
+    @property
     def node_array(self) -> npt.NDArray[np.int64]:
-        arr = np.fromiter(self.nodes, np.int64, len(self.nodes))
-        arr.setflags(write=False)
-        return arr
+        v = self._views
+        if v.node_array is None:
+            v.node_array = np.fromiter(self.nodes, np.int64, len(self.nodes))
+            v.node_array.setflags(write=False)
+        return v.node_array
 
-    @cached_property
+    @property
     def gpu_array(self) -> npt.NDArray[np.int64]:
-        arr = np.fromiter(self.gpus, np.int64, self.num_gpus)
-        arr.setflags(write=False)
-        return arr
+        v = self._views
+        if v.gpu_array is None:
+            v.gpu_array = np.fromiter(self.gpus, np.int64, self.num_gpus)
+            v.gpu_array.setflags(write=False)
+        return v.gpu_array
 
     @classmethod
     def on_whole_nodes(
@@ -52,14 +74,12 @@ class Placement:
         """All GPUs of each of ``nodes`` (each with ``gpus_per_node``); the array views are filled in at once."""
         listed = nodes.tolist()
         pl = cls(tuple(listed), tuple(node_gpu_ids[n] for n in listed), 1000, cpu, mem)
-        arr = nodes.astype(np.int64, copy=True)
-        arr.setflags(write=False)
-        gpus = (gpu_start[nodes][:, None] + np.arange(gpus_per_node)[None, :]).ravel()
-        gpus.setflags(write=False)
-        cache = pl.__dict__  # cached_property's own store: frozen only forbids attribute assignment
-        cache["node_array"] = arr
-        cache["gpu_array"] = gpus
-        cache["num_gpus"] = len(listed) * gpus_per_node
+        v = pl._views
+        v.node_array = nodes.astype(np.int64, copy=True)
+        v.node_array.setflags(write=False)
+        v.gpu_array = (gpu_start[nodes][:, None] + np.arange(gpus_per_node)[None, :]).ravel()
+        v.gpu_array.setflags(write=False)
+        v.num_gpus = len(listed) * gpus_per_node
         return pl
 
     def describe(self, node_names: tuple[str, ...] | None = None) -> str:
@@ -70,6 +90,9 @@ class Placement:
         if len(parts) > 6:
             parts = [*parts[:3], f"... {len(parts) - 4} more ...", parts[-1]]
         return ",".join(parts)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Placement:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
 
 
 def split_by_weight(total: int, weights: list[int]) -> tuple[int, ...]:

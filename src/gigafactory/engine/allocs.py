@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from mypy_extensions import mypyc_attr
 
 __all__ = ["AllocTable"]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class AllocTable:
     def __init__(self, num_nodes: int, capacity: int = 1024) -> None:
         self.num_nodes = num_nodes

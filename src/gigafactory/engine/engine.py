@@ -45,6 +45,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 from sortedcontainers import SortedList
 
 from gigafactory.core.actions import Action, RejectJob, SignalJob, StartJob, StopJob, StopReason, Wake
@@ -113,6 +114,7 @@ TRANSITIONS: frozenset[tuple[JobState | None, JobState]] = frozenset(
 )
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 @dataclass(slots=True)
 class JobRecord:
     """The engine's mutable record of one job. Read it; never write it from outside the engine."""
@@ -146,6 +148,7 @@ class JobRecord:
         return self.attained_s
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 @dataclass
 class _Stats:
     events: int = 0
@@ -160,6 +163,7 @@ class _Stats:
     over_quota: int = 0
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class Engine:
     """One site's scheduler. ``Engine(topology, "fifo+easy+best-fit", seed=1).handle([...]) -> [actions]``.
 
@@ -204,7 +208,7 @@ class Engine:
         self._seq = 0
         self._stimulus = ("init", 0, "")
         self._planner = EndPlanner(
-            topo, self.cap, self._allocs, self._ends, self._placement_of, self.profile.place,
+            topo, self.cap, self._allocs, self._ends, self, self.profile.place,
             self._plan_rng,
         )  # fmt: skip
         self._res: Reservation | None = None
@@ -353,8 +357,9 @@ class Engine:
         """Changes whenever a job starts or stops: a cache of anything about running jobs is good while it stands."""
         return self.stats.starts * 2**32 + self._stops
 
-    def _placement_of(self, job_id: int) -> Placement | None:
-        # A bound method, not a lambda: a deep copy of the engine (the forecast's) then asks the copy, not this one.
+    def running_placement(self, job_id: int) -> Placement | None:
+        # The planner holds the engine itself, not a function: a deep copy of the engine (the forecast's) then asks
+        # the copy, not this one (a bound method of the compiled engine would be copied as it is).
         return self._jobs[job_id].placement
 
     def running_above(self, key: tuple[object, ...]) -> list[JobView]:
@@ -362,7 +367,7 @@ class Engine:
         if ranked is None:
             order = self.profile.order
             now = self.now
-            keyed = sorted(
+            keyed: list[tuple[tuple[object, ...], int]] = sorted(
                 ((*order.key(r.job, r.attained_gpu_s(now)), r.job.id), r.job.id) for r in self.running_views()
             )
             return [self._jobs[jid] for k, jid in reversed(keyed) if k > key]

@@ -17,6 +17,7 @@ at, so a stale one is never used, and dropping the whole memo changes no decisio
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest
@@ -24,6 +25,7 @@ from gigafactory.core.jobs import JobRequest
 __all__ = ["FitMemo", "PassMisses"]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class FitMemo:
     def __init__(self, cap: Capacity) -> None:
         self.cap = cap
@@ -67,6 +69,7 @@ class FitMemo:
         return fits
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class PassMisses:
     """The shapes that cannot start for the rest of a pass (until free capacity grows, ``grow_epoch``)."""
 

@@ -18,10 +18,11 @@ a reservation they make can be kept.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+from mypy_extensions import mypyc_attr
 from sortedcontainers import SortedList
 
 from gigafactory.core.capacity import Capacity
@@ -36,6 +37,11 @@ __all__ = ["EndPlanner"]
 IntArray = npt.NDArray[np.int64]
 
 
+class RunningJobs(Protocol):
+    def running_placement(self, job_id: int) -> Placement | None: ...
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class EndPlanner:
     """Reads the engine's running jobs through what it is handed (all owned and written by the engine): the
     capacity, the allocation table, the running jobs' ``(expected end, job id)`` in order, and a lookup of a
@@ -47,7 +53,7 @@ class EndPlanner:
         cap: Capacity,
         allocs: AllocTable,
         ends: SortedList,
-        placement_of: Callable[[int], Placement | None],
+        running: RunningJobs,
         place: PlacePolicy,
         rng: np.random.Generator,
     ) -> None:
@@ -55,7 +61,7 @@ class EndPlanner:
         self.cap = cap
         self.allocs = allocs
         self.ends = ends
-        self.placement_of = placement_of
+        self.running = running
         self.place = place
         self.rng = rng
         self.num_nodes = topo.num_nodes
@@ -123,7 +129,7 @@ class EndPlanner:
             if math.isinf(end):
                 break
             while i < len(ends) and ends[i][0] == end:
-                pl = self.placement_of(ends[i][1])
+                pl = self.running.running_placement(ends[i][1])
                 assert pl is not None
                 cap.release(pl)
                 i += 1

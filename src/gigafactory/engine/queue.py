@@ -12,6 +12,7 @@ import heapq
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from mypy_extensions import mypyc_attr
 from sortedcontainers import SortedList
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ def expected_runtime(estimate_s: float | None) -> float:
 Ranker = Callable[[list[str], dict[str, float]], dict[str, Any]]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class PendingQueue:
     def __init__(self, grouped: bool) -> None:
         self.grouped = grouped
@@ -98,6 +100,7 @@ class PendingQueue:
             self.add(rec)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class Walk:
     """One pass's way through the queue. Call :meth:`charge` for a job that started before taking the next."""
 

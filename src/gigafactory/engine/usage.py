@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["UsageLedger"]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class UsageLedger:
     def __init__(self, half_life_s: float = math.inf) -> None:
         self.half_life_s = half_life_s

@@ -18,5 +18,8 @@ class AdmitAll:
     def admit(self, job: Job, view: SchedulerView) -> Status:
         return OK
 
+    def __deepcopy__(self, memo: dict[int, object]) -> AdmitAll:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 ADMIT.add("admit-all", PolicyFactory(AdmitAll, "no quota: every job may start when it fits", {}))

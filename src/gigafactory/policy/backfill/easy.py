@@ -47,6 +47,9 @@ class Easy:
             return None
         return reservation.nodes
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Easy:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 BACKFILL.add(
     "easy",

@@ -28,6 +28,9 @@ class Greedy:
     def exclusion(self, job: Job, now: float, reservation: Reservation) -> BoolArray | None:
         return None
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Greedy:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 BACKFILL.add(
     "greedy",

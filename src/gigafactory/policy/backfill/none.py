@@ -20,5 +20,8 @@ class NoBackfill:
     def exclusion(self, job: Job, now: float, reservation: Reservation) -> BoolArray | None:
         raise AssertionError("no backfill, so nothing to exclude")  # pragma: no cover
 
+    def __deepcopy__(self, memo: dict[int, object]) -> NoBackfill:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 BACKFILL.add("none", PolicyFactory(NoBackfill, "strict order: the first job that does not fit blocks the rest", {}))

@@ -60,6 +60,9 @@ class FairShare:
             return {g: (usage.get(g, 0.0), g) for g in groups}
         return _fair_keys(tree, usage, groups)
 
+    def __deepcopy__(self, memo: dict[int, object]) -> FairShare:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 _Structure = tuple[dict[str, tuple[tuple[str, ...], tuple[float, ...]]], dict[str, tuple[str, float]]]
 

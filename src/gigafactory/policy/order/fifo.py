@@ -23,5 +23,8 @@ class Fifo:
     def key(self, job: Job, attained_gpu_s: float = 0.0) -> tuple[Any, ...]:
         return (job.submit_s, job.id)
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Fifo:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 ORDER.add("fifo", PolicyFactory(Fifo, "first submitted, first considered", {}))

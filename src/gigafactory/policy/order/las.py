@@ -57,6 +57,9 @@ class LeastAttainedService:
             return math.inf
         return started_s + (leave - attained_gpu_s) / gpus
 
+    def __deepcopy__(self, memo: dict[int, object]) -> LeastAttainedService:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 def _build(queues: int = 0, threshold_gpu_h: float = 16.0) -> LeastAttainedService:
     if queues == 1:

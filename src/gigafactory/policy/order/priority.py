@@ -23,5 +23,8 @@ class Priority:
     def key(self, job: Job, attained_gpu_s: float = 0.0) -> tuple[Any, ...]:
         return (-job.priority, job.submit_s, job.id)
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Priority:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 ORDER.add("priority", PolicyFactory(Priority, "higher priority first, then first submitted", {}))

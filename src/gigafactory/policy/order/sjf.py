@@ -32,6 +32,9 @@ class ShortestJobFirst:
             est *= max(job.request.gpu_equivalent, 0.001)
         return (est, job.submit_s, job.id)
 
+    def __deepcopy__(self, memo: dict[int, object]) -> ShortestJobFirst:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 def _build(by: str = "gpu-time") -> ShortestJobFirst:
     if by not in ("gpu-time", "time"):

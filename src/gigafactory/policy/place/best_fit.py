@@ -8,6 +8,7 @@ gangs take whole nodes from the fullest domains first.
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest, Locality
@@ -28,6 +29,7 @@ def group_free(level: Locality, cap: Capacity) -> IntArray:
     return cap.domain_whole if level is Locality.DOMAIN else cap.pod_whole
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class BestFit(Placer):
     name = "best-fit"
 

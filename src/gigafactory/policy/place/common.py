@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import Job, JobRequest, Locality
@@ -162,6 +163,7 @@ def _spread(total: int, gpus: int, g: int, k: int, rem: int) -> tuple[int, ...]:
     return (-(-total * g // gpus),) * k + ((-(-total * rem // gpus),) if rem else ())
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class Placer:
     """Base class of the generic placement policies; subclasses override the hooks."""
 

@@ -22,6 +22,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import Job, JobRequest
@@ -45,6 +46,7 @@ def sigmoid_score(delta: np.ndarray) -> IntArray:
     return np.trunc(100.0 / (1.0 + np.exp(-delta / 1000.0))).astype(np.int64)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class NodeCounts:
     """Per-node ``c``/``s`` counts and fragmentation ``F`` for one :class:`FragModel`.
 
@@ -86,6 +88,7 @@ class NodeCounts:
         return self.f[nodes]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class FgdPlacer(Placer):
     name = "fgd"
     model_class: type[FragModel] = FragModel

@@ -8,6 +8,7 @@ unchanged, so it is skipped here. Unlike the foundation's ``best-fit`` (fewest f
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest
@@ -16,6 +17,7 @@ from gigafactory.policy.place.common import IntArray
 from gigafactory.policy.place.scored import ScoredPlacer, site_maxima
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class FgdBestFit(ScoredPlacer):
     name = "fgd-best-fit"
 

@@ -25,6 +25,7 @@ each counted once, as :class:`~.fgd.FgdPlacer` does; it never sees future arriva
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.topology import Topology
 from gigafactory.policy.base import PLACE, PolicyFactory
@@ -34,6 +35,7 @@ from gigafactory.policy.place.fragmentation import FloatArray, FragModel, IntArr
 __all__ = ["FgdJoint", "JointFragModel"]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class JointFragModel(FragModel):
     """The joint measure. Whole-GPU types come first in the column order so each kind is a contiguous slice."""
 
@@ -76,6 +78,7 @@ class JointFragModel(FragModel):
         return frag
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class FgdJoint(FgdPlacer):
     name = "fgd-joint"
     model_class = JointFragModel

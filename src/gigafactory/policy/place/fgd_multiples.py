@@ -42,12 +42,15 @@ policy never sees future arrivals or their order.
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from gigafactory.policy.base import PLACE, PolicyFactory
 from gigafactory.policy.place.fgd_joint import FgdJoint, JointFragModel
 
 __all__ = ["FgdMultiples", "MultiplesFragModel"]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class MultiplesFragModel(JointFragModel):
     """Whole-GPU types: fully free GPUs in multiples of the type's size, FGD's CPU test. Sharing types: the joint
     measure's CPU-fed share of the GPUs with room. Whole-GPU types come first in the column order."""
@@ -55,6 +58,7 @@ class MultiplesFragModel(JointFragModel):
     cpu_caps_whole = False
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class FgdMultiples(FgdJoint):
     name = "fgd-multiples"
     model_class = MultiplesFragModel

@@ -70,6 +70,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.jobs import Job
 from gigafactory.core.topology import Topology
@@ -117,6 +118,7 @@ def restricted_load(seen: Counter[PodType], topo: Topology) -> FloatArray:
     return load
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class ScarcityFragModel(MultiplesFragModel):
     """``fgd-multiples``' measure less the capacity held in reserve for restricted job types:
     ``F(n) - sum_m reserve[model(n), m] * usable_m(n)``."""
@@ -146,6 +148,7 @@ class ScarcityFragModel(MultiplesFragModel):
         return self.weigh(frag) - held
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class FgdScarcity(FgdMultiples):
     name = "fgd-scarcity"
     model_class = ScarcityFragModel

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.topology import Topology
 
@@ -44,6 +45,9 @@ class PodType:
     def models(self) -> tuple[str, ...] | None:
         parts = tuple(sorted({p for p in self.spec.split("|") if p}))
         return parts or None
+
+    def __deepcopy__(self, memo: dict[int, object]) -> PodType:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,11 @@ class TargetWorkload:
         ranked = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
         return cls(tuple(t for t, _ in ranked), tuple(c / total for _, c in ranked))
 
+    def __deepcopy__(self, memo: dict[int, object]) -> TargetWorkload:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
 
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class FragModel:
     """A target workload laid out as arrays for one site's GPU models."""
 

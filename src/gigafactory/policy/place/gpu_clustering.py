@@ -9,6 +9,7 @@ otherwise.
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest
@@ -17,6 +18,7 @@ from gigafactory.policy.place.common import IntArray
 from gigafactory.policy.place.scored import ScoredPlacer, site_maxima
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class GpuClustering(ScoredPlacer):
     name = "gpu-clustering"
 

@@ -8,6 +8,7 @@ whose GPUs are all free (``f`` of them) scores ``max(33 - f, f)``. CPU-only jobs
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest
@@ -16,6 +17,7 @@ from gigafactory.policy.place.common import IntArray
 from gigafactory.policy.place.scored import ScoredPlacer, best_fit_gpu_left
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class GpuPacking(ScoredPlacer):
     name = "gpu-packing"
 

@@ -6,6 +6,7 @@ On an HGX site, where a domain is one node, this is best-fit.
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest
@@ -14,6 +15,7 @@ from gigafactory.policy.place.best_fit import BestFit, leftover_key
 from gigafactory.policy.place.common import BoolArray, IntArray, lexmin, tightest_group_nodes
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class Packing(BestFit):
     name = "packing"
 

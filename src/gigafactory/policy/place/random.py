@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest, Locality
@@ -10,6 +11,7 @@ from gigafactory.policy.base import PLACE, PolicyFactory
 from gigafactory.policy.place.common import IntArray, Placer
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class RandomPlace(Placer):
     name = "random"
 

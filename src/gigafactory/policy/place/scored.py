@@ -12,6 +12,7 @@ behave. A request that needs several nodes falls back to the generic gang placem
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest
@@ -31,6 +32,7 @@ def best_fit_gpu_left(cap: Capacity, cand: IntArray, milli: int) -> IntArray:
     return best
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class ScoredPlacer(Placer):
     name = "scored"
 

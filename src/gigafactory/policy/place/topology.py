@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest, Locality
@@ -30,6 +31,7 @@ from gigafactory.policy.place.common import (
 )
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
 class TopologyAware(BestFit):
     name = "topology"
 

@@ -28,6 +28,9 @@ class PreemptLowerRank:
             return []
         return view.running_above(job.key)
 
+    def __deepcopy__(self, memo: dict[int, object]) -> PreemptLowerRank:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 def _build(graceful: bool = True, order: OrderPolicy | None = None) -> PreemptLowerRank:
     return PreemptLowerRank(order, graceful)

@@ -17,5 +17,8 @@ class NoPreempt:
     def candidates(self, job: JobView, view: SchedulerView) -> list[JobView]:
         return []
 
+    def __deepcopy__(self, memo: dict[int, object]) -> NoPreempt:
+        return self  # immutable: a copy of the engine (the forecast's) shares it
+
 
 PREEMPT.add("no-preempt", PolicyFactory(NoPreempt, "running jobs are never stopped for others", {}))
