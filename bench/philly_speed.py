@@ -2,10 +2,10 @@
 
 Each case runs `gigafactory twin run` as a user would (process start, reading the trace, the simulation, writing
 summary.json and report.html): with the compiled engine where it is built (make native), and again from the
-engine's pure-Python source, to show what compiling gains; and, where the reference knows the policy (strict FIFO, greedy backfill),
-`bench/philly_reference.py` on the same trace and site. Both are separate processes, timed by wall clock and by
-the CPU time the process used (on a busy machine the CPU time is the steadier figure). Results:
-bench/results/philly_speed.json.
+engine's pure-Python source, to show what compiling gains; and, where the reference knows the policy (strict
+FIFO, greedy backfill), `bench/philly_reference.py` on the same trace and site. Both are separate processes,
+timed by wall clock and by the CPU time the process used (on a busy machine the CPU time is the steadier figure).
+Results: bench/results/philly_speed.json.
 
     python bench/philly_speed.py [--data ../shared/data/philly/philly.csv] [--case PH1:fifo ...]
 """
