@@ -262,11 +262,7 @@ def test_a_capacity_copy_copies_every_attribute_and_shares_no_mutable_state():
     from gigafactory.core import capacity
 
     source = _native.source_of("gigafactory.core.capacity").read_text()  # (compiled, the module has no source)
-    init = next(
-        f
-        for f in ast.walk(ast.parse(source))
-        if isinstance(f, ast.FunctionDef) and f.name == "__init__"
-    )
+    init = next(f for f in ast.walk(ast.parse(source)) if isinstance(f, ast.FunctionDef) and f.name == "__init__")
     assigned = {
         t.attr
         for node in ast.walk(init)
