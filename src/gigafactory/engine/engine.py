@@ -160,6 +160,7 @@ class _Stats:
     starts: int = 0
     backfilled: int = 0
     preempted: int = 0
+    preempt_trials: int = 0  # preemptions tried on a copy of the capacity (after the cheap refusals)
     over_quota: int = 0
 
 
@@ -1134,13 +1135,22 @@ class Engine:
         # demoted since (LAS) ranks below ``rec`` now, and under continuous keys every rank moves with the clock.
         if self._running_ranked is not None:
             self._rerank_due()
-        version = (self.cap.version, self._reranked, self.now if self._continuous_keys else 0.0)
+        if self._ranks_running and not self._continuous_keys and not self._promised:
+            # When the candidates are the jobs ranked below, the room stopping them makes grows only when free
+            # capacity grows (an end, a stop, a node back: the grow epoch) or a running job drops in rank: a start
+            # moves GPUs from free to a candidate, or takes them. So a failure stands until one of those, as a
+            # failed fit stands until free capacity grows (``_try``). (Bitwise not: apart from capacity versions.)
+            res = self._res_version if exclude is not None else -1
+            version = (~self.cap.grow_epoch, self._reranked, float(res))
+        else:
+            version = (self.cap.version, self._reranked, self.now if self._continuous_keys else 0.0)
         if rec.preempt_version == version:
             return None  # nothing has changed since preemption last could not make room for it
         rec.preempt_version = version
         same = self._ranks_running and exclude is None and not self._continuous_keys
         if same and self._preempt_missed.get(rec.shape) == version[:2]:
             return None  # a job of this shape ranked above it could not make room this pass: neither can it
+        self.stats.preempt_trials += 1
         found = self._preempt_place(rec, exclude)
         if found is None:
             if same:
