@@ -18,8 +18,9 @@ RESULTS = ROOT / "bench" / "results"
 def _machine(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     return (
-        f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}; "
-        f"{doc['when']}, commit {doc['commit']}"
+        f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}"
+        + (f", engine {m['engine']}" if m.get("engine") else "")
+        + f"; {doc['when']}, commit {doc['commit']}"
     )
 
 
@@ -180,11 +181,18 @@ def philly_cases(doc: dict[str, Any]) -> str:
 
 def philly_speed(doc: dict[str, Any]) -> str:
     rows = [
-        "| case | policy | ours: wall / CPU | reference: wall / CPU | CPU ratio | same avg JCT, p99, utilisation |",
-        "|---|---|---:|---:|---:|---|",
+        "| case | policy | ours: wall / CPU | pure Python: CPU | reference: wall / CPU | CPU ratio "
+        "| same avg JCT, p99, utilisation |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     for r in doc["runs"]:
         ref = r.get("reference")
+        pure = r.get("pure")
+        if pure:
+            flag = "" if pure.get("same_results") else " (differs!)"
+            pure_cell = f"{pure['cpu_s']:.1f} s ({r['pure_cpu_ratio']:.1f}×){flag}"
+        else:
+            pure_cell = "–"
         if ref:
             same = all(
                 abs(r[k] - ref[k]) <= 0.002 * max(abs(ref[k]), 1.0) for k in ("avg_jct_s", "p99_jct_s", "utilisation")
@@ -194,13 +202,16 @@ def philly_speed(doc: dict[str, Any]) -> str:
             )
         else:
             cells = "– | – | – |"
-        rows.append(f"| {r['case']} | `{r['policy']}` | {r['wall_s']:.1f} s / {r['cpu_s']:.1f} s | {cells}")
+        rows.append(
+            f"| {r['case']} | `{r['policy']}` | {r['wall_s']:.1f} s / {r['cpu_s']:.1f} s | {pure_cell} | {cells}"
+        )
     return (
         "\n".join(rows)
-        + "\n\nOurs: `gigafactory twin run` end to end (start, reading the trace, simulating, writing summary.json and "
-        "report.html); reference: `bench/philly_reference.py` (strict FIFO or greedy backfill, GPU counts only), each "
-        f"a separate process, one after the other. Load average {doc.get('load_average', 0):.1f} during the run. "
-        f"Measured on {_machine(doc)}."
+        + "\n\nOurs: `gigafactory twin run` end to end (start, reading the trace, simulating, writing summary.json "
+        "and report.html); pure Python: the same from the engine's Python source (GIGAFACTORY_PURE=1), "
+        "and how many times ours; reference: `bench/philly_reference.py` (strict FIFO or greedy backfill, GPU counts "
+        "only); each a separate process, one after the other. "
+        f"Load average {doc.get('load_average', 0):.1f} during the run. Measured on {_machine(doc)}."
     )
 
 

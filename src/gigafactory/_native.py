@@ -3,7 +3,7 @@
 The scheduling core (the engine, the capacity model, the hot policies and the twin's loop) can be compiled with
 mypyc from its own, unchanged Python source (``make native``, part of the README's set-up; ``scripts/
 build_native.py``). The compiled modules sit beside their sources as extension modules, which Python's import
-system prefers. Nothing else changes: same code, same results, two to three times faster.
+system prefers. Nothing else changes: same code, same results, about 1.5 times faster (bench/philly_speed.py).
 
 A compiled build is used only when it was built from exactly the source now on disk: the build writes the hash
 of every compiled module's source to a manifest, and :func:`install` (run when ``gigafactory`` is imported,
