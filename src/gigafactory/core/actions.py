@@ -34,6 +34,14 @@ class StartJob(Action):
     attempt: int
     placement: Placement
 
+    def __init__(self, time: float, job_id: JobId, attempt: int, placement: Placement) -> None:
+        # Written out (frozen: through object.__setattr__): compiled, a dataclass-generated __init__ stays
+        # interpreted and costs about six times as much (gigafactory._native); one is made per start.
+        object.__setattr__(self, "time", time)
+        object.__setattr__(self, "job_id", job_id)
+        object.__setattr__(self, "attempt", attempt)
+        object.__setattr__(self, "placement", placement)
+
 
 @dataclass(frozen=True, slots=True)
 class StopJob(Action):

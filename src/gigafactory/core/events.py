@@ -47,6 +47,13 @@ class Event:
 class JobSubmitted(Event):
     job: Job
 
+    def __init__(self, time: float, job: Job, *, stimulus: str = "") -> None:
+        # Written out (frozen: through object.__setattr__): compiled, a dataclass-generated __init__ stays
+        # interpreted and costs about six times as much (gigafactory._native); one is made per job.
+        object.__setattr__(self, "time", time)
+        object.__setattr__(self, "stimulus", stimulus)
+        object.__setattr__(self, "job", job)
+
 
 @dataclass(frozen=True, slots=True)
 class JobCancelled(Event):
@@ -60,6 +67,14 @@ class JobFinished(Event):
 
     job_id: JobId
     attempt: int
+
+    def __init__(self, time: float, job_id: JobId, attempt: int, *, stimulus: str = "") -> None:
+        # Written out (frozen: through object.__setattr__): compiled, a dataclass-generated __init__ stays
+        # interpreted and costs about six times as much (gigafactory._native); one is made per job.
+        object.__setattr__(self, "time", time)
+        object.__setattr__(self, "stimulus", stimulus)
+        object.__setattr__(self, "job_id", job_id)
+        object.__setattr__(self, "attempt", attempt)
 
 
 @dataclass(frozen=True, slots=True)

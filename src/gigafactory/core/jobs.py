@@ -123,5 +123,39 @@ class Job:
     award: int | None = None  # the award it charges (None: its tenant's active award, if it has any)
     model: int | None = None  # the AI model it trains (the AI Act desk's ledger), if its tenant says so
 
+    def __init__(
+        self,
+        id: JobId,
+        request: JobRequest,
+        submit_s: float,
+        tenant: str = "default",
+        estimate_s: float | None = None,
+        priority: int = 0,
+        name: str = "",
+        immediate: bool = False,
+        checkpoint: Checkpointing = NO_CHECKPOINTS,
+        sites: tuple[str, ...] | None = None,
+        countries: tuple[str, ...] | None = None,
+        reroute: bool = False,
+        award: int | None = None,
+        model: int | None = None,
+    ) -> None:
+        # Written out (frozen: through object.__setattr__): compiled, a dataclass-generated __init__ stays
+        # interpreted and costs about six times as much (gigafactory._native); the twin makes one per job.
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "request", request)
+        object.__setattr__(self, "submit_s", submit_s)
+        object.__setattr__(self, "tenant", tenant)
+        object.__setattr__(self, "estimate_s", estimate_s)
+        object.__setattr__(self, "priority", priority)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "immediate", immediate)
+        object.__setattr__(self, "checkpoint", checkpoint)
+        object.__setattr__(self, "sites", sites)
+        object.__setattr__(self, "countries", countries)
+        object.__setattr__(self, "reroute", reroute)
+        object.__setattr__(self, "award", award)
+        object.__setattr__(self, "model", model)
+
     def __deepcopy__(self, memo: dict[int, object]) -> Job:
         return self  # immutable: a copy of the engine (the forecast's) shares it

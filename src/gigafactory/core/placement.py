@@ -31,6 +31,23 @@ class Placement:
     mem: tuple[int, ...]  # per node, MiB
     _views: _Views = field(default_factory=_Views, init=False, repr=False, compare=False)
 
+    def __init__(
+        self,
+        nodes: tuple[int, ...],
+        node_gpus: tuple[tuple[int, ...], ...],
+        gpu_milli: int,
+        cpu: tuple[int, ...],
+        mem: tuple[int, ...],
+    ) -> None:
+        # Written out (frozen: through object.__setattr__): compiled, a dataclass-generated __init__ stays
+        # interpreted and costs about six times as much (gigafactory._native); one is made per start and per trial.
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "node_gpus", node_gpus)
+        object.__setattr__(self, "gpu_milli", gpu_milli)
+        object.__setattr__(self, "cpu", cpu)
+        object.__setattr__(self, "mem", mem)
+        object.__setattr__(self, "_views", _Views())
+
     @property
     def gpus(self) -> tuple[int, ...]:
         v = self._views
