@@ -167,7 +167,7 @@ class Capacity:
         self.marked = nodes.copy()
         self.marked_hist[:] = 0
         self.marked_full[:] = 0
-        ns = np.flatnonzero(nodes & self.schedulable)
+        ns = (nodes & self.schedulable).nonzero()[0]
         w = self.node_whole[ns]
         m = self._node_model[ns]
         np.add.at(self.marked_hist, (m, w), 1)
@@ -470,12 +470,12 @@ class Capacity:
                 mem[n] -= mm
                 jobs[n] += 1
         if (gpu_free < 0).any():
-            g = int(np.flatnonzero(gpu_free < 0)[0])
+            g = int((gpu_free < 0).nonzero()[0][0])
             raise InvariantError(f"GPU {g} is allocated beyond its capacity")
         if (cpu < 0).any() or (mem < 0).any():
             raise InvariantError("a node's CPU or memory is allocated beyond its capacity")
         if not np.array_equal(gpu_free, self.gpu_free):
-            g = int(np.flatnonzero(gpu_free != self.gpu_free)[0])
+            g = int((gpu_free != self.gpu_free).nonzero()[0][0])
             raise InvariantError(f"GPU {g}: free {self.gpu_free[g]} but running jobs leave {gpu_free[g]}")
         if not (np.array_equal(cpu, self.node_cpu) and np.array_equal(mem, self.node_mem)):
             raise InvariantError("free CPU or memory disagrees with the running jobs")

@@ -94,7 +94,7 @@ class AllocTable:
         n = self._size
         alive = self._alive[:n]
         new_pos = np.cumsum(alive) - 1
-        keep = np.flatnonzero(alive)
+        keep = alive.nonzero()[0]
         for name in ("_node", "_job", "_end", "_gpus"):
             arr = getattr(self, name)
             arr[: keep.size] = arr[keep]

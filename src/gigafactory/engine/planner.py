@@ -102,19 +102,19 @@ class EndPlanner:
             if need > times.size:
                 return None
             t = float(np.partition(times, need - 1)[need - 1])
-            nodes = _latest(np.flatnonzero(times <= t), times, rank, need)
+            nodes = _latest((times <= t).nonzero()[0], times, rank, need)
         else:
             group = topo.node_domain if locality is Locality.DOMAIN else topo.node_pod
             order = np.lexsort((rank, times, group))
             starts = np.searchsorted(group[order], np.arange(int(group[-1]) + 1))
             sizes = np.diff(np.append(starts, group.size))
-            ok = np.flatnonzero(sizes >= need)
+            ok = (sizes >= need).nonzero()[0]
             if ok.size == 0:
                 return None
             kth = times[order[starts[ok] + need - 1]]
-            best = int(ok[np.argmin(kth)])
+            best = int(ok[kth.argmin()])
             t = float(kth.min())
-            nodes = _latest(np.flatnonzero((group == best) & (times <= t)), times, rank, need)
+            nodes = _latest(((group == best) & (times <= t)).nonzero()[0], times, rank, need)
         if math.isinf(t):
             return None
         return max(t, now), np.sort(nodes)

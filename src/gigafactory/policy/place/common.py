@@ -72,7 +72,7 @@ def single_node_candidates(req: JobRequest, cap: Capacity, exclude: BoolArray | 
         ok &= cap.node_mem >= req.mem_mib
     if exclude is not None:
         ok &= ~exclude
-    return np.flatnonzero(ok)
+    return ok.nonzero()[0]
 
 
 def tightest_group_nodes(
@@ -135,7 +135,7 @@ def cover(nodes: IntArray, groups: IntArray, need: int, rank: IntArray) -> IntAr
     order = np.lexsort((rank[nodes], groups))
     nodes, groups = nodes[order], groups[order]
     per_group = np.bincount(groups)
-    ids = np.flatnonzero(per_group)
+    ids = per_group.nonzero()[0]
     counts = per_group[ids]
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     taken: list[IntArray] = []
@@ -144,14 +144,14 @@ def cover(nodes: IntArray, groups: IntArray, need: int, rank: IntArray) -> IntAr
     while remaining > 0:
         fits = (counts >= remaining) & ~used
         if fits.any():
-            choice = np.flatnonzero(fits)
-            i = int(choice[np.argmin(counts[choice])])
+            choice = fits.nonzero()[0]
+            i = int(choice[counts[choice].argmin()])
             taken.append(nodes[starts[i] : starts[i] + remaining])
             break
-        open_ = np.flatnonzero(~used)
+        open_ = (~used).nonzero()[0]
         if open_.size == 0:
             break
-        i = int(open_[np.argmax(counts[open_])])
+        i = int(open_[counts[open_].argmax()])
         used[i] = True
         taken.append(nodes[starts[i] : starts[i] + counts[i]])
         remaining -= int(counts[i])
@@ -241,7 +241,7 @@ class Placer:
                 ok &= cap.node_mem >= mems[0]
             if ctx.exclude is not None:
                 ok &= ~ctx.exclude
-            full = np.flatnonzero(ok)
+            full = ok.nonzero()[0]
             partial = np.zeros(0, np.int64)
             if rem:
                 okr = (cap.avail_whole >= rem) & (topo.node_model == m)
@@ -251,7 +251,7 @@ class Placer:
                     okr &= cap.node_mem >= mems[-1]
                 if ctx.exclude is not None:
                     okr &= ~ctx.exclude
-                partial = np.flatnonzero(okr)
+                partial = okr.nonzero()[0]
             chosen = self._choose_gang_nodes(req.locality, full, partial, k, rem, cap, ctx.rng)
             if chosen is None:
                 reasons.append(f"not enough free {topo.models[m]} nodes")
@@ -285,7 +285,7 @@ class Placer:
             feasible = full_per >= k
             if rem:
                 feasible &= np.bincount(group_of[partial], minlength=ngroups) >= k + 1
-            groups = np.flatnonzero(feasible)
+            groups = feasible.nonzero()[0]
             if groups.size == 0:
                 return None
             gid = self.choose_group(locality, groups, cap, rng)
@@ -319,18 +319,18 @@ class Placer:
             ok &= mask
         if ctx.exclude is not None:
             ok &= ~ctx.exclude
-        cand = np.flatnonzero(ok)
+        cand = ok.nonzero()[0]
         if int(cap.avail_whole[cand].sum()) < req.gpus:
             return Status.unschedulable("not enough free GPUs")
         if req.locality is not Locality.ANY:
             topo = cap.topo
             group = topo.node_domain if req.locality is Locality.DOMAIN else topo.node_pod
             free = np.bincount(group[cand], weights=cap.avail_whole[cand])
-            holds = np.flatnonzero(free >= req.gpus)
+            holds = (free >= req.gpus).nonzero()[0]
             if holds.size == 0:
                 unit = "NVLink domain" if req.locality is Locality.DOMAIN else "pod"
                 return Status.unschedulable(f"no {unit} has {req.gpus} free GPUs")
-            best = int(holds[np.argmin(free[holds])])
+            best = int(holds[free[holds].argmin()])
             cand = cand[group[cand] == best]
         nodes: list[int] = []
         node_gpus: list[tuple[int, ...]] = []

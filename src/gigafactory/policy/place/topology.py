@@ -62,7 +62,7 @@ class TopologyAware(BestFit):
             pod_nodes = cover(full, pods, count, rank)
             taken = np.bincount(topo.node_pod[pod_nodes], minlength=topo.num_pods)
             offered = np.bincount(pods, minlength=topo.num_pods)
-            partial = np.flatnonzero((taken > 0) & (taken < offered))
+            partial = ((taken > 0) & (taken < offered)).nonzero()[0]
             if partial.size == 0:
                 return pod_nodes
             keep = [pod_nodes[~np.isin(topo.node_pod[pod_nodes], partial)]]
