@@ -22,16 +22,20 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.runtime
 
 $(VENV)/.native: $(NATIVE_SOURCES) scripts/build_native.py src/gigafactory/_native.py | $(VENV)/.runtime
-	@echo "compiling the engine with mypyc (about a minute, once; make pure skips it)"
-	$(PIP) install 'mypy>=1.10' 'setuptools>=65'
-	$(BIN)/python scripts/build_native.py > $(VENV)/native.log 2>&1 || { tail -3 $(VENV)/native.log; true; }
-	touch $@
+	@$(MAKE) --no-print-directory native
 
-native: $(VENV)/.native
+# Always builds (after `make pure`, or once a C compiler is installed); prints its last word, the rest is in the log.
+native: | $(VENV)/.runtime
+	@echo "compiling the engine with mypyc (about a minute; make pure removes it)"
+	@$(PIP) install 'mypy>=1.10' 'setuptools>=65'
+	@$(BIN)/python scripts/build_native.py > $(VENV)/native.log 2>&1 \
+		&& tail -1 $(VENV)/native.log \
+		|| { grep -h "could not compile" $(VENV)/native.log || tail -3 $(VENV)/native.log; true; }
+	@touch $(VENV)/.native
 
 pure:
 	$(BIN)/python scripts/build_native.py --clean
-	touch $(VENV)/.native
+	@touch $(VENV)/.native
 
 demo: $(VENV)/.runtime $(VENV)/.native
 	$(BIN)/gigafactory demo

@@ -69,7 +69,10 @@ def main() -> int:
         print(" ".join(str(_native.source_of(m).relative_to(ROOT)) for m in _native.MODULES))
         return 0
     if args.clean:
-        print(f"removed {clean()} compiled files; the engine runs as pure Python")
+        removed = clean()
+        print(
+            f"removed the compiled engine ({removed} files); it runs as pure Python" if removed else "nothing to remove"
+        )
         return 0
     try:
         build()

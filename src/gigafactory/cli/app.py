@@ -43,7 +43,9 @@ def _version(value: bool) -> None:
 def _version_line() -> str:
     from gigafactory import _native
 
-    return f"{__version__} (engine: {_native.state})"
+    state = _native.state
+    engine = state if state == "compiled" else "pure Python, " + state.removeprefix("pure: ")
+    return f"{__version__} (engine: {engine})"
 
 
 app = typer.Typer(
