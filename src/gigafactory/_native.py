@@ -39,6 +39,7 @@ MODULES = (
     "gigafactory.core.events",
     "gigafactory.core.jobs",
     "gigafactory.core.placement",
+    "gigafactory.core.progress",
     "gigafactory.engine.allocs",
     "gigafactory.engine.engine",
     "gigafactory.engine.memo",
@@ -73,7 +74,9 @@ MODULES = (
     "gigafactory.policy.preempt.lower_rank",
     "gigafactory.policy.preempt.no_preempt",
     "gigafactory.twin.attempts",
+    "gigafactory.twin.metrics",
     "gigafactory.twin.sim",
+    "gigafactory.twin.workload",
 )
 
 state = "pure: not built"

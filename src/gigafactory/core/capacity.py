@@ -29,6 +29,7 @@ Invariant: ``0 <= gpu_free <= 1000`` and free CPU and memory never go negative; 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +40,7 @@ from gigafactory.core.jobs import JobRequest
 from gigafactory.core.placement import Placement
 from gigafactory.core.topology import Topology
 
-__all__ = ["Capacity"]
+__all__ = ["Capacity", "any_of", "sum_of"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -201,7 +202,7 @@ class Capacity:
         if full is None:
             full = self.full
         if req.fractional:
-            return _any_from(hist, ids, 1) or bool((self.avail_maxfree >= req.gpu_milli).any())
+            return _any_from(hist, ids, 1) or any_of(self.avail_maxfree >= req.gpu_milli)
         need = req.gpus
         if self.single_node(req):
             return _any_from(hist, ids, need)
@@ -217,7 +218,7 @@ class Capacity:
             free_nodes = int(full[m, g])
             if free_nodes >= whole_nodes + (1 if rem else 0):
                 return True
-            if rem and free_nodes >= whole_nodes and hist[m, rem:g].any():
+            if rem and free_nodes >= whole_nodes and any_of(hist[m, rem:g]):
                 return True
         return False
 
@@ -290,7 +291,7 @@ class Capacity:
         free = self.gpu_free[a:b]
         self.node_whole[n] = np.count_nonzero(free == 1000)
         self.node_maxfree[n] = _max(free)
-        self.node_milli[n] = _sum(free)
+        self.node_milli[n] = sum_of(free)
 
     def allocate(self, pl: Placement) -> None:
         self._apply(pl, -1)
@@ -350,21 +351,21 @@ class Capacity:
         gpus = pl.gpu_array
         if gpus.size:
             new = self.gpu_free[gpus] + pl.gpu_milli * sign
-            if (new < 0).any() or (new > 1000).any():
+            if any_of(new < 0) or any_of(new > 1000):
                 raise InvariantError("a placement would over-allocate a GPU")
             self.gpu_free[gpus] = new
         cpu = self.node_cpu[nodes] + np.asarray(pl.cpu, np.int64) * sign
         mem = self.node_mem[nodes] + np.asarray(pl.mem, np.int64) * sign
-        if (cpu < 0).any() or (mem < 0).any():
+        if any_of(cpu < 0) or any_of(mem < 0):
             raise InvariantError("a placement would make free CPU or memory negative")
         self.node_cpu[nodes] = cpu
         self.node_mem[nodes] = mem
         before = self.node_jobs[nodes]
         self.node_jobs[nodes] = before - sign
         if sign < 0:
-            self.used_nodes += int((before == 0).sum())
+            self.used_nodes += int(sum_of(before == 0))
         else:
-            self.used_nodes -= int((before == 1).sum())
+            self.used_nodes -= int(sum_of(before == 1))
         per_node = np.fromiter(map(len, pl.node_gpus), np.int64, len(pl.nodes))
         has = per_node > 0
         kind = per_node if pl.gpu_milli == 1000 else np.zeros_like(per_node)
@@ -390,10 +391,10 @@ class Capacity:
         starts = self._gpu_start[nodes]
         counts = self._node_gpus[nodes]
         has = counts > 0
-        if has.any():
+        if any_of(has):
             idx = np.repeat(starts[has], counts[has]) + _ragged_arange(counts[has])
             free = self.gpu_free[idx]
-            offsets = np.zeros(int(has.sum()), np.int64)
+            offsets = np.zeros(int(sum_of(has)), np.int64)
             np.cumsum(counts[has][:-1], out=offsets[1:])
             self.node_whole[nodes[has]] = np.add.reduceat((free == 1000).astype(np.int64), offsets)
             self.node_maxfree[nodes[has]] = np.maximum.reduceat(free, offsets)
@@ -416,7 +417,7 @@ class Capacity:
         # bincount beats ufunc.at on the hundreds or thousands of nodes a big gang touches.
         _bump(self.domain_whole, d, sign * w)
         _bump(self.pod_whole, p, sign * w)
-        self.whole_total += sign * int(w.sum())
+        self.whole_total += sign * int(sum_of(w))
         _bump(self.hist, m * self.hist.shape[1] + w, sign)
         _bump(self.domain_hist, d * self.domain_hist.shape[1] + w, sign)
         _bump(self.pod_hist, p * self.pod_hist.shape[1] + w, sign)
@@ -424,7 +425,7 @@ class Capacity:
         _bump(self.domain_full, d[f], sign)
         _bump(self.pod_full, p[f], sign)
         mk = self.marked[ns]
-        if mk.any():
+        if any_of(mk):
             _bump(self.marked_hist, (m * self.hist.shape[1] + w)[mk], sign)
             _bump(self.marked_full, (m * self.full.shape[1] + g)[f & mk], sign)
 
@@ -531,10 +532,21 @@ class Capacity:
             raise InvariantError("used_milli disagrees with the free GPUs")
 
 
-# The ufuncs' own reductions: ``a.max()`` and ``a.sum()`` pass through Python-level wrappers first, which is most of
-# their cost on a node's few GPUs.
+# The ufuncs' own reductions: ``a.max()``, ``a.sum()`` and ``a.any()`` pass through Python-level wrappers first,
+# which is most of their cost on a node's few GPUs.
 _max = np.maximum.reduce
-_sum = np.add.reduce
+_add = np.add.reduce
+_or = np.logical_or.reduce
+
+
+def any_of(a: npt.NDArray[Any]) -> bool:
+    """``a.any()`` as one C call (the engine and the placers use it too)."""
+    return bool(_or(a, axis=None))
+
+
+def sum_of(a: npt.NDArray[Any]) -> Any:
+    """``a.sum()`` as one C call."""
+    return _add(a, axis=None)
 
 
 def _any_from(hist: IntArray, rows: list[int], lo: int) -> bool:

@@ -50,7 +50,7 @@ from sortedcontainers import SortedList
 
 from gigafactory.core.actions import Action, RejectJob, SignalJob, StartJob, StopJob, StopReason, Wake
 from gigafactory.core.awards import AwardBook
-from gigafactory.core.capacity import Capacity
+from gigafactory.core.capacity import Capacity, any_of, sum_of
 from gigafactory.core.compute import ModelCompute
 from gigafactory.core.errors import InvariantError
 from gigafactory.core.events import (
@@ -1072,7 +1072,7 @@ class Engine:
             res = self._reservation(rec)
             if res is None:
                 break
-            if not cap.hist[:, 1:].any() and not cap.avail_maxfree.any() and not self._queue.cpu_only:
+            if not any_of(cap.hist[:, 1:]) and not any_of(cap.avail_maxfree) and not self._queue.cpu_only:
                 break  # not one GPU or GPU share is free: nothing behind the head can start
             if backfill.interval > 0:
                 due = self._last_scan + backfill.interval
@@ -1302,11 +1302,11 @@ class Engine:
         if mask is not None:
             free = np.where(mask, free, 0.0)
         if not req.gang:
-            return bool(free.sum() >= req.gpus - 1e-9)
+            return bool(sum_of(free) >= req.gpus - 1e-9)
         if cap.single_node(req):
-            return bool((free >= req.gpus - 1e-9).any())
+            return bool(any_of(free >= req.gpus - 1e-9))
         g = int(topo.node_gpus.max())
-        whole = int((free >= topo.node_gpus - 1e-9)[topo.node_gpus == g].sum())
+        whole = int(sum_of((free >= topo.node_gpus - 1e-9)[topo.node_gpus == g]))
         return whole * g >= req.gpus - (req.gpus % g)
 
     def _reservation(self, head: JobRecord) -> Reservation | None:

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from mypy_extensions import mypyc_attr
 
-from gigafactory.core.capacity import Capacity
+from gigafactory.core.capacity import Capacity, any_of, sum_of
 from gigafactory.core.jobs import Job, JobRequest, Locality
 from gigafactory.core.placement import Placement, split_by_weight
 from gigafactory.core.status import Status
@@ -143,7 +143,7 @@ def cover(nodes: IntArray, groups: IntArray, need: int, rank: IntArray) -> IntAr
     used = np.zeros(ids.size, np.bool_)
     while remaining > 0:
         fits = (counts >= remaining) & ~used
-        if fits.any():
+        if any_of(fits):
             choice = fits.nonzero()[0]
             i = int(choice[counts[choice].argmin()])
             taken.append(nodes[starts[i] : starts[i] + remaining])
@@ -320,7 +320,7 @@ class Placer:
         if ctx.exclude is not None:
             ok &= ~ctx.exclude
         cand = ok.nonzero()[0]
-        if int(cap.avail_whole[cand].sum()) < req.gpus:
+        if int(sum_of(cap.avail_whole[cand])) < req.gpus:
             return Status.unschedulable("not enough free GPUs")
         if req.locality is not Locality.ANY:
             topo = cap.topo
