@@ -31,7 +31,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 MANIFEST = PACKAGE_DIR / "_native.json"
 GROUP = "gigafactory_native"  # mypyc's shared library is the top-level module GROUP + "__mypyc"
 
-# What a twin run or a pass spends its time in: the engine and its policies (pure), and the twin's loop.
+# What a twin run or a pass spends its time in: the engine and its policies (pure), and the twin's loop, its
+# metrics and its jobs.
 MODULES = (
     "gigafactory.core.actions",
     "gigafactory.core.agenda",
