@@ -373,3 +373,20 @@ def test_caller_given_stimulus_ids_name_the_transitions_they_cause() -> None:
     assert [t.stimulus.split("#")[0] for t in e.story(1)] == ["submit job 1", "schedule@JobSubmitted"]
     e.handle([JobCancelled(1, JobId(300), stimulus="request 7")])
     assert e.story(300)[-1].stimulus == "request 7"
+
+
+def test_a_failed_preemption_is_tried_again_only_once_free_capacity_grows() -> None:
+    """A start moves GPUs from free to a lower-ranked job (or takes them): stopping the lower-ranked jobs cannot make
+    more room than it could before, so the engine does not try again (on a copy of the capacity) until an end. And
+    once something ends it does try, and the preemption it could not make before now happens."""
+    e = Engine(build_site("uniform:nodes=2,gpus=8"), "las:queues=2+greedy+preempt+best-fit")
+    e.handle([JobSubmitted(0.0, make_job(1, 8, 0.0))])  # node 0
+    e.handle([JobSubmitted(1.0, make_job(2, 16, 1.0))])  # both nodes: job 1 ranks above it, nothing to stop
+    assert e.stats.preempt_trials == 1 and e.pending() == [2]
+    e.handle([JobSubmitted(2.0, make_job(3, 1, 2.0))])  # starts on node 1, ranked below job 2
+    e.handle([Tick(3.0)])  # capacity changed (job 3 started) but did not grow: stopping job 3 frees 1 GPU only
+    assert e.running() == [1, 3] and e.stats.preempt_trials == 1
+    actions = e.handle([JobFinished(4.0, JobId(1), 1)])  # node 0 frees: stopping job 3 now makes room
+    assert e.stats.preempt_trials == 2
+    assert [type(a).__name__ for a in actions if isinstance(a, (StopJob, StartJob))] == ["StopJob", "StartJob"]
+    assert e.running() == [2] and e.pending() == [3]
