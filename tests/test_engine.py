@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from conftest import make_job
@@ -12,6 +13,7 @@ from gigafactory.core import (
     Action,
     AttemptStopping,
     Code,
+    Event,
     InvariantError,
     Job,
     JobCancelled,
@@ -19,6 +21,7 @@ from gigafactory.core import (
     JobFinished,
     JobId,
     JobInterrupted,
+    JobRequest,
     JobRestored,
     JobState,
     JobSubmitted,
@@ -34,6 +37,7 @@ from gigafactory.core import (
     Tenant,
     TenantTree,
     Tick,
+    Topology,
     build_site,
 )
 from gigafactory.engine import Engine
@@ -390,3 +394,98 @@ def test_a_failed_preemption_is_tried_again_only_once_free_capacity_grows() -> N
     assert e.stats.preempt_trials == 2
     assert [type(a).__name__ for a in actions if isinstance(a, (StopJob, StartJob))] == ["StopJob", "StartJob"]
     assert e.running() == [2] and e.pending() == [3]
+
+
+def test_a_preemption_that_cannot_make_room_is_not_tried_again_when_only_its_candidates_end() -> None:
+    """If stopping every job ranked below a waiting job would not make room, the end of one of those jobs does not
+    change that (its GPUs were already counted as what stopping it gives): no new trial. The end of a job ranked
+    above it does, and it is tried again."""
+    e = Engine(build_site("uniform:nodes=2,gpus=8"), "las:queues=2+greedy+preempt+best-fit")
+    e.handle([JobSubmitted(0.0, make_job(1, 8, 0.0))])  # node 0
+    e.handle([JobSubmitted(0.5, make_job(5, 1, 0.5))])  # node 1, ranked above job 2
+    e.handle([JobSubmitted(1.0, make_job(2, 16, 1.0))])  # needs both nodes; nothing ranked below it runs yet
+    for jid, t in ((3, 2.0), (4, 3.0), (6, 3.5)):
+        e.handle([JobSubmitted(t, make_job(jid, 1, t))])  # node 1, ranked below job 2
+    assert e.running() == [1, 3, 4, 5, 6] and e.stats.preempt_trials == 1
+    e.handle([JobFinished(4.0, JobId(4), 1)])  # free capacity grows: tried, stopping 3 and 6 would not do
+    assert e.stats.preempt_trials == 2
+    e.handle([JobFinished(5.0, JobId(3), 1)])  # one of its candidates ends: nothing new
+    assert e.stats.preempt_trials == 2 and e.pending() == [2]
+    e.handle([JobFinished(6.0, JobId(5), 1)])  # a job ranked above it ends: tried again (and node 0 still full)
+    assert e.stats.preempt_trials == 3 and e.running() == [1, 6]
+    actions = e.handle([JobFinished(7.0, JobId(1), 1)])  # now stopping job 6 makes room
+    assert e.stats.preempt_trials == 4
+    assert [type(a).__name__ for a in actions if isinstance(a, (StopJob, StartJob))] == ["StopJob", "StartJob"]
+    assert e.running() == [2]
+
+
+def _fits_without_from_scratch(e: Engine, req: JobRequest, stopped: set[int]) -> bool:
+    """``Engine._could_fit_without`` by its definition: per usable node, the GPUs not held by running jobs other
+    than ``stopped``, from the placements alone (a share of one GPU is not counted: always True)."""
+    if req.fractional:
+        return True
+    topo = e.topo
+    held = np.zeros(topo.num_nodes)
+    for jid in e.running():
+        if jid not in stopped:
+            pl = e.job(jid).placement
+            assert pl is not None
+            for n, gpus in zip(pl.nodes, pl.node_gpus, strict=True):
+                held[n] += len(gpus) * pl.gpu_milli / 1000.0
+    usable = e.cap.schedulable.copy()
+    if req.models is not None:
+        usable &= np.isin(topo.node_model, [topo.models.index(m) for m in req.models if m in topo.models])
+    free = np.where(usable, topo.node_gpus - held, 0.0)
+    if not req.gang:
+        return bool(free.sum() >= req.gpus - 1e-9)
+    if e.cap.single_node(req):
+        return bool((free >= req.gpus - 1e-9).any())
+    top = int(topo.node_gpus.max())
+    whole = int(((free >= topo.node_gpus - 1e-9) & (topo.node_gpus == top)).sum())
+    return whole * top >= req.gpus - (req.gpus % top)
+
+
+def test_what_stopping_lower_ranked_jobs_could_free_is_counted_exactly() -> None:
+    """The engine counts the room stopping jobs would make on the few nodes they hold (with what is free now, kept
+    per capacity version): it must agree with counting it from scratch, on a site of two GPU models and node sizes,
+    with shared GPUs, gangs across nodes, failed and drained nodes, for requests of every kind and sets of jobs to
+    stop, at every step of a random run."""
+    topo = Topology.from_columns(
+        "mixed", models=["A", "B"], node_model=[0, 0, 0, 1, 1, 1], node_gpus=[8, 8, 8, 8, 4, 4],
+        node_cpu=[64_000] * 6, node_mem=[512_000] * 6,
+    )  # fmt: skip
+    rng = np.random.default_rng(7)
+    e = Engine(topo, "las:queues=2,threshold_gpu_h=0.002+greedy+preempt+best-fit")
+    asks = [
+        JobRequest(gpus=g, models=m, gang=gang)
+        for g in (1, 2, 4, 6, 8, 12, 16, 24) for m in (None, ("A",), ("B",)) for gang in (True, False)
+    ]  # fmt: skip
+    answers = {True: 0, False: 0}
+    for step in range(400):
+        t = float(step)
+        kind = rng.integers(10)
+        events: list[Event] = []
+        if kind < 5:
+            gpus = int(rng.choice([1, 1, 2, 4, 8, 12, 16, 24]))
+            milli = int(rng.choice([250, 500])) if gpus == 1 and rng.random() < 0.3 else 1000
+            models = None if rng.random() < 0.7 else (str(rng.choice(["A", "B"])),)
+            job = make_job(step, gpus, t, milli=milli, models=models, gang=bool(rng.random() < 0.9))
+            if e.never_fits(job) is None:
+                events.append(JobSubmitted(t, job))
+        elif kind < 8 and e.running():
+            jid = int(rng.choice(e.running()))
+            events.append(JobFinished(t, JobId(jid), e.job(jid).attempt))
+        elif kind == 8:
+            n = int(rng.integers(topo.num_nodes))
+            events.append(NodeRepaired(t, n) if not e.cap.node_up[n] else NodeFailed(t, n))
+        else:
+            n = int(rng.integers(topo.num_nodes))
+            events.append(NodeResumed(t, n) if not e.cap.node_open[n] else NodeDrained(t, n))
+        e.handle(events or [Tick(t)])
+        running = [e.job(j) for j in e.running()]
+        for req in asks:
+            for stopped in (running, [r for r in running if rng.random() < 0.5], []):
+                want = _fits_without_from_scratch(e, req, {r.job.id for r in stopped})
+                assert e._could_fit_without(req, stopped) == want, (step, req, len(stopped))
+                answers[want] += 1
+    assert min(answers.values()) > 1000, answers

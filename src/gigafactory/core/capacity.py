@@ -21,6 +21,7 @@ policy's filter is one comparison:
   back), so what the rest of the site offers is ``hist - marked_hist`` at no cost.
 
 ``version`` counts every change; a cached answer about this capacity is good while it stands still.
+``node_version`` counts only changes of which nodes are schedulable.
 
 Invariant: ``0 <= gpu_free <= 1000`` and free CPU and memory never go negative; :meth:`allocate` raises
 :class:`InvariantError` rather than over-allocate.
@@ -52,8 +53,9 @@ FIELDS = (  # every attribute __init__ sets, for copy(); a test checks the list 
     "topo", "gpu_free", "node_cpu", "node_mem", "node_whole", "node_maxfree", "node_milli", "node_jobs", "node_up",
     "node_open", "schedulable", "avail_whole", "avail_maxfree", "domain_whole", "pod_whole", "whole_total", "hist",
     "full", "domain_hist", "pod_hist", "domain_full", "pod_full", "model_gpus", "node_kinds", "marked", "marked_hist",
-    "marked_full", "version", "used_milli", "used_nodes", "grow_epoch", "_model_masks", "_model_ids", "_single",
-    "_matrix", "_pad_index", "_gpu_start", "_node_gpus", "_node_model", "_node_domain", "_node_pod",
+    "marked_full", "version", "node_version", "used_milli", "used_nodes", "grow_epoch", "_model_masks", "_model_ids",
+    "_single", "_matrix", "_pad_index", "_gpu_start", "_node_gpus", "_node_model", "_node_domain", "_node_pod",
+    "_node_info",
 )  # fmt: skip
 
 
@@ -106,6 +108,7 @@ class Capacity:
         self.marked_hist: IntArray = np.zeros_like(self.hist)
         self.marked_full: IntArray = np.zeros_like(self.full)
         self.version = 0
+        self.node_version = 0  # counts changes of the schedulable set (set_node)
         self.used_milli = 0
         self.used_nodes = 0  # nodes with at least one allocation
         self.grow_epoch = 0  # bumped whenever free capacity grows; a failed fit stays failed until it moves
@@ -122,6 +125,13 @@ class Capacity:
         self._node_model = topo.node_model
         self._node_domain = topo.node_domain
         self._node_pod = topo.node_pod
+        # Per node, as plain numbers for the per-node path of _apply: (model, domain, pod, GPUs, first GPU).
+        self._node_info: list[tuple[int, int, int, int, int]] = list(
+            zip(
+                topo.node_model.tolist(), topo.node_domain.tolist(), topo.node_pod.tolist(), topo.node_gpus.tolist(),
+                topo.gpu_start[:-1].tolist(), strict=True,
+            )
+        )  # fmt: skip
 
     # ---- copies -------------------------------------------------------------------------------------------
     def copy(self) -> Capacity:
@@ -285,10 +295,10 @@ class Capacity:
             self.avail_maxfree[n] = 0
 
     def _refresh_node(self, n: int) -> None:
-        a, b = self._gpu_start[n], self._gpu_start[n + 1]
-        if a == b:
+        _, _, _, count, a = self._node_info[n]
+        if not count:
             return
-        free = self.gpu_free[a:b]
+        free = self.gpu_free[a : a + count]
         self.node_whole[n] = np.count_nonzero(free == 1000)
         self.node_maxfree[n] = _max(free)
         self.node_milli[n] = sum_of(free)
@@ -308,20 +318,25 @@ class Capacity:
         else:
             gpu_free = self.gpu_free
             whole = pl.gpu_milli == 1000
-            for n, gpus, cpu, mem in zip(pl.nodes, pl.node_gpus, pl.cpu, pl.mem, strict=True):
-                self._detach(n)
+            info = self._node_info
+            for i in range(len(pl.nodes)):
+                n = pl.nodes[i]
+                gpus = pl.node_gpus[i]
                 for g in gpus:
                     v = gpu_free[g] + milli
                     if v < 0 or v > 1000:
                         raise InvariantError(f"GPU {g} on node {n} would hold {1000 - v} milli")
                     gpu_free[g] = v
-                c = self.node_cpu[n] + cpu * sign
-                mm = self.node_mem[n] + mem * sign
-                if c < 0 or mm < 0:
-                    raise InvariantError(f"node {n} would have negative free CPU or memory")
-                self.node_cpu[n] = c
-                self.node_mem[n] = mm
-                before = self.node_jobs[n]
+                cpu = pl.cpu[i]
+                mem = pl.mem[i]
+                if cpu or mem:
+                    c = self.node_cpu[n] + cpu * sign
+                    mm = self.node_mem[n] + mem * sign
+                    if c < 0 or mm < 0:
+                        raise InvariantError(f"node {n} would have negative free CPU or memory")
+                    self.node_cpu[n] = c
+                    self.node_mem[n] = mm
+                before = int(self.node_jobs[n])
                 self.node_jobs[n] = before - sign
                 if sign < 0 and before == 0:
                     self.used_nodes += 1
@@ -329,21 +344,53 @@ class Capacity:
                     self.used_nodes -= 1
                 if gpus:
                     self.node_kinds[n, len(gpus) if whole else 0] -= sign
+                    w0 = int(self.node_whole[n])
                     if whole:
                         # Whole GPUs go from fully free to fully taken and back: no need to rescan the node.
                         k = len(gpus) * sign
-                        w = self.node_whole[n] + k
+                        w = w0 + k
                         self.node_whole[n] = w
                         self.node_milli[n] += 1000 * k
                         if w > 0:
                             self.node_maxfree[n] = 1000
                         else:
-                            a, b = self._gpu_start[n], self._gpu_start[n + 1]
-                            self.node_maxfree[n] = int(_max(gpu_free[a:b]))
+                            a = info[n][4]
+                            self.node_maxfree[n] = int(_max(gpu_free[a : a + info[n][3]]))
                     else:
                         self._refresh_node(n)
-                self._attach(n)
+                        w = int(self.node_whole[n])
+                    self._moved(n, w0, w)
         self.used_milli -= milli * pl.num_gpus
+
+    def _moved(self, n: int, w0: int, w: int) -> None:
+        """Node ``n`` went from ``w0`` to ``w`` whole free GPUs: move it in the aggregates (as _detach, then
+        _attach, would; in numbers, not arrays, for the few nodes most placements touch)."""
+        if not self.schedulable[n]:
+            return
+        if w != w0:
+            m, d, p, g, _ = self._node_info[n]
+            dw = w - w0
+            self.domain_whole[d] += dw
+            self.pod_whole[p] += dw
+            self.whole_total += dw
+            self.hist[m, w0] -= 1
+            self.hist[m, w] += 1
+            self.domain_hist[d, w0] -= 1
+            self.domain_hist[d, w] += 1
+            self.pod_hist[p, w0] -= 1
+            self.pod_hist[p, w] += 1
+            if w0 == g or w == g:
+                f = 1 if w == g else -1
+                self.full[m, g] += f
+                self.domain_full[d] += f
+                self.pod_full[p] += f
+            if self.marked[n]:
+                self.marked_hist[m, w0] -= 1
+                self.marked_hist[m, w] += 1
+                if w0 == g or w == g:
+                    self.marked_full[m, g] += 1 if w == g else -1
+            self.avail_whole[n] = w
+        self.avail_maxfree[n] = self.node_maxfree[n]
 
     def _apply_many(self, pl: Placement, sign: int) -> None:
         nodes = pl.node_array
@@ -442,6 +489,7 @@ class Capacity:
     def set_node(self, n: int, *, up: bool | None = None, open: bool | None = None) -> None:
         """Mark a node up/down (failures) or open/drained (operators). Its capacity leaves or rejoins the pool."""
         self.version += 1
+        self.node_version += 1
         self._detach(n)
         if up is not None:
             self.node_up[n] = up

@@ -27,7 +27,6 @@ class AllocTable:
         self._size = 0
         self._dead = 0
         self._rows: dict[int, tuple[int, int]] = {}
-        self._mark = np.zeros(1024, np.bool_)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -59,16 +58,10 @@ class AllocTable:
         hit = self._alive[:n] & (self._node[:n] == node)
         return sorted(set(self._job[:n][hit].tolist()))
 
-    def held_by_others(self, jobs: list[int]) -> npt.NDArray[np.float64]:
-        """Per node, the GPUs held by running jobs other than ``jobs``."""
+    def held(self) -> npt.NDArray[np.float64]:
+        """Per node, the GPUs held by running jobs (and stopped attempts still holding theirs)."""
         n = self._size
-        ids = np.fromiter(jobs, np.int64, len(jobs))
-        top = int(max(ids.max(initial=0), self._job[:n].max(initial=0))) + 1
-        if self._mark.size < top:  # a flag per job id, kept clear between calls: membership without sorting
-            self._mark = np.zeros(max(top, 2 * self._mark.size), np.bool_)
-        self._mark[ids] = True
-        alive = self._alive[:n] & ~self._mark[self._job[:n]]
-        self._mark[ids] = False
+        alive = self._alive[:n]
         held: npt.NDArray[np.float64] = np.bincount(
             self._node[:n][alive], weights=self._gpus[:n][alive], minlength=self.num_nodes
         ).astype(np.float64)

@@ -50,7 +50,7 @@ from sortedcontainers import SortedList
 
 from gigafactory.core.actions import Action, RejectJob, SignalJob, StartJob, StopJob, StopReason, Wake
 from gigafactory.core.awards import AwardBook
-from gigafactory.core.capacity import Capacity, any_of, sum_of
+from gigafactory.core.capacity import Capacity, any_of
 from gigafactory.core.compute import ModelCompute
 from gigafactory.core.errors import InvariantError
 from gigafactory.core.events import (
@@ -78,7 +78,7 @@ from gigafactory.core.tenants import TenantTree
 from gigafactory.core.topology import Topology
 from gigafactory.engine.allocs import AllocTable
 from gigafactory.engine.log import Transition, TransitionLog
-from gigafactory.engine.memo import FitMemo, PassMisses
+from gigafactory.engine.memo import FitMemo, NoRoom, PassMisses
 from gigafactory.engine.planner import EndPlanner
 from gigafactory.engine.queue import DEFAULT_RUNTIME_S, PendingQueue
 from gigafactory.engine.usage import UsageLedger
@@ -249,6 +249,7 @@ class Engine:
         # ``running_above(key)`` and a walk in key order, a later job's candidates are a prefix of an earlier one's:
         # if stopping those could not make room for a job, they cannot for a later one of the same shape.
         self._preempt_missed: dict[int, tuple[int, int]] = {}
+        self._no_room = NoRoom()  # jobs for which stopping every candidate would not make room (ranked candidates)
         self._ranks_running = self.profile.preempt.ranks_running
         # Jobs that stopped others to make room while those attempts were still being stopped (``hold_stopped``),
         # with the nodes they will take: what is freed there is theirs. Each pass tries them first, and no other job
@@ -270,6 +271,8 @@ class Engine:
         self._reranked = 0  # how often a running job's key has changed (a LAS demotion): it may now be preempted
         self._continuous_keys = order.continuous_keys
         self._empty = Capacity(topo)
+        self._node_gpus: list[int] = topo.node_gpus.tolist()
+        self._top_gpus = max(self._node_gpus, default=0)
         # Stopped attempts whose processes may still run (``hold_stopped``): job id -> (attempt, placement).
         self._held: dict[int, tuple[int, Placement]] = {}
         self._awaiting: set[int] = set()  # requeued jobs kept out of the queue until their held attempt ends
@@ -423,6 +426,7 @@ class Engine:
                 self._rank_running(rec)
                 if rec.run_key != old:
                     self._reranked += 1
+                    self._no_room.freed(self.cap.grow_epoch, old, rec.run_key)
 
     def model_running(self, model: int) -> list[JobView]:
         return [self._jobs[j] for j in sorted(self._model_jobs.get(model, ()))]
@@ -669,6 +673,7 @@ class Engine:
         self._transition(rec, JobState.RUNNING)
         if self._running_ranked is not None:
             self._rank_running(rec)
+            self._no_room.drop(job.id)
         self.stats.starts += 1
         out.append(StartJob(self.now, job.id, rec.attempt, pl))
 
@@ -688,6 +693,8 @@ class Engine:
             self._hold(rec.job.id, rec.attempt, pl)
         else:
             self.cap.release(pl)
+            if self._running_ranked is not None:
+                self._no_room.freed(self.cap.grow_epoch, rec.run_key)
         self._usage.change(rec.job.tenant, -pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
         rec.attained_s += rec.job.request.gpu_equivalent * (self.now - rec.started_s)
         if rec.award is not None:
@@ -1175,8 +1182,15 @@ class Engine:
         same = self._ranks_running and exclude is None and not self._continuous_keys
         if same and self._preempt_missed.get(rec.shape) == version[:2]:
             return None  # a job of this shape ranked above it could not make room this pass: neither can it
-        self.stats.preempt_trials += 1
-        found = self._preempt_place(rec, exclude)
+        if (
+            self._running_ranked is not None
+            and not self._held  # (else the trial first asks whether the held attempts' ends make room)
+            and self._no_room.stands(self.cap.grow_epoch, rec.job.id, rec.key)
+        ):
+            found = None  # stopping every candidate would not make room, and nothing since has freed any for it
+        else:
+            self.stats.preempt_trials += 1
+            found = self._preempt_place(rec, exclude)
         if found is None:
             if same:
                 self._preempt_missed[rec.shape] = (version[0], version[1])
@@ -1255,7 +1269,9 @@ class Engine:
         candidates = self.profile.preempt.candidates(rec, self)
         if not candidates:
             return None
-        if not self._could_fit_without(rec.job.request, [c.job.id for c in candidates]):
+        if not self._could_fit_without(rec.job.request, [self._jobs[c.job.id] for c in candidates]):
+            if self._running_ranked is not None:
+                self._no_room.note(self.cap.grow_epoch, rec.job.id, rec.key)
             return None  # even stopping all of them would not make room
         trial = self.cap.copy()
         released: list[JobRecord] = []
@@ -1283,31 +1299,40 @@ class Engine:
             Placement,
         )
 
-    def _could_fit_without(self, req: JobRequest, jobs: list[int]) -> bool:
-        """A necessary condition for ``req`` to fit once ``jobs`` stop: counted in whole GPUs per node."""
+    def _could_fit_without(self, req: JobRequest, jobs: list[JobRecord]) -> bool:
+        """A necessary condition for ``req`` to fit once the running ``jobs`` stop, counted in milli-GPU per node:
+        what is free now plus what the jobs hold on the few nodes they touch (not a column of the site per call).
+        """
         if req.gpus == 0 or req.fractional:
             return True
         cap = self.cap
-        topo = self.topo
-        # Waiting jobs of one class share their candidates (LAS: everything running in lower queues), and a
-        # pass over the queue asks for each of them while the capacity stands still: answer once per both.
-        key = (cap.version, tuple(jobs))
         memo = self._memo
-        if memo.free_without is not None and memo.free_without[0] == key:
-            free = memo.free_without[1]
-        else:
-            free = np.where(cap.schedulable, topo.node_gpus - self._allocs.held_by_others(jobs), 0.0)
-            memo.free_without = (key, free)
-        mask = cap.model_mask(req.models)
-        if mask is not None:
-            free = np.where(mask, free, 0.0)
+        need = req.gpus * 1000
+        if req.gang and cap.single_node(req) and memo.most_free_milli(req.models) >= need:
+            return True
+        usable = memo.usable(req.models)[1]
+        gained: dict[int, int] = {}
+        for rec in jobs:
+            pl = rec.placement
+            assert pl is not None
+            on = pl.nodes
+            for i in range(len(on)):
+                n = on[i]
+                if usable[n]:
+                    gained[n] = gained.get(n, 0) + len(pl.node_gpus[i]) * pl.gpu_milli
+        free = cap.node_milli
         if not req.gang:
-            return bool(sum_of(free) >= req.gpus - 1e-9)
+            return memo.all_free_milli(req.models) + sum(gained.values()) >= need
         if cap.single_node(req):
-            return bool(any_of(free >= req.gpus - 1e-9))
-        g = int(topo.node_gpus.max())
-        whole = int(sum_of((free >= topo.node_gpus - 1e-9)[topo.node_gpus == g]))
-        return whole * g >= req.gpus - (req.gpus % g)
+            return any(int(free[n]) + more >= need for n, more in gained.items())
+        # A multi-node gang: wholly free nodes of the largest size (on the site, as stopping them would leave it).
+        top = self._top_gpus
+        whole = sum(int(cap.full[m, top]) for m in cap.model_ids(req.models))
+        sizes = self._node_gpus
+        for n, more in gained.items():
+            if sizes[n] == top and int(free[n]) < top * 1000 <= int(free[n]) + more:
+                whole += 1
+        return whole * top >= req.gpus - (req.gpus % top)
 
     def _reservation(self, head: JobRecord) -> Reservation | None:
         res = self._res

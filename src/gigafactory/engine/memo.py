@@ -12,6 +12,9 @@ at, so a stale one is never used, and dropping the whole memo changes no decisio
   tried again until free capacity grows). So once every shape waiting in the queue has missed (exactly, or by
   the aggregates for a smaller request of the same kind, which ``could_fit`` answers monotonically), nothing
   behind can start and the pass stops walking.
+* **No room by preemption** (:class:`NoRoom`). When the preemption candidates are the running jobs ranked below
+  a waiting job, "stopping all of them would not make room" stands until a job ranked *above* it frees GPUs (or
+  drops below it in rank, or capacity grows some other way): the ends of the jobs it may preempt change nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from mypy_extensions import mypyc_attr
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import JobRequest
 
-__all__ = ["FitMemo", "PassMisses"]
+__all__ = ["FitMemo", "NoRoom", "PassMisses"]
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
@@ -37,7 +40,11 @@ class FitMemo:
         self.fit_out: dict[int, tuple[tuple[int, int], bool]] = {}  # ... outside the reservation's nodes
         # request -> (field to blame, why it could never run here), or None if it could
         self.never: dict[JobRequest, tuple[str, str] | None] = {}
-        self.free_without: tuple[tuple[int, tuple[int, ...]], np.ndarray] | None = None
+        # models -> (node version, nodes schedulable and of those models), as a mask and as a list
+        self.usable_nodes: dict[tuple[str, ...] | None, tuple[int, np.ndarray, list[bool]]] = {}
+        # models -> (capacity version, most / all free milli-GPU on one of those nodes)
+        self.most_free: dict[tuple[str, ...] | None, tuple[int, int]] = {}
+        self.all_free: dict[tuple[str, ...] | None, tuple[int, int]] = {}
 
     def shape(self, req: JobRequest) -> int:
         got = self.shapes.get(req)
@@ -56,6 +63,39 @@ class FitMemo:
         fits = self.cap.could_fit(self.requests[shape])
         self.fit_any[shape] = (version, fits)
         return fits
+
+    def usable(self, models: tuple[str, ...] | None) -> tuple[np.ndarray, list[bool]]:
+        """The nodes a job allowed ``models`` may use now (schedulable, of those models): a mask, and a list."""
+        cap = self.cap
+        hit = self.usable_nodes.get(models)
+        if hit is not None and hit[0] == cap.node_version:
+            return hit[1], hit[2]
+        usable = cap.schedulable
+        mask = cap.model_mask(models)
+        if mask is not None:
+            usable = usable & mask
+        self.usable_nodes[models] = (cap.node_version, usable, usable.tolist())
+        return usable, usable.tolist()
+
+    def most_free_milli(self, models: tuple[str, ...] | None) -> int:
+        """The most milli-GPU free (whole GPUs and shares) on one node usable by ``models``."""
+        cap = self.cap
+        hit = self.most_free.get(models)
+        if hit is not None and hit[0] == cap.version:
+            return hit[1]
+        got = int(np.max(cap.node_milli, where=self.usable(models)[0], initial=0))
+        self.most_free[models] = (cap.version, got)
+        return got
+
+    def all_free_milli(self, models: tuple[str, ...] | None) -> int:
+        """The milli-GPU free (whole GPUs and shares) on all nodes usable by ``models``."""
+        cap = self.cap
+        hit = self.all_free.get(models)
+        if hit is not None and hit[0] == cap.version:
+            return hit[1]
+        got = int(np.sum(cap.node_milli, where=self.usable(models)[0]))
+        self.all_free[models] = (cap.version, got)
+        return got
 
     def could_fit_outside(self, shape: int, res_version: int) -> bool:
         """``could_fit`` on the nodes the reservation (of version ``res_version``) leaves free."""
@@ -118,4 +158,86 @@ class PassMisses:
             least = None if kind is None else smallest.get(kind)
             if least is None or requests[shape].total_milli < least:
                 return False
+        return True
+
+
+# The log of freed room is dropped (with every failure it could excuse) past this length: bounded memory.
+NO_ROOM_LOG = 65_536
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
+class NoRoom:
+    """Waiting jobs for which even stopping every preemption candidate could not make room, and what has freed
+    room since.
+
+    With candidates ``running_above(key)`` (the running jobs whose order key is greater than the waiting job's
+    ``key``), the GPUs a job could have once they stop are the free ones plus the candidates'. That grows only
+    when a running job *not* among its candidates frees GPUs (ends, is stopped, or drops in rank to become one),
+    or when capacity grows otherwise (a node comes back, a stopped attempt lets go): the engine reports the
+    first two with :meth:`freed`, with the capacity's ``grow_epoch`` after; growth it was not told of (the epoch
+    moved otherwise) drops every failure. A failure noted for a job stands while no report since could have given
+    it room, which :meth:`stands` checks by scanning the reports it has not seen. A job that starts is dropped (its
+    own end would give it room, and it does not rank below itself).
+    """
+
+    __slots__ = ("_epoch", "_failed", "_log")
+
+    def __init__(self) -> None:
+        self._epoch = 0  # the capacity's grow_epoch as far as reports account for it
+        # Each report: the order key a running job held when it freed room, and the key it took (None: it left).
+        self._log: list[tuple[tuple[object, ...], tuple[object, ...] | None]] = []
+        self._failed: dict[int, tuple[tuple[object, ...], int]] = {}  # job id -> (its key, reports seen)
+
+    def freed(self, epoch: int, old_key: tuple[object, ...], new_key: tuple[object, ...] | None = None) -> None:
+        """A running job ranked at ``old_key`` left (``new_key`` None: free capacity grew to ``epoch``), or was
+        ranked again at ``new_key``."""
+        if new_key is None:
+            self._sync(epoch - 1)
+            self._epoch = epoch
+        if self._failed:
+            if len(self._log) >= NO_ROOM_LOG:
+                self.forget_all()
+            else:
+                self._log.append((old_key, new_key))
+
+    def forget_all(self) -> None:
+        """Capacity grew in a way not reported: no failure stands."""
+        self._failed.clear()
+        self._log.clear()
+
+    def _sync(self, epoch: int) -> None:
+        if epoch != self._epoch:
+            self.forget_all()
+            self._epoch = epoch
+
+    def note(self, epoch: int, job_id: int, key: tuple[object, ...]) -> None:
+        """Stopping every candidate of job ``job_id`` (ranked at ``key``) would not make room for it, with free
+        capacity at ``epoch``."""
+        self._sync(epoch)
+        if not self._failed:
+            self._log.clear()
+        self._failed[job_id] = (key, len(self._log))
+
+    def drop(self, job_id: int) -> None:
+        self._failed.pop(job_id, None)
+
+    def stands(self, epoch: int, job_id: int, key: tuple[object, ...]) -> bool:
+        """Does the failure noted for ``job_id`` at ``key`` still hold, free capacity being at ``epoch``? (False
+        if none was noted.)"""
+        self._sync(epoch)
+        got = self._failed.get(job_id)
+        if got is None:
+            return False
+        noted_key, seen = got
+        log = self._log
+        if noted_key != key:
+            del self._failed[job_id]
+            return False
+        for i in range(seen, len(log)):
+            old, new = log[i]
+            # It gains room where a job that was not its candidate (key <= its key) stops holding GPUs as one.
+            if old <= key and (new is None or new > key):
+                del self._failed[job_id]
+                return False
+        self._failed[job_id] = (key, len(log))
         return True
