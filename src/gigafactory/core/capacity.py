@@ -394,7 +394,7 @@ class Capacity:
 
     def _apply_many(self, pl: Placement, sign: int) -> None:
         nodes = pl.node_array
-        self._detach_many(nodes)
+        whole_before = self.node_whole[nodes]
         gpus = pl.gpu_array
         if gpus.size:
             new = self.gpu_free[gpus] + pl.gpu_milli * sign
@@ -431,7 +431,7 @@ class Capacity:
                 self._refresh_nodes(shared)
         else:
             self._refresh_nodes(nodes)
-        self._attach_many(nodes)
+        self._moved_many(nodes, whole_before)
 
     def _refresh_nodes(self, nodes: IntArray) -> None:
         """Recompute whole, maxfree and milli of ``nodes`` from their GPUs, vectorised."""
@@ -447,44 +447,42 @@ class Capacity:
             self.node_maxfree[nodes[has]] = np.maximum.reduceat(free, offsets)
             self.node_milli[nodes[has]] = np.add.reduceat(free, offsets)
 
-    def _detach_many(self, nodes: IntArray) -> None:
-        self._count_many(nodes, -1)
-
-    def _count_many(self, nodes: IntArray, sign: int) -> None:
-        """Add (``sign`` = 1) or remove (-1) the contribution of ``nodes`` to the aggregates."""
-        ns = nodes[self.schedulable[nodes]]
+    def _moved_many(self, nodes: IntArray, before: IntArray) -> None:
+        """``nodes`` went from ``before`` to their present whole free GPUs: move them in the aggregates (each count
+        by one ``bincount`` of the nodes' old and new cells, -1 and +1)."""
+        ok = self.schedulable[nodes]
+        ns = nodes[ok]
         if ns.size == 0:
             return
+        w0 = before[ok]
         w = self.node_whole[ns]
         m = self._node_model[ns]
         d = self._node_domain[ns]
         p = self._node_pod[ns]
         g = self._node_gpus[ns]
-        f = w == g
-        # bincount beats ufunc.at on the hundreds or thousands of nodes a big gang touches.
-        _bump(self.domain_whole, d, sign * w)
-        _bump(self.pod_whole, p, sign * w)
-        self.whole_total += sign * int(sum_of(w))
-        _bump(self.hist, m * self.hist.shape[1] + w, sign)
-        _bump(self.domain_hist, d * self.domain_hist.shape[1] + w, sign)
-        _bump(self.pod_hist, p * self.pod_hist.shape[1] + w, sign)
-        _bump(self.full, (m * self.full.shape[1] + g)[f], sign)
-        _bump(self.domain_full, d[f], sign)
-        _bump(self.pod_full, p[f], sign)
+        dw = w - w0
+        _bump(self.domain_whole, d, dw)
+        _bump(self.pod_whole, p, dw)
+        self.whole_total += int(sum_of(dw))
+        # Each node twice: its old cell (-1), then its new one (+1).
+        signs = np.concatenate((np.full(ns.size, -1, np.int64), np.ones(ns.size, np.int64)))
+        ws, ms, ds, ps, gs = (np.concatenate((x, y)) for x, y in ((w0, w), (m, m), (d, d), (p, p), (g, g)))
+        k = self.hist.shape[1]
+        _bump(self.hist, ms * k + ws, signs)
+        _bump(self.domain_hist, ds * k + ws, signs)
+        _bump(self.pod_hist, ps * k + ws, signs)
+        f = ws == gs  # completely free
+        if any_of(f):
+            _bump(self.full, (ms * self.full.shape[1] + gs)[f], signs[f])
+            _bump(self.domain_full, ds[f], signs[f])
+            _bump(self.pod_full, ps[f], signs[f])
         mk = self.marked[ns]
         if any_of(mk):
-            _bump(self.marked_hist, (m * self.hist.shape[1] + w)[mk], sign)
-            _bump(self.marked_full, (m * self.full.shape[1] + g)[f & mk], sign)
-
-    def _attach_many(self, nodes: IntArray) -> None:
-        self._count_many(nodes, +1)
-        ok = self.schedulable[nodes]
-        ns = nodes[ok]
-        self.avail_whole[ns] = self.node_whole[ns]
+            mk = np.concatenate((mk, mk))
+            _bump(self.marked_hist, (ms * k + ws)[mk], signs[mk])
+            _bump(self.marked_full, (ms * self.full.shape[1] + gs)[f & mk], signs[f & mk])
+        self.avail_whole[ns] = w
         self.avail_maxfree[ns] = self.node_maxfree[ns]
-        off = nodes[~ok]
-        self.avail_whole[off] = 0
-        self.avail_maxfree[off] = 0
 
     def set_node(self, n: int, *, up: bool | None = None, open: bool | None = None) -> None:
         """Mark a node up/down (failures) or open/drained (operators). Its capacity leaves or rejoins the pool."""
