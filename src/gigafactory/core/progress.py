@@ -48,6 +48,14 @@ class Progress:
     checkpoint_s: float  # wall time spent writing checkpoints
     restart_s: float  # wall time spent restarting
 
+    def __init__(self, work_s: float, saved_s: float, checkpoint_s: float, restart_s: float) -> None:
+        # Written out: compiled (gigafactory._native), a dataclass-generated __init__ stays interpreted, and the
+        # twin makes one per attempt's end.
+        object.__setattr__(self, "work_s", work_s)
+        object.__setattr__(self, "saved_s", saved_s)
+        object.__setattr__(self, "checkpoint_s", checkpoint_s)
+        object.__setattr__(self, "restart_s", restart_s)
+
     @property
     def unsaved_s(self) -> float:
         return self.work_s - self.saved_s

@@ -39,14 +39,15 @@ Invariants (checked after every event when ``validate=True``):
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from mypy_extensions import mypyc_attr
-from sortedcontainers import SortedList
 
 from gigafactory.core.actions import Action, RejectJob, SignalJob, StartJob, StopJob, StopReason, Wake
 from gigafactory.core.awards import AwardBook
@@ -227,7 +228,9 @@ class Engine:
         order = self.profile.order
         self._grouped: GroupedOrder | None = order if order.grouped else None  # type: ignore[assignment]
         self._queue = PendingQueue(grouped=self._grouped is not None)
-        self._ends: SortedList = SortedList()  # of (expected end, job id) of running jobs, for the planner
+        # Of (expected end, job id) of running jobs, for the planner. Sorted lists of running jobs are plain lists kept
+        # in order with bisect (C calls, where SortedList's are Python; they hold thousands, not millions).
+        self._ends: list[tuple[float, int]] = []
         self._allocs = AllocTable(topo.num_nodes)
         self._usage = UsageLedger(self._grouped.half_life_s if self._grouped is not None else math.inf)
         self._counts: dict[JobState, int] = dict.fromkeys(JobState, 0)
@@ -266,7 +269,7 @@ class Engine:
         # change only at known times (not for continuous LAS, whose keys change all the time).
         order = self.profile.order
         ranked = self.profile.preempt.ranks_running and not order.grouped and not order.continuous_keys
-        self._running_ranked: SortedList | None = SortedList() if ranked else None
+        self._running_ranked: list[tuple[tuple[object, ...], int]] | None = [] if ranked else None
         self._rerank: list[tuple[float, int, int]] = []
         self._reranked = 0  # how often a running job's key has changed (a LAS demotion): it may now be preempted
         self._continuous_keys = order.continuous_keys
@@ -401,8 +404,8 @@ class Engine:
             )
             return [self._jobs[jid] for k, jid in reversed(keyed) if k > key]
         self._rerank_due()
-        first = ranked.bisect_right((key, math.inf))
-        return [self._jobs[jid] for _, jid in reversed(ranked[first:])]
+        first = bisect.bisect_right(ranked, (key, math.inf))
+        return [self._jobs[ranked[i][1]] for i in range(len(ranked) - 1, first - 1, -1)]
 
     def _rank_running(self, rec: JobRecord) -> None:
         """File a running job under its current order key, and note when that key will next change."""
@@ -410,7 +413,7 @@ class Engine:
         order = self.profile.order
         attained = rec.attained_gpu_s(self.now)
         rec.run_key = (*order.key(rec.job, attained), rec.job.id)
-        self._running_ranked.add((rec.run_key, rec.job.id))
+        bisect.insort(self._running_ranked, (rec.run_key, rec.job.id))
         when = order.key_changes_at(rec.job, attained, self.now)
         if math.isfinite(when):
             heapq.heappush(self._rerank, (max(when, self.now), rec.job.id, rec.attempt))
@@ -422,7 +425,7 @@ class Engine:
             rec = self._jobs[jid]
             if rec.state is JobState.RUNNING and rec.attempt == attempt:
                 old = rec.run_key
-                self._running_ranked.remove((old, jid))
+                _drop(self._running_ranked, (old, jid))
                 self._rank_running(rec)
                 if rec.run_key != old:
                     self._reranked += 1
@@ -615,7 +618,7 @@ class Engine:
         rec.started_s = started
         rec.first_start_s = started
         rec.est_end = math.inf if job.estimate_s is None else started + job.estimate_s
-        self._ends.add((rec.est_end, job.id))
+        bisect.insort(self._ends, (rec.est_end, job.id))
         self._allocs.add(job.id, pl.nodes, rec.est_end, [len(g) * pl.gpu_milli / 1000.0 for g in pl.node_gpus])
         self._usage.change(job.tenant, pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
         self._charge(rec, since=started, award=ev.award)
@@ -653,7 +656,7 @@ class Engine:
         if rec.first_start_s is None:
             rec.first_start_s = self.now
         rec.est_end = math.inf if job.estimate_s is None else self.now + job.estimate_s
-        self._ends.add((rec.est_end, job.id))
+        bisect.insort(self._ends, (rec.est_end, job.id))
         per_node = (
             [len(g) * pl.gpu_milli / 1000.0 for g in pl.node_gpus]
             if len(pl.nodes) <= 8
@@ -684,10 +687,10 @@ class Engine:
         assert pl is not None and rec.started_s is not None
         self._stops += 1
         if self._running_ranked is not None:
-            self._running_ranked.remove((rec.run_key, rec.job.id))
+            _drop(self._running_ranked, (rec.run_key, rec.job.id))
         if self._res is not None and rec.est_end >= self._res.start_s:
             self._res_stale = True
-        self._ends.remove((rec.est_end, rec.job.id))
+        _drop(self._ends, (rec.est_end, rec.job.id))
         self._allocs.remove(rec.job.id)
         if stopped and self.hold_stopped:
             self._hold(rec.job.id, rec.attempt, pl)
@@ -1395,3 +1398,11 @@ class Engine:
         by_model = {(r.job.model, r.job.id) for r in running if r.job.model is not None}
         if by_model != {(m, j) for m, jobs in self._model_jobs.items() for j in jobs}:
             raise InvariantError("the models' running jobs disagree with the running jobs")
+
+
+def _drop(ordered: list[Any], item: object) -> None:
+    """Remove ``item`` from the sorted list ``ordered`` (by bisection: no scan)."""
+    i = bisect.bisect_left(ordered, item)
+    if i == len(ordered) or ordered[i] != item:
+        raise InvariantError(f"{item!r} is not where it should be in a sorted list of the running jobs")
+    del ordered[i]

@@ -23,7 +23,6 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 from mypy_extensions import mypyc_attr
-from sortedcontainers import SortedList
 
 from gigafactory.core.capacity import Capacity
 from gigafactory.core.jobs import Job, Locality
@@ -52,7 +51,7 @@ class EndPlanner:
         topo: Topology,
         cap: Capacity,
         allocs: AllocTable,
-        ends: SortedList,
+        ends: list[tuple[float, int]],
         running: RunningJobs,
         place: PlacePolicy,
         rng: np.random.Generator,
