@@ -401,19 +401,21 @@ class Capacity:
             if any_of(new < 0) or any_of(new > 1000):
                 raise InvariantError("a placement would over-allocate a GPU")
             self.gpu_free[gpus] = new
-        cpu = self.node_cpu[nodes] + np.asarray(pl.cpu, np.int64) * sign
-        mem = self.node_mem[nodes] + np.asarray(pl.mem, np.int64) * sign
-        if any_of(cpu < 0) or any_of(mem < 0):
-            raise InvariantError("a placement would make free CPU or memory negative")
-        self.node_cpu[nodes] = cpu
-        self.node_mem[nodes] = mem
+        taken = pl.cpu_mem_arrays
+        if taken is not None:
+            cpu = self.node_cpu[nodes] + taken[0] * sign
+            mem = self.node_mem[nodes] + taken[1] * sign
+            if any_of(cpu < 0) or any_of(mem < 0):
+                raise InvariantError("a placement would make free CPU or memory negative")
+            self.node_cpu[nodes] = cpu
+            self.node_mem[nodes] = mem
         before = self.node_jobs[nodes]
         self.node_jobs[nodes] = before - sign
         if sign < 0:
             self.used_nodes += int(sum_of(before == 0))
         else:
             self.used_nodes -= int(sum_of(before == 1))
-        per_node = np.fromiter(map(len, pl.node_gpus), np.int64, len(pl.nodes))
+        per_node = pl.per_node_array
         has = per_node > 0
         kind = per_node if pl.gpu_milli == 1000 else np.zeros_like(per_node)
         np.add.at(self.node_kinds, (nodes[has], kind[has]), -sign)

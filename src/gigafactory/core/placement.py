@@ -13,13 +13,16 @@ __all__ = ["Placement", "split_by_weight"]
 class _Views:
     """A placement's derived views, made on first use (a frozen dataclass cannot assign them later)."""
 
-    __slots__ = ("gpu_array", "gpus", "node_array", "num_gpus")
+    __slots__ = ("cpu_mem", "cpu_mem_made", "gpu_array", "gpus", "node_array", "num_gpus", "per_node")
 
     def __init__(self) -> None:
         self.gpus: tuple[int, ...] | None = None
         self.num_gpus = -1
         self.node_array: npt.NDArray[np.int64] | None = None
         self.gpu_array: npt.NDArray[np.int64] | None = None
+        self.per_node: npt.NDArray[np.int64] | None = None
+        self.cpu_mem: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None  # None: takes neither
+        self.cpu_mem_made = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,29 @@ class Placement:
             v.gpu_array.setflags(write=False)
         return v.gpu_array
 
+    @property
+    def per_node_array(self) -> npt.NDArray[np.int64]:
+        """GPUs taken on each node, aligned with ``nodes``."""
+        v = self._views
+        if v.per_node is None:
+            v.per_node = np.fromiter(map(len, self.node_gpus), np.int64, len(self.nodes))
+            v.per_node.setflags(write=False)
+        return v.per_node
+
+    @property
+    def cpu_mem_arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+        """CPU and memory per node as arrays aligned with ``nodes``; None if the placement takes neither."""
+        v = self._views
+        if not v.cpu_mem_made:
+            v.cpu_mem_made = True
+            if any(self.cpu) or any(self.mem):
+                cpu = np.asarray(self.cpu, np.int64)
+                mem = np.asarray(self.mem, np.int64)
+                cpu.setflags(write=False)
+                mem.setflags(write=False)
+                v.cpu_mem = (cpu, mem)
+        return v.cpu_mem
+
     @classmethod
     def on_whole_nodes(
         cls,
@@ -97,6 +123,8 @@ class Placement:
         v.gpu_array = (gpu_start[nodes][:, None] + np.arange(gpus_per_node)[None, :]).ravel()
         v.gpu_array.setflags(write=False)
         v.num_gpus = len(listed) * gpus_per_node
+        v.per_node = np.full(len(listed), gpus_per_node, np.int64)
+        v.per_node.setflags(write=False)
         return pl
 
     def describe(self, node_names: tuple[str, ...] | None = None) -> str:

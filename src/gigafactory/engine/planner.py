@@ -64,6 +64,7 @@ class EndPlanner:
         self.place = place
         self.rng = rng
         self.num_nodes = topo.num_nodes
+        self._other_shape: dict[tuple[int, int], npt.NDArray[np.bool_]] = {}  # (model, GPUs) -> nodes not of it
 
     def earliest(self, job: Job, now: float) -> tuple[float, IntArray] | None:
         found = self._by_free_at(job, now)
@@ -93,8 +94,11 @@ class EndPlanner:
         m, g, need = shape
         cap = self.cap
         topo = self.topo
+        other = self._other_shape.get((m, g))
+        if other is None:
+            other = self._other_shape[(m, g)] = (topo.node_model != m) | (topo.node_gpus != g)
         times = self.allocs.free_at()
-        times[~cap.schedulable | (topo.node_model != m) | (topo.node_gpus != g)] = math.inf
+        times[other | ~cap.schedulable] = math.inf
         locality = job.request.locality if need > 1 else Locality.ANY
         rank = topo.node_rank
         if locality is Locality.ANY:
