@@ -31,7 +31,7 @@ MANIFEST = PACKAGE_DIR / "_native.json"
 GROUP = "gigafactory_native"  # mypyc's shared library is the top-level module GROUP + "__mypyc"
 
 # What a twin run or a pass spends its time in: the engine and its policies (pure), and the twin's loop, its
-# metrics and its jobs.
+# metrics and its jobs, and reading a trace (row by row).
 MODULES = (
     "gigafactory.core.actions",
     "gigafactory.core.agenda",
@@ -76,7 +76,9 @@ MODULES = (
     "gigafactory.twin.attempts",
     "gigafactory.twin.metrics",
     "gigafactory.twin.sim",
+    "gigafactory.twin.traces.table",
     "gigafactory.twin.workload",
+    "gigafactory.twin.workloads.philly",
 )
 
 state = "pure: not built"

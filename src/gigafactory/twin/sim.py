@@ -259,15 +259,15 @@ class Simulation:
             summary["programme"] = self._programme()
         start = float(wl.submit_s[0]) if len(wl) else 0.0
         stop = start + max(summary["makespan_s"], 1.0)
-        self._windows(summary, start, stop, cut)
+        jobs = Jobs.of(wl, self.tenants)
+        self._windows(summary, start, stop, cut, jobs)
         series = met.series(start, stop)
-        shares = share_series(met, start, stop, Jobs.of(wl, self.tenants))
+        shares = share_series(met, start, stop, jobs)
         return SimResult(summary, series, met, self.engine, wl, self.tenants, shares)
 
-    def _windows(self, summary: dict[str, Any], start: float, stop: float, cut: float | None) -> None:
+    def _windows(self, summary: dict[str, Any], start: float, stop: float, cut: float | None, jobs: Jobs) -> None:
         """Adds the whole run's windowed figures (fairness, slowdown, per-tenant service) and the steady state's."""
         met = self.metrics
-        jobs = Jobs.of(self.workload, self.tenants)
         rule = "the whole run: first submission to " + ("the horizon, which cut it" if cut is not None else "last end")
         whole = measure(met, Window(start, stop, rule), jobs)
         summary["window"] = whole.pop("window")

@@ -17,7 +17,7 @@ slowdown by job-size class, per-tenant queueing, and fairness against demand-cap
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,8 @@ class Jobs:
     tenant: npt.NDArray[np.integer[Any]]  # index into ``names``
     names: tuple[str, ...]
     tree: TenantTree | None
+    # (from, to, step) -> (the metrics, their grid): the whole run's grid serves its measures and its share plot
+    grids: dict[tuple[float, float, float], tuple[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, workload: Workload, tree: TenantTree | None) -> Jobs:
@@ -185,6 +187,16 @@ class _Grid:
 
 
 def _grid(met: Metrics, a: float, b: float, jobs: Jobs, step: float) -> _Grid | None:
+    hit = jobs.grids.get((a, b, step))
+    if hit is not None and hit[0] is met:
+        grid: _Grid | None = hit[1]
+        return grid
+    grid = _grid_of(met, a, b, jobs, step)
+    jobs.grids[(a, b, step)] = (met, grid)
+    return grid
+
+
+def _grid_of(met: Metrics, a: float, b: float, jobs: Jobs, step: float) -> _Grid | None:
     submit_s, gpus, tenant, names = jobs.submit_s, jobs.gpus, jobs.tenant, jobs.names
     n = len(names)
     t_alloc = np.frombuffer(met._t_alloc, dtype=np.float64)
