@@ -41,6 +41,7 @@ from gigafactory.core import (
     build_site,
 )
 from gigafactory.engine import Engine
+from gigafactory.engine.allocs import AllocTable
 
 
 def engine(site: str = "uniform:nodes=2,gpus=4", profile: str = "fifo+easy+first-fit", **kw: Any) -> Engine:
@@ -489,3 +490,28 @@ def test_what_stopping_lower_ranked_jobs_could_free_is_counted_exactly() -> None
                 assert e._could_fit_without(req, stopped) == want, (step, req, len(stopped))
                 answers[want] += 1
     assert min(answers.values()) > 1000, answers
+
+
+def test_the_allocation_table_knows_when_each_node_empties_as_jobs_come_and_go() -> None:
+    """``free_at`` is kept per node as jobs are added and recounted only where one left: at every step of a random
+    run (with compactions of the table) it equals the latest end of the jobs on each node, counted from scratch."""
+    rng = np.random.default_rng(3)
+    table = AllocTable(num_nodes=20, capacity=4)
+    live: dict[int, tuple[list[int], float]] = {}
+    rows = 0
+    for job in range(6000):
+        while live and (len(live) > 40 or rng.random() < 0.3):
+            gone = int(rng.choice(list(live)))
+            table.remove(gone)
+            del live[gone]
+        nodes = sorted(rng.choice(20, size=int(rng.integers(1, 5)), replace=False).tolist())
+        end = float(rng.choice([np.inf, *rng.uniform(0, 100, 3).round(1)]))
+        table.add(job, tuple(nodes), end)
+        live[job] = (nodes, end)
+        rows += len(nodes)
+        if job % 7 == 0:
+            want = np.full(20, -np.inf)
+            for on, t in live.values():
+                want[on] = np.maximum(want[on], t)
+            assert np.array_equal(table.free_at(), want), job
+    assert table._size < rows - 4096  # compacted: rows moved under the kept ends

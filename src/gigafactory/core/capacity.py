@@ -176,15 +176,13 @@ class Capacity:
     def mark(self, nodes: BoolArray) -> None:
         """Make ``nodes`` the marked subset (a reservation's nodes); ``unmarked_aggregates`` leaves them out."""
         self.marked = nodes.copy()
-        self.marked_hist[:] = 0
-        self.marked_full[:] = 0
         ns = (nodes & self.schedulable).nonzero()[0]
         w = self.node_whole[ns]
-        m = self._node_model[ns]
-        np.add.at(self.marked_hist, (m, w), 1)
+        cell = self._node_model[ns] * self.hist.shape[1]  # (bincounts over flat cells: faster than add.at)
+        self.marked_hist[:] = np.bincount(cell + w, minlength=self.hist.size).reshape(self.hist.shape)
         g = self._node_gpus[ns]
         f = w == g
-        np.add.at(self.marked_full, (m[f], g[f]), 1)
+        self.marked_full[:] = np.bincount((cell + g)[f], minlength=self.full.size).reshape(self.full.shape)
 
     def unmarked_aggregates(self) -> tuple[IntArray, IntArray]:
         """``hist`` and ``full`` of the nodes that are not marked: what a reservation leaves for others."""

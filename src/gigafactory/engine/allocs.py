@@ -27,6 +27,11 @@ class AllocTable:
         self._size = 0
         self._dead = 0
         self._rows: dict[int, tuple[int, int]] = {}
+        # Per node, the latest end of the jobs on it, kept as rows come and go; a node some job left is *dirty* (its
+        # latest end may have been that job's) and is recounted from its rows when ``free_at`` is asked.
+        self._latest = np.full(num_nodes, -np.inf)
+        self._dirty = np.zeros(num_nodes, np.bool_)
+        self._any_dirty = False
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -45,10 +50,14 @@ class AllocTable:
         self._alive[s : s + count] = True
         self._size += count
         self._rows[job] = (s, count)
+        on = self._node[s : s + count]
+        self._latest[on] = np.maximum(self._latest[on], end)
 
     def remove(self, job: int) -> None:
         s, count = self._rows.pop(job)
         self._alive[s : s + count] = False
+        self._dirty[self._node[s : s + count]] = True
+        self._any_dirty = True
         self._dead += count
         if self._dead > 4096 and self._dead * 2 > self._size:
             self._compact()
@@ -68,12 +77,16 @@ class AllocTable:
         return held
 
     def free_at(self) -> npt.NDArray[np.float64]:
-        """Per node, the latest expected end of the jobs on it; ``-inf`` for a node with no job."""
-        out = np.full(self.num_nodes, -np.inf)
-        n = self._size
-        alive = self._alive[:n]
-        np.maximum.at(out, self._node[:n][alive], self._end[:n][alive])
-        return out
+        """Per node, the latest expected end of the jobs on it; ``-inf`` for a node with no job. (A copy.)"""
+        if self._any_dirty:
+            dirty = self._dirty
+            self._latest[dirty] = -np.inf
+            n = self._size
+            rows = self._alive[:n] & dirty[self._node[:n]]
+            np.maximum.at(self._latest, self._node[:n][rows], self._end[:n][rows])
+            dirty[:] = False
+            self._any_dirty = False
+        return self._latest.copy()
 
     def _grow(self, need: int) -> None:
         cap = max(need, 2 * self._node.size)
