@@ -175,6 +175,8 @@ class Capacity:
 
     def mark(self, nodes: BoolArray) -> None:
         """Make ``nodes`` the marked subset (a reservation's nodes); ``unmarked_aggregates`` leaves them out."""
+        if not any_of(nodes) and not any_of(self.marked):
+            return  # nothing marked, and nothing to mark (a reservation that holds no node back, as greedy's)
         self.marked = nodes.copy()
         ns = (nodes & self.schedulable).nonzero()[0]
         w = self.node_whole[ns]
