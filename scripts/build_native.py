@@ -38,6 +38,10 @@ def clean() -> int:
     return removed
 
 
+class SourceError(Exception):
+    """mypyc's type check refused the source (its errors are printed above)."""
+
+
 def build() -> None:
     from mypyc.build import mypycify
     from setuptools import setup
@@ -47,9 +51,13 @@ def build() -> None:
     files = [str(_native.source_of(m).relative_to(ROOT)) for m in _native.MODULES]
     os.chdir(ROOT)
     with tempfile.TemporaryDirectory() as tmp:
-        extensions = mypycify(
-            ["--config-file", "pyproject.toml", *files], group_name=_native.GROUP, target_dir=str(Path(tmp) / "c")
-        )
+        try:
+            extensions = mypycify(
+                ["--config-file", "pyproject.toml", *files], group_name=_native.GROUP, target_dir=str(Path(tmp) / "c")
+            )
+        except SystemExit as exc:  # mypyc exits after printing the type errors it found
+            where = "listed before this line (make native keeps them in .venv/native.log)"
+            raise SourceError(f"mypyc found errors in the source (exit {exc.code}), {where}") from exc
         setup(
             name="gigafactory-native",
             package_dir={"": "src"},
@@ -76,6 +84,10 @@ def main() -> int:
         return 0
     try:
         build()
+    except SourceError as exc:
+        clean()
+        print(f"could not compile the engine: {exc}; it runs as pure Python, the same but slower", file=sys.stderr)
+        return 1
     except BaseException as exc:  # a compiler's failure reaches here as setuptools' SystemExit
         clean()
         print(
