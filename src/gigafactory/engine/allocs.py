@@ -22,7 +22,6 @@ class AllocTable:
         self._node = np.zeros(capacity, np.int64)
         self._job = np.zeros(capacity, np.int64)
         self._end = np.zeros(capacity, np.float64)
-        self._gpus = np.zeros(capacity, np.float64)  # GPUs (milli / 1000) the job holds on the row's node
         self._alive = np.zeros(capacity, np.bool_)
         self._size = 0
         self._dead = 0
@@ -36,9 +35,7 @@ class AllocTable:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def add(
-        self, job: int, nodes: npt.NDArray[np.int64] | tuple[int, ...], end: float, gpus: npt.ArrayLike = 0.0
-    ) -> None:
+    def add(self, job: int, nodes: npt.NDArray[np.int64] | tuple[int, ...], end: float) -> None:
         count = len(nodes)
         if self._size + count > self._node.size:
             self._grow(self._size + count)
@@ -46,7 +43,6 @@ class AllocTable:
         self._node[s : s + count] = nodes
         self._job[s : s + count] = job
         self._end[s : s + count] = end
-        self._gpus[s : s + count] = gpus
         self._alive[s : s + count] = True
         self._size += count
         self._rows[job] = (s, count)
@@ -67,15 +63,6 @@ class AllocTable:
         hit = self._alive[:n] & (self._node[:n] == node)
         return sorted(set(self._job[:n][hit].tolist()))
 
-    def held(self) -> npt.NDArray[np.float64]:
-        """Per node, the GPUs held by running jobs (and stopped attempts still holding theirs)."""
-        n = self._size
-        alive = self._alive[:n]
-        held: npt.NDArray[np.float64] = np.bincount(
-            self._node[:n][alive], weights=self._gpus[:n][alive], minlength=self.num_nodes
-        ).astype(np.float64)
-        return held
-
     def free_at(self) -> npt.NDArray[np.float64]:
         """Per node, the latest expected end of the jobs on it; ``-inf`` for a node with no job. (A copy.)"""
         if self._any_dirty:
@@ -90,7 +77,7 @@ class AllocTable:
 
     def _grow(self, need: int) -> None:
         cap = max(need, 2 * self._node.size)
-        for name in ("_node", "_job", "_end", "_gpus", "_alive"):
+        for name in ("_node", "_job", "_end", "_alive"):
             old = getattr(self, name)
             new = np.zeros(cap, old.dtype)
             new[: self._size] = old[: self._size]
@@ -101,7 +88,7 @@ class AllocTable:
         alive = self._alive[:n]
         new_pos = np.cumsum(alive) - 1
         keep = alive.nonzero()[0]
-        for name in ("_node", "_job", "_end", "_gpus"):
+        for name in ("_node", "_job", "_end"):
             arr = getattr(self, name)
             arr[: keep.size] = arr[keep]
         self._alive[: keep.size] = True

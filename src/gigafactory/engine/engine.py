@@ -619,7 +619,7 @@ class Engine:
         rec.first_start_s = started
         rec.est_end = math.inf if job.estimate_s is None else started + job.estimate_s
         bisect.insort(self._ends, (rec.est_end, job.id))
-        self._allocs.add(job.id, pl.nodes, rec.est_end, [len(g) * pl.gpu_milli / 1000.0 for g in pl.node_gpus])
+        self._allocs.add(job.id, pl.nodes, rec.est_end)
         self._usage.change(job.tenant, pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
         self._charge(rec, since=started, award=ev.award)
         if job.model is not None:
@@ -657,12 +657,7 @@ class Engine:
             rec.first_start_s = self.now
         rec.est_end = math.inf if job.estimate_s is None else self.now + job.estimate_s
         bisect.insort(self._ends, (rec.est_end, job.id))
-        per_node = (
-            [len(g) * pl.gpu_milli / 1000.0 for g in pl.node_gpus]
-            if len(pl.nodes) <= 8
-            else pl.gpu_milli / 1000.0 * np.fromiter(map(len, pl.node_gpus), np.float64, len(pl.nodes))
-        )
-        self._allocs.add(job.id, pl.node_array if len(pl.nodes) > 8 else pl.nodes, rec.est_end, per_node)
+        self._allocs.add(job.id, pl.node_array if len(pl.nodes) > 8 else pl.nodes, rec.est_end)
         self._usage.change(job.tenant, pl.gpu_milli * pl.num_gpus / 1000.0, self.now)
         if self.awards:
             self._charge(rec)
@@ -713,7 +708,7 @@ class Engine:
         if job_id not in self._jobs or self._jobs[job_id].state is not JobState.RUNNING:
             self.cap.allocate(pl)  # restored after a restart: nothing holds it yet
         self._held[job_id] = (attempt, pl)
-        self._allocs.add(job_id, pl.nodes, self.now, [len(g) * pl.gpu_milli / 1000.0 for g in pl.node_gpus])
+        self._allocs.add(job_id, pl.nodes, self.now)
 
     def _unhold(self, job_id: int, attempt: int) -> None:
         """A held attempt has ended: its placement is free, and a requeued job may be tried again."""

@@ -74,8 +74,9 @@ class FitMemo:
         mask = cap.model_mask(models)
         if mask is not None:
             usable = usable & mask
-        self.usable_nodes[models] = (cap.node_version, usable, usable.tolist())
-        return usable, usable.tolist()
+        listed: list[bool] = usable.tolist()
+        self.usable_nodes[models] = (cap.node_version, usable, listed)
+        return usable, listed
 
     def most_free_milli(self, models: tuple[str, ...] | None) -> int:
         """The most milli-GPU free (whole GPUs and shares) on one node usable by ``models``."""
