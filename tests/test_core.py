@@ -210,6 +210,40 @@ def test_vectorised_path_agrees_with_a_fresh_recount() -> None:
     cap.check([small, shared])
 
 
+def test_gangs_on_whole_nodes_agree_with_a_fresh_recount_through_marks_and_failures() -> None:
+    topo = build_site("gb200-nvl72:racks=3,pod_racks=2")  # 54 nodes of 4 GPUs, domains of 18, pods of 36
+    cap = Capacity(topo)
+
+    def gang(nodes: list[int]) -> Placement:
+        cpu = (2000,) * len(nodes)
+        return Placement.on_whole_nodes(np.array(nodes), topo.node_gpu_ids, topo.gpu_start, 4, cpu, (64,) * len(nodes))
+
+    a = gang(list(range(5, 25)))  # across two domains
+    cap.allocate(a)
+    assert a._views.groups is not None  # counted once per placement, by model, domain and pod
+    cap.check([a])
+    assert cap.domain_full.tolist() == [5, 11, 18] and cap.domain_whole.tolist() == [20, 44, 72]
+    cap.mark(np.isin(np.arange(topo.num_nodes), [30, 31]))
+    b = gang(list(range(26, 40)))  # holds marked nodes: the general path
+    cap.allocate(b)
+    assert b._views.groups is None
+    cap.check([a, b])
+    cap.set_node(6, up=False)  # a node of a fails: its release must leave it out of the pool
+    cap.release(a)
+    cap.check([b])
+    cap.set_node(6, up=True)
+    cap.mark(np.zeros(topo.num_nodes, np.bool_))
+    cap.release(b)
+    cap.check([])
+    cap.allocate(a)  # the counts made for a's first start serve again
+    cap.check([a])
+    with pytest.raises(InvariantError, match="over-allocate"):
+        cap.allocate(gang(list(range(22, 40))))  # overlaps a: refused before anything changes
+    cap.release(a)
+    cap.check([])
+    assert cap.whole_total == topo.num_gpus and cap.used_nodes == 0
+
+
 def test_drained_and_failed_nodes_leave_the_pool() -> None:
     topo = build_site("uniform:nodes=2,gpus=8")
     cap = Capacity(topo)

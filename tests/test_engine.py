@@ -515,3 +515,19 @@ def test_the_allocation_table_knows_when_each_node_empties_as_jobs_come_and_go()
                 want[on] = np.maximum(want[on], t)
             assert np.array_equal(table.free_at(), want), job
     assert table._size < rows - 4096  # compacted: rows moved under the kept ends
+
+
+def test_the_nodes_a_reservation_holds_are_those_that_empty_last_ties_to_the_lower_rank() -> None:
+    """The planner's pick (a partition, not a sort) agrees with sorting by (later end first, lower rank) on random
+    ends with many ties: idle nodes (-inf), shared ends, never-ending jobs (inf)."""
+    from gigafactory.engine.planner import _latest
+
+    rng = np.random.default_rng(5)
+    for trial in range(3000):
+        n = int(rng.integers(1, 40))
+        times = rng.choice([-np.inf, np.inf, *rng.integers(0, 6, 4).astype(float)], size=n)
+        rank = rng.permutation(n).astype(np.int64)
+        cand = np.flatnonzero(rng.random(n) < 0.7)
+        need = int(rng.integers(1, n + 1))
+        want = cand[np.lexsort((rank[cand], -times[cand]))][:need]
+        assert sorted(_latest(cand, times, rank, need).tolist()) == sorted(want.tolist()), trial

@@ -160,6 +160,32 @@ def test_cover_uses_few_groups_and_best_fits_the_last() -> None:
     assert sorted(taken.tolist()) == [0, 1, 2, 3, 9]
 
 
+def _cover_by_rule(nodes: np.ndarray, groups: np.ndarray, need: int, rank: np.ndarray) -> list[int]:
+    """cover's rule, step by step: while no group left holds the remainder, take the largest (lowest id on ties)
+    whole; then the lowest-ranked nodes of the smallest group left (lowest id on ties) that holds the rest."""
+    left = {int(g): sorted(nodes[groups == g].tolist(), key=lambda n: rank[n]) for g in np.unique(groups)}
+    out: list[int] = []
+    while need > 0 and left:
+        fit = [g for g in sorted(left) if len(left[g]) >= need]
+        if fit:
+            return out + left[min(fit, key=lambda g: len(left[g]))][:need]
+        taken = left.pop(max(sorted(left), key=lambda g: len(left[g])))
+        out += taken
+        need -= len(taken)
+    return out
+
+
+def test_cover_takes_the_groups_its_rule_names_on_random_sites() -> None:
+    rng = np.random.default_rng(11)
+    for trial in range(2000):
+        n = int(rng.integers(1, 120))
+        nodes = np.sort(rng.choice(300, size=n, replace=False)).astype(np.int64)
+        groups = rng.integers(0, int(rng.integers(1, 30)), size=n).astype(np.int64)
+        rank = rng.permutation(300).astype(np.int64)
+        need = int(rng.integers(1, n + 5))
+        assert cover(nodes, groups, need, rank).tolist() == _cover_by_rule(nodes, groups, need, rank), trial
+
+
 def test_order_keys() -> None:
     fifo = parse_profile("fifo").order
     prio = parse_profile("priority").order

@@ -126,3 +126,19 @@ def test_hot_spares_keep_a_full_site_job_running() -> None:
     # Without spares a 16-node job waits for every repair (4 h on average): its ETTR falls.
     without = _single(site, "single:gpus=128,hours=500,ckpt=60,write_s=30,restart_s=60", "rsc1", 1)
     assert without["ettr"] < with_spares["ettr"]
+
+
+def test_a_failure_stream_draws_nodes_exactly_as_numpy_choice_would() -> None:
+    """The stream draws nodes from a cumulative distribution made once; it must give what ``rng.choice(n, p=w)``
+    gives on the same generator (the same node, the same state after), or every seeded run would change."""
+    import numpy as np
+
+    from gigafactory.twin.failures import _cdf, _draw
+
+    w = np.random.default_rng(0).random(997)
+    w /= w.sum()
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    cdf = _cdf(w)
+    for _ in range(5000):
+        assert _draw(a, cdf) == int(b.choice(w.size, p=w))
+    assert a.random() == b.random()

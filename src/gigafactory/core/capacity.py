@@ -394,6 +394,9 @@ class Capacity:
 
     def _apply_many(self, pl: Placement, sign: int) -> None:
         nodes = pl.node_array
+        g = pl._views.whole_g
+        if g and self._apply_whole(pl, nodes, g, sign):
+            return
         whole_before = self.node_whole[nodes]
         gpus = pl.gpu_array
         if gpus.size:
@@ -434,6 +437,62 @@ class Capacity:
         else:
             self._refresh_nodes(nodes)
         self._moved_many(nodes, whole_before)
+
+    def _apply_whole(self, pl: Placement, nodes: IntArray, g: int, sign: int) -> bool:
+        """A gang on whole nodes (all ``g`` GPUs of each): every node goes from all free to all taken, or back, so
+        the aggregates move by the counts of nodes per model, domain and pod, made once per placement. Only when
+        every node is schedulable and none is marked (else False, and nothing is changed)."""
+        if not _and(self.schedulable[nodes], axis=None) or any_of(self.marked[nodes]):
+            return False
+        gpus = pl.gpu_array
+        if any_of(self.gpu_free[gpus] != (1000 if sign < 0 else 0)):
+            raise InvariantError("a placement would over-allocate a GPU")
+        taken = pl.cpu_mem_arrays
+        if taken is not None:
+            cpu = self.node_cpu[nodes] + taken[0] * sign
+            mem = self.node_mem[nodes] + taken[1] * sign
+            if any_of(cpu < 0) or any_of(mem < 0):
+                raise InvariantError("a placement would make free CPU or memory negative")
+            self.node_cpu[nodes] = cpu
+            self.node_mem[nodes] = mem
+        before = self.node_jobs[nodes]
+        self.node_jobs[nodes] = before - sign
+        if sign < 0:
+            self.used_nodes += int(sum_of(before == 0))
+        else:
+            self.used_nodes -= int(sum_of(before == 1))
+        self.node_kinds[nodes, g] -= sign  # the nodes are distinct
+        free = sign > 0
+        w0, w = (0, g) if free else (g, 0)
+        self.gpu_free[gpus] = 1000 if free else 0
+        self.node_whole[nodes] = w
+        self.node_milli[nodes] = 1000 * w
+        self.node_maxfree[nodes] = 1000 if free else 0
+        self.avail_whole[nodes] = w
+        self.avail_maxfree[nodes] = 1000 if free else 0
+        groups = pl._views.groups
+        if groups is None:
+            groups = pl._views.groups = (
+                _counts(self._node_model[nodes]),
+                _counts(self._node_domain[nodes]),
+                _counts(self._node_pod[nodes]),
+            )
+        assert isinstance(groups, tuple)
+        (um, cm), (ud, cd), (up, cp) = groups
+        dw = w - w0
+        self.whole_total += dw * len(pl.nodes)
+        self.domain_whole[ud] += dw * cd
+        self.pod_whole[up] += dw * cp
+        self.hist[um, w0] -= cm
+        self.hist[um, w] += cm
+        self.domain_hist[ud, w0] -= cd
+        self.domain_hist[ud, w] += cd
+        self.pod_hist[up, w0] -= cp
+        self.pod_hist[up, w] += cp
+        self.full[um, g] += sign * cm
+        self.domain_full[ud] += sign * cd
+        self.pod_full[up] += sign * cp
+        return True
 
     def _refresh_nodes(self, nodes: IntArray) -> None:
         """Recompute whole, maxfree and milli of ``nodes`` from their GPUs, vectorised."""
@@ -585,6 +644,14 @@ class Capacity:
 _max = np.maximum.reduce
 _add = np.add.reduce
 _or = np.logical_or.reduce
+_and = np.logical_and.reduce
+
+
+def _counts(ids: IntArray) -> tuple[IntArray, IntArray]:
+    """The distinct values of ``ids`` (small non-negative integers) and how often each occurs."""
+    counts = np.bincount(ids)
+    values = counts.nonzero()[0]
+    return values, counts[values]
 
 
 def any_of(a: npt.NDArray[Any]) -> bool:

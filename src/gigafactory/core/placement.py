@@ -13,7 +13,17 @@ __all__ = ["Placement", "split_by_weight"]
 class _Views:
     """A placement's derived views, made on first use (a frozen dataclass cannot assign them later)."""
 
-    __slots__ = ("cpu_mem", "cpu_mem_made", "gpu_array", "gpus", "node_array", "num_gpus", "per_node")
+    __slots__ = (
+        "cpu_mem",
+        "cpu_mem_made",
+        "gpu_array",
+        "gpus",
+        "groups",
+        "node_array",
+        "num_gpus",
+        "per_node",
+        "whole_g",
+    )
 
     def __init__(self) -> None:
         self.gpus: tuple[int, ...] | None = None
@@ -23,6 +33,8 @@ class _Views:
         self.per_node: npt.NDArray[np.int64] | None = None
         self.cpu_mem: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None  # None: takes neither
         self.cpu_mem_made = False
+        self.whole_g = 0  # > 0: every GPU of every node, each node with this many (on_whole_nodes)
+        self.groups: object = None  # the capacity's per-model, -domain and -pod counts of the nodes, made on first use
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,7 @@ class Placement:
         v.num_gpus = len(listed) * gpus_per_node
         v.per_node = np.full(len(listed), gpus_per_node, np.int64)
         v.per_node.setflags(write=False)
+        v.whole_g = gpus_per_node
         return pl
 
     def describe(self, node_names: tuple[str, ...] | None = None) -> str:

@@ -64,7 +64,8 @@ class EndPlanner:
         self.place = place
         self.rng = rng
         self.num_nodes = topo.num_nodes
-        self._other_shape: dict[tuple[int, int], npt.NDArray[np.bool_]] = {}  # (model, GPUs) -> nodes not of it
+        # (model, GPUs) -> (the capacity's node_version, the nodes not of that shape or not schedulable then)
+        self._blocked: dict[tuple[int, int], tuple[int, IntArray]] = {}
 
     def earliest(self, job: Job, now: float) -> tuple[float, IntArray] | None:
         found = self._by_free_at(job, now)
@@ -94,11 +95,12 @@ class EndPlanner:
         m, g, need = shape
         cap = self.cap
         topo = self.topo
-        other = self._other_shape.get((m, g))
-        if other is None:
-            other = self._other_shape[(m, g)] = (topo.node_model != m) | (topo.node_gpus != g)
+        blocked = self._blocked.get((m, g))
+        if blocked is None or blocked[0] != cap.node_version:
+            other = (topo.node_model != m) | (topo.node_gpus != g)
+            blocked = self._blocked[(m, g)] = (cap.node_version, (other | ~cap.schedulable).nonzero()[0])
         times = self.allocs.free_at()
-        times[other | ~cap.schedulable] = math.inf
+        times[blocked[1]] = math.inf
         locality = job.request.locality if need > 1 else Locality.ANY
         rank = topo.node_rank
         if locality is Locality.ANY:
@@ -144,6 +146,15 @@ class EndPlanner:
 
 
 def _latest(cand: IntArray, times: npt.NDArray[np.float64], rank: IntArray, need: int) -> IntArray:
-    """The ``need`` candidates that empty last, ties to the lower rank."""
-    order = np.lexsort((rank[cand], -times[cand]))
-    return cand[order[:need]]
+    """The ``need`` candidates that empty last, ties to the lower rank (ranks are distinct)."""
+    if cand.size <= need:
+        return cand
+    t = times[cand]
+    # The need largest times; of those equal to the smallest of them, only as many as are left, by rank.
+    cut = float(np.partition(t, cand.size - need)[cand.size - need])
+    above = cand[t > cut]
+    tied = cand[t == cut]
+    left = need - above.size
+    if tied.size > left:
+        tied = tied[np.argpartition(rank[tied], left - 1)[:left]] if left > 0 else tied[:0]
+    return np.concatenate((above, tied))

@@ -143,6 +143,7 @@ class FailureStream:
         rng = self._rng
         probs = self._rates / total
         topo = self.topo
+        cdfs = {key: _cdf(w) for key, w in self._weights.items()}  # rng.choice(n, p=w) made them at every draw
         while True:
             self._t += float(rng.exponential(1.0 / total))
             k = int(rng.choice(len(self._kinds), p=probs)) if len(self._kinds) > 1 else 0
@@ -152,9 +153,20 @@ class FailureStream:
                 nodes = tuple(range(int(topo.domain_start[d]), int(topo.domain_start[d + 1])))
                 yield Failure(self._t, nodes, f"{kind.name} (whole domain)", kind.repair_s(rng))
                 continue
-            w = self._weights["gpu" if kind.per_gpu_hour > 0 else "node"]
-            node = int(rng.choice(topo.num_nodes, p=w))
+            node = _draw(rng, cdfs["gpu" if kind.per_gpu_hour > 0 else "node"])
             yield Failure(self._t, (node,), kind.name, kind.repair_s(rng))
+
+
+def _cdf(p: np.ndarray) -> np.ndarray:
+    """The cumulative distribution ``Generator.choice(n, p=p)`` draws from."""
+    cdf = p.cumsum()
+    cdf /= cdf[-1]
+    return cdf
+
+
+def _draw(rng: np.random.Generator, cdf: np.ndarray) -> int:
+    """``rng.choice(len(cdf), p=p)`` for ``cdf = _cdf(p)``: the same one uniform draw, the same index."""
+    return int(cdf.searchsorted(rng.random(), side="right"))
 
 
 # Llama 3 405B, Table 5 (419 unexpected interruptions, 54 days, 16,384 GPUs), grouped by component class.

@@ -132,30 +132,39 @@ def cover(nodes: IntArray, groups: IntArray, need: int, rank: IntArray) -> IntAr
     remainder exceeds every group; the remainder then goes to the smallest group that holds it, so big gangs
     neither straddle more domains than they must nor break into a domain that a smaller gang needs whole.
     """
-    order = np.lexsort((rank[nodes], groups))
-    nodes, groups = nodes[order], groups[order]
+    # Choose the groups from their counts alone; then sort only the chosen groups' nodes (by the order the groups
+    # were chosen in, then rank), and the last group's lowest-ranked nodes make up the rest.
     per_group = np.bincount(groups)
     ids = per_group.nonzero()[0]
     counts = per_group[ids]
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    taken: list[IntArray] = []
-    remaining = need
-    used = np.zeros(ids.size, np.bool_)
-    while remaining > 0:
-        fits = (counts >= remaining) & ~used
-        if any_of(fits):
-            choice = fits.nonzero()[0]
-            i = int(choice[counts[choice].argmin()])
-            taken.append(nodes[starts[i] : starts[i] + remaining])
-            break
-        open_ = (~used).nonzero()[0]
-        if open_.size == 0:
-            break
-        i = int(open_[counts[open_].argmax()])
-        used[i] = True
-        taken.append(nodes[starts[i] : starts[i] + counts[i]])
-        remaining -= int(counts[i])
-    return np.concatenate(taken) if taken else np.zeros(0, np.int64)
+    fits = counts >= need
+    if any_of(fits):  # one group holds it all: the smallest such
+        choice = fits.nonzero()[0]
+        chosen = [int(choice[counts[choice].argmin()])]
+        remaining = 0
+    else:
+        # Largest first (ties to the lower id) while the remainder exceeds every group left, i.e. the next one.
+        order = np.argsort(-counts, kind="stable")
+        by_size = counts[order]
+        left = need - (np.cumsum(by_size) - by_size)  # the remainder before each group in that order
+        last = by_size >= left
+        if any_of(last):
+            j = int(last.argmax())
+            rest = order[j:]
+            rest = rest[counts[rest] >= left[j]]
+            chosen = [*order[:j].tolist(), int(rest[counts[rest].argmin()])]
+            remaining = 0
+        else:
+            chosen = order.tolist()
+            remaining = need - int(sum_of(by_size))
+    if not chosen:
+        return np.zeros(0, np.int64)
+    position = np.full(per_group.size, len(chosen), np.int64)
+    position[ids[chosen]] = np.arange(len(chosen))
+    key = position[groups]
+    mine = (key < len(chosen)).nonzero()[0]
+    order = np.lexsort((rank[nodes[mine]], key[mine]))
+    return nodes[mine[order[: need - remaining]]]
 
 
 def _spread(total: int, gpus: int, g: int, k: int, rem: int) -> tuple[int, ...]:
@@ -234,17 +243,22 @@ class Placer:
             k, rem = divmod(req.gpus, g)
             cpus = _spread(req.cpu_milli, req.gpus, g, k, rem)
             mems = _spread(req.mem_mib, req.gpus, g, k, rem)
-            ok = (cap.avail_whole == g) & (topo.node_model == m)
+            # The wholly free nodes first (few on a busy site), then the other tests on those alone.
+            one_model = len(topo.models) == 1
+            full = (cap.avail_whole == g).nonzero()[0]
+            if not one_model:
+                full = full[topo.node_model[full] == m]
             if cpus and cpus[0]:
-                ok &= cap.node_cpu >= cpus[0]
+                full = full[cap.node_cpu[full] >= cpus[0]]
             if mems and mems[0]:
-                ok &= cap.node_mem >= mems[0]
+                full = full[cap.node_mem[full] >= mems[0]]
             if ctx.exclude is not None:
-                ok &= ~ctx.exclude
-            full = ok.nonzero()[0]
+                full = full[~ctx.exclude[full]]
             partial = np.zeros(0, np.int64)
             if rem:
-                okr = (cap.avail_whole >= rem) & (topo.node_model == m)
+                okr = cap.avail_whole >= rem
+                if not one_model:
+                    okr &= topo.node_model == m
                 if cpus[-1]:
                     okr &= cap.node_cpu >= cpus[-1]
                 if mems[-1]:
