@@ -404,20 +404,7 @@ class Capacity:
             if any_of(new < 0) or any_of(new > 1000):
                 raise InvariantError("a placement would over-allocate a GPU")
             self.gpu_free[gpus] = new
-        taken = pl.cpu_mem_arrays
-        if taken is not None:
-            cpu = self.node_cpu[nodes] + taken[0] * sign
-            mem = self.node_mem[nodes] + taken[1] * sign
-            if any_of(cpu < 0) or any_of(mem < 0):
-                raise InvariantError("a placement would make free CPU or memory negative")
-            self.node_cpu[nodes] = cpu
-            self.node_mem[nodes] = mem
-        before = self.node_jobs[nodes]
-        self.node_jobs[nodes] = before - sign
-        if sign < 0:
-            self.used_nodes += int(sum_of(before == 0))
-        else:
-            self.used_nodes -= int(sum_of(before == 1))
+        self._take_hosts(pl, nodes, sign)
         per_node = pl.per_node_array
         has = per_node > 0
         kind = per_node if pl.gpu_milli == 1000 else np.zeros_like(per_node)
@@ -438,15 +425,8 @@ class Capacity:
             self._refresh_nodes(nodes)
         self._moved_many(nodes, whole_before)
 
-    def _apply_whole(self, pl: Placement, nodes: IntArray, g: int, sign: int) -> bool:
-        """A gang on whole nodes (all ``g`` GPUs of each): every node goes from all free to all taken, or back, so
-        the aggregates move by the counts of nodes per model, domain and pod, made once per placement. Only when
-        every node is schedulable and none is marked (else False, and nothing is changed)."""
-        if not _and(self.schedulable[nodes], axis=None) or any_of(self.marked[nodes]):
-            return False
-        gpus = pl.gpu_array
-        if any_of(self.gpu_free[gpus] != (1000 if sign < 0 else 0)):
-            raise InvariantError("a placement would over-allocate a GPU")
+    def _take_hosts(self, pl: Placement, nodes: IntArray, sign: int) -> None:
+        """CPU, memory and job counts of a wide placement's ``nodes``, vectorised."""
         taken = pl.cpu_mem_arrays
         if taken is not None:
             cpu = self.node_cpu[nodes] + taken[0] * sign
@@ -461,6 +441,17 @@ class Capacity:
             self.used_nodes += int(sum_of(before == 0))
         else:
             self.used_nodes -= int(sum_of(before == 1))
+
+    def _apply_whole(self, pl: Placement, nodes: IntArray, g: int, sign: int) -> bool:
+        """A gang on whole nodes (all ``g`` GPUs of each): every node goes from all free to all taken, or back, so
+        the aggregates move by the counts of nodes per model, domain and pod, made once per placement. Only when
+        every node is schedulable and none is marked (else False, and nothing is changed)."""
+        if not _and(self.schedulable[nodes], axis=None) or any_of(self.marked[nodes]):
+            return False
+        gpus = pl.gpu_array
+        if any_of(self.gpu_free[gpus] != (1000 if sign < 0 else 0)):
+            raise InvariantError("a placement would over-allocate a GPU")
+        self._take_hosts(pl, nodes, sign)
         self.node_kinds[nodes, g] -= sign  # the nodes are distinct
         free = sign > 0
         w0, w = (0, g) if free else (g, 0)
