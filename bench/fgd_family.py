@@ -7,7 +7,7 @@ Each run is appended to a cache (``out/fgd-family/runs.jsonl``) as soon as it en
 resumes where it stopped, and a policy can be added later; ``--redo POLICY`` drops a policy's cached runs.
 
     python bench/fgd_family.py [--data ../shared/data/alibaba-openb] [--seeds 42-51] [--jobs 1]
-        [--policies fgd-best-fit,fgd,fgd-joint,fgd-multiples,fgd-scarcity] [--members multigpu50,cpu250]
+        [--policies fgd-best-fit,fgd,fgd-joint,fgd-multiples,fgd-scarcity,fgd-outlook] [--members multigpu50]
         [--redo fgd-scarcity]
 """
 
@@ -34,7 +34,7 @@ DEFAULT_DATA = (
     )
     / "alibaba-openb"
 )
-POLICIES = "fgd-best-fit,fgd,fgd-joint,fgd-multiples,fgd-scarcity"
+POLICIES = "fgd-best-fit,fgd,fgd-joint,fgd-multiples,fgd-scarcity,fgd-outlook"
 FAMILIES: tuple[tuple[FamilyKind, tuple[float, ...]], ...] = (
     (FamilyKind.GPUSHARE, (0.2, 0.4, 0.6, 0.8, 1.0)),
     (FamilyKind.MULTIGPU, (0.2, 0.3, 0.4, 0.5)),

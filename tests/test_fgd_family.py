@@ -289,3 +289,54 @@ def test_fgd_scarcity_is_fgd_multiples_without_restricted_jobs() -> None:
         placed[policy] = out
     assert placed["fgd-multiples"] == placed["fgd-scarcity"]
     assert sum(p is not None for p in placed["fgd-scarcity"]) > 50
+
+
+def test_the_run_out_chance_is_the_poisson_tail() -> None:
+    from scipy.stats import poisson
+
+    from gigafactory.policy.place.fgd_outlook import run_out
+
+    slots = np.array([1.0, 2.0, 5.0, 10.0, 40.0])
+    expected = np.array([0.5, 3.0, 5.0, 2.0, 35.0])
+    assert run_out(slots, expected) == pytest.approx(poisson.sf(slots - 1, expected))  # P(N >= slots)
+    assert run_out(np.array([0.0, -3.0]), np.array([1.0, 1.0])).tolist() == [1.0, 1.0]  # no room left: certain
+
+
+def test_fgd_outlook_weighs_a_type_up_as_its_room_runs_out() -> None:
+    """Ten 8-GPU nodes; the jobs seen are one-GPU (80%) and 8-GPU (20%). Empty, the 8-GPU type has ten slots for
+    about 6.7 expected jobs (weight 0.2 + P(N >= 10), about 0.33); with one GPU taken on nine nodes it has one
+    slot for about 5.9 and its weight is nearly 0.2 + 1, while the one-GPU type, with room to spare, stays at its share.
+    A one-GPU job then goes beside the others, not on the last free node."""
+    from scipy.stats import poisson
+
+    from gigafactory.policy.place.fgd_outlook import FgdOutlook
+
+    topo = Topology.from_columns(
+        "tiny", models=("A",), node_model=[0] * 10, node_gpus=[8] * 10, node_cpu=[96000] * 10,
+        node_mem=[1 << 20] * 10, node_rank=list(range(10)),
+    )  # fmt: skip
+    placer = PLACE.get("fgd-outlook").make()
+    assert isinstance(placer, FgdOutlook)
+    cap = Capacity(topo)
+    rng = np.random.default_rng(0)
+    one, eight = JobRequest(1, 1000, 4000), JobRequest(8, 1000, 32000)
+    for i in range(10):  # teach it the mix: 8 one-GPU jobs, 2 eight-GPU ones (placed and released again)
+        job = Job(JobId(100 + i), eight if i < 2 else one, submit_s=0.0, immediate=True)
+        placed = placer.place(job, cap, PlaceContext(rng))
+        assert isinstance(placed, Placement)
+    counts = placer._model(Job(JobId(100), eight, submit_s=0.0), topo)
+    types = counts.model.target.types
+    i8, i1 = types.index(PodType(32000, 1000, 8)), types.index(PodType(4000, 1000, 1))
+    p8, p1 = counts.model.p[i8], counts.model.p[i1]
+    assert p8 == pytest.approx(0.2, abs=0.03) and p1 == pytest.approx(1 - p8)  # the mix as last estimated
+    counts.refresh(cap)
+    expected = p8 * 80_000 / (p1 * 1000 + p8 * 8000)  # 8-GPU jobs to come before the free capacity is asked for
+    assert placer.weights(cap, counts)[i8] == pytest.approx(p8 + poisson.sf(9, expected))
+    for n in range(9):
+        cap.allocate(Placement((n,), ((int(topo.gpu_start[n]),),), 1000, (4000,), (0,)))
+    counts.refresh(cap)
+    w = placer.weights(cap, counts)
+    assert w[i8] > p8 + 0.99
+    assert w[i1] == pytest.approx(p1, abs=1e-6)
+    placed = placer.place(Job(JobId(200), one, submit_s=1.0, immediate=True), cap, PlaceContext(rng))
+    assert isinstance(placed, Placement) and placed.nodes[0] != 9

@@ -62,6 +62,7 @@ MODULES = (
     "gigafactory.policy.place.fgd_best_fit",
     "gigafactory.policy.place.fgd_joint",
     "gigafactory.policy.place.fgd_multiples",
+    "gigafactory.policy.place.fgd_outlook",
     "gigafactory.policy.place.fgd_scarcity",
     "gigafactory.policy.place.first_fit",
     "gigafactory.policy.place.fragmentation",

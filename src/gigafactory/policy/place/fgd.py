@@ -166,6 +166,13 @@ class FgdPlacer(Placer):
         c2, s2 = model.after_share(counts.c[nodes], counts.s[nodes], uv, uv - req.gpu_milli)
         after = model.frag(c2, s2, cap.node_milli[nodes] - req.gpu_milli, cap.node_cpu[nodes] - req.cpu_milli, nodes)
         pair_score = sigmoid_score(before - after)[inverse.ravel()]
+        return self.best_pair(req, cap, cand, k, g, pair_score)
+
+    def best_pair(
+        self, req: JobRequest, cap: Capacity, cand: IntArray, k: IntArray, g: IntArray, pair_score: IntArray
+    ) -> tuple[int, int]:
+        """The (node, GPU) for a shared-GPU request from the scores of its candidate pairs (candidate ``cand[k]``,
+        its ``g``-th GPU): the node with the best pair, ties by :meth:`break_tie`; there the lowest-index GPU."""
         node_best = np.full(cand.size, np.iinfo(np.int64).min, np.int64)
         np.maximum.at(node_best, k, pair_score)
         top = np.flatnonzero(node_best == node_best.max())

@@ -144,8 +144,13 @@ class ScarcityFragModel(MultiplesFragModel):
             return self.weigh(frag)
         # What the restricted types can take, counting whole-GPU jobs only as far as the node's CPU feeds them.
         usable = free.astype(np.float64)[:, None] - self.per_type(c, s, free, cpu, nodes, caps_whole=True)
-        held: FloatArray = np.add.accumulate(usable * self.reserve[self._node_model[nodes]], axis=1)[:, -1]
+        held: FloatArray = np.add.accumulate(usable * self.reserve_of(nodes), axis=1)[:, -1]
         return self.weigh(frag) - held
+
+    def reserve_of(self, nodes: IntArray) -> FloatArray:
+        """Per node, the share of each type's usable capacity held in reserve (``[nodes, types]``)."""
+        held: FloatArray = self.reserve[self._node_model[nodes]]
+        return held
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
