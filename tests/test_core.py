@@ -240,6 +240,8 @@ def test_gangs_on_whole_nodes_agree_with_a_fresh_recount_through_marks_and_failu
     with pytest.raises(InvariantError, match="over-allocate"):
         cap.allocate(gang(list(range(22, 40))))  # overlaps a: refused before anything changes
     cap.release(a)
+    with pytest.raises(InvariantError, match="does not hold"):
+        cap.release(a)  # twice: refused before anything changes
     cap.check([])
     assert cap.whole_total == topo.num_gpus and cap.used_nodes == 0
 

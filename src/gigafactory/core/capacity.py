@@ -450,7 +450,11 @@ class Capacity:
             return False
         gpus = pl.gpu_array
         if any_of(self.gpu_free[gpus] != (1000 if sign < 0 else 0)):
-            raise InvariantError("a placement would over-allocate a GPU")
+            raise InvariantError(
+                "a placement would over-allocate a GPU"
+                if sign < 0
+                else "a placement would release GPUs it does not hold"
+            )
         self._take_hosts(pl, nodes, sign)
         self.node_kinds[nodes, g] -= sign  # the nodes are distinct
         free = sign > 0
@@ -468,7 +472,6 @@ class Capacity:
                 _counts(self._node_domain[nodes]),
                 _counts(self._node_pod[nodes]),
             )
-        assert isinstance(groups, tuple)
         (um, cm), (ud, cd), (up, cp) = groups
         dw = w - w0
         self.whole_total += dw * len(pl.nodes)

@@ -10,6 +10,9 @@ import numpy.typing as npt
 __all__ = ["Placement", "split_by_weight"]
 
 
+_Counts = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+
+
 class _Views:
     """A placement's derived views, made on first use (a frozen dataclass cannot assign them later)."""
 
@@ -34,7 +37,8 @@ class _Views:
         self.cpu_mem: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None  # None: takes neither
         self.cpu_mem_made = False
         self.whole_g = 0  # > 0: every GPU of every node, each node with this many (on_whole_nodes)
-        self.groups: object = None  # the capacity's per-model, -domain and -pod counts of the nodes, made on first use
+        # Capacity's (distinct ids, nodes per id) of the nodes' models, domains and pods, made on first use.
+        self.groups: tuple[_Counts, _Counts, _Counts] | None = None
 
 
 @dataclass(frozen=True)
