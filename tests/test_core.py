@@ -219,21 +219,27 @@ def test_gangs_on_whole_nodes_agree_with_a_fresh_recount_through_marks_and_failu
         return Placement.on_whole_nodes(np.array(nodes), topo.node_gpu_ids, topo.gpu_start, 4, cpu, (64,) * len(nodes))
 
     a = gang(list(range(5, 25)))  # across two domains
+    arrays = a.cpu_mem_arrays  # made with the placement (alike on every node of a gang)
+    assert arrays is not None and arrays[0].tolist() == [2000] * 20 and arrays[1].tolist() == [64] * 20
     cap.allocate(a)
     assert a._views.groups is not None  # counted once per placement, by model, domain and pod
     cap.check([a])
     assert cap.domain_full.tolist() == [5, 11, 18] and cap.domain_whole.tolist() == [20, 44, 72]
     cap.mark(np.isin(np.arange(topo.num_nodes), [30, 31]))
-    b = gang(list(range(26, 40)))  # holds marked nodes: the general path
+    assert cap.marked_full[0, 4] == 2
+    b = gang(list(range(26, 40)))  # holds the marked nodes: they move in the marked counts too
     cap.allocate(b)
-    assert b._views.groups is None
-    cap.check([a, b])
-    cap.set_node(6, up=False)  # a node of a fails: its release must leave it out of the pool
+    assert b._views.groups is not None
+    cap.check([a, b])  # recounts every column, the marked ones included
+    assert cap.marked_full[0, 4] == 0 and cap.marked_hist[0, 0] == 2
+    cap.set_node(6, up=False)  # a node of a fails: its release must leave it out of the pool (the general path)
     cap.release(a)
     cap.check([b])
     cap.set_node(6, up=True)
+    cap.release(b)  # back to free, the marked nodes with it
+    cap.check([])
+    assert cap.marked_full[0, 4] == 2
     cap.mark(np.zeros(topo.num_nodes, np.bool_))
-    cap.release(b)
     cap.check([])
     cap.allocate(a)  # the counts made for a's first start serve again
     cap.check([a])

@@ -55,7 +55,7 @@ FIELDS = (  # every attribute __init__ sets, for copy(); a test checks the list 
     "full", "domain_hist", "pod_hist", "domain_full", "pod_full", "model_gpus", "node_kinds", "marked", "marked_hist",
     "marked_full", "version", "node_version", "used_milli", "used_nodes", "grow_epoch", "_model_masks", "_model_ids",
     "_single", "_matrix", "_pad_index", "_gpu_start", "_node_gpus", "_node_model", "_node_domain", "_node_pod",
-    "_node_info",
+    "_node_info", "_cells",
 )  # fmt: skip
 
 
@@ -68,6 +68,7 @@ class Capacity:
                 if isinstance(value, np.ndarray) and value.flags.writeable:
                     value = value.copy()
                 setattr(self, name, value)  # the model masks and single-node answers depend only on the topology
+            self._cells: _Cells | None = None  # views of the original's columns: this copy makes its own
             return
         self.topo = topo
         self.gpu_free: IntArray = np.full(topo.num_gpus, 1000, np.int64)
@@ -132,6 +133,7 @@ class Capacity:
                 topo.gpu_start[:-1].tolist(), strict=True,
             )
         )  # fmt: skip
+        self._cells = None  # made on first use of the per-node path
 
     # ---- copies -------------------------------------------------------------------------------------------
     def copy(self) -> Capacity:
@@ -177,7 +179,7 @@ class Capacity:
         """Make ``nodes`` the marked subset (a reservation's nodes); ``unmarked_aggregates`` leaves them out."""
         if not any_of(nodes) and not any_of(self.marked):
             return  # nothing marked, and nothing to mark (a reservation that holds no node back, as greedy's)
-        self.marked = nodes.copy()
+        self.marked[:] = nodes  # in place: the per-node path reads it through a view
         ns = (nodes & self.schedulable).nonzero()[0]
         w = self.node_whole[ns]
         cell = self._node_model[ns] * self.hist.shape[1]  # (bincounts over flat cells: faster than add.at)
@@ -298,10 +300,17 @@ class Capacity:
         _, _, _, count, a = self._node_info[n]
         if not count:
             return
-        free = self.gpu_free[a : a + count]
-        self.node_whole[n] = np.count_nonzero(free == 1000)
-        self.node_maxfree[n] = _max(free)
-        self.node_milli[n] = sum_of(free)
+        c = self._cells_of()
+        gpu_free = c.gpu_free
+        whole = maxfree = milli = 0
+        for i in range(a, a + count):
+            v = gpu_free[i]
+            whole += v == 1000
+            maxfree = max(maxfree, v)
+            milli += v
+        c.node_whole[n] = whole
+        c.node_maxfree[n] = maxfree
+        c.node_milli[n] = milli
 
     def allocate(self, pl: Placement) -> None:
         self._apply(pl, -1)
@@ -310,13 +319,23 @@ class Capacity:
         self._apply(pl, +1)
         self.grow_epoch += 1
 
+    def _cells_of(self) -> _Cells:
+        c = self._cells
+        if c is None:
+            c = self._cells = _Cells(self)
+        return c
+
     def _apply(self, pl: Placement, sign: int) -> None:
         self.version += 1
         milli = pl.gpu_milli * sign
         if len(pl.nodes) > _VECTOR_MIN:
             self._apply_many(pl, sign)
         else:
-            gpu_free = self.gpu_free
+            # One node at a time, cell by cell through memoryviews (a numpy scalar operation costs twice as much).
+            c = self._cells_of()
+            gpu_free = c.gpu_free
+            node_kinds = c.node_kinds
+            kinds = self.node_kinds.shape[1]
             whole = pl.gpu_milli == 1000
             info = self._node_info
             for i in range(len(pl.nodes)):
@@ -330,67 +349,69 @@ class Capacity:
                 cpu = pl.cpu[i]
                 mem = pl.mem[i]
                 if cpu or mem:
-                    c = self.node_cpu[n] + cpu * sign
-                    mm = self.node_mem[n] + mem * sign
-                    if c < 0 or mm < 0:
+                    cc = c.node_cpu[n] + cpu * sign
+                    mm = c.node_mem[n] + mem * sign
+                    if cc < 0 or mm < 0:
                         raise InvariantError(f"node {n} would have negative free CPU or memory")
-                    self.node_cpu[n] = c
-                    self.node_mem[n] = mm
-                before = int(self.node_jobs[n])
-                self.node_jobs[n] = before - sign
+                    c.node_cpu[n] = cc
+                    c.node_mem[n] = mm
+                before = c.node_jobs[n]
+                c.node_jobs[n] = before - sign
                 if sign < 0 and before == 0:
                     self.used_nodes += 1
                 elif sign > 0 and before == 1:
                     self.used_nodes -= 1
                 if gpus:
-                    self.node_kinds[n, len(gpus) if whole else 0] -= sign
-                    w0 = int(self.node_whole[n])
+                    cell = n * kinds + (len(gpus) if whole else 0)
+                    node_kinds[cell] = node_kinds[cell] - sign
+                    w0 = c.node_whole[n]
                     if whole:
                         # Whole GPUs go from fully free to fully taken and back: no need to rescan the node.
                         k = len(gpus) * sign
                         w = w0 + k
-                        self.node_whole[n] = w
-                        self.node_milli[n] += 1000 * k
+                        c.node_whole[n] = w
+                        c.node_milli[n] = c.node_milli[n] + 1000 * k
                         if w > 0:
-                            self.node_maxfree[n] = 1000
+                            c.node_maxfree[n] = 1000
                         else:
                             a = info[n][4]
-                            self.node_maxfree[n] = int(_max(gpu_free[a : a + info[n][3]]))
+                            top = 0
+                            for j in range(a, a + info[n][3]):
+                                top = max(top, gpu_free[j])
+                            c.node_maxfree[n] = top
                     else:
                         self._refresh_node(n)
-                        w = int(self.node_whole[n])
-                    self._moved(n, w0, w)
+                        w = c.node_whole[n]
+                    self._moved(c, n, w0, w)
         self.used_milli -= milli * pl.num_gpus
 
-    def _moved(self, n: int, w0: int, w: int) -> None:
+    def _moved(self, c: _Cells, n: int, w0: int, w: int) -> None:
         """Node ``n`` went from ``w0`` to ``w`` whole free GPUs: move it in the aggregates (as _detach, then
-        _attach, would; in numbers, not arrays, for the few nodes most placements touch)."""
-        if not self.schedulable[n]:
+        _attach, would; cell by cell, for the few nodes most placements touch)."""
+        if not c.schedulable[n]:
             return
         if w != w0:
             m, d, p, g, _ = self._node_info[n]
             dw = w - w0
-            self.domain_whole[d] += dw
-            self.pod_whole[p] += dw
+            k = self.hist.shape[1]
+            c.domain_whole[d] = c.domain_whole[d] + dw
+            c.pod_whole[p] = c.pod_whole[p] + dw
             self.whole_total += dw
-            self.hist[m, w0] -= 1
-            self.hist[m, w] += 1
-            self.domain_hist[d, w0] -= 1
-            self.domain_hist[d, w] += 1
-            self.pod_hist[p, w0] -= 1
-            self.pod_hist[p, w] += 1
+            for hist, row in ((c.hist, m), (c.domain_hist, d), (c.pod_hist, p)):
+                hist[row * k + w0] = hist[row * k + w0] - 1
+                hist[row * k + w] = hist[row * k + w] + 1
             if w0 == g or w == g:
                 f = 1 if w == g else -1
-                self.full[m, g] += f
-                self.domain_full[d] += f
-                self.pod_full[p] += f
-            if self.marked[n]:
-                self.marked_hist[m, w0] -= 1
-                self.marked_hist[m, w] += 1
+                c.full[m * k + g] = c.full[m * k + g] + f
+                c.domain_full[d] = c.domain_full[d] + f
+                c.pod_full[p] = c.pod_full[p] + f
+            if c.marked[n]:
+                c.marked_hist[m * k + w0] = c.marked_hist[m * k + w0] - 1
+                c.marked_hist[m * k + w] = c.marked_hist[m * k + w] + 1
                 if w0 == g or w == g:
-                    self.marked_full[m, g] += 1 if w == g else -1
-            self.avail_whole[n] = w
-        self.avail_maxfree[n] = self.node_maxfree[n]
+                    c.marked_full[m * k + g] = c.marked_full[m * k + g] + (1 if w == g else -1)
+            c.avail_whole[n] = w
+        c.avail_maxfree[n] = c.node_maxfree[n]
 
     def _apply_many(self, pl: Placement, sign: int) -> None:
         nodes = pl.node_array
@@ -444,9 +465,10 @@ class Capacity:
 
     def _apply_whole(self, pl: Placement, nodes: IntArray, g: int, sign: int) -> bool:
         """A gang on whole nodes (all ``g`` GPUs of each): every node goes from all free to all taken, or back, so
-        the aggregates move by the counts of nodes per model, domain and pod, made once per placement. Only when
-        every node is schedulable and none is marked (else False, and nothing is changed)."""
-        if not _and(self.schedulable[nodes], axis=None) or any_of(self.marked[nodes]):
+        the aggregates move by the counts of nodes per model, domain and pod, made once per placement; the marked
+        ones (a reservation's: the nodes of the jobs that end first, so often these) by their count per model.
+        Only when every node is schedulable (else False, and nothing is changed)."""
+        if not _and(self.schedulable[nodes], axis=None):
             return False
         gpus = pl.gpu_array
         if any_of(self.gpu_free[gpus] != (1000 if sign < 0 else 0)):
@@ -486,6 +508,12 @@ class Capacity:
         self.full[um, g] += sign * cm
         self.domain_full[ud] += sign * cd
         self.pod_full[up] += sign * cp
+        marked = self.marked[nodes]
+        if any_of(marked):
+            mm, mc = _counts(self._node_model[nodes[marked]])
+            self.marked_hist[mm, w0] -= mc
+            self.marked_hist[mm, w] += mc
+            self.marked_full[mm, g] += sign * mc
         return True
 
     def _refresh_nodes(self, nodes: IntArray) -> None:
@@ -639,6 +667,49 @@ _max = np.maximum.reduce
 _add = np.add.reduce
 _or = np.logical_or.reduce
 _and = np.logical_and.reduce
+
+
+class _Cells:
+    """Memoryviews of a capacity's columns, for the per-node path that reads and writes one cell at a time: through
+    a view a cell is a plain int, where a numpy scalar operation costs about twice as much. Two-dimensional columns
+    are viewed flat (row * width + column). Made on first use; a copy or a pickle of the capacity makes its own
+    (``__reduce__`` leaves the views behind), and the columns are only ever written in place."""
+
+    def __init__(self, cap: Capacity) -> None:
+        def flat(a: IntArray) -> memoryview:
+            view = a.reshape(-1)
+            assert np.shares_memory(view, a), "a column viewed flat must be contiguous"
+            return view.data
+
+        self.gpu_free = cap.gpu_free.data
+        self.node_cpu = cap.node_cpu.data
+        self.node_mem = cap.node_mem.data
+        self.node_jobs = cap.node_jobs.data
+        self.node_whole = cap.node_whole.data
+        self.node_milli = cap.node_milli.data
+        self.node_maxfree = cap.node_maxfree.data
+        self.node_kinds = flat(cap.node_kinds)
+        self.schedulable = cap.schedulable.data
+        self.marked = cap.marked.data
+        self.avail_whole = cap.avail_whole.data
+        self.avail_maxfree = cap.avail_maxfree.data
+        self.domain_whole = cap.domain_whole.data
+        self.pod_whole = cap.pod_whole.data
+        self.domain_full = cap.domain_full.data
+        self.pod_full = cap.pod_full.data
+        self.hist = flat(cap.hist)
+        self.domain_hist = flat(cap.domain_hist)
+        self.pod_hist = flat(cap.pod_hist)
+        self.full = flat(cap.full)
+        self.marked_hist = flat(cap.marked_hist)
+        self.marked_full = flat(cap.marked_full)
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _no_cells, ()
+
+
+def _no_cells() -> None:
+    return None
 
 
 def _counts(ids: IntArray) -> tuple[IntArray, IntArray]:

@@ -129,10 +129,14 @@ class Placement:
         gpus_per_node: int,
         cpu: tuple[int, ...],
         mem: tuple[int, ...],
+        *,
+        listed: list[int] | None = None,
     ) -> Placement:
-        """All GPUs of each of ``nodes`` (each with ``gpus_per_node``); the array views are filled in at once."""
-        listed = nodes.tolist()
-        pl = cls(tuple(listed), tuple(node_gpu_ids[n] for n in listed), 1000, cpu, mem)
+        """All GPUs of each of ``nodes`` (each with ``gpus_per_node``); the array views are filled in at once.
+        ``listed``: the same nodes as a list, if the caller has one."""
+        if listed is None:
+            listed = nodes.tolist()
+        pl = cls(tuple(listed), tuple([node_gpu_ids[n] for n in listed]), 1000, cpu, mem)
         v = pl._views
         v.node_array = nodes.astype(np.int64, copy=True)
         v.node_array.setflags(write=False)
@@ -142,6 +146,12 @@ class Placement:
         v.per_node = np.full(len(listed), gpus_per_node, np.int64)
         v.per_node.setflags(write=False)
         v.whole_g = gpus_per_node
+        if cpu and cpu.count(cpu[0]) == len(cpu) and mem.count(mem[0]) == len(mem):  # a gang's, alike on each node
+            v.cpu_mem_made = True
+            if cpu[0] or mem[0]:
+                v.cpu_mem = (np.full(len(cpu), cpu[0], np.int64), np.full(len(mem), mem[0], np.int64))
+                v.cpu_mem[0].setflags(write=False)
+                v.cpu_mem[1].setflags(write=False)
         return pl
 
     def describe(self, node_names: tuple[str, ...] | None = None) -> str:

@@ -171,6 +171,11 @@ class Topology:
         )
 
     @cached_property
+    def largest_group(self) -> tuple[int, int]:
+        """The most nodes in one NVLink domain and in one pod: a gang of more nodes fits in no single one."""
+        return int(np.diff(self.domain_start).max(initial=0)), int(np.diff(self.pod_start).max(initial=0))
+
+    @cached_property
     def node_gpu_ids(self) -> tuple[tuple[int, ...], ...]:
         """Per node, the global indices of its GPUs (a tuple each, for building placements quickly)."""
         return tuple(tuple(range(a, b)) for a, b in pairwise(self.gpu_start.tolist()))

@@ -99,7 +99,8 @@ def gang_placement(
     topo = cap.topo
     ids = topo.node_gpu_ids
     if not rem and len(chosen) > 8:
-        return Placement.on_whole_nodes(np.asarray(chosen, dtype=np.int64), ids, topo.gpu_start, g, cpus, mems)
+        nodes = np.asarray(chosen, dtype=np.int64)
+        return Placement.on_whole_nodes(nodes, ids, topo.gpu_start, g, cpus, mems, listed=chosen)
     node_gpus = [ids[n] for n in chosen[:k]]
     if rem:
         n = chosen[k]
@@ -270,7 +271,7 @@ class Placer:
             if chosen is None:
                 reasons.append(f"not enough free {topo.models[m]} nodes")
                 continue
-            return gang_placement(list(chosen), k, rem, g, cap, cpus, mems)
+            return gang_placement(chosen, k, rem, g, cap, cpus, mems)
         return Status.unschedulable(*(reasons or ["no allowed GPU model on this site"]))
 
     def _choose_gang_nodes(
@@ -293,6 +294,8 @@ class Placer:
                 return None
             region = None
         else:
+            if k + (1 if rem else 0) > topo.largest_group[0 if locality is Locality.DOMAIN else 1]:
+                return None  # more nodes than any one domain (or pod) has
             group_of = topo.node_domain if locality is Locality.DOMAIN else topo.node_pod
             ngroups = topo.num_domains if locality is Locality.DOMAIN else topo.num_pods
             full_per = np.bincount(group_of[full], minlength=ngroups)

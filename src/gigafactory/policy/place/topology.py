@@ -65,7 +65,9 @@ class TopologyAware(BestFit):
             partial = ((taken > 0) & (taken < offered)).nonzero()[0]
             if partial.size == 0:
                 return pod_nodes
-            keep = [pod_nodes[~np.isin(topo.node_pod[pod_nodes], partial)]]
+            in_part = np.zeros(topo.num_pods, np.bool_)
+            in_part[partial] = True
+            keep = [pod_nodes[~in_part[topo.node_pod[pod_nodes]]]]
             for pod in partial.tolist():
                 mine = full[pods == pod]
                 keep.append(cover(mine, topo.node_domain[mine], int(taken[pod]), rank))
