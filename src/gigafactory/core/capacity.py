@@ -470,8 +470,8 @@ class Capacity:
         Only when every node is schedulable (else False, and nothing is changed)."""
         if not _and(self.schedulable[nodes], axis=None):
             return False
-        gpus = pl.gpu_array
-        if any_of(self.gpu_free[gpus] != (1000 if sign < 0 else 0)):
+        # Every GPU of these nodes is free (or taken) exactly when the node's free milli-GPU is all (or none).
+        if any_of(self.node_milli[nodes] != (1000 * g if sign < 0 else 0)):
             raise InvariantError(
                 "a placement would over-allocate a GPU"
                 if sign < 0
@@ -481,7 +481,7 @@ class Capacity:
         self.node_kinds[nodes, g] -= sign  # the nodes are distinct
         free = sign > 0
         w0, w = (0, g) if free else (g, 0)
-        self.gpu_free[gpus] = 1000 if free else 0
+        self.gpu_free[pl.gpu_array] = 1000 if free else 0
         self.node_whole[nodes] = w
         self.node_milli[nodes] = 1000 * w
         self.node_maxfree[nodes] = 1000 if free else 0
@@ -494,26 +494,33 @@ class Capacity:
                 _counts(self._node_domain[nodes]),
                 _counts(self._node_pod[nodes]),
             )
-        (um, cm), (ud, cd), (up, cp) = groups
+        # The aggregates, cell by cell: a gang spans a few models, domains and pods (a 2,048-node one about 130
+        # in all), where numpy would take some thirty calls whatever the count.
+        (models, per_model), (domains, per_domain), (pods, per_pod) = groups
+        c = self._cells_of()
+        k = self.hist.shape[1]
         dw = w - w0
         self.whole_total += dw * len(pl.nodes)
-        self.domain_whole[ud] += dw * cd
-        self.pod_whole[up] += dw * cp
-        self.hist[um, w0] -= cm
-        self.hist[um, w] += cm
-        self.domain_hist[ud, w0] -= cd
-        self.domain_hist[ud, w] += cd
-        self.pod_hist[up, w0] -= cp
-        self.pod_hist[up, w] += cp
-        self.full[um, g] += sign * cm
-        self.domain_full[ud] += sign * cd
-        self.pod_full[up] += sign * cp
+        for m, count in zip(models, per_model, strict=True):
+            c.hist[m * k + w0] -= count
+            c.hist[m * k + w] += count
+            c.full[m * k + g] += sign * count
+        for d, count in zip(domains, per_domain, strict=True):
+            c.domain_whole[d] += dw * count
+            c.domain_hist[d * k + w0] -= count
+            c.domain_hist[d * k + w] += count
+            c.domain_full[d] += sign * count
+        for p, count in zip(pods, per_pod, strict=True):
+            c.pod_whole[p] += dw * count
+            c.pod_hist[p * k + w0] -= count
+            c.pod_hist[p * k + w] += count
+            c.pod_full[p] += sign * count
         marked = self.marked[nodes]
         if any_of(marked):
-            mm, mc = _counts(self._node_model[nodes[marked]])
-            self.marked_hist[mm, w0] -= mc
-            self.marked_hist[mm, w] += mc
-            self.marked_full[mm, g] += sign * mc
+            for m, count in zip(*_counts(self._node_model[nodes[marked]]), strict=True):
+                c.marked_hist[m * k + w0] -= count
+                c.marked_hist[m * k + w] += count
+                c.marked_full[m * k + g] += sign * count
         return True
 
     def _refresh_nodes(self, nodes: IntArray) -> None:
@@ -712,11 +719,11 @@ def _no_cells() -> None:
     return None
 
 
-def _counts(ids: IntArray) -> tuple[IntArray, IntArray]:
+def _counts(ids: IntArray) -> tuple[list[int], list[int]]:
     """The distinct values of ``ids`` (small non-negative integers) and how often each occurs."""
     counts = np.bincount(ids)
     values = counts.nonzero()[0]
-    return values, counts[values]
+    return values.tolist(), counts[values].tolist()
 
 
 def any_of(a: npt.NDArray[Any]) -> bool:

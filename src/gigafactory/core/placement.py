@@ -10,7 +10,7 @@ import numpy.typing as npt
 __all__ = ["Placement", "split_by_weight"]
 
 
-_Counts = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+_Counts = tuple[list[int], list[int]]  # distinct ids, and how many of the nodes have each
 
 
 class _Views:

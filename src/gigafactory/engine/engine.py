@@ -1341,13 +1341,19 @@ class Engine:
             and (not self._res_stale or self.now - self._res_at < RESERVATION_REFRESH_S)
         ):
             return res
+        old = res
         res = self.profile.backfill.reserve(head.job, self._planner, self.now)
         if res is not None:
             self.stats.reservations += 1
-            self._res_version += 1
             self._res_at = self.now
             self._res_stale = False
-            self.cap.mark(res.nodes if res.nodes.size else np.zeros(self.topo.num_nodes, np.bool_))
+            if old is not None and _same_promise(old, res):
+                # A refresh that finds the same start on the same nodes (about half of them on a busy site):
+                # the marked nodes stand, and so does every failure remembered against this reservation.
+                res = old
+            else:
+                self._res_version += 1
+                self.cap.mark(res.nodes if res.nodes.size else np.zeros(self.topo.num_nodes, np.bool_))
         self._res = res
         return res
 
@@ -1393,6 +1399,11 @@ class Engine:
         by_model = {(r.job.model, r.job.id) for r in running if r.job.model is not None}
         if by_model != {(m, j) for m, jobs in self._model_jobs.items() for j in jobs}:
             raise InvariantError("the models' running jobs disagree with the running jobs")
+
+
+def _same_promise(a: Reservation, b: Reservation) -> bool:
+    """The same job, start and nodes (a refreshed reservation that changed nothing)."""
+    return a.job_id == b.job_id and a.start_s == b.start_s and bool(np.array_equal(a.node_ids, b.node_ids))
 
 
 def _drop(ordered: list[Any], item: object) -> None:

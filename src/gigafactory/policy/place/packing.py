@@ -29,8 +29,8 @@ class Packing(BestFit):
         nodes = tightest_group_nodes(cap.domain_hist, cap.domain_whole, topo.domain_start, req, cap, exclude)
         if nodes is None:
             return None
-        keys = [cap.domain_whole[topo.node_domain[nodes]], cap.avail_whole[nodes]]
-        return lexmin(nodes, keys, topo.node_rank[nodes])
+        # (The domains found tie on whole GPUs free, so the node key is all that is left to compare.)
+        return lexmin(nodes, [cap.avail_whole[nodes]], topo.node_rank[nodes])
 
     def pick_nodes(self, full: IntArray, count: int, cap: Capacity, rng: np.random.Generator) -> IntArray:
         topo = cap.topo

@@ -49,7 +49,8 @@ class TopologyAware(BestFit):
         nodes = tightest_group_nodes(cap.pod_hist, cap.pod_whole, topo.pod_start, req, cap, exclude)
         if nodes is None:
             return None
-        keys = [cap.pod_whole[topo.node_pod[nodes]], cap.domain_whole[topo.node_domain[nodes]], cap.avail_whole[nodes]]
+        # (The pods found tie on whole GPUs free, so the domain and node keys are all that is left to compare.)
+        keys = [cap.domain_whole[topo.node_domain[nodes]], cap.avail_whole[nodes]]
         return lexmin(nodes, keys, topo.node_rank[nodes])
 
     def pick_nodes(self, full: IntArray, count: int, cap: Capacity, rng: np.random.Generator) -> IntArray:
