@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from mypy_extensions import mypyc_attr
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from gigafactory.engine.engine import JobRecord
 
 __all__ = ["DEFAULT_RUNTIME_S", "PendingQueue", "Walk", "expected_runtime"]
+
+_job_id = itemgetter(1)  # of a queue entry, (key, job id)
 
 # How long a job without a time limit is assumed to run, for estimates (Slurm assumes the partition's limit).
 DEFAULT_RUNTIME_S = 24 * 3600.0
@@ -112,12 +116,14 @@ class Walk:
     def __iter__(self) -> Iterator[int]:
         lists = self._queue._lists
         if not self._queue.grouped or self._rank is None:
-            for group in sorted(lists):
-                for _, jid in lists[group]:
-                    yield jid
-            return
+            # C iterators throughout: resuming a generator for each job cost more than most jobs' own checks.
+            return map(_job_id, chain.from_iterable(lists[group] for group in sorted(lists)))
+        return self._ranked(lists, self._rank)
+
+    def _ranked(self, lists: dict[str, SortedList], rank: Ranker) -> Iterator[int]:
+        """The best-ranked group's next job, each group ranked again after it starts one."""
         iters = {g: iter(lists[g]) for g in lists}
-        ranks = self._rank(list(iters), self._charged)
+        ranks = rank(list(iters), self._charged)
         heap = [(ranks[g], g) for g in iters]
         heapq.heapify(heap)
         while heap:
@@ -129,7 +135,7 @@ class Walk:
             yield item[1]
             if self._charged.get(group, 0.0) != before:
                 # The tenant just started a job: rank it again among those still waiting.
-                ranks = self._rank([group, *(g for _, g in heap)], self._charged)
+                ranks = rank([group, *(g for _, g in heap)], self._charged)
                 heap = [(ranks[g], g) for _, g in heap]
                 heapq.heapify(heap)
             heapq.heappush(heap, (ranks[group], group))
