@@ -323,3 +323,32 @@ def test_a_capacity_copy_copies_every_attribute_and_shares_no_mutable_state():
     assert int(cap.gpu_free.sum()) == 16 * 1000 and int(twin.gpu_free.sum()) == 8 * 1000
     assert (cap.node_whole[0], twin.node_whole[0], cap.whole_total, twin.whole_total) == (8, 0, 16, 8)
     assert cap.version != twin.version
+
+
+def test_a_copy_written_into_a_scratch_capacity_is_the_copy_and_stays_independent() -> None:
+    from gigafactory.core import capacity
+
+    topo = build_site("uniform:nodes=4,gpus=8")
+    cap = Capacity(topo)
+    first, second = _pl((0,), ((0, 1, 2),)), _pl((1, 2), (tuple(range(8, 16)), tuple(range(16, 24))))
+    cap.allocate(first)
+    scratch = Capacity(topo)
+    scratch.allocate(_pl((3,), ((24,),)))  # something the copy must overwrite, cell views made
+    assert cap.copy(into=scratch) is scratch
+    fresh = cap.copy()
+    for name in capacity.FIELDS:  # every one: a field the in-place copy forgot would differ here
+        mine, theirs = getattr(scratch, name), getattr(fresh, name)
+        if isinstance(mine, np.ndarray):
+            assert np.array_equal(mine, theirs), name
+        elif name not in ("_cells", "_model_masks", "_model_ids", "_single", "_node_info"):  # caches, views
+            assert mine == theirs or mine is theirs, name
+    assert (scratch.version, scratch.whole_total, scratch.used_nodes) == (cap.version, cap.whole_total, 1)
+    scratch.allocate(second)  # through the scratch's own cell views: the original does not move
+    scratch.check([first, second])
+    cap.check([first])
+    scratch.release(first)
+    scratch.check([second])
+    cap.copy(into=scratch)  # and again, over what the trial did
+    scratch.check([first])
+    with pytest.raises(ValueError, match="same topology"):
+        cap.copy(into=Capacity(build_site("uniform:nodes=2,gpus=8")))

@@ -136,9 +136,36 @@ class Capacity:
         self._cells = None  # made on first use of the per-node path
 
     # ---- copies -------------------------------------------------------------------------------------------
-    def copy(self) -> Capacity:
-        """An independent copy of the free capacity (the topology and the topology's caches are shared)."""
-        return Capacity(self.topo, copy_of=self)
+    def copy(self, into: Capacity | None = None) -> Capacity:
+        """An independent copy of the free capacity (the topology and the topology's caches are shared). With
+        ``into``, a capacity of the same topology, the copy is written into its columns in place and ``into`` is
+        returned: a trial made over and over (preemption's) reuses one capacity, and its cell views stay good."""
+        if into is None:
+            return Capacity(self.topo, copy_of=self)
+        if into.topo is not self.topo:
+            raise ValueError("copy(into=...) needs a capacity of the same topology")
+        # Every column that changes, in place (the rest depends only on the topology, which ``into`` shares).
+        for dst, src in (
+            (into.gpu_free, self.gpu_free), (into.node_cpu, self.node_cpu), (into.node_mem, self.node_mem),
+            (into.node_whole, self.node_whole), (into.node_maxfree, self.node_maxfree),
+            (into.node_milli, self.node_milli), (into.node_jobs, self.node_jobs), (into.node_up, self.node_up),
+            (into.node_open, self.node_open), (into.schedulable, self.schedulable),
+            (into.avail_whole, self.avail_whole), (into.avail_maxfree, self.avail_maxfree),
+            (into.domain_whole, self.domain_whole), (into.pod_whole, self.pod_whole), (into.hist, self.hist),
+            (into.full, self.full), (into.domain_hist, self.domain_hist), (into.pod_hist, self.pod_hist),
+            (into.domain_full, self.domain_full), (into.pod_full, self.pod_full),
+            (into.node_kinds, self.node_kinds), (into.marked, self.marked), (into.marked_hist, self.marked_hist),
+            (into.marked_full, self.marked_full),
+        ):  # fmt: skip
+            dst[...] = src
+        into.whole_total = self.whole_total
+        into.version = self.version
+        into.node_version = self.node_version
+        into.used_milli = self.used_milli
+        into.used_nodes = self.used_nodes
+        into.grow_epoch = self.grow_epoch
+        into._matrix = self._matrix
+        return into
 
     # ---- queries ------------------------------------------------------------------------------------------
     def model_mask(self, models: tuple[str, ...] | None) -> BoolArray | None:

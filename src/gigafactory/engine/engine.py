@@ -274,6 +274,7 @@ class Engine:
         self._reranked = 0  # how often a running job's key has changed (a LAS demotion): it may now be preempted
         self._continuous_keys = order.continuous_keys
         self._empty = Capacity(topo)
+        self._trial = Capacity(topo)  # preemption's trials, each a copy of the capacity written into this one
         self._node_gpus: list[int] = topo.node_gpus.tolist()
         self._top_gpus = max(self._node_gpus, default=0)
         # Stopped attempts whose processes may still run (``hold_stopped``): job id -> (attempt, placement).
@@ -1271,7 +1272,7 @@ class Engine:
             if self._running_ranked is not None:
                 self._no_room.note(self.cap.grow_epoch, rec.job.id, rec.key)
             return None  # even stopping all of them would not make room
-        trial = self.cap.copy()
+        trial = self.cap.copy(into=self._trial)
         released: list[JobRecord] = []
         for cand in candidates:
             victim = self._jobs[cand.job.id]
@@ -1287,7 +1288,7 @@ class Engine:
         return None
 
     def _fits_once_held_end(self, rec: JobRecord, exclude: np.ndarray | None) -> bool:
-        trial = self.cap.copy()
+        trial = self.cap.copy(into=self._trial)
         for _, pl in self._held.values():
             trial.release(pl)
         if not trial.could_fit(rec.job.request):
