@@ -275,11 +275,14 @@ def run_experiment(exp: Experiment, out: Path, *, quiet: bool = False) -> list[A
     results = []
     for seed in exp.seeds:
         result = run(exp, seed, quiet)
-        # The run's records live until the process ends: freeze them, or the collector rescans them all again and
-        # again while the report is built (5% of a Philly replay, end to end). This process is the CLI's own.
+        # The run's records outlive the report: frozen while it is built, the collector does not rescan them all
+        # again and again (5% of a Philly replay, end to end). Thawed after, for a caller that goes on.
         gc.freeze()
-        target = out if len(exp.seeds) == 1 else out / f"seed-{seed}"
-        summary_path, report_path = write(result, target)
+        try:
+            target = out if len(exp.seeds) == 1 else out / f"seed-{seed}"
+            summary_path, report_path = write(result, target)
+        finally:
+            gc.unfreeze()
         results.append(result)
         if not quiet:
             console.print(table(result.summary))

@@ -8,11 +8,15 @@ are the majority. Written only by the engine.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import numpy.typing as npt
 from mypy_extensions import mypyc_attr
 
 __all__ = ["AllocTable"]
+
+_CELLWISE = 4  # a job on at most this many nodes is written cell by cell (numpy's per-call cost dominates there)
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # copyable when compiled (gigafactory._native)
@@ -31,6 +35,7 @@ class AllocTable:
         self._latest = np.full(num_nodes, -np.inf)
         self._dirty = np.zeros(num_nodes, np.bool_)
         self._any_dirty = False
+        self._cells: _Cells | None = None  # memoryviews of the columns, for jobs on a few nodes (made on first use)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -40,6 +45,19 @@ class AllocTable:
         if self._size + count > self._node.size:
             self._grow(self._size + count)
         s = self._size
+        if count <= _CELLWISE:
+            c = self._cells_of()
+            for i in range(count):
+                n = int(nodes[i])
+                c.node[s + i] = n
+                c.job[s + i] = job
+                c.end[s + i] = end
+                c.alive[s + i] = True
+                if c.latest[n] < end:
+                    c.latest[n] = end
+            self._size += count
+            self._rows[job] = (s, count)
+            return
         self._node[s : s + count] = nodes
         self._job[s : s + count] = job
         self._end[s : s + count] = end
@@ -51,8 +69,14 @@ class AllocTable:
 
     def remove(self, job: int) -> None:
         s, count = self._rows.pop(job)
-        self._alive[s : s + count] = False
-        self._dirty[self._node[s : s + count]] = True
+        if count <= _CELLWISE:
+            c = self._cells_of()
+            for i in range(s, s + count):
+                c.alive[i] = False
+                c.dirty[c.node[i]] = True
+        else:
+            self._alive[s : s + count] = False
+            self._dirty[self._node[s : s + count]] = True
         self._any_dirty = True
         self._dead += count
         if self._dead > 4096 and self._dead * 2 > self._size:
@@ -75,7 +99,14 @@ class AllocTable:
             self._any_dirty = False
         return self._latest.copy()
 
+    def _cells_of(self) -> _Cells:
+        c = self._cells
+        if c is None:
+            c = self._cells = _Cells(self)
+        return c
+
     def _grow(self, need: int) -> None:
+        self._cells = None  # the columns are replaced: views of the old ones would write nowhere
         cap = max(need, 2 * self._node.size)
         for name in ("_node", "_job", "_end", "_alive"):
             old = getattr(self, name)
@@ -96,3 +127,23 @@ class AllocTable:
         self._size = keep.size
         self._dead = 0
         self._rows = {job: (int(new_pos[s]), c) for job, (s, c) in self._rows.items()}
+
+
+class _Cells:
+    """Memoryviews of a table's columns (see ``Capacity``'s: a plain int per cell, no numpy scalar). Never copied
+    or pickled (``__reduce__`` leaves them behind); remade after the columns grow."""
+
+    def __init__(self, table: AllocTable) -> None:
+        self.node = table._node.data
+        self.job = table._job.data
+        self.end = cast("memoryview[float]", table._end.data)  # (a float64 column: its cells are floats)
+        self.alive = table._alive.data
+        self.latest = cast("memoryview[float]", table._latest.data)
+        self.dirty = table._dirty.data
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _no_cells, ()
+
+
+def _no_cells() -> None:
+    return None
