@@ -86,6 +86,9 @@ def test_experiment_toml_with_several_seeds(tmp_path: Path) -> None:
         ),
         (["--workload", "nope"], "unknown workload 'nope'; known: llm, philly, pollux, single"),
         (["--workload", "llm:load=-1"], "load='-1' must be greater than 0"),
+        (["--workload", "llm:lod=0.5"], "unknown parameter 'lod'; allowed: "),
+        (["--workload", "llm:lod=0.5"], "(did you mean 'load'?)"),
+        (["--workload", "philly:/no/such/dir/philly.csv"], "(nor its directory /no/such/dir: is $DATA set?"),
         (["--days", "0"], "days=0.0 must be greater than 0"),
     ],
 )

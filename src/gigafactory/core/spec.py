@@ -7,6 +7,7 @@ parameters against what the named thing accepts, so every caller gives the same 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -110,7 +111,9 @@ def bind_params(owner: str, accepted: Mapping[str, Param], given: Mapping[str, o
     if unknown:
         allowed = ", ".join(sorted(k for k in accepted if k)) or "(none)"
         shown = ", ".join(repr(k) if k else "a bare value" for k in unknown)
-        raise ConfigError(f"{owner}: unknown parameter {shown}; allowed: {allowed}")
+        close = [m for k in unknown if k for m in difflib.get_close_matches(k, [a for a in accepted if a], n=1)]
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ConfigError(f"{owner}: unknown parameter {shown}; allowed: {allowed}{hint}")
     out: dict[str, Any] = {}
     for key, param in accepted.items():
         if key in given:

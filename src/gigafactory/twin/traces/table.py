@@ -87,7 +87,12 @@ def read_table(
     try:
         handle = _open(path)
     except FileNotFoundError:
-        raise TraceError(shown, "no such file") from None
+        where = (
+            ""
+            if path.parent.is_dir()
+            else f" (nor its directory {path.parent}: is $DATA set? see the README's Data sets)"
+        )
+        raise TraceError(shown, "no such file" + where) from None
     except OSError as exc:
         raise TraceError(shown, f"cannot open: {exc.strerror}") from exc
     with handle:
