@@ -212,6 +212,7 @@ def test_vectorised_path_agrees_with_a_fresh_recount() -> None:
 
 def test_gangs_on_whole_nodes_agree_with_a_fresh_recount_through_marks_and_failures() -> None:
     topo = build_site("gb200-nvl72:racks=3,pod_racks=2")  # 54 nodes of 4 GPUs, domains of 18, pods of 36
+    assert topo.largest_group == (18, 36)  # (a gang of more nodes skips that level)
     cap = Capacity(topo)
 
     def gang(nodes: list[int]) -> Placement:

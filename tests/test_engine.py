@@ -81,6 +81,30 @@ def test_without_backfill_the_blocked_head_blocks_everyone() -> None:
     assert e.reservation is None
 
 
+def test_a_refreshed_reservation_that_finds_the_same_promise_keeps_its_version() -> None:
+    """An early end may move the head's reservation, so it is recomputed; when the answer is the same start on the
+    same nodes, the reservation (and what was remembered against it) stands. When it moves, its version moves."""
+    e = engine("uniform:nodes=3,gpus=8")
+    e.handle(
+        [
+            JobSubmitted(0, make_job(1, 8, est=100)),  # node 0, empties at 100
+            JobSubmitted(0, make_job(2, 8, est=200)),  # node 1, at 200
+            JobSubmitted(0, make_job(3, 4, est=300)),  # node 2 ...
+            JobSubmitted(0, make_job(4, 4, est=400)),  # ... shared: node 2 empties at 400
+            JobSubmitted(0, make_job(5, 16, est=10)),  # the head: two whole nodes, at 200 on nodes 0 and 1
+        ]
+    )
+    res, version, computed = e.reservation, e._res_version, e.stats.reservations
+    assert res is not None and res.start_s == 200 and res.node_ids.tolist() == [0, 1]
+    e.handle([JobFinished(50, JobId(3), 1)])  # expected past 200: may move it; job 4 still holds node 2 to 400
+    assert e.stats.reservations == computed + 1  # recomputed ...
+    assert e.reservation is res and e._res_version == version  # ... to the same promise: kept
+    e.handle([JobFinished(90, JobId(4), 1)])  # node 2 is free now: the head can start at 100 on nodes 0 and 2
+    moved = e.reservation
+    assert moved is not None and moved.start_s == 100 and moved.node_ids.tolist() == [0, 2]
+    assert e._res_version == version + 1
+
+
 def test_easy_backfills_a_job_that_ends_before_the_reservation() -> None:
     e = engine()
     acts = e.handle(
