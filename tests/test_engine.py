@@ -518,8 +518,9 @@ def test_what_stopping_lower_ranked_jobs_could_free_is_counted_exactly() -> None
 
 
 def test_the_allocation_table_knows_when_each_node_empties_as_jobs_come_and_go() -> None:
-    """``free_at`` is kept per node as jobs are added and recounted only where one left: at every step of a random
-    run (with compactions of the table) it equals the latest end of the jobs on each node, counted from scratch."""
+    """``free_at`` is kept per node as jobs come and go (a node the last job left is empty at once; one that others
+    still hold is recounted): at every step of a random run (with compactions of the table) it equals the latest end
+    of the jobs on each node, counted from scratch."""
     rng = np.random.default_rng(3)
     table = AllocTable(num_nodes=20, capacity=4)
     live: dict[int, tuple[list[int], float]] = {}
@@ -550,7 +551,7 @@ def test_the_allocation_table_knows_when_each_node_empties_as_jobs_come_and_go()
 
 def test_the_nodes_a_reservation_holds_are_those_that_empty_last_ties_to_the_lower_rank() -> None:
     """The planner's pick (a partition, not a sort) agrees with sorting by (later end first, lower rank) on random
-    ends with many ties: idle nodes (-inf), shared ends, never-ending jobs (inf)."""
+    ends with many ties: idle nodes (-inf), shared ends, never-ending jobs (inf); it comes in node order."""
     from gigafactory.engine.planner import _latest
 
     rng = np.random.default_rng(5)
@@ -561,4 +562,4 @@ def test_the_nodes_a_reservation_holds_are_those_that_empty_last_ties_to_the_low
         cand = np.flatnonzero(rng.random(n) < 0.7)
         need = int(rng.integers(1, n + 1))
         want = cand[np.lexsort((rank[cand], -times[cand]))][:need]
-        assert sorted(_latest(cand, times, rank, need).tolist()) == sorted(want.tolist()), trial
+        assert _latest(cand, times, rank, need).tolist() == sorted(want.tolist()), trial  # (in order: sorted)

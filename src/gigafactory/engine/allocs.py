@@ -8,11 +8,14 @@ are the majority. Written only by the engine.
 
 from __future__ import annotations
 
+import math
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 from mypy_extensions import mypyc_attr
+
+from gigafactory.core.capacity import any_of
 
 __all__ = ["AllocTable"]
 
@@ -30,9 +33,11 @@ class AllocTable:
         self._size = 0
         self._dead = 0
         self._rows: dict[int, tuple[int, int]] = {}
-        # Per node, the latest end of the jobs on it, kept as rows come and go; a node some job left is *dirty* (its
-        # latest end may have been that job's) and is recounted from its rows when ``free_at`` is asked.
+        # Per node, the latest end of the jobs on it, kept as rows come and go. A node the last job left is empty
+        # (``-inf``) at once; one that others still hold is *dirty* (its latest end may have been the leaver's) and
+        # is recounted from its rows when ``free_at`` is asked. Most nodes hold one job, so most leave none dirty.
         self._latest = np.full(num_nodes, -np.inf)
+        self._held = np.zeros(num_nodes, np.int64)  # per node, its live rows
         self._dirty = np.zeros(num_nodes, np.bool_)
         self._any_dirty = False
         self._cells: _Cells | None = None  # memoryviews of the columns, for jobs on a few nodes (made on first use)
@@ -53,6 +58,7 @@ class AllocTable:
                 c.job[s + i] = job
                 c.end[s + i] = end
                 c.alive[s + i] = True
+                c.held[n] += 1
                 if c.latest[n] < end:
                     c.latest[n] = end
             self._size += count
@@ -65,6 +71,7 @@ class AllocTable:
         self._size += count
         self._rows[job] = (s, count)
         on = self._node[s : s + count]
+        self._held[on] += 1  # (a job's nodes are distinct)
         self._latest[on] = np.maximum(self._latest[on], end)
 
     def remove(self, job: int) -> None:
@@ -73,11 +80,29 @@ class AllocTable:
             c = self._cells_of()
             for i in range(s, s + count):
                 c.alive[i] = False
-                c.dirty[c.node[i]] = True
+                n = c.node[i]
+                left = c.held[n] - 1
+                c.held[n] = left
+                if not left:
+                    c.latest[n] = -math.inf
+                elif c.end[i] >= c.latest[n]:  # (an earlier end was not the node's latest: that stands)
+                    c.dirty[n] = True
+                    self._any_dirty = True
         else:
             self._alive[s : s + count] = False
-            self._dirty[self._node[s : s + count]] = True
-        self._any_dirty = True
+            on = self._node[s : s + count]
+            held = self._held
+            held[on] -= 1
+            still = held[on] > 0
+            self._latest[on[~still]] = -np.inf
+            if any_of(still):
+                # Where others stay, only a node whose latest end was this job's (a job's rows share one end)
+                # needs a recount.
+                moved = on[still]
+                moved = moved[self._latest[moved] <= self._end[s]]
+                if moved.size:
+                    self._dirty[moved] = True
+                    self._any_dirty = True
         self._dead += count
         if self._dead > 4096 and self._dead * 2 > self._size:
             self._compact()
@@ -139,6 +164,7 @@ class _Cells:
         self.end = cast("memoryview[float]", table._end.data)  # (a float64 column: its cells are floats)
         self.alive = table._alive.data
         self.latest = cast("memoryview[float]", table._latest.data)
+        self.held = table._held.data
         self.dirty = table._dirty.data
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:

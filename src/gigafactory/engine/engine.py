@@ -995,15 +995,13 @@ class Engine:
             self._keep_promises(ctx, out)
         grouped = self._grouped
         walk = self._queue.walk(self._rank if grouped is not None else None)
-        jobs = self._jobs
         pending = JobState.PENDING
         fit_any = self._memo.fit_any
         misses = self._misses = PassMisses(self._memo, cap.grow_epoch)
         shapes = self._queue.shapes
         # Skipping the rest of the walk must not skip an admission verdict (it parks jobs, and says why they wait).
         may_stop = admit_all
-        for jid in walk:
-            rec = jobs[jid]
+        for rec in walk:  # (the queue holds the records: no lookup by id per job)
             if rec.state is not pending:
                 continue  # stopped and requeued earlier in this pass: it waits for the next one
             if not admit_all:
@@ -1011,7 +1009,7 @@ class Engine:
                 why = "" if verdict.ok else "; ".join(verdict.reasons) or str(verdict)
                 if why != rec.wait_reason:
                     rec.wait_reason = why
-                    self.waits_changed.add(jid)
+                    self.waits_changed.add(rec.job.id)
                 if why:
                     self.stats.over_quota += 1
                     if verdict.code is Code.UNFUNDED:

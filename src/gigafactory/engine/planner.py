@@ -66,6 +66,7 @@ class EndPlanner:
         self.num_nodes = topo.num_nodes
         # (model, GPUs) -> (the capacity's node_version, the nodes not of that shape or not schedulable then)
         self._blocked: dict[tuple[int, int], tuple[int, IntArray]] = {}
+        self._other: dict[tuple[int, int], npt.NDArray[np.bool_]] = {}  # (model, GPUs) -> nodes not of that shape
 
     def earliest(self, job: Job, now: float) -> tuple[float, IntArray] | None:
         found = self._by_free_at(job, now)
@@ -97,7 +98,9 @@ class EndPlanner:
         topo = self.topo
         blocked = self._blocked.get((m, g))
         if blocked is None or blocked[0] != cap.node_version:
-            other = (topo.node_model != m) | (topo.node_gpus != g)
+            other = self._other.get((m, g))
+            if other is None:
+                other = self._other[(m, g)] = (topo.node_model != m) | (topo.node_gpus != g)
             blocked = self._blocked[(m, g)] = (cap.node_version, (other | ~cap.schedulable).nonzero()[0])
         times = self.allocs.free_at()
         times[blocked[1]] = math.inf
@@ -122,7 +125,7 @@ class EndPlanner:
             nodes = _latest(((group == best) & (times <= t)).nonzero()[0], times, rank, need)
         if math.isinf(t):
             return None
-        return max(t, now), np.sort(nodes)
+        return max(t, now), nodes  # (sorted: _latest keeps the order of nonzero)
 
     def _by_replay(self, job: Job, now: float) -> tuple[float, IntArray] | None:
         cap = self.cap.copy()
@@ -146,15 +149,17 @@ class EndPlanner:
 
 
 def _latest(cand: IntArray, times: npt.NDArray[np.float64], rank: IntArray, need: int) -> IntArray:
-    """The ``need`` candidates that empty last, ties to the lower rank (ranks are distinct)."""
+    """The ``need`` candidates that empty last, ties to the lower rank (ranks are distinct); in the candidates'
+    order (so sorted, as they come from ``nonzero``)."""
     if cand.size <= need:
         return cand
     t = times[cand]
     # The need largest times; of those equal to the smallest of them, only as many as are left, by rank.
     cut = float(np.partition(t, cand.size - need)[cand.size - need])
-    above = cand[t > cut]
-    tied = cand[t == cut]
-    left = need - above.size
+    keep = t > cut
+    tied = (t == cut).nonzero()[0]
+    left = need - int(np.count_nonzero(keep))
     if tied.size > left:
-        tied = tied[np.argpartition(rank[tied], left - 1)[:left]] if left > 0 else tied[:0]
-    return np.concatenate((above, tied))
+        tied = tied[np.argpartition(rank[cand[tied]], left - 1)[:left]] if left > 0 else tied[:0]
+    keep[tied] = True
+    return cand[keep]

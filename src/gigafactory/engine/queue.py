@@ -1,4 +1,5 @@
-"""The pending queue: jobs sorted by their order keys, one sorted list per group.
+"""The pending queue: jobs sorted by their order keys, one sorted list per group. An entry is ``(key, job id,
+record)``: a pass walks the records themselves.
 
 For most order policies there is one group and a pass walks one sorted list. A grouped policy (fair-share) keeps
 a list per tenant; a pass then repeatedly takes the head of the best-ranked tenant, and re-ranks a tenant each
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_RUNTIME_S", "PendingQueue", "Walk", "expected_runtime"]
 
-_job_id = itemgetter(1)  # of a queue entry, (key, job id)
+_record = itemgetter(2)  # of a queue entry, (key, job id, record): the id breaks ties, so records are never compared
 
 # How long a job without a time limit is assumed to run, for estimates (Slurm assumes the partition's limit).
 DEFAULT_RUNTIME_S = 24 * 3600.0
@@ -58,7 +59,7 @@ class PendingQueue:
         lst = self._lists.get(group)
         if lst is None:
             lst = self._lists[group] = SortedList()
-        lst.add((rec.key, rec.job.id))
+        lst.add((rec.key, rec.job.id, rec))
         self._size += 1
         shapes = self.shapes
         shapes[rec.shape] = shapes.get(rec.shape, 0) + 1
@@ -70,7 +71,7 @@ class PendingQueue:
 
     def remove(self, rec: JobRecord) -> None:
         lst = self._lists[rec.group]
-        lst.remove((rec.key, rec.job.id))
+        lst.remove((rec.key, rec.job.id, rec))
         self._size -= 1
         left = self.shapes[rec.shape] - 1
         if left:
@@ -89,7 +90,7 @@ class PendingQueue:
 
     def ids(self) -> list[int]:
         """Every pending job id, groups in name order, each group in key order (for listings and checks)."""
-        return [jid for g in sorted(self._lists) for _, jid in self._lists[g]]
+        return [jid for g in sorted(self._lists) for _, jid, _ in self._lists[g]]
 
     def walk(self, rank: Ranker | None) -> Walk:
         """One pass's way through the queue. Until :meth:`end_walk`, jobs added (stopped during the pass to make
@@ -113,14 +114,14 @@ class Walk:
         self._rank = rank
         self._charged: dict[str, float] = {}
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[JobRecord]:
         lists = self._queue._lists
         if not self._queue.grouped or self._rank is None:
             # C iterators throughout: resuming a generator for each job cost more than most jobs' own checks.
-            return map(_job_id, chain.from_iterable(lists[group] for group in sorted(lists)))
+            return map(_record, chain.from_iterable(lists[group] for group in sorted(lists)))
         return self._ranked(lists, self._rank)
 
-    def _ranked(self, lists: dict[str, SortedList], rank: Ranker) -> Iterator[int]:
+    def _ranked(self, lists: dict[str, SortedList], rank: Ranker) -> Iterator[JobRecord]:
         """The best-ranked group's next job, each group ranked again after it starts one."""
         iters = {g: iter(lists[g]) for g in lists}
         ranks = rank(list(iters), self._charged)
@@ -132,7 +133,7 @@ class Walk:
             if item is None:
                 continue
             before = self._charged.get(group, 0.0)
-            yield item[1]
+            yield item[2]
             if self._charged.get(group, 0.0) != before:
                 # The tenant just started a job: rank it again among those still waiting.
                 ranks = rank([group, *(g for _, g in heap)], self._charged)
