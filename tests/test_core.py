@@ -253,6 +253,32 @@ def test_gangs_on_whole_nodes_agree_with_a_fresh_recount_through_marks_and_failu
     assert cap.whole_total == topo.num_gpus and cap.used_nodes == 0
 
 
+def test_a_gang_over_many_domains_and_pods_moves_their_counts_at_once() -> None:
+    """A whole-node gang over more than 32 domains and pods moves their aggregates as vectors (else cell by
+    cell): both paths agree with a recount, with marked nodes among the gang's and a second gang beside it."""
+    topo = build_site("gb200-nvl72:racks=80,pod_racks=2")  # 1,440 nodes, 80 domains of 18, 40 pods of 36
+    cap = Capacity(topo)
+
+    def gang(nodes: list[int]) -> Placement:
+        return Placement.on_whole_nodes(np.array(nodes), topo.node_gpu_ids, topo.gpu_start, 4, (0,) * len(nodes),
+                                        (0,) * len(nodes))  # fmt: skip
+
+    wide = gang(list(range(0, 1440, 3)))  # every domain and pod, a third of each
+    narrow = gang([1, 2, 4, 5])  # two domains of one pod: cell by cell
+    cap.mark(np.isin(np.arange(topo.num_nodes), [3, 6, 7, 700]))
+    for pl in (wide, narrow):
+        cap.allocate(pl)
+    groups = wide._views.groups
+    assert groups is not None and len(groups[1][0]) == 80 and len(groups[2][0]) == 40
+    cap.check([wide, narrow])
+    assert cap.domain_whole.tolist() == [4 * 12 - 4 * 4] + [4 * 12] * 79
+    cap.release(wide)
+    cap.check([narrow])
+    cap.release(narrow)
+    cap.check([])
+    assert cap.whole_total == topo.num_gpus
+
+
 def test_drained_and_failed_nodes_leave_the_pool() -> None:
     topo = build_site("uniform:nodes=2,gpus=8")
     cap = Capacity(topo)

@@ -47,6 +47,9 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 _VECTOR_MIN = 12  # placements on more nodes than this update the aggregates with vector operations
+_CELL_GROUPS = (
+    32  # a whole-node gang over more domains (or pods) than this moves their aggregates with vector operations
+)
 
 
 FIELDS = (  # every attribute __init__ sets, for copy(); a test checks the list against __init__
@@ -532,16 +535,24 @@ class Capacity:
             c.hist[m * k + w0] -= count
             c.hist[m * k + w] += count
             c.full[m * k + g] += sign * count
-        for d, count in zip(domains, per_domain, strict=True):
-            c.domain_whole[d] += dw * count
-            c.domain_hist[d * k + w0] -= count
-            c.domain_hist[d * k + w] += count
-            c.domain_full[d] += sign * count
-        for p, count in zip(pods, per_pod, strict=True):
-            c.pod_whole[p] += dw * count
-            c.pod_hist[p * k + w0] -= count
-            c.pod_hist[p * k + w] += count
-            c.pod_full[p] += sign * count
+        if len(domains) > _CELL_GROUPS:  # (the largest gangs: thousands of nodes over hundreds of domains)
+            self._move_groups(
+                domains, per_domain, dw, w0, w, sign, self.domain_whole, self.domain_hist, self.domain_full
+            )
+        else:
+            for d, count in zip(domains, per_domain, strict=True):
+                c.domain_whole[d] += dw * count
+                c.domain_hist[d * k + w0] -= count
+                c.domain_hist[d * k + w] += count
+                c.domain_full[d] += sign * count
+        if len(pods) > _CELL_GROUPS:
+            self._move_groups(pods, per_pod, dw, w0, w, sign, self.pod_whole, self.pod_hist, self.pod_full)
+        else:
+            for p, count in zip(pods, per_pod, strict=True):
+                c.pod_whole[p] += dw * count
+                c.pod_hist[p * k + w0] -= count
+                c.pod_hist[p * k + w] += count
+                c.pod_full[p] += sign * count
         marked = self.marked[nodes]
         if any_of(marked):
             for m, count in zip(*_counts(self._node_model[nodes[marked]]), strict=True):
@@ -549,6 +560,26 @@ class Capacity:
                 c.marked_hist[m * k + w] += count
                 c.marked_full[m * k + g] += sign * count
         return True
+
+    @staticmethod
+    def _move_groups(
+        ids: list[int],
+        counts: list[int],
+        dw: int,
+        w0: int,
+        w: int,
+        sign: int,
+        whole: IntArray,
+        hist: IntArray,
+        full: IntArray,
+    ) -> None:
+        """``_apply_whole``'s per-group moves for many groups at once (the ids are distinct)."""
+        at = np.array(ids, np.int64)
+        n = np.array(counts, np.int64)
+        whole[at] += dw * n
+        hist[at, w0] -= n
+        hist[at, w] += n
+        full[at] += sign * n
 
     def _refresh_nodes(self, nodes: IntArray) -> None:
         """Recompute whole, maxfree and milli of ``nodes`` from their GPUs, vectorised."""
