@@ -549,6 +549,49 @@ def test_the_allocation_table_knows_when_each_node_empties_as_jobs_come_and_go()
     assert table._size < rows - 4096  # compacted: rows moved under the kept ends
 
 
+def test_the_planner_checks_the_start_it_found_last_and_agrees_with_a_fresh_one() -> None:
+    """The planner first checks whether a gang's last start is still the right one (two counts, no partition). Over
+    a random run of jobs coming and going (shared ends, idle and down nodes), it always answers as a planner with
+    no memory does, and the start it remembered is the answer most of the time (else the check is never used)."""
+    from gigafactory.core.capacity import Capacity
+    from gigafactory.engine.planner import EndPlanner
+
+    topo = build_site("uniform:nodes=40,gpus=4")
+    cap = Capacity(topo)
+    rng = np.random.default_rng(8)
+    table = AllocTable(topo.num_nodes)
+
+    def planner() -> EndPlanner:
+        return EndPlanner(topo, cap, table, [], None, None, rng)  # type: ignore[arg-type]  # (by free_at alone)
+
+    kept = planner()
+    live: dict[int, list[int]] = {}
+    remembered = asked = 0
+    for step in range(3000):
+        if live and (len(live) > 25 or rng.random() < 0.45):
+            table.remove(int(rng.choice(list(live))))
+        else:
+            free = [n for n in range(40) if all(n not in nodes for nodes in live.values())]
+            if free:
+                nodes = sorted(rng.choice(free, size=min(len(free), int(rng.integers(1, 4))), replace=False).tolist())
+                table.add(step, tuple(nodes), float(rng.integers(1, 6)) * 100)
+                live[step] = nodes
+        live = {j: n for j, n in live.items() if j in table._rows}
+        if step % 500 == 250:  # a node fails, and the next time comes back: the allowed nodes change
+            down = step % 1000 == 250
+            cap.set_node(7, up=not down)
+        job = make_job(1, 4 * int(rng.choice([2, 5, 12])))
+        key = (0, 4, job.request.gpus // 4)
+        guess = kept._last_t.get(key)
+        got, want = kept.earliest(job, 0.0), planner().earliest(job, 0.0)
+        assert (got is None) == (want is None), step
+        if got is not None and want is not None:
+            assert got[0] == want[0] and got[1].tolist() == want[1].tolist(), step
+            asked += 1
+            remembered += guess == want[0]
+    assert remembered > asked // 3, (remembered, asked)
+
+
 def test_the_nodes_a_reservation_holds_are_those_that_empty_last_ties_to_the_lower_rank() -> None:
     """The planner's pick (a partition, not a sort) agrees with sorting by (later end first, lower rank) on random
     ends with many ties: idle nodes (-inf), shared ends, never-ending jobs (inf); it comes in node order."""

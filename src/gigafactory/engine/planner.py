@@ -66,6 +66,9 @@ class EndPlanner:
         self.num_nodes = topo.num_nodes
         # (model, GPUs) -> (the capacity's node_version, the nodes not of that shape or not schedulable then)
         self._blocked: dict[tuple[int, int], tuple[int, IntArray]] = {}
+        # (model, GPUs, nodes) -> the start last found for a gang of that shape placed anywhere: most refreshes
+        # find it again, and checking a guess costs two counts where finding the time costs a partition.
+        self._last_t: dict[tuple[int, int, int], float] = {}
         self._other: dict[tuple[int, int], npt.NDArray[np.bool_]] = {}  # (model, GPUs) -> nodes not of that shape
 
     def earliest(self, job: Job, now: float) -> tuple[float, IntArray] | None:
@@ -109,8 +112,14 @@ class EndPlanner:
         if locality is Locality.ANY:
             if need > times.size:
                 return None
-            t = float(np.partition(times, need - 1)[need - 1])
-            nodes = _latest((times <= t).nonzero()[0], times, rank, need)
+            key = (m, g, need)
+            t = self._last_t.get(key, math.nan)
+            cand = (times <= t).nonzero()[0]
+            # t is the need-th smallest time exactly when fewer than need are below it and need or more are at most it.
+            if not (cand.size >= need and int(np.count_nonzero(times[cand] < t)) < need):
+                t = self._last_t[key] = float(np.partition(times, need - 1)[need - 1])
+                cand = (times <= t).nonzero()[0]
+            nodes = _latest(cand, times, rank, need)
         else:
             group = topo.node_domain if locality is Locality.DOMAIN else topo.node_pod
             order = np.lexsort((rank, times, group))
