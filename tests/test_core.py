@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,8 @@ from gigafactory.core import (
     build_site,
 )
 from gigafactory.core.agenda import Agenda
+from gigafactory.core.capacity import _CELL_GROUPS
+from gigafactory.core.jobs import Job, JobId
 from gigafactory.core.registry import Registry
 from gigafactory.core.spec import parse_spec
 
@@ -90,6 +94,13 @@ def test_topology_rejects_unordered_domains() -> None:
 def test_impossible_requests_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(RequestError, match=message):
         JobRequest(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("estimate", [math.nan, -1.0])
+def test_a_job_whose_time_limit_is_not_a_time_is_refused(estimate: float) -> None:
+    with pytest.raises(RequestError, match=r"estimate_s=.* must be a number of seconds"):
+        Job(JobId(1), JobRequest(gpus=1), 0.0, estimate_s=estimate)
+    assert Job(JobId(1), JobRequest(gpus=1), 0.0, estimate_s=math.inf).estimate_s == math.inf  # (no limit)
 
 
 def test_request_normalises_models_and_measures_itself() -> None:
@@ -263,15 +274,18 @@ def test_a_gang_over_many_domains_and_pods_moves_their_counts_at_once() -> None:
         return Placement.on_whole_nodes(np.array(nodes), topo.node_gpu_ids, topo.gpu_start, 4, (0,) * len(nodes),
                                         (0,) * len(nodes))  # fmt: skip
 
-    wide = gang(list(range(0, 1440, 3)))  # every domain and pod, a third of each
-    narrow = gang([1, 2, 4, 5])  # two domains of one pod: cell by cell
+    wide = gang(list(range(0, 1440, 3)))  # every domain and pod, a third of each: as vectors
+    # 20 nodes (the gang path, not the node-by-node one) over two domains of one pod: cell by cell
+    narrow = gang([n for n in range(1, 30) if n % 3])
     cap.mark(np.isin(np.arange(topo.num_nodes), [3, 6, 7, 700]))
     for pl in (wide, narrow):
         cap.allocate(pl)
-    groups = wide._views.groups
-    assert groups is not None and len(groups[1][0]) == 80 and len(groups[2][0]) == 40
+    wide_groups, narrow_groups = wide._views.groups, narrow._views.groups
+    assert wide_groups is not None and narrow_groups is not None  # both went the whole-node gang path
+    assert len(wide_groups[1][0]) == 80 > _CELL_GROUPS and len(wide_groups[2][0]) == 40 > _CELL_GROUPS
+    assert len(narrow_groups[1][0]) == 2 and len(narrow_groups[2][0]) == 1
     cap.check([wide, narrow])
-    assert cap.domain_whole.tolist() == [4 * 12 - 4 * 4] + [4 * 12] * 79
+    assert cap.domain_whole.tolist()[:3] == [0, 4 * 4, 4 * 12]  # 18, 14 and 6 of 18 nodes taken
     cap.release(wide)
     cap.check([narrow])
     cap.release(narrow)

@@ -142,6 +142,8 @@ class Job:
     ) -> None:
         # Written out (frozen: through object.__setattr__): compiled, a dataclass-generated __init__ stays
         # interpreted and costs about six times as much (gigafactory._native); the twin makes one per job.
+        if estimate_s is not None and not estimate_s >= 0:  # (NaN too: every expected end is compared)
+            raise RequestError(f"estimate_s={estimate_s!r} must be a number of seconds, not negative")
         object.__setattr__(self, "id", id)
         object.__setattr__(self, "request", request)
         object.__setattr__(self, "submit_s", submit_s)
