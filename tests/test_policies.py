@@ -217,6 +217,7 @@ def test_profiles_parse_to_a_canonical_name(text: str, canonical: str) -> None:
     [
         ("fifo+bogus", "unknown policy 'bogus'; known: order: fair-share, fifo, las, priority, sjf; admit: admit-all"),
         ("fifo+easy+topolgy", r"unknown policy 'topolgy' \(did you mean 'topology'\?\); known: order:"),
+        ("bogus+fifo+topolgy+sjf", r"unknown policies 'bogus', 'topolgy' \(did you mean 'topology'\?\); known:"),
         ("fifo+sjf", "names two order policies"),
         ("easy:depth=0", "depth='0' must be at least 1"),
         ("easy:width=3", "unknown parameter 'width'; allowed: depth"),

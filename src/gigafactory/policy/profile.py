@@ -99,13 +99,21 @@ class Profile:
 def _point_of(name: str) -> str:
     owners = [point for point, reg in POINTS.items() if name in reg]
     if not owners:
-        known = sorted({n for reg in POINTS.values() for n in reg} | set(NAMED_PROFILES))
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        by_point = "; ".join(f"{point}: {', '.join(sorted(reg))}" for point, reg in POINTS.items())
-        named = ", ".join(sorted(NAMED_PROFILES))
-        raise ConfigError(f"unknown policy {name!r}{hint}; known: {by_point}; named: {named}")
+        raise ConfigError(_unknown([name]))
     return owners[0]
+
+
+def _unknown(names: list[str]) -> str:
+    """The error for policy names no extension point knows: each with a did-you-mean, then what is known."""
+    known = sorted({n for reg in POINTS.values() for n in reg} | set(NAMED_PROFILES))
+    said = []
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=1)
+        said.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    by_point = "; ".join(f"{point}: {', '.join(sorted(reg))}" for point, reg in POINTS.items())
+    named = ", ".join(sorted(NAMED_PROFILES))
+    what = "policy" if len(names) == 1 else "policies"
+    return f"unknown {what} {', '.join(said)}; known: {by_point}; named: {named}"
 
 
 def _build(point: str, name: str, given: Mapping[str, object], context: Mapping[str, Any]) -> tuple[Any, str]:
@@ -137,9 +145,12 @@ def parse_profile(text: str) -> Profile:
         text = NAMED_PROFILES[text]
     if not text:
         raise ConfigError("empty policy profile")
+    specs = [parse_spec(part, what="policy") for part in text.split("+")]
+    unknown = [spec.name for spec in specs if not any(spec.name in reg for reg in POINTS.values())]
+    if unknown:
+        raise ConfigError(_unknown(unknown))  # every unknown part at once, not one per try
     chosen: dict[str, tuple[str, Mapping[str, str]]] = {}
-    for part in text.split("+"):
-        spec = parse_spec(part, what="policy")
+    for spec in specs:
         point = _point_of(spec.name)
         if point in chosen:
             raise ConfigError(
