@@ -524,8 +524,7 @@ class Capacity:
                 _counts(self._node_domain[nodes]),
                 _counts(self._node_pod[nodes]),
             )
-        # The aggregates, cell by cell: a gang spans a few models, domains and pods (a 2,048-node one about 130
-        # in all), where numpy would take some thirty calls whatever the count.
+        # The aggregates by the gang's counts per model, domain and pod (a 2,048-node gang spans about 130 groups).
         (models, per_model), (domains, per_domain), (pods, per_pod) = groups
         c = self._cells_of()
         k = self.hist.shape[1]
@@ -535,24 +534,11 @@ class Capacity:
             c.hist[m * k + w0] -= count
             c.hist[m * k + w] += count
             c.full[m * k + g] += sign * count
-        if len(domains) > _CELL_GROUPS:  # (the largest gangs: thousands of nodes over hundreds of domains)
-            self._move_groups(
-                domains, per_domain, dw, w0, w, sign, self.domain_whole, self.domain_hist, self.domain_full
-            )
-        else:
-            for d, count in zip(domains, per_domain, strict=True):
-                c.domain_whole[d] += dw * count
-                c.domain_hist[d * k + w0] -= count
-                c.domain_hist[d * k + w] += count
-                c.domain_full[d] += sign * count
-        if len(pods) > _CELL_GROUPS:
-            self._move_groups(pods, per_pod, dw, w0, w, sign, self.pod_whole, self.pod_hist, self.pod_full)
-        else:
-            for p, count in zip(pods, per_pod, strict=True):
-                c.pod_whole[p] += dw * count
-                c.pod_hist[p * k + w0] -= count
-                c.pod_hist[p * k + w] += count
-                c.pod_full[p] += sign * count
+        moved = (dw, w0, w, sign)
+        _move_groups(domains, per_domain, moved, (self.domain_whole, self.domain_hist, self.domain_full),
+                     (c.domain_whole, c.domain_hist, c.domain_full))  # fmt: skip
+        _move_groups(pods, per_pod, moved, (self.pod_whole, self.pod_hist, self.pod_full),
+                     (c.pod_whole, c.pod_hist, c.pod_full))  # fmt: skip
         marked = self.marked[nodes]
         if any_of(marked):
             for m, count in zip(*_counts(self._node_model[nodes[marked]]), strict=True):
@@ -560,26 +546,6 @@ class Capacity:
                 c.marked_hist[m * k + w] += count
                 c.marked_full[m * k + g] += sign * count
         return True
-
-    @staticmethod
-    def _move_groups(
-        ids: list[int],
-        counts: list[int],
-        dw: int,
-        w0: int,
-        w: int,
-        sign: int,
-        whole: IntArray,
-        hist: IntArray,
-        full: IntArray,
-    ) -> None:
-        """``_apply_whole``'s per-group moves for many groups at once (the ids are distinct)."""
-        at = np.array(ids, np.int64)
-        n = np.array(counts, np.int64)
-        whole[at] += dw * n
-        hist[at, w0] -= n
-        hist[at, w] += n
-        full[at] += sign * n
 
     def _refresh_nodes(self, nodes: IntArray) -> None:
         """Recompute whole, maxfree and milli of ``nodes`` from their GPUs, vectorised."""
@@ -775,6 +741,36 @@ class _Cells:
 
 def _no_cells() -> None:
     return None
+
+
+def _move_groups(
+    ids: list[int],
+    counts: list[int],
+    moved: tuple[int, int, int, int],
+    columns: tuple[IntArray, IntArray, IntArray],
+    cells: tuple[memoryview, memoryview, memoryview],
+) -> None:
+    """Move a whole-node gang's ``counts`` of nodes in the groups ``ids`` (distinct domains, or pods) from ``w0`` to
+    ``w`` whole free GPUs (``moved``: the change per node, ``w0``, ``w``, +1 freed or -1 taken), in the groups'
+    ``columns`` (whole GPUs free, histogram, full nodes). Cell by cell through their views for a few groups, where
+    numpy's per-call cost would dominate; with four vector operations beyond ``_CELL_GROUPS``."""
+    dw, w0, w, sign = moved
+    whole, hist, full = columns
+    if len(ids) > _CELL_GROUPS:
+        at = np.array(ids, np.int64)
+        n = np.array(counts, np.int64)
+        whole[at] += dw * n
+        hist[at, w0] -= n
+        hist[at, w] += n
+        full[at] += sign * n
+        return
+    cw, ch, cf = cells
+    k = hist.shape[1]
+    for i, count in zip(ids, counts, strict=True):
+        cw[i] += dw * count
+        ch[i * k + w0] -= count
+        ch[i * k + w] += count
+        cf[i] += sign * count
 
 
 def _counts(ids: IntArray) -> tuple[list[int], list[int]]:

@@ -85,7 +85,7 @@ class AllocTable:
                 c.held[n] = left
                 if not left:
                     c.latest[n] = -math.inf
-                elif c.end[i] >= c.latest[n]:  # (an earlier end was not the node's latest: that stands)
+                elif c.end[i] == c.latest[n]:  # (an earlier end was not the node's latest: that stands)
                     c.dirty[n] = True
                     self._any_dirty = True
         else:
@@ -99,7 +99,7 @@ class AllocTable:
                 # Where others stay, only a node whose latest end was this job's (a job's rows share one end)
                 # needs a recount.
                 moved = on[still]
-                moved = moved[self._latest[moved] <= self._end[s]]
+                moved = moved[self._latest[moved] == self._end[s]]
                 if moved.size:
                     self._dirty[moved] = True
                     self._any_dirty = True

@@ -69,7 +69,6 @@ class EndPlanner:
         # (model, GPUs, nodes) -> the start last found for a gang of that shape placed anywhere: most refreshes
         # find it again, and checking a guess costs two counts where finding the time costs a partition.
         self._last_t: dict[tuple[int, int, int], float] = {}
-        self._other: dict[tuple[int, int], npt.NDArray[np.bool_]] = {}  # (model, GPUs) -> nodes not of that shape
 
     def earliest(self, job: Job, now: float) -> tuple[float, IntArray] | None:
         found = self._by_free_at(job, now)
@@ -101,9 +100,7 @@ class EndPlanner:
         topo = self.topo
         blocked = self._blocked.get((m, g))
         if blocked is None or blocked[0] != cap.node_version:
-            other = self._other.get((m, g))
-            if other is None:
-                other = self._other[(m, g)] = (topo.node_model != m) | (topo.node_gpus != g)
+            other = (topo.node_model != m) | (topo.node_gpus != g)
             blocked = self._blocked[(m, g)] = (cap.node_version, (other | ~cap.schedulable).nonzero()[0])
         times = self.allocs.free_at()
         times[blocked[1]] = math.inf
@@ -115,7 +112,7 @@ class EndPlanner:
             key = (m, g, need)
             t = self._last_t.get(key, math.nan)
             cand = (times <= t).nonzero()[0]
-            # t is the need-th smallest time exactly when fewer than need are below it and need or more are at most it.
+            # t is the need-th smallest time exactly when fewer than need are below it and need or more at most it.
             if not (cand.size >= need and int(np.count_nonzero(times[cand] < t)) < need):
                 t = self._last_t[key] = float(np.partition(times, need - 1)[need - 1])
                 cand = (times <= t).nonzero()[0]

@@ -96,13 +96,6 @@ class Profile:
         return self.text
 
 
-def _point_of(name: str) -> str:
-    owners = [point for point, reg in POINTS.items() if name in reg]
-    if not owners:
-        raise ConfigError(_unknown([name]))
-    return owners[0]
-
-
 def _unknown(names: list[str]) -> str:
     """The error for policy names no extension point knows: each with a did-you-mean, then what is known."""
     known = sorted({n for reg in POINTS.values() for n in reg} | set(NAMED_PROFILES))
@@ -146,12 +139,14 @@ def parse_profile(text: str) -> Profile:
     if not text:
         raise ConfigError("empty policy profile")
     specs = [parse_spec(part, what="policy") for part in text.split("+")]
-    unknown = [spec.name for spec in specs if not any(spec.name in reg for reg in POINTS.values())]
+    # Every name belongs to one extension point; all the unknown ones are named at once, not one per try.
+    points = [next((point for point, reg in POINTS.items() if spec.name in reg), None) for spec in specs]
+    unknown = [spec.name for spec, point in zip(specs, points, strict=True) if point is None]
     if unknown:
-        raise ConfigError(_unknown(unknown))  # every unknown part at once, not one per try
+        raise ConfigError(_unknown(unknown))
     chosen: dict[str, tuple[str, Mapping[str, str]]] = {}
-    for spec in specs:
-        point = _point_of(spec.name)
+    for spec, point in zip(specs, points, strict=True):
+        assert point is not None
         if point in chosen:
             raise ConfigError(
                 f"policy profile {text!r} names two {point} policies: {chosen[point][0]!r} and {spec.name!r}"
